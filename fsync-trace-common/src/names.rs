@@ -1,0 +1,47 @@
+//! Names of maps, globals and programs in the eBPF object, shared so they are spelled once.
+
+// Maps.
+pub const TRACED_TGIDS: &str = "TRACED_TGIDS";
+pub const FILE_STATS: &str = "FILE_STATS";
+pub const INFLIGHT_SYNCS: &str = "INFLIGHT_SYNCS";
+pub const EVENTS: &str = "EVENTS";
+pub const LOST_EVENTS: &str = "LOST_EVENTS";
+pub const CONFIG: &str = "CONFIG";
+pub const SYS_EXIT_TAILS: &str = "SYS_EXIT_TAILS";
+
+// Globals set at load time.
+pub const OFFSETS_GLOBAL: &str = "OFFSETS";
+
+// Tracepoint tier programs (raw tracepoints).
+pub const PROG_SYS_ENTER: &str = "sys_enter";
+pub const PROG_SYS_EXIT: &str = "sys_exit";
+pub const PROG_SYS_EXIT_OPEN: &str = "sys_exit_open";
+pub const PROG_SYS_EXIT_NAMESPACE: &str = "sys_exit_namespace";
+pub const PROG_SYS_EXIT_SYNC: &str = "sys_exit_sync";
+pub const PROG_SYS_EXIT_MMAP: &str = "sys_exit_mmap";
+pub const PROG_PROCESS_FORK: &str = "sched_process_fork";
+pub const PROG_PROCESS_EXIT: &str = "sched_process_exit";
+pub const PROG_DIRTY_FOLIO: &str = "writeback_dirty_folio";
+pub const PROG_WRITEBACK_INODE: &str = "writeback_single_inode";
+
+/// Slots in [`SYS_EXIT_TAILS`]: the sys_exit dispatcher handles writes inline (the hot path)
+/// and tail-calls one of these for everything else, keeping each program small for the verifier.
+pub const TAIL_OPEN: u32 = 0;
+pub const TAIL_NAMESPACE: u32 = 1;
+pub const TAIL_SYNC: u32 = 2;
+pub const TAIL_MMAP: u32 = 3;
+pub const TAIL_SLOTS: u32 = 4;
+
+/// Indices into the CONFIG array map.
+pub const CONFIG_FOLLOW_FORKS: u32 = 0;
+/// Global durability epoch: bumped at the entry of every durable-point syscall so the next write
+/// to any file re-announces it as dirty (see `FileCounters::dirty_gen`).
+pub const CONFIG_SYNC_EPOCH: u32 = 1;
+pub const CONFIG_SLOTS: u32 = 4;
+
+/// Indices into the LOST_EVENTS per-CPU array.
+pub const LOST_RINGBUF_FULL: u32 = 0;
+pub const LOST_FILE_MAP_FULL: u32 = 1;
+pub const LOST_INFLIGHT_MAP_FULL: u32 = 2;
+pub const LOST_TGID_MAP_FULL: u32 = 3;
+pub const LOST_SLOTS: u32 = 4;

@@ -1,0 +1,104 @@
+//! Maps shared by all programs. Names match `fsync_trace_common::names`.
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
+};
+use fsync_trace_common::{names, FileCounters, FileKey, InflightSync, KernelOffsets};
+
+/// Thread-group ids being traced (value unused).
+#[map]
+pub static TRACED_TGIDS: HashMap<u32, u32> = HashMap::with_max_entries(65536, 0);
+
+/// Exact per-file counters; the hot path of a write touches only this map.
+/// BPF_F_NO_PREALLOC (1): memory only for files actually seen.
+#[map]
+pub static FILE_STATS: HashMap<FileKey, FileCounters> = HashMap::with_max_entries(262_144, 1);
+
+/// Sync calls between sys_enter and sys_exit, by thread id.
+#[map]
+pub static INFLIGHT_SYNCS: HashMap<u32, InflightSync> = HashMap::with_max_entries(16384, 0);
+
+/// State changes for userspace.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Everything that could not be recorded, by reason (`names::LOST_*`).
+#[map]
+pub static LOST_EVENTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(names::LOST_SLOTS, 0);
+
+/// Small settings and the durability epoch (`names::CONFIG_*`).
+#[map]
+pub static CONFIG: Array<u64> = Array::with_max_entries(names::CONFIG_SLOTS, 0);
+
+/// Tail-call targets of the sys_exit dispatcher (`names::TAIL_*`).
+#[map]
+pub static SYS_EXIT_TAILS: ProgramArray = ProgramArray::with_max_entries(names::TAIL_SLOTS, 0);
+
+/// Struct offsets of the running kernel, written by userspace before load (from BTF).
+#[unsafe(no_mangle)]
+pub static OFFSETS: KernelOffsets = KernelOffsets {
+    task_pid: 0,
+    task_tgid: 0,
+    task_files: 0,
+    task_fs: 0,
+    task_signal: 0,
+    signal_live: 0,
+    files_fdt: 0,
+    fdt_max_fds: 0,
+    fdt_fd: 0,
+    file_f_mode: 0,
+    file_f_flags: 0,
+    file_f_inode: 0,
+    file_f_path: 0,
+    path_mnt: 0,
+    path_dentry: 0,
+    inode_i_mode: 0,
+    inode_i_ino: 0,
+    inode_i_sb: 0,
+    sb_s_dev: 0,
+    sb_s_magic: 0,
+    dentry_d_parent: 0,
+    dentry_d_name: 0,
+    dentry_d_inode: 0,
+    fs_pwd: 0,
+    mount_mnt: 0,
+    mount_mnt_parent: 0,
+    mount_mnt_mountpoint: 0,
+    vfsmount_mnt_root: 0,
+    mapping_host: 0,
+    ready: 0,
+};
+
+/// Reads one offset. Volatile so the compiler cannot fold the zero initialiser.
+macro_rules! off {
+    ($field:ident) => {{
+        #[allow(unused_unsafe)]
+        let v = unsafe { core::ptr::read_volatile(&$crate::maps::OFFSETS.$field) as usize };
+        v
+    }};
+}
+pub(crate) use off;
+
+#[inline(always)]
+pub fn count_lost(reason: u32) {
+    if let Some(p) = LOST_EVENTS.get_ptr_mut(reason) {
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn config(slot: u32) -> u64 {
+    match CONFIG.get(slot) {
+        Some(v) => *v,
+        None => 0,
+    }
+}
+
+/// Always 0, but unknown to LLVM (see `kernel::walk_path`).
+#[unsafe(no_mangle)]
+static OPAQUE_ZERO: usize = 0;
+
+#[inline(always)]
+pub fn opaque_zero() -> usize {
+    unsafe { core::ptr::read_volatile(&OPAQUE_ZERO) }
+}

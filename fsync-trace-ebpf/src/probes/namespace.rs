@@ -1,0 +1,92 @@
+//! sys_exit of rename*, link*, unlink*, mkdir*, rmdir, symlink*: which directory entries changed,
+//! with both base directories (dirfd or cwd) resolved to identity and absolute path.
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use fsync_trace_common::{
+    names, syscalls as nr, BaseDir, NamespaceOp, NamespaceRecord, RecordKind, AT_FDCWD,
+};
+
+use crate::{
+    kernel::{base_dir_path, dentry_inode, read_user_str, reg, walk_path, KPtr},
+    maps::{count_lost, EVENTS},
+    state::fill_header,
+};
+
+const AT_REMOVEDIR: u64 = 0x200;
+const CWD: u64 = AT_FDCWD as i64 as u64;
+
+#[raw_tracepoint]
+pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
+    let ret: i64 = ctx.arg(1);
+    if ret != 0 {
+        return 0;
+    }
+    let regs: KPtr = ctx.arg(0);
+    let id = reg(regs, nr::REGS_ORIG_AX);
+    let a = [
+        reg(regs, nr::REGS_DI),
+        reg(regs, nr::REGS_SI),
+        reg(regs, nr::REGS_DX),
+        reg(regs, nr::REGS_R10),
+        reg(regs, nr::REGS_R8),
+    ];
+    // (op, old dirfd, old name, new dirfd, new name, flags); single-name ops use "old".
+    let (op, odfd, oname, ndfd, nname, flags) = match id {
+        nr::RENAME => (NamespaceOp::Rename, CWD, a[0], CWD, a[1], 0),
+        nr::RENAMEAT => (NamespaceOp::Rename, a[0], a[1], a[2], a[3], 0),
+        nr::RENAMEAT2 => (NamespaceOp::Rename, a[0], a[1], a[2], a[3], a[4]),
+        nr::LINK => (NamespaceOp::Link, CWD, a[0], CWD, a[1], 0),
+        nr::LINKAT => (NamespaceOp::Link, a[0], a[1], a[2], a[3], a[4]),
+        nr::UNLINK => (NamespaceOp::Unlink, CWD, a[0], CWD, 0, 0),
+        nr::UNLINKAT if a[2] & AT_REMOVEDIR != 0 => (NamespaceOp::Rmdir, a[0], a[1], CWD, 0, a[2]),
+        nr::UNLINKAT => (NamespaceOp::Unlink, a[0], a[1], CWD, 0, a[2]),
+        nr::MKDIR => (NamespaceOp::Mkdir, CWD, a[0], CWD, 0, 0),
+        nr::MKDIRAT => (NamespaceOp::Mkdir, a[0], a[1], CWD, 0, 0),
+        nr::RMDIR => (NamespaceOp::Rmdir, CWD, a[0], CWD, 0, 0),
+        nr::SYMLINK => (NamespaceOp::Symlink, CWD, a[1], CWD, 0, 0),
+        nr::SYMLINKAT => (NamespaceOp::Symlink, a[1], a[2], CWD, 0, 0),
+        _ => return 0,
+    };
+    let two_names = matches!(op, NamespaceOp::Rename | NamespaceOp::Link);
+    let Some(mut entry) = EVENTS.reserve::<NamespaceRecord>(0) else {
+        count_lost(names::LOST_RINGBUF_FULL);
+        return 0;
+    };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        fill_header(&raw mut (*r).hdr, RecordKind::Namespace);
+        (*r).op = op as u32;
+        (*r).flags = flags as u32;
+        fill_base(&raw mut (*r).old_base, odfd);
+        read_user_str(oname, &mut (*r).old_name);
+        if two_names {
+            fill_base(&raw mut (*r).new_base, ndfd);
+            read_user_str(nname, &mut (*r).new_name);
+        } else {
+            (*r).new_base.dir = Default::default();
+            (*r).new_base.fs_magic = 0;
+            (*r).new_base.path_start = 0;
+            (*r).new_base.path_truncated = 0;
+            (*r).new_name[0] = 0;
+        }
+    }
+    entry.submit(0);
+    0
+}
+
+#[inline(always)]
+fn fill_base(b: *mut BaseDir, dirfd: u64) {
+    unsafe {
+        (*b).dir = Default::default();
+        (*b).fs_magic = 0;
+        (*b).path_start = 0;
+        (*b).path_truncated = 1;
+        let Some((mnt, dentry)) = base_dir_path(dirfd as i64) else { return };
+        if let Some(inode) = dentry_inode(dentry) {
+            (*b).dir = inode.key;
+            (*b).fs_magic = inode.magic;
+        }
+        let (start, truncated) = walk_path(mnt, dentry, (*b).path.as_mut_ptr());
+        (*b).path_start = start;
+        (*b).path_truncated = truncated;
+    }
+}

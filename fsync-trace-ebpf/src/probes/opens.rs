@@ -1,0 +1,55 @@
+//! sys_exit of open, openat, openat2, creat: identity, path and durability flags of files a
+//! traced process can change (opened for writing, created, or a directory).
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use fsync_trace_common::{names, OpenRecord, RecordKind, FMODE_CREATED};
+
+use crate::{
+    kernel::{current_file, dentry_inode, file_inode, path_at, read, walk_path, KPtr},
+    maps::{count_lost, off, EVENTS},
+    state::fill_header,
+};
+
+/// f_mode bit: the file was opened for writing.
+const FMODE_WRITE: u32 = 0x2;
+
+#[raw_tracepoint]
+pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
+    let ret: i64 = ctx.arg(1);
+    if ret < 0 {
+        return 0;
+    }
+    let Some(file) = current_file(ret) else { return 0 };
+    let Some(inode) = file_inode(file) else { return 0 };
+    if !inode.tracked() {
+        return 0;
+    }
+    let f_mode: u32 = read(file, off!(file_f_mode)).unwrap_or(0);
+    if inode.is_reg() && f_mode & (FMODE_WRITE | FMODE_CREATED) == 0 {
+        return 0; // read-only open of an existing file: cannot dirty anything
+    }
+    let f_flags: u32 = read(file, off!(file_f_flags)).unwrap_or(0);
+    let Some((mnt, dentry)) = path_at(file, off!(file_f_path)) else { return 0 };
+    let Some(mut entry) = EVENTS.reserve::<OpenRecord>(0) else {
+        count_lost(names::LOST_RINGBUF_FULL);
+        return 0;
+    };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        fill_header(&raw mut (*r).hdr, RecordKind::Open);
+        (*r).file = inode.key;
+        (*r).mode = inode.mode;
+        (*r).open_flags = f_flags;
+        (*r).f_mode = f_mode;
+        (*r).fd = ret as i32;
+        (*r).parent = Default::default();
+        let parent: KPtr = read(dentry, off!(dentry_d_parent)).unwrap_or(core::ptr::null());
+        if let Some(p) = dentry_inode(parent) {
+            (*r).parent = p.key;
+        }
+        let (start, truncated) = walk_path(mnt, dentry, (*r).path.as_mut_ptr());
+        (*r).path_start = start;
+        (*r).path_truncated = truncated;
+    }
+    entry.submit(0);
+    0
+}

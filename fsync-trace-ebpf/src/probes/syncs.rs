@@ -1,0 +1,73 @@
+//! sys_exit of fsync, fdatasync, msync, sync, syncfs, sync_file_range: one record per call with
+//! its latency and result.
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext};
+use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord};
+
+use crate::{
+    kernel::{current_file, file_inode, reg, KPtr},
+    maps::{count_lost, EVENTS, INFLIGHT_SYNCS},
+    state::fill_header,
+};
+
+#[raw_tracepoint]
+pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
+    let regs: KPtr = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(inflight) = (unsafe { INFLIGHT_SYNCS.get(&tid) }).copied() else { return 0 };
+    let _ = INFLIGHT_SYNCS.remove(&tid);
+    let op = match inflight.nr {
+        nr::FSYNC => SyncOp::Fsync,
+        nr::FDATASYNC => SyncOp::Fdatasync,
+        nr::MSYNC => SyncOp::Msync,
+        nr::SYNC => SyncOp::Sync,
+        nr::SYNCFS => SyncOp::Syncfs,
+        nr::SYNC_FILE_RANGE => SyncOp::SyncFileRange,
+        _ => return 0,
+    };
+    let arg0 = reg(regs, nr::REGS_DI);
+    let arg1 = reg(regs, nr::REGS_SI);
+    let arg2 = reg(regs, nr::REGS_DX);
+    let arg3 = reg(regs, nr::REGS_R10);
+    let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
+        count_lost(names::LOST_RINGBUF_FULL);
+        return 0;
+    };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        fill_header(&raw mut (*r).hdr, RecordKind::Sync);
+        (*r).op = op as u32;
+        (*r).ret = ret;
+        (*r).enter_ns = inflight.enter_ns;
+        (*r).file = Default::default();
+        (*r).file_mode = 0;
+        (*r).durable_fs = 0;
+        (*r).fd = -1;
+        (*r).addr = 0;
+        (*r).len = 0;
+        (*r).flags = 0;
+        match op {
+            SyncOp::Msync => {
+                (*r).addr = arg0;
+                (*r).len = arg1;
+                (*r).flags = arg2;
+            }
+            SyncOp::Sync => {}
+            _ => {
+                (*r).fd = arg0 as i32;
+                if op == SyncOp::SyncFileRange {
+                    (*r).addr = arg1;
+                    (*r).len = arg2;
+                    (*r).flags = arg3;
+                }
+                if let Some(inode) = current_file(arg0 as i64).and_then(file_inode) {
+                    (*r).file = inode.key;
+                    (*r).file_mode = inode.mode;
+                    (*r).durable_fs = inode.tracked() as u32;
+                }
+            }
+        }
+    }
+    entry.submit(0);
+    0
+}

@@ -1,0 +1,154 @@
+//! The per-file state transitions every tier shares: count a write, announce a file as dirty
+//! once per durability epoch, and emit records. Probes decode their hook's arguments and call
+//! these, so fentry/kprobe/tracepoint programs produce identical facts.
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns};
+use fsync_trace_common::{
+    names, DirtyRecord, FileCounters, FileKey, RecordHeader, RecordKind, SyncOp, SyncRecord,
+    DIRTY_BY_WRITE,
+};
+
+use crate::maps::{config, count_lost, CONFIG, EVENTS, FILE_STATS, TRACED_TGIDS};
+
+/// True if the current process is traced. First thing every program checks.
+#[inline(always)]
+pub fn current_traced() -> bool {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    unsafe { TRACED_TGIDS.get(&tgid).is_some() }
+}
+
+#[inline(always)]
+pub fn fill_header(hdr: *mut RecordHeader, kind: RecordKind) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    unsafe {
+        (*hdr).kind = kind as u32;
+        (*hdr).tgid = (pid_tgid >> 32) as u32;
+        (*hdr).tid = pid_tgid as u32;
+        (*hdr)._pad = 0;
+        (*hdr).ts_ns = bpf_ktime_get_ns();
+        (*hdr).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    }
+}
+
+/// The current durability epoch + 1 (never 0, so a fresh entry always differs).
+#[inline(always)]
+pub fn current_gen() -> u64 {
+    config(names::CONFIG_SYNC_EPOCH) + 1
+}
+
+/// Bumps the durability epoch: every file's next write announces it as dirty again.
+#[inline(always)]
+pub fn bump_epoch() {
+    if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_SYNC_EPOCH) {
+        atomic_add(p, 1);
+    }
+}
+
+/// The counters of `key`, created on first sight.
+#[inline(always)]
+pub fn file_counters(key: &FileKey) -> Option<*mut FileCounters> {
+    if let Some(p) = FILE_STATS.get_ptr_mut(key) {
+        return Some(p);
+    }
+    let zero = FileCounters::default();
+    // BPF_NOEXIST: a concurrent insert by another CPU wins, and we use its entry.
+    let _ = FILE_STATS.insert(key, &zero, 1);
+    match FILE_STATS.get_ptr_mut(key) {
+        Some(p) => Some(p),
+        None => {
+            count_lost(names::LOST_FILE_MAP_FULL);
+            None
+        }
+    }
+}
+
+/// Atomic `*p += v` (result unused, so it compiles to BPF_XADD): exact counts when threads on
+/// several CPUs write the same file.
+#[inline(always)]
+pub fn atomic_add(p: *mut u64, v: u64) {
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            p, v,
+        )
+    };
+}
+
+/// A successful write of `bytes` to `key` through a descriptor with open flags `f_flags`.
+#[inline(always)]
+pub fn on_write(key: &FileKey, bytes: u64, osync: bool, fd: i32) {
+    let Some(c) = file_counters(key) else { return };
+    unsafe {
+        if osync {
+            atomic_add(&raw mut (*c).sync_writes, 1);
+            atomic_add(&raw mut (*c).sync_write_bytes, bytes);
+            // Durable point for this file: tell userspace only if it was told the file is dirty.
+            if (*c).dirty_gen != 0 {
+                (*c).dirty_gen = 0;
+                emit_sync_write(key, fd);
+            }
+            return;
+        }
+        let writes_before = (*c).writes;
+        let bytes_before = (*c).bytes;
+        atomic_add(&raw mut (*c).writes, 1);
+        atomic_add(&raw mut (*c).bytes, bytes);
+        let pages_before = (*c).mapped_dirty_pages;
+        mark_dirty(key, c, writes_before, bytes_before, pages_before, DIRTY_BY_WRITE, fd);
+    }
+}
+
+/// Sends a `Dirty` record if userspace has not been told about this file in this epoch.
+#[inline(always)]
+pub fn mark_dirty(
+    key: &FileKey,
+    c: *mut FileCounters,
+    writes_before: u64,
+    bytes_before: u64,
+    mapped_pages_before: u64,
+    source: u32,
+    fd: i32,
+) {
+    let gen = current_gen();
+    unsafe {
+        if (*c).dirty_gen == gen {
+            return;
+        }
+        (*c).dirty_gen = gen;
+        let Some(mut entry) = EVENTS.reserve::<DirtyRecord>(0) else {
+            // Not announced: forget we tried so the next write retries, and count the loss.
+            (*c).dirty_gen = 0;
+            count_lost(names::LOST_RINGBUF_FULL);
+            return;
+        };
+        let r = entry.as_mut_ptr();
+        fill_header(&raw mut (*r).hdr, RecordKind::Dirty);
+        (*r).file = *key;
+        (*r).writes_before = writes_before;
+        (*r).bytes_before = bytes_before;
+        (*r).mapped_pages_before = mapped_pages_before;
+        (*r).source = source;
+        (*r).fd = fd;
+        entry.submit(0);
+    }
+}
+
+fn emit_sync_write(key: &FileKey, fd: i32) {
+    let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
+        count_lost(names::LOST_RINGBUF_FULL);
+        return;
+    };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        fill_header(&raw mut (*r).hdr, RecordKind::Sync);
+        (*r).op = SyncOp::SyncWrite as u32;
+        (*r).fd = fd;
+        (*r).ret = 0;
+        (*r).enter_ns = (*r).hdr.ts_ns;
+        (*r).file = *key;
+        (*r).file_mode = fsync_trace_common::S_IFREG;
+        (*r).durable_fs = 1;
+        (*r).addr = 0;
+        (*r).len = 0;
+        (*r).flags = 0;
+    }
+    entry.submit(0);
+}

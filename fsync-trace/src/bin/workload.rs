@@ -1,0 +1,688 @@
+//! `fsync-trace-workload`: small, deterministic durability scenarios.
+//!
+//! Used by the integration tests, the demo and the benchmarks. Every scenario
+//! issues an exact, known sequence of syscalls, so the tracer's findings can
+//! be checked against it. That is why the code talks to libc directly instead
+//! of going through `std::fs`: `File::write_all` may loop, and std may add
+//! syscalls (statx, fcntl, ...) of its own. Here one record is one write(2),
+//! and a short write is an error rather than a retry.
+//!
+//! Usage: `fsync-trace-workload <scenario> <dir> [options]` (see `usage()`).
+//! All files are created inside `<dir>`, which must exist. Nothing is printed
+//! on stdout; on any error the program prints
+//! `workload: <scenario>: <what>: <err>` to stderr and exits 1.
+
+use std::ffi::CString;
+use std::fmt;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::exit;
+
+const USAGE: &str = "\
+usage: fsync-trace-workload <scenario> <dir> [options]
+
+Runs one deterministic durability scenario; all files are created in <dir>.
+
+scenarios:
+  good <dir>                        3 writes, fsync, close, fsync dir (no findings)
+  unsynced <dir> [--writes N]       N writes (default 5), close, never fsynced
+  sync-other-fd <dir>               writes on one fd, fsync on a second fd
+  no-dirsync <dir>                  new file fsynced, its directory entry never
+  rename-unsafe <dir>               tmp file renamed over without fsync
+  rename-safe <dir>                 tmp file fsynced, renamed, dir fsynced
+  osync <dir>                       3 writes to an O_DSYNC file
+  mmap <dir> [--no-msync]           store to 2 mmap'ed pages, msync(MS_SYNC)
+  sfr <dir>                         sync_file_range (not a durability point)
+  fork <dir>                        parent syncs, forked child does not
+  threads <dir> [--records N]       2 threads, N records each (default 1000)
+  mkdir <dir>                       new subdir synced, parent dir never
+  unlink <dir>                      unlink without fsyncing the dir
+  link <dir>                        hard link + symlink without fsyncing the dir
+  fsync-error <mountdir>            fsync fails with EIO (needs failfs mount)
+  fsync-retry <mountdir>            fsync fails once, retry succeeds (failfs)
+  write-storm <dir> [--writes N]    N 64-byte writes (default 200000), no sync
+  fsync-bound <dir> [--records N]   N x (4096-byte write + fdatasync) (default 2000)
+  many-files <dir> [--files N]      N files written+fsynced (default 10000), dir once
+  demo <dir> [--fuse <mountdir>]    the bundled demo: a tiny key-value store
+
+Exit status: 0 on success, 1 on an I/O error, 2 on a usage error.
+";
+
+/// An error from one step of a scenario: `what` names the step, `err` is the
+/// OS error (or a description when there is no errno, e.g. a short write).
+struct Fail {
+    what: String,
+    err: String,
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.err)
+    }
+}
+
+type Res<T> = Result<T, Fail>;
+
+/// Turns the current errno into a `Fail` for step `what`.
+fn os_fail(what: impl Into<String>) -> Fail {
+    Fail {
+        what: what.into(),
+        err: io::Error::last_os_error().to_string(),
+    }
+}
+
+fn fail(what: impl Into<String>, err: impl Into<String>) -> Fail {
+    Fail {
+        what: what.into(),
+        err: err.into(),
+    }
+}
+
+/// Prints one line to stderr with a single write(2): `eprintln!` may split a
+/// line into several writes, which clutters strace output and the tracer's
+/// view of the process. Errors writing to stderr are ignored (nowhere to go).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let line = format!("{}\n", format_args!($($arg)*));
+        let _ = io::stderr().write_all(line.as_bytes());
+    }};
+}
+
+/// The `<dir>/<name>` path, shown in error messages as given.
+fn join(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+fn cpath(p: &Path) -> Res<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| fail(format!("path {}", p.display()), "contains a NUL byte"))
+}
+
+/// A deterministic record: `len` bytes of a letter chosen by `seed`, ending in
+/// a newline so the files are readable when debugging.
+fn record(len: usize, seed: usize) -> Vec<u8> {
+    let mut buf = vec![b'a' + (seed % 26) as u8; len];
+    if let Some(last) = buf.last_mut() {
+        *last = b'\n';
+    }
+    buf
+}
+
+// ---------------------------------------------------------------------------
+// Syscall helpers. Each one is exactly one syscall (dirfsync: open+fsync+close)
+// so the per-scenario counts in the comments below stay true.
+// ---------------------------------------------------------------------------
+
+fn open_flags(path: &Path, flags: libc::c_int) -> Res<libc::c_int> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string; mode is only read with O_CREAT.
+    let fd = unsafe { libc::open(c.as_ptr(), flags, 0o644 as libc::c_uint) };
+    if fd < 0 {
+        return Err(os_fail(format!("open {}", path.display())));
+    }
+    Ok(fd)
+}
+
+/// open(O_CREAT|O_WRONLY|O_TRUNC, 0644).
+fn create(path: &Path) -> Res<libc::c_int> {
+    open_flags(path, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC)
+}
+
+/// Exactly one write(2); a short write is an error, not a retry, so the
+/// number of write calls the tracer sees is exactly the number of records.
+fn write_exact_once(fd: libc::c_int, buf: &[u8], path: &Path) -> Res<()> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(os_fail(format!("write {}", path.display())));
+    }
+    if n as usize != buf.len() {
+        return Err(fail(
+            format!("write {}", path.display()),
+            format!("short write: {} of {} bytes", n, buf.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// `count` writes of `len` bytes each.
+fn write_records(fd: libc::c_int, count: usize, len: usize, path: &Path) -> Res<()> {
+    for i in 0..count {
+        write_exact_once(fd, &record(len, i), path)?;
+    }
+    Ok(())
+}
+
+fn fsync_or_die(fd: libc::c_int, path: &Path) -> Res<()> {
+    // SAFETY: plain syscall on an fd we own.
+    if unsafe { libc::fsync(fd) } != 0 {
+        return Err(os_fail(format!("fsync {}", path.display())));
+    }
+    Ok(())
+}
+
+fn fdatasync_or_die(fd: libc::c_int, path: &Path) -> Res<()> {
+    // SAFETY: plain syscall on an fd we own.
+    if unsafe { libc::fdatasync(fd) } != 0 {
+        return Err(os_fail(format!("fdatasync {}", path.display())));
+    }
+    Ok(())
+}
+
+/// close(2) is checked: on NFS/FUSE it can report a write-back error.
+fn close_or_die(fd: libc::c_int, path: &Path) -> Res<()> {
+    // SAFETY: `fd` is ours and closed exactly once.
+    if unsafe { libc::close(fd) } != 0 {
+        return Err(os_fail(format!("close {}", path.display())));
+    }
+    Ok(())
+}
+
+/// Makes `dir`'s entries durable: open(O_RDONLY|O_DIRECTORY), fsync, close.
+fn dirfsync(dir: &Path) -> Res<()> {
+    let fd = open_flags(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+    fsync_or_die(fd, dir)?;
+    close_or_die(fd, dir)
+}
+
+/// create + `count` writes of `len` bytes + optional fsync + close.
+fn write_file(path: &Path, count: usize, len: usize, sync: bool) -> Res<()> {
+    let fd = create(path)?;
+    write_records(fd, count, len, path)?;
+    if sync {
+        fsync_or_die(fd, path)?;
+    }
+    close_or_die(fd, path)
+}
+
+fn rename_or_die(from: &Path, to: &Path) -> Res<()> {
+    let (f, t) = (cpath(from)?, cpath(to)?);
+    // SAFETY: both are valid C strings.
+    if unsafe { libc::rename(f.as_ptr(), t.as_ptr()) } != 0 {
+        return Err(os_fail(format!(
+            "rename {} -> {}",
+            from.display(),
+            to.display()
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Option parsing: each scenario takes `<dir>` plus a few `--flag [value]`s.
+// ---------------------------------------------------------------------------
+
+struct Args {
+    scenario: String,
+    rest: Vec<String>,
+}
+
+impl Args {
+    /// Takes `--name N` (a count) or returns `default`.
+    fn count(&mut self, name: &str, default: usize) -> usize {
+        match self.value(name) {
+            None => default,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) => n,
+                Err(_) => usage_error(&format!(
+                    "{}: {name} needs a number, got {v:?}",
+                    self.scenario
+                )),
+            },
+        }
+    }
+
+    /// Takes `--name VALUE` if present.
+    fn value(&mut self, name: &str) -> Option<String> {
+        let i = self.rest.iter().position(|a| a == name)?;
+        if i + 1 >= self.rest.len() {
+            usage_error(&format!("{}: {name} needs a value", self.scenario));
+        }
+        let v = self.rest.remove(i + 1);
+        self.rest.remove(i);
+        Some(v)
+    }
+
+    /// Takes the boolean `--name` if present.
+    fn flag(&mut self, name: &str) -> bool {
+        match self.rest.iter().position(|a| a == name) {
+            Some(i) => {
+                self.rest.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Rejects whatever the scenario did not consume, so typos are not
+    /// silently ignored (a wrong count would make a test assert nonsense).
+    fn done(&self) {
+        if let Some(a) = self.rest.first() {
+            usage_error(&format!("{}: unexpected argument {a:?}", self.scenario));
+        }
+    }
+}
+
+fn usage_error(msg: &str) -> ! {
+    let _ = io::stderr().write_all(format!("workload: {msg}\n{USAGE}").as_bytes());
+    exit(2)
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios. The comment on each lists its exact syscalls.
+// ---------------------------------------------------------------------------
+
+/// good.dat: 3 writes, fsync, close; dir fsynced. Nothing at risk.
+fn good(dir: &Path) -> Res<()> {
+    write_file(&join(dir, "good.dat"), 3, 100, true)?;
+    dirfsync(dir)
+}
+
+/// unsynced.dat: N writes, close, never fsynced. The dir is fsynced so that
+/// only the file's data (not its entry) is at risk.
+fn unsynced(dir: &Path, writes: usize) -> Res<()> {
+    write_file(&join(dir, "unsynced.dat"), writes, 100, false)?;
+    dirfsync(dir)
+}
+
+/// other.dat: 4 writes on fd A, close; fsync on a fresh read-only fd B.
+/// fsync is per inode, so this IS durable: a tracer keyed on fds would
+/// wrongly report it.
+fn sync_other_fd(dir: &Path) -> Res<()> {
+    let path = join(dir, "other.dat");
+    write_file(&path, 4, 10, false)?;
+    let fd = open_flags(&path, libc::O_RDONLY)?;
+    fsync_or_die(fd, &path)?;
+    close_or_die(fd, &path)?;
+    dirfsync(dir)
+}
+
+/// nodir.dat: 1 write, fsync, close. The data is durable but the directory
+/// entry is not: after a crash the file may not exist.
+fn no_dirsync(dir: &Path) -> Res<()> {
+    write_file(&join(dir, "nodir.dat"), 1, 10, true)
+}
+
+/// config.tmp: 1 write, close, rename to config, dir fsynced. The classic
+/// mistake: the rename can reach disk before the data, leaving an empty
+/// `config` after a crash.
+fn rename_unsafe(dir: &Path) -> Res<()> {
+    let (tmp, dst) = (join(dir, "config.tmp"), join(dir, "config"));
+    write_file(&tmp, 1, 64, false)?;
+    rename_or_die(&tmp, &dst)?;
+    dirfsync(dir)
+}
+
+/// safe.tmp: 1 write, fsync, close, rename to safe, dir fsynced. Correct.
+fn rename_safe(dir: &Path) -> Res<()> {
+    let (tmp, dst) = (join(dir, "safe.tmp"), join(dir, "safe"));
+    write_file(&tmp, 1, 64, true)?;
+    rename_or_die(&tmp, &dst)?;
+    dirfsync(dir)
+}
+
+/// osync.dat opened O_DSYNC: each of the 3 writes is durable on return, with
+/// no fsync call at all.
+fn osync(dir: &Path) -> Res<()> {
+    let path = join(dir, "osync.dat");
+    let fd = open_flags(&path, libc::O_CREAT | libc::O_WRONLY | libc::O_DSYNC)?;
+    write_records(fd, 3, 50, &path)?;
+    close_or_die(fd, &path)?;
+    dirfsync(dir)
+}
+
+/// mapped.dat: ftruncate 8192, dir fsynced, mmap, one store per page (no
+/// write(2) at all), msync(MS_SYNC) unless `no_msync`, munmap, close.
+fn mmap(dir: &Path, no_msync: bool) -> Res<()> {
+    const LEN: usize = 8192;
+    // The two stores are meant to dirty two distinct pages.
+    const PAGE: usize = 4096;
+    let path = join(dir, "mapped.dat");
+    let fd = open_flags(&path, libc::O_CREAT | libc::O_RDWR | libc::O_TRUNC)?;
+    // SAFETY: plain syscall on our fd.
+    if unsafe { libc::ftruncate(fd, LEN as libc::off_t) } != 0 {
+        return Err(os_fail(format!("ftruncate {}", path.display())));
+    }
+    dirfsync(dir)?;
+    // SAFETY: mapping a file we just sized to LEN; checked for MAP_FAILED.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(os_fail(format!("mmap {}", path.display())));
+    }
+    let base = addr.cast::<u8>();
+    // SAFETY: both offsets are inside the LEN-byte mapping. Volatile so the
+    // compiler cannot drop stores it sees no reader for.
+    unsafe {
+        std::ptr::write_volatile(base, b'A');
+        std::ptr::write_volatile(base.add(PAGE), b'B');
+    }
+    if !no_msync {
+        // SAFETY: `addr` is the start of our LEN-byte mapping.
+        if unsafe { libc::msync(addr, LEN, libc::MS_SYNC) } != 0 {
+            return Err(os_fail(format!("msync {}", path.display())));
+        }
+    }
+    // SAFETY: unmapping exactly what we mapped; no references outlive it.
+    if unsafe { libc::munmap(addr, LEN) } != 0 {
+        return Err(os_fail(format!("munmap {}", path.display())));
+    }
+    close_or_die(fd, &path)
+}
+
+/// sfr.dat: 1 write of 4096, sync_file_range(WRITE|WAIT_AFTER), close, dir
+/// fsynced. sync_file_range writes the pages back but flushes neither the
+/// metadata nor the disk cache, so it is not a durability point.
+fn sfr(dir: &Path) -> Res<()> {
+    let path = join(dir, "sfr.dat");
+    let fd = create(&path)?;
+    write_exact_once(fd, &record(4096, 0), &path)?;
+    let flags = libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: plain syscall on our fd.
+    if unsafe { libc::sync_file_range(fd, 0, 0, flags) } != 0 {
+        return Err(os_fail(format!("sync_file_range {}", path.display())));
+    }
+    close_or_die(fd, &path)?;
+    dirfsync(dir)
+}
+
+/// parent.dat: 1 write + fsync in the parent. Then fork; the child writes
+/// child.dat (2 writes, no fsync) and _exits; the parent waits, then fsyncs
+/// the dir. Checks that findings are attributed to the right pid.
+fn fork(dir: &Path) -> Res<()> {
+    write_file(&join(dir, "parent.dat"), 1, 10, true)?;
+    // SAFETY: the process is single-threaded here, so the child may run
+    // arbitrary code; it leaves only through _exit (no atexit handlers, no
+    // unwinding back into the parent's main).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(os_fail("fork"));
+    }
+    if pid == 0 {
+        let code = match write_file(&join(dir, "child.dat"), 2, 10, false) {
+            Ok(()) => 0,
+            Err(e) => {
+                say!("workload: fork: child: {e}");
+                1
+            }
+        };
+        // SAFETY: ends the child without running the parent's cleanup.
+        unsafe { libc::_exit(code) }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(os_fail("waitpid"));
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(fail("child", format!("failed (wait status {status:#x})")));
+    }
+    dirfsync(dir)
+}
+
+/// thread0.dat, thread1.dat: N writes of 64 bytes each, from two threads,
+/// fsync after every 100th record and after the last one (once, if N is a
+/// multiple of 100: ceil(N/100) fsyncs per file). Main then fsyncs the dir.
+fn threads(dir: &Path, records: usize) -> Res<()> {
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let path = join(dir, &format!("thread{i}.dat"));
+            std::thread::spawn(move || -> Res<()> {
+                let fd = create(&path)?;
+                for r in 0..records {
+                    write_exact_once(fd, &record(64, r + i), &path)?;
+                    if (r + 1) % 100 == 0 || r + 1 == records {
+                        fsync_or_die(fd, &path)?;
+                    }
+                }
+                close_or_die(fd, &path)
+            })
+        })
+        .collect();
+    let mut first_err = None;
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h
+            .join()
+            .unwrap_or_else(|_| Err(fail(format!("thread {i}"), "panicked")));
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    dirfsync(dir)
+}
+
+/// mkdir sub; sub/f.dat: 1 write, fsync, close; sub fsynced. The parent is
+/// not, so the `sub` entry itself (and everything under it) may vanish.
+fn mkdir(dir: &Path) -> Res<()> {
+    let sub = join(dir, "sub");
+    let c = cpath(&sub)?;
+    // SAFETY: valid C string.
+    if unsafe { libc::mkdir(c.as_ptr(), 0o755) } != 0 {
+        return Err(os_fail(format!("mkdir {}", sub.display())));
+    }
+    write_file(&join(&sub, "f.dat"), 1, 10, true)?;
+    dirfsync(&sub)
+}
+
+/// gone.dat: 1 write, fsync, close, dir fsynced; then unlinked with no dir
+/// fsync, so the removal is not durable (the file may come back).
+fn unlink(dir: &Path) -> Res<()> {
+    let path = join(dir, "gone.dat");
+    write_file(&path, 1, 10, true)?;
+    dirfsync(dir)?;
+    let c = cpath(&path)?;
+    // SAFETY: valid C string.
+    if unsafe { libc::unlink(c.as_ptr()) } != 0 {
+        return Err(os_fail(format!("unlink {}", path.display())));
+    }
+    Ok(())
+}
+
+/// orig.dat: 1 write, fsync, close, dir fsynced; then link hard.dat and
+/// symlink soft.lnk -> orig.dat, with no dir fsync: two unsynced entries.
+fn link(dir: &Path) -> Res<()> {
+    let orig = join(dir, "orig.dat");
+    write_file(&orig, 1, 10, true)?;
+    dirfsync(dir)?;
+    let hard = join(dir, "hard.dat");
+    let (co, ch) = (cpath(&orig)?, cpath(&hard)?);
+    // SAFETY: valid C strings.
+    if unsafe { libc::link(co.as_ptr(), ch.as_ptr()) } != 0 {
+        return Err(os_fail(format!(
+            "link {} -> {}",
+            hard.display(),
+            orig.display()
+        )));
+    }
+    let soft = join(dir, "soft.lnk");
+    // The target is relative on purpose, as most real symlinks are.
+    let (target, cs) = (cpath(Path::new("orig.dat"))?, cpath(&soft)?);
+    // SAFETY: valid C strings.
+    if unsafe { libc::symlink(target.as_ptr(), cs.as_ptr()) } != 0 {
+        return Err(os_fail(format!("symlink {} -> orig.dat", soft.display())));
+    }
+    Ok(())
+}
+
+/// fail-always.dat on failfs: 1 write, fsync (fails with EIO: reported on
+/// stderr, exit stays 0), close. Succeeding would mean the mount is wrong.
+fn fsync_error(dir: &Path) -> Res<()> {
+    let path = join(dir, "fail-always.dat");
+    let fd = create(&path)?;
+    write_exact_once(fd, &record(10, 0), &path)?;
+    // SAFETY: plain syscall on our fd.
+    if unsafe { libc::fsync(fd) } == 0 {
+        return Err(fail(
+            format!("fsync {}", path.display()),
+            "succeeded, but EIO was expected (is the dir a failfs mount?)",
+        ));
+    }
+    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    say!("workload: fsync-error: fsync failed: errno {errno}");
+    close_or_die(fd, &path)
+}
+
+/// fail-once.dat on failfs: 1 write, fsync (fails with EIO, ignored), fsync
+/// again (must succeed), close. Shows a retry that "succeeds" although the
+/// data from the failed write-back may already be lost. Returns whether the
+/// first fsync failed.
+fn fsync_retry(dir: &Path, tag: &str) -> Res<bool> {
+    let path = join(dir, "fail-once.dat");
+    let fd = create(&path)?;
+    write_exact_once(fd, &record(10, 0), &path)?;
+    // SAFETY: plain syscall on our fd.
+    let failed = unsafe { libc::fsync(fd) } != 0;
+    if failed {
+        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        say!("workload: {tag}: first fsync failed: errno {errno} (retrying)");
+    }
+    fsync_or_die(fd, &path)?;
+    close_or_die(fd, &path)?;
+    Ok(failed)
+}
+
+/// storm.dat: N writes of 64 bytes, close, no sync. Tracer overhead benchmark.
+fn write_storm(dir: &Path, writes: usize) -> Res<()> {
+    let path = join(dir, "storm.dat");
+    let fd = create(&path)?;
+    // One buffer for all writes: the benchmark should measure syscalls.
+    let buf = record(64, 0);
+    for _ in 0..writes {
+        write_exact_once(fd, &buf, &path)?;
+    }
+    close_or_die(fd, &path)
+}
+
+/// wal.log: N x (write 4096 + fdatasync), close. fsync-latency benchmark.
+fn fsync_bound(dir: &Path, records: usize) -> Res<()> {
+    let path = join(dir, "wal.log");
+    let fd = create(&path)?;
+    let buf = record(4096, 0);
+    for _ in 0..records {
+        write_exact_once(fd, &buf, &path)?;
+        fdatasync_or_die(fd, &path)?;
+    }
+    close_or_die(fd, &path)
+}
+
+/// f<i>.dat for i in 0..N: 1 write of 128, fsync, close; then the dir once.
+/// Tracer state-table benchmark (many inodes).
+fn many_files(dir: &Path, files: usize) -> Res<()> {
+    for i in 0..files {
+        write_file(&join(dir, &format!("f{i}.dat")), 1, 128, true)?;
+    }
+    dirfsync(dir)
+}
+
+/// The bundled demo: a "tiny key-value store" that does one thing right and
+/// makes each kind of durability mistake. The segment step must stay the last
+/// one touching `dir`, so the final directory state has unsynced entries.
+fn demo(dir: &Path, fuse: Option<&Path>) -> Res<()> {
+    // Right: WAL append made durable with fdatasync, and its entry with a
+    // dir fsync.
+    let wal = join(dir, "wal.log");
+    let fd = create(&wal)?;
+    write_records(fd, 3, 128, &wal)?;
+    fdatasync_or_die(fd, &wal)?;
+    close_or_die(fd, &wal)?;
+    dirfsync(dir)?;
+    say!("demo: appended 3 records to wal.log, fdatasync'ed it and fsynced the directory (done right)");
+
+    // Wrong: data file written and never synced.
+    write_file(&join(dir, "data.db"), 4, 256, false)?;
+    say!("demo: wrote data.db (4 writes) and never fsynced it");
+
+    // Wrong: config replaced by rename, without fsyncing the new contents.
+    let (tmp, cfg) = (join(dir, "config.json.tmp"), join(dir, "config.json"));
+    write_file(&tmp, 1, 64, false)?;
+    rename_or_die(&tmp, &cfg)?;
+    say!(
+        "demo: replaced config.json by renaming config.json.tmp over it without fsyncing it first"
+    );
+
+    // Wrong: segment fsynced but its directory entry never is.
+    write_file(&join(dir, "segment-0001.log"), 2, 512, true)?;
+    say!("demo: created segment-0001.log and fsynced it, but never fsynced the directory");
+
+    if let Some(mnt) = fuse {
+        // Wrong: an fsync error swallowed by a retry (failfs mount).
+        if fsync_retry(mnt, "demo")? {
+            say!("demo: fsync of fail-once.dat failed with EIO; the retry \"succeeded\" and the error was ignored");
+        } else {
+            say!(
+                "demo: fsync of fail-once.dat did not fail: is {} a failfs mount?",
+                mnt.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A scenario with its options already parsed, ready to run on `<dir>`.
+type Scenario = Box<dyn FnOnce(&Path) -> Res<()>>;
+
+/// Binds a parsed option value to a scenario taking it.
+fn with<T: 'static>(value: T, f: fn(&Path, T) -> Res<()>) -> Scenario {
+    Box::new(move |d| f(d, value))
+}
+
+fn main() {
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return;
+    }
+    if argv.len() < 2 {
+        usage_error("missing <scenario> or <dir>");
+    }
+    let scenario = argv.remove(0);
+    let dir = PathBuf::from(argv.remove(0));
+    let mut a = Args {
+        scenario: scenario.clone(),
+        rest: argv,
+    };
+
+    let run: Scenario = match scenario.as_str() {
+        "good" => Box::new(good),
+        "unsynced" => with(a.count("--writes", 5), unsynced),
+        "sync-other-fd" => Box::new(sync_other_fd),
+        "no-dirsync" => Box::new(no_dirsync),
+        "rename-unsafe" => Box::new(rename_unsafe),
+        "rename-safe" => Box::new(rename_safe),
+        "osync" => Box::new(osync),
+        "mmap" => with(a.flag("--no-msync"), mmap),
+        "sfr" => Box::new(sfr),
+        "fork" => Box::new(fork),
+        "threads" => with(a.count("--records", 1000), threads),
+        "mkdir" => Box::new(mkdir),
+        "unlink" => Box::new(unlink),
+        "link" => Box::new(link),
+        "fsync-error" => Box::new(fsync_error),
+        "fsync-retry" => Box::new(|d| fsync_retry(d, "fsync-retry").map(drop)),
+        "write-storm" => with(a.count("--writes", 200_000), write_storm),
+        "fsync-bound" => with(a.count("--records", 2000), fsync_bound),
+        "many-files" => with(a.count("--files", 10_000), many_files),
+        "demo" => with(a.value("--fuse").map(PathBuf::from), |d, fuse| {
+            demo(d, fuse.as_deref())
+        }),
+        other => usage_error(&format!("unknown scenario {other:?}")),
+    };
+    // Before running anything: a mistyped option must not run a default.
+    a.done();
+    if let Err(e) = run(&dir) {
+        say!("workload: {scenario}: {e}");
+        exit(1);
+    }
+}

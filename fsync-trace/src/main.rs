@@ -1,0 +1,27 @@
+//! fsync-trace: shows where a program's data is not yet durable.
+//!
+//! The path of one fact: `tracer` (kernel hooks -> ring buffer -> decoded [`event::Event`]s and
+//! per-file counters) -> `state` (the durability state machine) -> `report` (text / JSON).
+mod cli;
+mod error;
+mod event;
+mod report;
+mod run;
+mod state;
+mod tracer;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let level = if cli.verbose { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let code = match run::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fsync-trace: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,238 @@
+//! Reports built from the final [`Analysis`]: the JSON shape (a public interface, `version` 1)
+//! and the text rendering of the same data.
+mod text;
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::{
+    state::{Analysis, Finding},
+    tracer::LostCounts,
+};
+pub use text::render_text;
+
+pub const REPORT_VERSION: u32 = 1;
+
+/// Maps CLOCK_MONOTONIC kernel timestamps to wall-clock time.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub mono_ns: u64,
+    pub wall: SystemTime,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        Self { mono_ns: monotonic_ns(), wall: SystemTime::now() }
+    }
+    pub fn wall_of(&self, mono_ns: u64) -> SystemTime {
+        if mono_ns >= self.mono_ns {
+            self.wall + Duration::from_nanos(mono_ns - self.mono_ns)
+        } else {
+            self.wall - Duration::from_nanos(self.mono_ns - mono_ns)
+        }
+    }
+}
+
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// Nearest-rank percentiles of `samples_ns`, in microseconds.
+pub fn latency_summary_us(samples_ns: &[u64]) -> LatencySummary {
+    if samples_ns.is_empty() {
+        return LatencySummary::default();
+    }
+    let mut v: Vec<u64> = samples_ns.iter().map(|ns| ns / 1000).collect();
+    v.sort_unstable();
+    let rank = |p: f64| -> u64 {
+        let r = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        v[r.clamp(1, v.len()) - 1]
+    };
+    LatencySummary { count: v.len() as u64, p50: rank(50.0), p99: rank(99.0), max: v[v.len() - 1] }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcessEntry {
+    pub pid: u32,
+    pub comm: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub dev: String,
+    pub ino: u64,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub writes: u64,
+    pub bytes_written: u64,
+    pub fsyncs: u64,
+    pub fdatasyncs: u64,
+    pub fsync_latency_us: LatencySummary,
+    pub max_dirty_window_ms: u64,
+    pub unsynced_bytes: u64,
+    /// Writes through O_SYNC / O_DSYNC descriptors (durable by themselves).
+    pub sync_writes: u64,
+    pub mapped_dirty_pages: u64,
+    /// Times the kernel's flusher wrote the file back (not a durable point).
+    pub kernel_writebacks: u64,
+    pub removed: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OpEntry {
+    pub op: &'static str,
+    pub calls: u64,
+    pub errors: u64,
+    pub latency_us: LatencySummary,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FindingEntry {
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// RFC 3339 wall-clock time.
+    pub time: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LostEntry {
+    pub ring_buffer_full: u64,
+    pub file_table_full: u64,
+    pub inflight_table_full: u64,
+    pub process_table_full: u64,
+    pub undecodable: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub tier: String,
+    pub lost_events: u64,
+    /// False if anything was lost: the report then undercounts.
+    pub complete: bool,
+    pub lost: LostEntry,
+    pub duration_ms: u64,
+    pub processes: Vec<ProcessEntry>,
+    pub files: Vec<FileEntry>,
+    pub syncs: Vec<OpEntry>,
+    pub findings: Vec<FindingEntry>,
+}
+
+fn dev_string(dev: u32) -> String {
+    format!("{}:{}", fsync_trace_common::kdev_major(dev), fsync_trace_common::kdev_minor(dev))
+}
+
+impl Report {
+    pub fn build(a: &Analysis, tier: &str, lost: LostCounts, clock: Clock, end_ns: u64) -> Self {
+        let files = a
+            .files
+            .iter()
+            .filter(|(f, c)| {
+                // Only files this trace saw written, mapped or synced.
+                c.writes + c.sync_writes + c.mapped_dirty_pages > 0 || f.fsyncs + f.fdatasyncs + f.other_syncs > 0
+            })
+            .map(|(f, c)| {
+                let unsynced = match f.dirty.first() {
+                    Some(d) if !f.removed && !f.is_dir => {
+                        c.bytes.saturating_sub(d.bytes_before)
+                            + c.mapped_dirty_pages.saturating_sub(d.pages_before) * fsync_trace_common::PAGE_SIZE
+                    }
+                    _ => 0,
+                };
+                FileEntry {
+                    path: f.path.clone().unwrap_or_else(|| "<unknown>".into()),
+                    dev: dev_string(f.key.dev),
+                    ino: f.key.ino,
+                    kind: if f.is_dir { "dir" } else { "file" },
+                    writes: c.writes + c.sync_writes,
+                    bytes_written: c.bytes + c.sync_write_bytes,
+                    fsyncs: f.fsyncs,
+                    fdatasyncs: f.fdatasyncs,
+                    fsync_latency_us: latency_summary_us(&f.sync_latency_ns),
+                    max_dirty_window_ms: f.max_dirty_window_ns / 1_000_000,
+                    unsynced_bytes: unsynced,
+                    sync_writes: c.sync_writes,
+                    mapped_dirty_pages: c.mapped_dirty_pages,
+                    kernel_writebacks: c.kernel_writebacks,
+                    removed: f.removed,
+                }
+            })
+            .collect();
+        let syncs = a
+            .ops
+            .iter()
+            .map(|(op, s)| OpEntry {
+                op: op.name(),
+                calls: s.calls,
+                errors: s.errors,
+                latency_us: latency_summary_us(&s.latency_ns),
+            })
+            .collect();
+        let findings = a
+            .findings
+            .iter()
+            .map(|f| FindingEntry {
+                finding: f.clone(),
+                time: humantime::format_rfc3339_millis(clock.wall_of(f.ts)).to_string(),
+            })
+            .collect();
+        let total = lost.total();
+        Report {
+            version: REPORT_VERSION,
+            tier: tier.to_string(),
+            lost_events: total,
+            complete: total == 0,
+            lost: LostEntry {
+                ring_buffer_full: lost.ring_buffer_full,
+                file_table_full: lost.file_table_full,
+                inflight_table_full: lost.inflight_table_full,
+                process_table_full: lost.process_table_full,
+                undecodable: lost.undecodable,
+            },
+            duration_ms: end_ns.saturating_sub(clock.mono_ns) / 1_000_000,
+            processes: a
+                .processes
+                .iter()
+                .map(|p| ProcessEntry { pid: p.pid, comm: p.comm.clone(), parent: p.parent })
+                .collect(),
+            files,
+            syncs,
+            findings,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serializing plain structs of strings and integers cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let s: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(latency_summary_us(&s), LatencySummary { count: 100, p50: 50, p99: 99, max: 100 });
+        assert_eq!(latency_summary_us(&[]), LatencySummary::default());
+        assert_eq!(latency_summary_us(&[7000]), LatencySummary { count: 1, p50: 7, p99: 7, max: 7 });
+        let two = [1000, 9000];
+        assert_eq!(latency_summary_us(&two), LatencySummary { count: 2, p50: 1, p99: 9, max: 9 });
+    }
+}

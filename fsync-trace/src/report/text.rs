@@ -1,0 +1,99 @@
+//! The report for people: a table per file, then the findings, worst first.
+use std::fmt::Write as _;
+
+use super::Report;
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[i]) }
+}
+
+pub fn render_text(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "fsync-trace report ({} tier, {} process(es), {:.1}s)",
+        r.tier,
+        r.processes.len(),
+        r.duration_ms as f64 / 1000.0
+    );
+    if r.lost_events > 0 {
+        let _ = writeln!(
+            out,
+            "WARNING: {} event(s) were lost (ring buffer full: {}, file table full: {}, other: {}); counts and findings below are INCOMPLETE.",
+            r.lost_events,
+            r.lost.ring_buffer_full,
+            r.lost.file_table_full,
+            r.lost.inflight_table_full + r.lost.process_table_full + r.lost.undecodable
+        );
+    }
+    let _ = writeln!(out);
+    if r.files.is_empty() {
+        let _ = writeln!(out, "No writes or syncs to durable files were seen.");
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<48} {:>7} {:>10} {:>6} {:>6} {:>21} {:>10} {:>10}",
+            "FILE", "WRITES", "BYTES", "FSYNC", "FDSYNC", "SYNC µs p50/p99/max", "DIRTY ms", "UNSYNCED"
+        );
+        for f in &r.files {
+            let mut path = f.path.clone();
+            if f.kind == "dir" {
+                path.push('/');
+            }
+            if f.removed {
+                path.push_str(" (deleted)");
+            }
+            let lat = if f.fsync_latency_us.count > 0 {
+                format!("{}/{}/{}", f.fsync_latency_us.p50, f.fsync_latency_us.p99, f.fsync_latency_us.max)
+            } else {
+                "-".into()
+            };
+            let _ = writeln!(
+                out,
+                "{:<48} {:>7} {:>10} {:>6} {:>6} {:>21} {:>10} {:>10}",
+                path,
+                f.writes,
+                human_bytes(f.bytes_written),
+                f.fsyncs,
+                f.fdatasyncs,
+                lat,
+                f.max_dirty_window_ms,
+                if f.unsynced_bytes > 0 { human_bytes(f.unsynced_bytes) } else { "0".into() }
+            );
+        }
+    }
+    if !r.syncs.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{:<16} {:>7} {:>7} {:>21}", "SYNC CALL", "CALLS", "ERRORS", "LATENCY µs p50/p99/max");
+        for s in &r.syncs {
+            let _ = writeln!(
+                out,
+                "{:<16} {:>7} {:>7} {:>21}",
+                s.op,
+                s.calls,
+                s.errors,
+                format!("{}/{}/{}", s.latency_us.p50, s.latency_us.p99, s.latency_us.max)
+            );
+        }
+    }
+    let _ = writeln!(out);
+    if r.findings.is_empty() {
+        let _ = writeln!(out, "No durability findings.");
+    } else {
+        let _ = writeln!(out, "{} finding(s), worst first:", r.findings.len());
+        for (i, f) in r.findings.iter().enumerate() {
+            let f2 = &f.finding;
+            let _ = writeln!(out, "{:>3}. [{}] {} (pid {} {}, {})", i + 1, f2.kind.name(), f2.path, f2.pid, f2.comm, f.time);
+            let _ = writeln!(out, "     {}", f2.message);
+            let _ = writeln!(out, "     fix: {}", f2.fix);
+        }
+    }
+    out
+}

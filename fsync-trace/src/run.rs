@@ -1,0 +1,294 @@
+//! One trace from start to report: check the arguments and the system, attach, start or adopt
+//! the targets, feed the state machine until they are gone (or a signal / the duration), report.
+use std::{
+    collections::HashSet,
+    ffi::{CString, OsString},
+    fs::File,
+    io::Write,
+    os::{fd::RawFd, unix::ffi::OsStrExt},
+    time::Duration,
+};
+
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+};
+
+use crate::{
+    cli::{Cli, Target},
+    error::RunError,
+    event::EventKind,
+    report::{self, Clock, Report},
+    state::{DurabilityState, ProcResolver},
+    tracer::{Tracer, TracerOptions},
+};
+
+/// Exit status when `--fail-on` matched.
+pub const EXIT_FINDINGS: i32 = 3;
+
+pub fn run(cli: Cli) -> Result<i32, RunError> {
+    let target = cli.target().map_err(RunError::Usage)?;
+    // SAFETY: plain syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(RunError::NotRoot);
+    }
+    // Fail on an unwritable output before tracing anything.
+    let mut output: Box<dyn Write> = match &cli.output {
+        Some(path) => Box::new(File::create(path).map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })?),
+        None => Box::new(std::io::stdout()),
+    };
+    let initial: Vec<(u32, String)> = match &target {
+        Target::Pids(pids) => pids.iter().map(|&p| process_tgid(p).map(|t| (t, comm_of(t)))).collect::<Result<_, _>>()?,
+        Target::Command(_) => Vec::new(),
+    };
+    let follow = cli.follow || matches!(target, Target::Command(_));
+    let mut tracer = Tracer::start(&TracerOptions { follow_forks: follow })?;
+    if cli.verbose {
+        eprintln!("fsync-trace: attached the {} tier", tracer.tier());
+    }
+    let clock = Clock::now();
+    let mut state = DurabilityState::new(ProcResolver);
+    let mut live: HashSet<u32> = HashSet::new();
+    let mut child: Option<u32> = None;
+    match &target {
+        Target::Pids(_) => {
+            for (tgid, comm) in &initial {
+                tracer.trace_tgid(*tgid)?;
+                state.add_process(*tgid, comm);
+                live.insert(*tgid);
+            }
+        }
+        Target::Command(cmd) => {
+            let spawned = spawn_stopped(cmd)?;
+            tracer.trace_tgid(spawned.pid)?;
+            state.add_process(spawned.pid, &cmd[0].to_string_lossy());
+            live.insert(spawned.pid);
+            child = Some(spawned.pid);
+            spawned.resume(cmd)?;
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let duration = cli.duration.map(Duration::from_secs_f64);
+    let child_status = runtime.block_on(event_loop(&mut tracer, &mut state, &mut live, child, duration))?;
+    // Everything still in the ring buffer belongs to the trace.
+    tracer.drain(|ev| state.apply(ev));
+    let end_ns = report::monotonic_ns();
+    let counters = tracer.file_counters()?;
+    let lost = tracer.lost()?;
+    let tier = tracer.tier();
+    drop(tracer); // detaches every program
+    let analysis = state.finish(end_ns, &counters);
+    let report = Report::build(&analysis, tier.name(), lost, clock, end_ns);
+    let text = if cli.json { report.to_json() + "\n" } else { report::render_text(&report) };
+    output.write_all(text.as_bytes()).and_then(|_| output.flush()).map_err(|source| RunError::Output {
+        path: cli.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
+        source,
+    })?;
+    if let Some(fail_on) = &cli.fail_on {
+        if analysis.findings.iter().any(|f| fail_on.matches(f.kind)) {
+            return Ok(EXIT_FINDINGS);
+        }
+    }
+    Ok(child_status.unwrap_or(0))
+}
+
+/// Waits for records until every traced process is gone, a signal, or the duration.
+/// Returns the command's exit status when there is one.
+async fn event_loop(
+    tracer: &mut Tracer,
+    state: &mut DurabilityState<ProcResolver>,
+    live: &mut HashSet<u32>,
+    child: Option<u32>,
+    duration: Option<Duration>,
+) -> Result<Option<i32>, RunError> {
+    let events = AsyncFd::with_interest(FdRef(tracer.events_fd()), tokio::io::Interest::READABLE)?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let deadline = tokio::time::sleep(duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    tokio::pin!(deadline);
+    let mut poll = tokio::time::interval(Duration::from_millis(250));
+    let (status_tx, mut status_rx) = tokio::sync::oneshot::channel::<i32>();
+    if let Some(pid) = child {
+        // waitpid blocks: reap the command on a blocking thread.
+        tokio::task::spawn_blocking(move || {
+            let _ = status_tx.send(wait_exit_status(pid as i32));
+        });
+    }
+    let mut child_status: Option<i32> = None;
+    let mut signals = 0;
+    loop {
+        tokio::select! {
+            guard = events.readable() => {
+                let mut guard = guard?;
+                tracer.drain(|ev| {
+                    match &ev.kind {
+                        EventKind::Fork { child } => { live.insert(*child); }
+                        EventKind::Exit => { live.remove(&ev.actor.pid); }
+                        _ => {}
+                    }
+                    state.apply(ev);
+                });
+                guard.clear_ready();
+            }
+            status = &mut status_rx, if child.is_some() && child_status.is_none() => {
+                child_status = Some(status.unwrap_or(1));
+                if let Some(pid) = child { live.remove(&pid); }
+            }
+            _ = sigint.recv() => {
+                signals += 1;
+                if !forward_or_stop(child, child_status, signals, libc::SIGINT) { break; }
+            }
+            _ = sigterm.recv() => {
+                signals += 1;
+                if !forward_or_stop(child, child_status, signals, libc::SIGTERM) { break; }
+            }
+            _ = &mut deadline => break,
+            _ = poll.tick() => {
+                // Exit records can be lost if the ring buffer overflows: also look at /proc.
+                live.retain(|&pid| Some(pid) == child || process_alive(pid));
+            }
+        }
+        if live.is_empty() && (child.is_none() || child_status.is_some()) {
+            break;
+        }
+    }
+    Ok(child_status)
+}
+
+/// With a command, the first Ctrl-C / SIGTERM is passed on to it and tracing continues until it
+/// exits (as strace does); a second one stops at once. Without one, any signal stops.
+fn forward_or_stop(child: Option<u32>, status: Option<i32>, signals: u32, sig: i32) -> bool {
+    match (child, status) {
+        (Some(pid), None) if signals == 1 => {
+            // SAFETY: plain syscall; the child is ours and not yet reaped.
+            unsafe { libc::kill(pid as i32, sig) };
+            true
+        }
+        _ => false,
+    }
+}
+
+struct FdRef(RawFd);
+impl std::os::fd::AsRawFd for FdRef {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+fn wait_exit_status(pid: i32) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: valid out pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return 1;
+        }
+    }
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}
+
+/// Thread-group id of `pid` (a thread id is accepted and mapped to its process).
+fn process_tgid(pid: u32) -> Result<u32, RunError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|_| RunError::NoSuchProcess(pid))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(RunError::NoSuchProcess(pid))
+}
+
+fn comm_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Alive and not a zombie.
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// A command forked and stopped before exec, so tracing is in place before its first instruction.
+struct Spawned {
+    pid: u32,
+    /// Read end of a close-on-exec pipe: EOF means exec succeeded, 4 bytes are its errno.
+    exec_result: RawFd,
+}
+
+fn spawn_stopped(cmd: &[OsString]) -> Result<Spawned, RunError> {
+    let argv: Vec<CString> = cmd
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| RunError::Usage("command arguments cannot contain NUL bytes".into())))
+        .collect::<Result<_, _>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: valid out array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(RunError::Spawn(std::io::Error::last_os_error()));
+    }
+    // SAFETY: fork before any other thread exists (the runtime starts later); the child only
+    // calls async-signal-safe functions before exec.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(RunError::Spawn(std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        unsafe {
+            libc::close(fds[0]);
+            libc::raise(libc::SIGSTOP);
+            libc::execvp(argv_ptrs[0], argv_ptrs.as_ptr());
+            let errno = *libc::__errno_location();
+            libc::write(fds[1], &errno as *const i32 as *const libc::c_void, 4);
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(fds[1]) };
+    let mut status = 0;
+    // SAFETY: valid out pointer; wait for the child to stop itself.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
+    if r != pid || !libc::WIFSTOPPED(status) {
+        unsafe { libc::close(fds[0]) };
+        return Err(RunError::Spawn(std::io::Error::other("the command did not start")));
+    }
+    Ok(Spawned { pid: pid as u32, exec_result: fds[0] })
+}
+
+impl Spawned {
+    /// Lets the stopped command run, and reports whether its exec worked.
+    fn resume(self, cmd: &[OsString]) -> Result<(), RunError> {
+        // SAFETY: our stopped child.
+        unsafe { libc::kill(self.pid as i32, libc::SIGCONT) };
+        let mut errno = 0i32;
+        // SAFETY: reading 4 bytes into an i32.
+        let n = unsafe { libc::read(self.exec_result, &mut errno as *mut i32 as *mut libc::c_void, 4) };
+        unsafe { libc::close(self.exec_result) };
+        if n == 4 {
+            let mut status = 0;
+            unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
+            let command = cmd[0].to_string_lossy().into_owned();
+            if errno == libc::ENOENT {
+                return Err(RunError::CommandNotFound { command });
+            }
+            return Err(RunError::Exec { command, source: std::io::Error::from_raw_os_error(errno) });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Durability rule violations found by the state machine.
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// Ordered by severity, worst first.
+    FsyncRetryAfterError,
+    FsyncError,
+    RenameBeforeFsync,
+    UnsyncedWrite,
+    UnsyncedParentDir,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 5] = [
+        Self::FsyncRetryAfterError,
+        Self::FsyncError,
+        Self::RenameBeforeFsync,
+        Self::UnsyncedWrite,
+        Self::UnsyncedParentDir,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FsyncRetryAfterError => "fsync_retry_after_error",
+            Self::FsyncError => "fsync_error",
+            Self::RenameBeforeFsync => "rename_before_fsync",
+            Self::UnsyncedWrite => "unsynced_write",
+            Self::UnsyncedParentDir => "unsynced_parent_dir",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// One finding. Optional fields are present only for the kinds they apply to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub path: String,
+    pub pid: u32,
+    pub comm: String,
+    /// CLOCK_MONOTONIC ns of the act that broke the rule (serialized as wall time by reports).
+    #[serde(skip)]
+    pub ts: u64,
+    pub message: String,
+    pub fix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsynced_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsynced_writes: Option<u64>,
+    /// How many times the same thing happened (e.g. an entry changed in several transactions).
+    pub count: u64,
+}
+
+pub fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        libc::EIO => "EIO",
+        libc::ENOSPC => "ENOSPC",
+        libc::EDQUOT => "EDQUOT",
+        libc::EBADF => "EBADF",
+        libc::EINVAL => "EINVAL",
+        libc::EROFS => "EROFS",
+        libc::EINTR => "EINTR",
+        libc::ENOMEM => "ENOMEM",
+        libc::ENOSYS => "ENOSYS",
+        libc::ENOTSUP => "ENOTSUP",
+        _ => "error",
+    }
+}

@@ -1,0 +1,222 @@
+//! Ring buffer bytes -> [`Event`]. Pure; tested with records built in Rust.
+use fsync_trace_common::{
+    open_flags, BaseDir, DirtyRecord, ExitRecord, ForkRecord, MmapRecord, NamespaceOp,
+    NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp, SyncRecord,
+    DIRTY_BY_MAPPED_STORE, FMODE_CREATED, PATH_BUF, S_IFDIR, S_IFMT,
+};
+use thiserror::Error;
+
+use crate::event::{Actor, Event, EventKind, NameRef};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is too short")]
+    Short(usize),
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+    #[error("record of kind {kind} has {len} bytes, expected {expected}")]
+    Size { kind: u32, len: usize, expected: usize },
+    #[error("unknown value {0} in record")]
+    BadValue(u32),
+}
+
+fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
+    let expected = std::mem::size_of::<T>();
+    if bytes.len() < expected {
+        return Err(DecodeError::Size { kind, len: bytes.len(), expected });
+    }
+    // SAFETY: T is a #[repr(C)] plain-old-data record, length checked; read_unaligned copes with
+    // any alignment of the ring buffer slice.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+}
+
+fn cstr(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// The path assembled backwards in the kernel: `buf[start..PATH_BUF]`, marked if truncated.
+fn walked_path(buf: &[u8], start: u32, truncated: u32) -> String {
+    let start = (start as usize).min(PATH_BUF);
+    let p = String::from_utf8_lossy(&buf[start..PATH_BUF]).into_owned();
+    if truncated != 0 {
+        format!("…{p}")
+    } else if p.is_empty() {
+        "/".to_string()
+    } else {
+        p
+    }
+}
+
+fn actor(h: &RecordHeader) -> Actor {
+    Actor { pid: h.tgid, tid: h.tid, comm: cstr(&h.comm) }
+}
+
+fn name_ref(base: &BaseDir, name: &[u8]) -> NameRef {
+    NameRef {
+        base_dir: base.dir,
+        base_path: walked_path(&base.path, base.path_start, base.path_truncated),
+        base_durable: fsync_trace_common::is_durable_fs(base.fs_magic),
+        name: cstr(name),
+    }
+}
+
+/// Decodes one ring buffer record.
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    if bytes.len() < std::mem::size_of::<RecordHeader>() {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    let hdr: RecordHeader = read(bytes, 0)?;
+    let kind = RecordKind::from_u32(hdr.kind).ok_or(DecodeError::UnknownKind(hdr.kind))?;
+    let k = hdr.kind;
+    let (ts, actor) = (hdr.ts_ns, actor(&hdr));
+    let kind = match kind {
+        RecordKind::Dirty => {
+            let r: DirtyRecord = read(bytes, k)?;
+            EventKind::Dirty {
+                file: r.file,
+                writes_before: r.writes_before,
+                bytes_before: r.bytes_before,
+                pages_before: r.mapped_pages_before,
+                by_mapping: r.source == DIRTY_BY_MAPPED_STORE,
+                fd: r.fd,
+            }
+        }
+        RecordKind::Sync => {
+            let r: SyncRecord = read(bytes, k)?;
+            let op = SyncOp::from_u32(r.op).ok_or(DecodeError::BadValue(r.op))?;
+            let has_file = r.durable_fs != 0 && (r.file.dev != 0 || r.file.ino != 0);
+            EventKind::Sync {
+                op,
+                enter_ns: r.enter_ns,
+                ret: r.ret,
+                file: has_file.then_some(r.file),
+                is_dir: r.file_mode & S_IFMT == S_IFDIR,
+                fd: r.fd,
+                addr: r.addr,
+                len: r.len,
+                flags: r.flags,
+            }
+        }
+        RecordKind::Open => {
+            let r: Box<OpenRecord> = Box::new(read(bytes, k)?);
+            EventKind::Open {
+                file: r.file,
+                parent: r.parent,
+                is_dir: r.mode & S_IFMT == S_IFDIR,
+                path: walked_path(&r.path, r.path_start, r.path_truncated),
+                open_flags: r.open_flags,
+                // O_TMPFILE files have no directory entry until linked.
+                created: r.f_mode & FMODE_CREATED != 0
+                    && r.open_flags & (open_flags::O_TMPFILE & !open_flags::O_DIRECTORY) == 0,
+                fd: r.fd,
+            }
+        }
+        RecordKind::Namespace => {
+            let r: Box<NamespaceRecord> = Box::new(read(bytes, k)?);
+            let op = NamespaceOp::from_u32(r.op).ok_or(DecodeError::BadValue(r.op))?;
+            let two = matches!(op, NamespaceOp::Rename | NamespaceOp::Link);
+            EventKind::Namespace {
+                op,
+                old: name_ref(&r.old_base, &r.old_name),
+                new: two.then(|| name_ref(&r.new_base, &r.new_name)),
+                flags: r.flags,
+            }
+        }
+        RecordKind::Mmap => {
+            let r: MmapRecord = read(bytes, k)?;
+            EventKind::Mmap { file: r.file, addr: r.addr, len: r.len }
+        }
+        RecordKind::Fork => {
+            let r: ForkRecord = read(bytes, k)?;
+            EventKind::Fork { child: r.child_tgid }
+        }
+        RecordKind::Exit => {
+            let _r: ExitRecord = read(bytes, k)?;
+            EventKind::Exit
+        }
+    };
+    Ok(Event { ts, actor, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fsync_trace_common::{FileKey, PATH_SLACK};
+
+    fn as_bytes<T>(v: &T) -> Vec<u8> {
+        let p = v as *const T as *const u8;
+        unsafe { std::slice::from_raw_parts(p, std::mem::size_of::<T>()) }.to_vec()
+    }
+
+    fn header(kind: RecordKind) -> RecordHeader {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"demo");
+        RecordHeader { kind: kind as u32, tgid: 42, tid: 43, _pad: 0, ts_ns: 1000, comm }
+    }
+
+    #[test]
+    fn decodes_a_dirty_record() {
+        let r = DirtyRecord {
+            hdr: header(RecordKind::Dirty),
+            file: FileKey { dev: 7, _pad: 0, ino: 9 },
+            writes_before: 3,
+            bytes_before: 300,
+            mapped_pages_before: 0,
+            source: 0,
+            fd: 5,
+        };
+        let e = decode(&as_bytes(&r)).unwrap();
+        assert_eq!(e.ts, 1000);
+        assert_eq!(e.actor, Actor { pid: 42, tid: 43, comm: "demo".into() });
+        assert_eq!(
+            e.kind,
+            EventKind::Dirty {
+                file: FileKey { dev: 7, _pad: 0, ino: 9 },
+                writes_before: 3,
+                bytes_before: 300,
+                pages_before: 0,
+                by_mapping: false,
+                fd: 5
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_a_backwards_path_and_created_flag() {
+        let mut path = [0u8; PATH_BUF + PATH_SLACK];
+        let p = b"/var/tmp/x.dat";
+        let start = PATH_BUF - p.len();
+        path[start..PATH_BUF].copy_from_slice(p);
+        let r = OpenRecord {
+            hdr: header(RecordKind::Open),
+            file: FileKey { dev: 1, _pad: 0, ino: 2 },
+            parent: FileKey { dev: 1, _pad: 0, ino: 3 },
+            mode: 0o100644,
+            open_flags: 0o1,
+            f_mode: FMODE_CREATED | 2,
+            fd: 3,
+            path_start: start as u32,
+            path_truncated: 0,
+            path,
+        };
+        match decode(&as_bytes(&r)).unwrap().kind {
+            EventKind::Open { path, created, is_dir, .. } => {
+                assert_eq!(path, "/var/tmp/x.dat");
+                assert!(created);
+                assert!(!is_dir);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_short_and_unknown_records() {
+        assert_eq!(decode(&[0u8; 8]), Err(DecodeError::Short(8)));
+        let mut h = header(RecordKind::Exit);
+        h.kind = 99;
+        assert_eq!(decode(&as_bytes(&h)), Err(DecodeError::UnknownKind(99)));
+        let h = header(RecordKind::Sync);
+        assert!(matches!(decode(&as_bytes(&h)), Err(DecodeError::Size { .. })));
+    }
+}

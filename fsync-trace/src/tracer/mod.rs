@@ -1,0 +1,234 @@
+//! The kernel side seen from userspace: load the eBPF object with this kernel's offsets, attach
+//! the programs of the chosen tier, choose what to trace, and read records and counters.
+mod btf;
+pub mod decode;
+mod error;
+pub mod tier;
+
+use std::{collections::HashMap, os::fd::AsRawFd};
+
+use aya::{
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
+    programs::RawTracePoint,
+    Ebpf, EbpfLoader,
+};
+pub use btf::{kernel_offsets, VMLINUX_BTF};
+pub use error::TracerError;
+use fsync_trace_common::{names, FileCounters, FileKey};
+pub use tier::Tier;
+
+use crate::event::Event;
+
+/// The object built by `build.rs` (aya-build) from `fsync-trace-ebpf`.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fsync-trace"));
+
+#[derive(Clone, Debug, Default)]
+pub struct TracerOptions {
+    /// Trace processes forked by traced processes.
+    pub follow_forks: bool,
+}
+
+/// Events that could not be recorded, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LostCounts {
+    pub ring_buffer_full: u64,
+    pub file_table_full: u64,
+    pub inflight_table_full: u64,
+    pub process_table_full: u64,
+    /// Records userspace could not decode.
+    pub undecodable: u64,
+}
+
+impl LostCounts {
+    pub fn total(&self) -> u64 {
+        self.ring_buffer_full
+            + self.file_table_full
+            + self.inflight_table_full
+            + self.process_table_full
+            + self.undecodable
+    }
+}
+
+pub struct Tracer {
+    ebpf: Ebpf,
+    events: RingBuf<MapData>,
+    tier: Tier,
+    undecodable: u64,
+}
+
+/// Tail-called handlers of the sys_exit dispatcher, by slot.
+const TAILS: [(&str, u32); 4] = [
+    (names::PROG_SYS_EXIT_OPEN, names::TAIL_OPEN),
+    (names::PROG_SYS_EXIT_NAMESPACE, names::TAIL_NAMESPACE),
+    (names::PROG_SYS_EXIT_SYNC, names::TAIL_SYNC),
+    (names::PROG_SYS_EXIT_MMAP, names::TAIL_MMAP),
+];
+
+/// Attached programs and the raw tracepoint each hooks.
+const ATTACHED: [(&str, &str); 6] = [
+    (names::PROG_SYS_ENTER, "sys_enter"),
+    (names::PROG_SYS_EXIT, "sys_exit"),
+    (names::PROG_PROCESS_FORK, "sched_process_fork"),
+    (names::PROG_PROCESS_EXIT, "sched_process_exit"),
+    (names::PROG_DIRTY_FOLIO, "writeback_dirty_folio"),
+    (names::PROG_WRITEBACK_INODE, "writeback_single_inode"),
+];
+
+fn program_error(name: &'static str, source: aya::programs::ProgramError) -> TracerError {
+    if is_eperm_program(&source) {
+        return TracerError::NotPermitted(format!("{name}: {source}"));
+    }
+    TracerError::Program { name, source }
+}
+
+fn is_eperm_program(e: &aya::programs::ProgramError) -> bool {
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.raw_os_error() == Some(libc::EPERM);
+        }
+        src = s.source();
+    }
+    e.to_string().contains("Operation not permitted")
+}
+
+impl Tracer {
+    /// Loads and attaches everything. Nothing is traced until [`Tracer::trace_tgid`].
+    pub fn start(opts: &TracerOptions) -> Result<Self, TracerError> {
+        let offsets = kernel_offsets(VMLINUX_BTF)?;
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::OFFSETS_GLOBAL, &offsets, true)
+            .load(EBPF_OBJECT)
+            .map_err(|e| {
+                if e.to_string().contains("Operation not permitted") {
+                    TracerError::NotPermitted(e.to_string())
+                } else {
+                    TracerError::Load(e)
+                }
+            })?;
+        if let Err(e) = aya_log::EbpfLogger::init(&mut ebpf) {
+            log::debug!("no eBPF log output: {e}");
+        }
+        // Config before attach, so the programs never run with a half-set configuration.
+        {
+            let map = ebpf.map_mut(names::CONFIG).ok_or(TracerError::MissingMap(names::CONFIG))?;
+            let mut config: Array<_, u64> = Array::try_from(map)
+                .map_err(|source| TracerError::Map { name: names::CONFIG, source })?;
+            config
+                .set(names::CONFIG_FOLLOW_FORKS, opts.follow_forks as u64, 0)
+                .map_err(|source| TracerError::Map { name: names::CONFIG, source })?;
+        }
+        for (name, slot) in TAILS {
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or(TracerError::MissingMap(name))?
+                .try_into()
+                .map_err(|source| program_error(name, source))?;
+            prog.load().map_err(|source| program_error(name, source))?;
+            let fd = prog.fd().map_err(|source| program_error(name, source))?.try_clone()
+                .map_err(TracerError::Io)?;
+            let map = ebpf
+                .map_mut(names::SYS_EXIT_TAILS)
+                .ok_or(TracerError::MissingMap(names::SYS_EXIT_TAILS))?;
+            let mut tails = ProgramArray::try_from(map)
+                .map_err(|source| TracerError::Map { name: names::SYS_EXIT_TAILS, source })?;
+            tails
+                .set(slot, &fd, 0)
+                .map_err(|source| TracerError::Map { name: names::SYS_EXIT_TAILS, source })?;
+        }
+        for (name, tp) in ATTACHED {
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or(TracerError::MissingMap(name))?
+                .try_into()
+                .map_err(|source| program_error(name, source))?;
+            prog.load().map_err(|source| program_error(name, source))?;
+            prog.attach(tp).map_err(|source| program_error(name, source))?;
+            log::debug!("attached {name} to raw tracepoint {tp}");
+        }
+        let events = RingBuf::try_from(
+            ebpf.take_map(names::EVENTS).ok_or(TracerError::MissingMap(names::EVENTS))?,
+        )
+        .map_err(|source| TracerError::Map { name: names::EVENTS, source })?;
+        Ok(Self { ebpf, events, tier: Tier::Tracepoint, undecodable: 0 })
+    }
+
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    fn traced_map(&mut self) -> Result<BpfHashMap<&mut MapData, u32, u32>, TracerError> {
+        let map = self
+            .ebpf
+            .map_mut(names::TRACED_TGIDS)
+            .ok_or(TracerError::MissingMap(names::TRACED_TGIDS))?;
+        BpfHashMap::try_from(map).map_err(|source| TracerError::Map { name: names::TRACED_TGIDS, source })
+    }
+
+    /// Starts tracing every thread of process `tgid`.
+    pub fn trace_tgid(&mut self, tgid: u32) -> Result<(), TracerError> {
+        self.traced_map()?
+            .insert(tgid, 1, 0)
+            .map_err(|source| TracerError::Map { name: names::TRACED_TGIDS, source })
+    }
+
+    /// File descriptor of the ring buffer, to wait on with epoll.
+    pub fn events_fd(&self) -> std::os::fd::RawFd {
+        self.events.as_raw_fd()
+    }
+
+    /// Decodes every record now in the ring buffer, in order, into `sink`.
+    pub fn drain(&mut self, mut sink: impl FnMut(Event)) -> usize {
+        let mut n = 0;
+        while let Some(item) = self.events.next() {
+            match decode::decode(&item) {
+                Ok(ev) => sink(ev),
+                Err(e) => {
+                    self.undecodable += 1;
+                    log::warn!("dropping undecodable record: {e}");
+                }
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Exact per-file counters kept in the kernel.
+    pub fn file_counters(&self) -> Result<HashMap<FileKey, FileCounters>, TracerError> {
+        let map = self
+            .ebpf
+            .map(names::FILE_STATS)
+            .ok_or(TracerError::MissingMap(names::FILE_STATS))?;
+        let stats: BpfHashMap<_, FileKey, FileCounters> = BpfHashMap::try_from(map)
+            .map_err(|source| TracerError::Map { name: names::FILE_STATS, source })?;
+        let mut out = HashMap::new();
+        for item in stats.iter() {
+            let (k, v) = item.map_err(|source| TracerError::Map { name: names::FILE_STATS, source })?;
+            out.insert(k, v);
+        }
+        Ok(out)
+    }
+
+    /// Everything the kernel side could not record, plus undecodable records.
+    pub fn lost(&self) -> Result<LostCounts, TracerError> {
+        let map = self
+            .ebpf
+            .map(names::LOST_EVENTS)
+            .ok_or(TracerError::MissingMap(names::LOST_EVENTS))?;
+        let lost: PerCpuArray<_, u64> = PerCpuArray::try_from(map)
+            .map_err(|source| TracerError::Map { name: names::LOST_EVENTS, source })?;
+        let sum = |slot: u32| -> Result<u64, TracerError> {
+            let v = lost
+                .get(&slot, 0)
+                .map_err(|source| TracerError::Map { name: names::LOST_EVENTS, source })?;
+            Ok(v.iter().sum())
+        };
+        Ok(LostCounts {
+            ring_buffer_full: sum(names::LOST_RINGBUF_FULL)?,
+            file_table_full: sum(names::LOST_FILE_MAP_FULL)?,
+            inflight_table_full: sum(names::LOST_INFLIGHT_MAP_FULL)?,
+            process_table_full: sum(names::LOST_TGID_MAP_FULL)?,
+            undecodable: self.undecodable,
+        })
+    }
+}

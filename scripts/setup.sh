@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Takes a fresh machine of this kind (Debian 12, rustup, root) to a working fsync-trace build.
+# Idempotent and quick when everything is already in place.
+set -euo pipefail
+
+# The nightly used for the eBPF object (pinned in ./bpf-toolchain; LLVM 22 = BPF_LINKER_LLVM).
+NIGHTLY="$(cat "$(dirname "$0")/../bpf-toolchain")"
+BPF_LINKER_VERSION="0.13.0"
+BPF_LINKER_LLVM="llvm-22"
+APT_PACKAGES=(
+  build-essential pkg-config
+  strace bpftrace                      # benchmark baselines
+  prometheus                           # metrics integration test (real server + promtool)
+  fuse3 libfuse3-dev                   # failing-fsync FUSE filesystem in the tests
+  sqlite3 libsqlite3-dev               # embedded database workload
+  qemu-system-x86 busybox-static cpio e2fsprogs   # second-kernel (kprobe/fentry) runs
+)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh must run as root (it installs packages)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian prometheus package starts a server on :9090; tests start their own on loopback.
+if systemctl is-active --quiet prometheus 2>/dev/null; then systemctl stop prometheus || true; fi
+
+if ! rustup run "$NIGHTLY" rustc --version >/dev/null 2>&1 \
+   || ! rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null | grep -q '^rust-src'; then
+  log "installing $NIGHTLY with rust-src"
+  rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src
+fi
+rustup target list --installed | grep -q x86_64-unknown-linux-musl \
+  || rustup target add x86_64-unknown-linux-musl
+
+# bpf-linker must link against the exact libLLVM the nightly's rustc emits bitcode for.
+if ! bpf-linker --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
+  sysroot="$(rustc +"$NIGHTLY" --print sysroot)"
+  libllvm="$(ls "$sysroot"/lib/libLLVM.so.* | head -n1)"
+  prefix="$HOME/.cache/fsync-trace/llvm-prefix"
+  mkdir -p "$prefix/lib"
+  ln -sf "$libllvm" "$prefix/lib/libLLVM.so"
+  log "building bpf-linker $BPF_LINKER_VERSION against $libllvm"
+  # rpath: bpf-linker then finds the toolchain's libLLVM without LD_LIBRARY_PATH.
+  LLVM_PREFIX="$prefix" LD_LIBRARY_PATH="$sysroot/lib" \
+  RUSTFLAGS="-C link-arg=-Wl,-rpath,$sysroot/lib" cargo +"$NIGHTLY" install bpf-linker --force \
+    --locked --version "$BPF_LINKER_VERSION" --no-default-features --features "$BPF_LINKER_LLVM"
+fi
+log "ok: $(rustc +"$NIGHTLY" --version), $(bpf-linker --version)"

@@ -1,5 +1,5 @@
 //! Tasks cargo cannot do alone: root integration runs, the demo, (later) VM kernels and benches.
-use std::process::Command;
+use std::{path::Path, process::Command};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -40,20 +40,7 @@ fn cargo() -> Command {
 
 fn main() -> Result<()> {
     match Xtask::parse().cmd {
-        Cmd::Demo { json } => {
-            run(cargo().args(["build", "--release", "-p", "fsync-trace"]))?;
-            let dir = std::path::Path::new("/var/tmp/fsync-trace-demo");
-            if dir.exists() {
-                std::fs::remove_dir_all(dir).context("cleaning the demo directory")?;
-            }
-            std::fs::create_dir_all(dir).context("creating the demo directory")?;
-            let mut cmd = Command::new("target/release/fsync-trace");
-            if json {
-                cmd.arg("--json");
-            }
-            cmd.args(["--", "target/release/fsync-trace-workload", "demo"]).arg(dir);
-            run(&mut cmd)
-        }
+        Cmd::Demo { json } => demo(json),
         Cmd::Integration { args } => {
             // SAFETY: plain syscall.
             if unsafe { libc_geteuid() } != 0 {
@@ -64,6 +51,47 @@ fn main() -> Result<()> {
                 .args(args))
         }
     }
+}
+
+/// Traces the bundled demo workload, including a failing fsync on a small FUSE filesystem
+/// (tests/fixtures/failfs.c) so every kind of finding shows up.
+fn demo(json: bool) -> Result<()> {
+    run(cargo().args(["build", "--release", "-p", "fsync-trace"]))?;
+    let root = Path::new("/var/tmp/fsync-trace-demo");
+    let mnt = root.join("fuse");
+    let _ = Command::new("fusermount3").arg("-u").arg(&mnt).stderr(std::process::Stdio::null()).status();
+    if root.exists() {
+        std::fs::remove_dir_all(root).context("cleaning the demo directory")?;
+    }
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).context("creating the demo directory")?;
+    std::fs::create_dir_all(&mnt)?;
+    let failfs = root.join("failfs");
+    let flags = Command::new("pkg-config").args(["--cflags", "--libs", "fuse3"]).output().context("pkg-config (run scripts/setup.sh)")?;
+    let flags = String::from_utf8_lossy(&flags.stdout).to_string();
+    run(Command::new("gcc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&failfs)
+        .arg("fsync-trace/tests/fixtures/failfs.c")
+        .args(flags.split_whitespace()))?;
+    let mut fuse = Command::new(&failfs).args(["-f", "-s"]).arg(&mnt).spawn().context("starting failfs")?;
+    let mounted = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.contains(mnt.to_str().unwrap_or("?")))
+    });
+    let result = if mounted {
+        let mut cmd = Command::new("target/release/fsync-trace");
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["--", "target/release/fsync-trace-workload", "demo"]).arg(&data).arg("--fuse").arg(&mnt);
+        run(&mut cmd)
+    } else {
+        Err(anyhow::anyhow!("the demo FUSE filesystem did not mount at {}", mnt.display()))
+    };
+    let _ = Command::new("fusermount3").arg("-u").arg(&mnt).status();
+    let _ = fuse.wait();
+    result
 }
 
 extern "C" {

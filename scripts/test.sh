@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# All tests: unit tests (no root needed), then the root-only suites that load the real eBPF
+# programs into this kernel. Installs what it needs first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "unit tests"
+cargo test --release --workspace
+
+step "integration tests (real eBPF programs on this kernel)"
+cargo xtask integration

@@ -36,6 +36,6 @@ pub struct KernelOffsets {
     pub mount_mnt_mountpoint: u32,
     pub vfsmount_mnt_root: u32,
     pub mapping_host: u32,
-    /// Non-zero once filled in by userspace; programs do nothing until then.
+    /// Set to 1 by userspace when the offsets come from BTF (0 in the object as built).
     pub ready: u32,
 }

@@ -91,6 +91,29 @@ pub struct FileEntry {
     /// Times the kernel's flusher wrote the file back (not a durable point).
     pub kernel_writebacks: u64,
     pub removed: bool,
+    /// Durability-relevant flags the file was opened with (O_SYNC, O_DSYNC, O_DIRECT, O_APPEND, O_TMPFILE).
+    pub open_flags: Vec<&'static str>,
+}
+
+/// Names of the durability-relevant open flags in `flags`.
+pub fn open_flag_names(flags: u32) -> Vec<&'static str> {
+    use fsync_trace_common::open_flags as o;
+    let mut v = Vec::new();
+    if flags & o::O_SYNC == o::O_SYNC {
+        v.push("O_SYNC");
+    } else if flags & o::O_DSYNC != 0 {
+        v.push("O_DSYNC");
+    }
+    if flags & o::O_DIRECT != 0 {
+        v.push("O_DIRECT");
+    }
+    if flags & o::O_APPEND != 0 {
+        v.push("O_APPEND");
+    }
+    if flags & (o::O_TMPFILE & !o::O_DIRECTORY) != 0 {
+        v.push("O_TMPFILE");
+    }
+    v
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -170,6 +193,7 @@ impl Report {
                     mapped_dirty_pages: c.mapped_dirty_pages,
                     kernel_writebacks: c.kernel_writebacks,
                     removed: f.removed,
+                    open_flags: open_flag_names(f.open_flags),
                 }
             })
             .collect();
@@ -225,6 +249,15 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_flag_names_distinguish_sync_from_dsync() {
+        use fsync_trace_common::open_flags as o;
+        assert_eq!(open_flag_names(o::O_SYNC | o::O_APPEND), vec!["O_SYNC", "O_APPEND"]);
+        assert_eq!(open_flag_names(o::O_DSYNC | o::O_DIRECT), vec!["O_DSYNC", "O_DIRECT"]);
+        assert_eq!(open_flag_names(o::O_TMPFILE), vec!["O_TMPFILE"]);
+        assert!(open_flag_names(0o2 | o::O_DIRECTORY).is_empty());
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

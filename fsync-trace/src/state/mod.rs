@@ -59,6 +59,9 @@ pub struct FileState {
     /// errno of a failed sync not yet followed by a successful one.
     pub failed_sync: Option<i32>,
     pub opened_sync: bool,
+    /// Every durability-relevant open flag seen on this file (O_SYNC, O_DSYNC, O_DIRECT,
+    /// O_APPEND, O_TMPFILE), OR-ed.
+    pub open_flags: u32,
     /// Directories: entry changes not yet synced.
     pub pending: Vec<PendingEntry>,
 }
@@ -188,14 +191,23 @@ impl<R: Resolver> DurabilityState<R> {
                     }
                 }
             }
-            EventKind::Sync { op, enter_ns, ret, file, is_dir, fd: _, addr, len, flags } => {
+            EventKind::Sync { op, enter_ns, ret, file, is_dir, fd, addr, len, flags } => {
+                // A file opened before tracing started (or read-only) has no path yet.
+                if let Some(key) = file {
+                    if fd >= 0 && self.files.get(&key).is_none_or(|f| f.path.is_none()) {
+                        if let Some(path) = self.resolver.fd_path(actor.pid, fd) {
+                            self.set_path(key, path, is_dir);
+                        }
+                    }
+                }
                 self.on_sync(ts, &actor, op, enter_ns, ret, file, is_dir, addr, len, flags)
             }
             EventKind::Open { file, parent, is_dir, path, open_flags: oflags, created, .. } => {
                 self.set_path(file, path.clone(), is_dir);
-                if oflags & open_flags::O_DSYNC != 0 {
-                    self.file(file).opened_sync = true;
-                }
+                let f = self.file(file);
+                f.opened_sync |= oflags & open_flags::O_DSYNC != 0;
+                f.open_flags |= oflags
+                    & (open_flags::O_SYNC | open_flags::O_DIRECT | open_flags::O_APPEND | open_flags::O_TMPFILE);
                 if created {
                     let (dir_path, name) = split_parent(&path);
                     if self.files.get(&parent).is_none_or(|d| d.path.is_none()) {

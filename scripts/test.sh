@@ -7,7 +7,13 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "unit tests"
-cargo test --release --workspace
+cargo test --release
 
 step "integration tests (real eBPF programs on this kernel)"
 cargo xtask integration
+
+step "metrics tests (a real Prometheus server scraping the tracer)"
+cargo test --release -p fsync-trace --test metrics -- --include-ignored --test-threads=1
+
+step "second kernel: Debian 6.1 in qemu (TCG), every tier forced, identical findings required"
+cargo xtask vm

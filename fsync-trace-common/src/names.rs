@@ -24,6 +24,22 @@ pub const PROG_PROCESS_EXIT: &str = "sched_process_exit";
 pub const PROG_DIRTY_FOLIO: &str = "writeback_dirty_folio";
 pub const PROG_WRITEBACK_INODE: &str = "writeback_single_inode";
 
+// Function-level tiers (see `fsync-trace-ebpf/src/probes/functions.rs`): writes and in-kernel
+// syncs from kernel functions. Program names are unique per tier; the kernel function a program
+// hooks is chosen at load/attach time, so one program covers alternatives (vfs_writev or
+// do_iter_write).
+pub const INFLIGHT_CALLS: &str = "INFLIGHT_CALLS";
+pub const PROG_FEXIT_WRITE: &str = "fexit_vfs_write";
+pub const PROG_FEXIT_VECTORED_WRITE: &str = "fexit_vectored_write";
+pub const PROG_FENTRY_FSYNC_RANGE: &str = "fentry_vfs_fsync_range";
+pub const PROG_FEXIT_FSYNC_RANGE: &str = "fexit_vfs_fsync_range";
+pub const PROG_KPROBE_WRITE: &str = "kprobe_vfs_write";
+pub const PROG_KRETPROBE_WRITE: &str = "kretprobe_vfs_write";
+pub const PROG_KPROBE_VECTORED_WRITE: &str = "kprobe_vectored_write";
+pub const PROG_KRETPROBE_VECTORED_WRITE: &str = "kretprobe_vectored_write";
+pub const PROG_KPROBE_FSYNC_RANGE: &str = "kprobe_vfs_fsync_range";
+pub const PROG_KRETPROBE_FSYNC_RANGE: &str = "kretprobe_vfs_fsync_range";
+
 /// Slots in [`SYS_EXIT_TAILS`]: the sys_exit dispatcher handles writes inline (the hot path)
 /// and tail-calls one of these for everything else, keeping each program small for the verifier.
 pub const TAIL_OPEN: u32 = 0;
@@ -37,7 +53,20 @@ pub const CONFIG_FOLLOW_FORKS: u32 = 0;
 /// Global durability epoch: bumped at the entry of every durable-point syscall so the next write
 /// to any file re-announces it as dirty (see `FileCounters::dirty_gen`).
 pub const CONFIG_SYNC_EPOCH: u32 = 1;
-pub const CONFIG_SLOTS: u32 = 4;
+/// `FN_*` bits: which facts function hooks deliver, so `sys_exit` does not count them again.
+/// Zero in the tracepoint tier.
+pub const CONFIG_FN_HOOKS: u32 = 3;
+/// write(2) and pwrite64(2) are counted by a hook on vfs_write.
+pub const FN_WRITE: u64 = 1;
+/// writev(2), pwritev(2), pwritev2(2) are counted by a hook on the vectored write path.
+pub const FN_VECTORED_WRITE: u64 = 2;
+/// vfs_fsync_range is hooked (syncs from io_uring and other in-kernel callers are seen).
+pub const FN_FSYNC_RANGE: u64 = 4;
+/// Nonzero: trace every process but `CONFIG_SELF_TGID` (`--all`), ignoring TRACED_TGIDS.
+pub const CONFIG_TRACE_ALL: u32 = 4;
+/// The tracer's own tgid, never traced with `CONFIG_TRACE_ALL`.
+pub const CONFIG_SELF_TGID: u32 = 5;
+pub const CONFIG_SLOTS: u32 = 8;
 
 /// Indices into the LOST_EVENTS per-CPU array.
 pub const LOST_RINGBUF_FULL: u32 = 0;

@@ -36,6 +36,8 @@ pub struct KernelOffsets {
     pub mount_mnt_mountpoint: u32,
     pub vfsmount_mnt_root: u32,
     pub mapping_host: u32,
+    /// `task_struct.flags` (PF_IO_WORKER / PF_KTHREAD: no syscall of the thread's own).
+    pub task_flags: u32,
     /// Set to 1 by userspace when the offsets come from BTF (0 in the object as built).
     pub ready: u32,
 }

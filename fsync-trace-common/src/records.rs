@@ -284,12 +284,42 @@ pub struct InflightSync {
     pub nr: u64,
 }
 
+/// A hooked kernel function between entry and return on one thread (function-level tiers),
+/// keyed by `inflight_call_key(tid, hook)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InflightCall {
+    pub enter_ns: u64,
+    /// The `struct file *` argument.
+    pub file: u64,
+    /// vfs_fsync_range's `datasync` argument.
+    pub datasync: u32,
+    /// Nested calls of the same hook on the same thread (e.g. overlayfs calling vfs_fsync_range
+    /// on the real file inside the outer one): the outermost call owns the entry.
+    pub depth: u32,
+    /// kprobe tier: the stack pointer at entry, to tell a nested call (deeper) from a slot a
+    /// missed kretprobe left behind; 0 for fentry.
+    pub sp: u64,
+}
+
+/// `hook` values of [`inflight_call_key`].
+pub const CALL_WRITE: u64 = 0;
+pub const CALL_FSYNC_RANGE: u64 = 1;
+
+/// One in-flight slot per (thread, hook): an inner call of another hook (the fsync an O_SYNC
+/// write runs inside vfs_write) never overwrites the outer call's state.
+#[inline(always)]
+pub fn inflight_call_key(tid: u32, hook: u64) -> u64 {
+    ((tid as u64) << 8) | hook
+}
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
     unsafe impl aya::Pod for FileKey {}
     unsafe impl aya::Pod for FileCounters {}
     unsafe impl aya::Pod for InflightSync {}
+    unsafe impl aya::Pod for InflightCall {}
     unsafe impl aya::Pod for crate::offsets::KernelOffsets {}
 }
 
@@ -302,3 +332,4 @@ const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40 + 8 + 8 + 8 + 16 
 const _: () = assert!(core::mem::size_of::<OpenRecord>() % 8 == 0);
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>() % 8 == 0);
 const _: () = assert!(core::mem::size_of::<MmapRecord>() == 40 + 16 + 40 + 8);
+const _: () = assert!(core::mem::size_of::<InflightCall>() == 32);

@@ -47,6 +47,17 @@ pub fn is_write(nr: u64) -> bool {
     matches!(nr, WRITE | PWRITE64 | WRITEV | PWRITEV | PWRITEV2)
 }
 
+/// The `names::FN_*` bit of the function hook that sees write syscall `nr` inside the kernel
+/// (vfs_write for write/pwrite64, the vectored path for the others); 0 if `nr` is not a write.
+#[inline(always)]
+pub fn write_hook_bit(nr: u64) -> u64 {
+    match nr {
+        WRITE | PWRITE64 => crate::names::FN_WRITE,
+        WRITEV | PWRITEV | PWRITEV2 => crate::names::FN_VECTORED_WRITE,
+        _ => 0,
+    }
+}
+
 #[inline(always)]
 pub fn is_sync(nr: u64) -> bool {
     matches!(nr, FSYNC | FDATASYNC | MSYNC | SYNC | SYNCFS | SYNC_FILE_RANGE)

@@ -3,8 +3,8 @@ use aya_ebpf::helpers::{
     bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user_str_bytes, generated,
 };
 use fsync_trace_common::{
-    is_durable_fs, FileKey, AT_FDCWD, MAX_PATH_DEPTH, PATH_BUF, PATH_SLACK, S_IFDIR, S_IFMT,
-    S_IFREG,
+    is_durable_fs, syscalls as nr, FileKey, AT_FDCWD, MAX_PATH_DEPTH, PATH_BUF, PATH_SLACK,
+    S_IFDIR, S_IFMT, S_IFREG,
 };
 
 use crate::maps::off;
@@ -24,6 +24,31 @@ pub fn read<T>(base: KPtr, offset: usize) -> Option<T> {
 #[inline(always)]
 pub fn reg(regs: KPtr, offset: usize) -> u64 {
     read::<u64>(regs, offset).unwrap_or(0)
+}
+
+/// `task_struct.flags` bits (include/linux/sched.h, stable since 5.12).
+const PF_IO_WORKER: u32 = 0x0000_0010;
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// The syscall the current thread is in (`orig_ax`) and its saved user registers (read them with
+/// `reg` and `syscalls::REGS_*`), or None for threads with no syscall of their own: io_uring
+/// workers and kernel threads hold a copy of whatever their creator's registers were, which can
+/// be any syscall.
+///
+/// Function hooks use this to learn the fd of a write(2) (the tracepoint tier has it from the
+/// syscall arguments) and to tell the fsync an O_SYNC write runs inside vfs_write from an
+/// io_uring fsync.
+#[inline(always)]
+pub fn current_syscall() -> Option<(u64, KPtr)> {
+    let task = unsafe { bpf_get_current_task() } as KPtr;
+    let flags: u32 = read(task, off!(task_flags))?;
+    if flags & (PF_IO_WORKER | PF_KTHREAD) != 0 {
+        return None;
+    }
+    // bpf_task_pt_regs (5.15+) needs the BTF-typed task pointer.
+    let regs = unsafe { generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) } as KPtr;
+    let nr: u64 = read(regs, nr::REGS_ORIG_AX)?;
+    Some((nr, regs))
 }
 
 /// What the programs need to know about an inode.

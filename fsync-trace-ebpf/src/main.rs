@@ -3,8 +3,9 @@
 //! sync finished, a directory entry changed...).
 //!
 //! Tiers: this object holds the tracepoint tier (raw syscall tracepoints plus scheduler and
-//! writeback tracepoints). Function-level tiers (fentry, kprobe) are added as further files in
-//! `probes/` that call the same `state` helpers, so userspace cannot tell them apart.
+//! writeback tracepoints) and the function-level tiers (`probes/fentry.rs`, `probes/kprobe.rs`)
+//! that call the same `state` helpers, so userspace cannot tell them apart. Userspace loads only
+//! the programs of the tier it chose.
 #![no_std]
 #![no_main]
 // Atomic add without fetch (BPF_XADD) is available on every BPF CPU version; core's atomics

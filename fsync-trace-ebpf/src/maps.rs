@@ -3,7 +3,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
 };
-use fsync_trace_common::{names, FileCounters, FileKey, InflightSync, KernelOffsets};
+use fsync_trace_common::{names, FileCounters, FileKey, InflightCall, InflightSync, KernelOffsets};
 
 /// Thread-group ids being traced (value unused).
 #[map]
@@ -17,6 +17,11 @@ pub static FILE_STATS: HashMap<FileKey, FileCounters> = HashMap::with_max_entrie
 /// Sync calls between sys_enter and sys_exit, by thread id.
 #[map]
 pub static INFLIGHT_SYNCS: HashMap<u32, InflightSync> = HashMap::with_max_entries(16384, 0);
+
+/// Hooked kernel functions between entry and return (function-level tiers), by
+/// `inflight_call_key(tid, hook)`.
+#[map]
+pub static INFLIGHT_CALLS: HashMap<u64, InflightCall> = HashMap::with_max_entries(16384, 0);
 
 /// State changes for userspace.
 #[map]
@@ -66,6 +71,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     mount_mnt_mountpoint: 0,
     vfsmount_mnt_root: 0,
     mapping_host: 0,
+    task_flags: 0,
     ready: 0,
 };
 

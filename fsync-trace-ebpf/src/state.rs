@@ -9,10 +9,15 @@ use fsync_trace_common::{
 
 use crate::maps::{config, count_lost, CONFIG, EVENTS, FILE_STATS, TRACED_TGIDS};
 
-/// True if the current process is traced. First thing every program checks.
+/// True if the current process is traced. First thing every program checks. With
+/// `CONFIG_TRACE_ALL` (`--all`) every process is, except the tracer itself (its own reads of
+/// /proc and writes of the report are not the machine's durability) and the idle task.
 #[inline(always)]
 pub fn current_traced() -> bool {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if config(names::CONFIG_TRACE_ALL) != 0 {
+        return tgid != 0 && tgid as u64 != config(names::CONFIG_SELF_TGID);
+    }
     unsafe { TRACED_TGIDS.get(&tgid).is_some() }
 }
 
@@ -146,6 +151,37 @@ fn emit_sync_write(key: &FileKey, fd: i32) {
         (*r).file = *key;
         (*r).file_mode = fsync_trace_common::S_IFREG;
         (*r).durable_fs = 1;
+        (*r).addr = 0;
+        (*r).len = 0;
+        (*r).flags = 0;
+    }
+    entry.submit(0);
+}
+
+/// A sync of one file that no syscall record covers (function tiers: io_uring's
+/// IORING_OP_FSYNC and other in-kernel callers of vfs_fsync_range). The same record the
+/// syscall path sends for fsync/fdatasync, with the fd unknown.
+#[inline(always)]
+pub fn emit_file_sync(op: SyncOp, ret: i64, enter_ns: u64, inode: Option<crate::kernel::InodeInfo>) {
+    let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
+        count_lost(names::LOST_RINGBUF_FULL);
+        return;
+    };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        fill_header(&raw mut (*r).hdr, RecordKind::Sync);
+        (*r).op = op as u32;
+        (*r).fd = -1;
+        (*r).ret = ret;
+        (*r).enter_ns = enter_ns;
+        (*r).file = Default::default();
+        (*r).file_mode = 0;
+        (*r).durable_fs = 0;
+        if let Some(inode) = inode {
+            (*r).file = inode.key;
+            (*r).file_mode = inode.mode;
+            (*r).durable_fs = inode.tracked() as u32;
+        }
         (*r).addr = 0;
         (*r).len = 0;
         (*r).flags = 0;

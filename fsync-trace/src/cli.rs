@@ -3,15 +3,15 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::Parser;
 
-use crate::state::FindingKind;
+use crate::{state::FindingKind, tracer::Tier};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "fsync-trace",
     version,
     about = "Shows where a program's data is not yet durable: unsynced writes and directory entries, renames before fsync, fsync errors, fsync latency.",
-    override_usage = "fsync-trace [OPTIONS] -p PID [-p PID ...]\n       fsync-trace [OPTIONS] -- COMMAND [ARGS ...]",
-    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, or \"any\".\nExit status: the command's own with --, 0 with -p; 3 if --fail-on matched; 1 on errors; 127 if COMMAND was not found."
+    override_usage = "fsync-trace [OPTIONS] -p PID [-p PID ...]\n       fsync-trace [OPTIONS] -- COMMAND [ARGS ...]\n       fsync-trace [OPTIONS] --all [--metrics ADDR]",
+    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, or \"any\".\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, build_info.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 1 on errors; 127 if COMMAND was not found."
 )]
 pub struct Cli {
     /// Trace this running process (all its threads); repeat for several.
@@ -22,6 +22,11 @@ pub struct Cli {
     #[arg(short = 'f', long)]
     pub follow: bool,
 
+    /// Trace every process on the machine but fsync-trace itself (daemon mode), until
+    /// Ctrl-C / SIGTERM (or --duration), then report. Usually with --metrics.
+    #[arg(long, conflicts_with_all = ["pids", "command"])]
+    pub all: bool,
+
     /// Write the final report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -30,7 +35,7 @@ pub struct Cli {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Stop after SECS and report (with -p; Ctrl-C / SIGTERM also stop and report).
+    /// Stop after SECS and report (with -p or --all; Ctrl-C / SIGTERM also stop and report).
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub duration: Option<f64>,
 
@@ -38,9 +43,23 @@ pub struct Cli {
     #[arg(long, value_name = "KINDS", value_parser = parse_kinds)]
     pub fail_on: Option<FailOn>,
 
+    /// Serve Prometheus metrics (OpenMetrics) on http://ADDR/metrics while tracing. ADDR is
+    /// PORT (= 127.0.0.1:PORT), IP:PORT or [IPv6]:PORT; all interfaces only as 0.0.0.0:PORT.
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::server::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+
+    /// With --metrics: also export the N files with the most unsynced data, by path (at most
+    /// 1000; off by default: paths make many series).
+    #[arg(long, value_name = "N", requires = "metrics", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub metrics_top_files: Option<u16>,
+
     /// Say what is being attached and why (and log details).
     #[arg(short = 'v', long)]
     pub verbose: bool,
+
+    /// Kernel hooks to use: fentry, kprobe or tracepoint (default: the best that works here).
+    #[arg(long, value_name = "TIER", value_parser = parse_tier)]
+    pub tier: Option<Tier>,
 
     /// Command to run under trace.
     #[arg(last = true, value_name = "COMMAND")]
@@ -62,6 +81,12 @@ fn parse_duration(s: &str) -> Result<f64, String> {
         return Err("must be more than 0 and at most one year (31536000)".into());
     }
     Ok(v)
+}
+
+fn parse_tier(s: &str) -> Result<Tier, String> {
+    Tier::from_name(s).ok_or_else(|| {
+        format!("unknown tier {s:?} (expected {})", Tier::ALL.map(|t| t.name()).join(", "))
+    })
 }
 
 fn parse_kinds(s: &str) -> Result<FailOn, String> {
@@ -89,13 +114,22 @@ fn parse_kinds(s: &str) -> Result<FailOn, String> {
 pub enum Target {
     Pids(Vec<u32>),
     Command(Vec<OsString>),
+    /// Every process but fsync-trace itself.
+    All,
 }
 
 impl Cli {
     pub fn target(&self) -> Result<Target, String> {
+        if self.all {
+            // clap refuses --all with -p or COMMAND; kept here for callers that build a Cli.
+            if !self.pids.is_empty() || !self.command.is_empty() {
+                return Err("--all traces every process: give no -p PID or COMMAND with it".into());
+            }
+            return Ok(Target::All);
+        }
         match (self.pids.is_empty(), self.command.is_empty()) {
             (false, false) => Err("give either -p PID or -- COMMAND, not both".into()),
-            (true, true) => Err("nothing to trace: give -p PID or -- COMMAND (see --help)".into()),
+            (true, true) => Err("nothing to trace: give -p PID, -- COMMAND or --all (see --help)".into()),
             (false, true) => Ok(Target::Pids(self.pids.clone())),
             (true, false) => {
                 if self.duration.is_some() {
@@ -128,6 +162,30 @@ mod tests {
     }
 
     #[test]
+    fn all_is_exclusive_with_pids_and_command() {
+        assert_eq!(parse(&["--all"]).unwrap().target(), Ok(Target::All));
+        assert_eq!(parse(&["--all", "--duration", "5"]).unwrap().target(), Ok(Target::All));
+        assert!(parse(&["--all", "-p", "1"]).is_err());
+        assert!(parse(&["--all", "--", "true"]).is_err());
+        let err = parse(&[]).unwrap().target().unwrap_err();
+        assert!(err.contains("--all"), "{err}");
+    }
+
+    #[test]
+    fn metrics_options() {
+        let c = parse(&["--all", "--metrics", "9464"]).unwrap();
+        assert_eq!(c.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        let c = parse(&["-p", "1", "--metrics", "0.0.0.0:9464", "--metrics-top-files", "20"]).unwrap();
+        assert_eq!(c.metrics, Some("0.0.0.0:9464".parse().unwrap()));
+        assert_eq!(c.metrics_top_files, Some(20));
+        assert!(parse(&["-p", "1", "--metrics", ":9464"]).is_err());
+        assert!(parse(&["-p", "1", "--metrics-top-files", "20"]).is_err(), "needs --metrics");
+        assert!(parse(&["-p", "1", "--metrics", "9464", "--metrics-top-files", "1001"]).is_err());
+        assert!(parse(&["-p", "1", "--metrics", "9464", "--metrics-top-files", "0"]).is_err());
+        assert_eq!(parse(&["-p", "1"]).unwrap().metrics, None);
+    }
+
+    #[test]
     fn bounded_arguments() {
         assert!(parse(&["-p", "0"]).is_err());
         assert!(parse(&["-p", "abc"]).is_err());
@@ -135,6 +193,14 @@ mod tests {
         assert!(parse(&["-p", "1", "--duration", "-3"]).is_err());
         assert!(parse(&["-p", "1", "--duration", "1.5"]).is_ok());
         assert!(parse(&["--duration", "2", "--", "true"]).unwrap().target().is_err());
+    }
+
+    #[test]
+    fn tier_is_checked() {
+        assert_eq!(parse(&["--tier", "kprobe", "-p", "1"]).unwrap().tier, Some(Tier::Kprobe));
+        assert_eq!(parse(&["-p", "1"]).unwrap().tier, None);
+        let err = parse(&["--tier", "uprobe", "-p", "1"]).unwrap_err().to_string();
+        assert!(err.contains("expected fentry, kprobe, tracepoint"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod cli;
 mod error;
 mod event;
+mod metrics;
 mod report;
 mod run;
 mod state;

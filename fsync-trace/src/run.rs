@@ -18,6 +18,7 @@ use crate::{
     cli::{Cli, Target},
     error::RunError,
     event::EventKind,
+    metrics::{self, Exporter},
     report::{self, Clock, Report},
     state::{DurabilityState, ProcResolver},
     tracer::{Tracer, TracerOptions},
@@ -32,6 +33,9 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(RunError::NotRoot);
     }
+    // Ctrl-C / SIGTERM must always end in a report: hold them until the event loop handles them
+    // (a signal arriving while the programs load is delivered then).
+    block_stop_signals();
     // Fail on an unwritable output before tracing anything.
     let mut output: Box<dyn Write> = match &cli.output {
         Some(path) => Box::new(File::create(path).map_err(|source| RunError::Output {
@@ -40,14 +44,32 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
         })?),
         None => Box::new(std::io::stdout()),
     };
+    // And on a metrics address that cannot be served.
+    let metrics_listener = match cli.metrics {
+        Some(addr) => Some(metrics::server::bind(addr).map_err(|source| RunError::Metrics { addr, source })?),
+        None => None,
+    };
     let initial: Vec<(u32, String)> = match &target {
         Target::Pids(pids) => pids.iter().map(|&p| process_tgid(p).map(|t| (t, comm_of(t)))).collect::<Result<_, _>>()?,
-        Target::Command(_) => Vec::new(),
+        Target::Command(_) | Target::All => Vec::new(),
     };
-    let follow = cli.follow || matches!(target, Target::Command(_));
-    let mut tracer = Tracer::start(&TracerOptions { follow_forks: follow })?;
+    // With --all every process is traced anyway: no fork following (and no TRACED_TGIDS use).
+    let follow = (cli.follow || matches!(target, Target::Command(_))) && target != Target::All;
+    let memlock = raise_memlock_limit();
+    let tracer = Tracer::start(&TracerOptions { follow_forks: follow, tier: cli.tier });
+    // The maps exist now; a traced command must not inherit the raised limit.
+    restore_memlock_limit(memlock);
+    let mut tracer = tracer?;
     if cli.verbose {
-        eprintln!("fsync-trace: attached the {} tier", tracer.tier());
+        let selection = tracer.selection();
+        for why in &selection.skipped {
+            eprintln!("fsync-trace: {why}");
+        }
+        let how = if cli.tier.is_some() { "forced" } else { "the best that works here" };
+        eprintln!("fsync-trace: using the {} tier ({how})", selection.tier);
+        for line in selection.describe() {
+            eprintln!("fsync-trace:   {line}");
+        }
     }
     let clock = Clock::now();
     let mut state = DurabilityState::new(ProcResolver);
@@ -69,15 +91,46 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
             child = Some(spawned.pid);
             spawned.resume(cmd)?;
         }
+        Target::All => {
+            tracer.trace_all()?;
+            if cli.verbose {
+                eprintln!("fsync-trace: tracing every process but this one (pid {}) until SIGINT/SIGTERM", std::process::id());
+            }
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // Metrics after the command was forked (the scanner is a thread; fork wants none).
+    let mut exporter = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            let top_files = cli.metrics_top_files.map_or(0, usize::from);
+            let reader = tracer.file_counters_reader()?;
+            state.track_live();
+            let exporter = Exporter::start(listener, tracer.tier().name(), top_files, reader, runtime.handle());
+            if cli.verbose || cli.metrics.is_some_and(|a| a.port() == 0) {
+                eprintln!("fsync-trace: serving metrics on http://{addr}/metrics");
+            }
+            Some(exporter)
+        }
+        None => None,
+    };
     let duration = cli.duration.map(Duration::from_secs_f64);
-    let child_status = runtime.block_on(event_loop(&mut tracer, &mut state, &mut live, child, duration))?;
+    let all = target == Target::All;
+    let child_status =
+        runtime.block_on(event_loop(&mut tracer, &mut state, &mut live, child, duration, all, &mut exporter))?;
     // Everything still in the ring buffer belongs to the trace.
-    tracer.drain(|ev| state.apply(ev));
+    tracer.drain(|ev| {
+        if let Some(m) = exporter.as_mut() {
+            m.live.observe(&ev, &state);
+        }
+        state.apply(ev);
+    });
+    if let Some(m) = exporter.as_mut() {
+        m.live.after_batch(&mut state);
+    }
     let end_ns = report::monotonic_ns();
     let counters = tracer.file_counters()?;
     let lost = tracer.lost()?;
@@ -98,18 +151,22 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     Ok(child_status.unwrap_or(0))
 }
 
-/// Waits for records until every traced process is gone, a signal, or the duration.
-/// Returns the command's exit status when there is one.
+/// Waits for records until every traced process is gone (never with `all`), a signal, or the
+/// duration. Returns the command's exit status when there is one.
 async fn event_loop(
     tracer: &mut Tracer,
     state: &mut DurabilityState<ProcResolver>,
     live: &mut HashSet<u32>,
     child: Option<u32>,
     duration: Option<Duration>,
+    all: bool,
+    exporter: &mut Option<Exporter>,
 ) -> Result<Option<i32>, RunError> {
     let events = AsyncFd::with_interest(FdRef(tracer.events_fd()), tokio::io::Interest::READABLE)?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    // Handlers are in place: let this thread take the held signals (workers keep them blocked).
+    set_stop_signals_blocked(false);
     let deadline = tokio::time::sleep(duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
     tokio::pin!(deadline);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
@@ -132,9 +189,21 @@ async fn event_loop(
                         EventKind::Exit => { live.remove(&ev.actor.pid); }
                         _ => {}
                     }
+                    if let Some(m) = exporter.as_mut() {
+                        m.live.observe(&ev, state);
+                    }
                     state.apply(ev);
                 });
+                if let Some(m) = exporter.as_mut() {
+                    m.live.after_batch(state);
+                }
                 guard.clear_ready();
+            }
+            scan = metrics::next_scan(exporter) => {
+                // At most once a second: data-at-risk gauges from the latest kernel counters.
+                if let (Some(m), Some(counters)) = (exporter.as_mut(), scan) {
+                    m.live.refresh(state, &counters);
+                }
             }
             status = &mut status_rx, if child.is_some() && child_status.is_none() => {
                 child_status = Some(status.unwrap_or(1));
@@ -152,9 +221,15 @@ async fn event_loop(
             _ = poll.tick() => {
                 // Exit records can be lost if the ring buffer overflows: also look at /proc.
                 live.retain(|&pid| Some(pid) == child || process_alive(pid));
+                if let Some(m) = exporter.as_mut() {
+                    match tracer.lost() {
+                        Ok(lost) => m.live.set_lost(lost),
+                        Err(e) => log::debug!("reading lost-event counters: {e}"),
+                    }
+                }
             }
         }
-        if live.is_empty() && (child.is_none() || child_status.is_some()) {
+        if !all && live.is_empty() && (child.is_none() || child_status.is_some()) {
             break;
         }
     }
@@ -212,6 +287,33 @@ fn process_tgid(pid: u32) -> Result<u32, RunError> {
         .ok_or(RunError::NoSuchProcess(pid))
 }
 
+/// Kernels before 5.11 charge BPF maps (the 16 MiB ring buffer among them) to RLIMIT_MEMLOCK;
+/// later ones use memory cgroups and ignore it. Raising the hard limit needs CAP_SYS_RESOURCE
+/// (see deploy/README.md); without it loading fails on those kernels only. Returns the limit to
+/// restore once the maps are created.
+fn raise_memlock_limit() -> Option<libc::rlimit> {
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid pointers to plain structs.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut old) != 0 {
+            return None;
+        }
+        let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+        if libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) != 0 {
+            log::debug!("cannot raise RLIMIT_MEMLOCK: {}", std::io::Error::last_os_error());
+            return None;
+        }
+    }
+    Some(old)
+}
+
+fn restore_memlock_limit(old: Option<libc::rlimit>) {
+    if let Some(old) = old {
+        // SAFETY: valid pointer to a plain struct; lowering a limit needs no privilege.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &old) };
+    }
+}
+
 fn comm_of(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_default()
 }
@@ -221,6 +323,23 @@ fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')).unwrap_or(false),
         Err(_) => false,
+    }
+}
+
+fn block_stop_signals() {
+    set_stop_signals_blocked(true);
+}
+
+/// Blocks or unblocks SIGINT and SIGTERM in the calling thread (async-signal-safe).
+fn set_stop_signals_blocked(blocked: bool) {
+    // SAFETY: sigset manipulation on a local; pthread_sigmask only affects this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let how = if blocked { libc::SIG_BLOCK } else { libc::SIG_UNBLOCK };
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }
 
@@ -252,6 +371,8 @@ fn spawn_stopped(cmd: &[OsString]) -> Result<Spawned, RunError> {
     if pid == 0 {
         unsafe {
             libc::close(fds[0]);
+            // The command gets the signal mask we started with.
+            set_stop_signals_blocked(false);
             libc::raise(libc::SIGSTOP);
             libc::execvp(argv_ptrs[0], argv_ptrs.as_ptr());
             let errno = *libc::__errno_location();

@@ -4,6 +4,9 @@ use std::{path::Path, process::Command};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod vm;
+
 #[derive(Parser)]
 #[command(name = "xtask")]
 struct Xtask {
@@ -24,6 +27,11 @@ enum Cmd {
         /// Extra arguments for the test harness (e.g. a test name filter).
         args: Vec<String>,
     },
+    /// Overhead benchmark against strace and bpftrace (root); writes docs/benchmarks.md and .svg.
+    Bench(bench::BenchArgs),
+    /// Prove the fentry, kprobe and tracepoint tiers agree on a second kernel (Debian's 6.1 cloud
+    /// kernel under QEMU/TCG), and check the tier choice on this one (root).
+    Vm(vm::VmArgs),
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -41,6 +49,8 @@ fn cargo() -> Command {
 fn main() -> Result<()> {
     match Xtask::parse().cmd {
         Cmd::Demo { json } => demo(json),
+        Cmd::Bench(args) => bench::run(args),
+        Cmd::Vm(args) => vm::run(args),
         Cmd::Integration { args } => {
             // SAFETY: plain syscall.
             if unsafe { libc_geteuid() } != 0 {

@@ -1,5 +1,7 @@
 //! sys_exit of rename*, link*, unlink*, mkdir*, rmdir, symlink*: which directory entries changed,
 //! with both base directories (dirfd or cwd) resolved to identity and absolute path.
+use core::ptr::read_volatile;
+
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use fsync_trace_common::{
     names, syscalls as nr, BaseDir, NamespaceOp, NamespaceRecord, RecordKind, AT_FDCWD,
@@ -20,6 +22,15 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
     if ret != 0 {
         return 0;
     }
+    // Reserve before decoding, and pass the decoded arguments through the record (values read
+    // back from ring buffer memory are unknown to the verifier): the path walks below are then
+    // verified once for all the syscalls rather than once per syscall. Older verifiers (6.1)
+    // never treat states holding different reservations as equal, and reserving after the
+    // 13-way match made them give up at 1M instructions.
+    let Some(mut entry) = EVENTS.reserve::<NamespaceRecord>(0) else {
+        count_lost(names::LOST_RINGBUF_FULL);
+        return 0;
+    };
     let regs: KPtr = ctx.arg(0);
     let id = reg(regs, nr::REGS_ORIG_AX);
     let a = [
@@ -44,29 +55,36 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
         nr::RMDIR => (NamespaceOp::Rmdir, CWD, a[0], CWD, 0, 0),
         nr::SYMLINK => (NamespaceOp::Symlink, CWD, a[1], CWD, 0, 0),
         nr::SYMLINKAT => (NamespaceOp::Symlink, a[1], a[2], CWD, 0, 0),
-        _ => return 0,
+        _ => {
+            entry.discard(0);
+            return 0;
+        }
     };
     let two_names = matches!(op, NamespaceOp::Rename | NamespaceOp::Link);
-    let Some(mut entry) = EVENTS.reserve::<NamespaceRecord>(0) else {
-        count_lost(names::LOST_RINGBUF_FULL);
-        return 0;
-    };
     let r = entry.as_mut_ptr();
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Namespace);
         (*r).op = op as u32;
         (*r).flags = flags as u32;
-        fill_base(&raw mut (*r).old_base, odfd);
-        read_user_str(oname, &mut (*r).old_name);
-        if two_names {
-            fill_base(&raw mut (*r).new_base, ndfd);
-            read_user_str(nname, &mut (*r).new_name);
+        // Staged in fields that are filled in below (after being read back).
+        (*r).old_base.dir.ino = oname;
+        (*r).old_base.fs_magic = odfd;
+        (*r).new_base.dir.ino = nname;
+        (*r).new_base.fs_magic = ndfd;
+        (*r).new_base.path_start = two_names as u32;
+        read_user_str(read_volatile(&raw const (*r).old_base.dir.ino), &mut (*r).old_name);
+        (*r).new_name[0] = 0;
+        if read_volatile(&raw const (*r).new_base.path_start) != 0 {
+            read_user_str(read_volatile(&raw const (*r).new_base.dir.ino), &mut (*r).new_name);
+        }
+        fill_base(&raw mut (*r).old_base, read_volatile(&raw const (*r).old_base.fs_magic));
+        if read_volatile(&raw const (*r).new_base.path_start) != 0 {
+            fill_base(&raw mut (*r).new_base, read_volatile(&raw const (*r).new_base.fs_magic));
         } else {
             (*r).new_base.dir = Default::default();
             (*r).new_base.fs_magic = 0;
             (*r).new_base.path_start = 0;
             (*r).new_base.path_truncated = 0;
-            (*r).new_name[0] = 0;
         }
     }
     entry.submit(0);

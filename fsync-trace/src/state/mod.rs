@@ -6,7 +6,7 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub use finding::{errno_name, Finding, FindingKind};
 use fsync_trace_common::{mman, open_flags, FileCounters, FileKey, NamespaceOp, SyncOp, PAGE_SIZE};
@@ -105,6 +105,21 @@ pub struct DurabilityState<R: Resolver> {
     findings: Vec<Finding>,
     ops: BTreeMap<SyncOp, OpStats>,
     events: u64,
+    /// Bookkeeping for live metrics; None unless [`DurabilityState::track_live`] was called.
+    live: Option<Live>,
+}
+
+/// What live metrics need beyond the final analysis (see `metrics`).
+#[derive(Debug, Default)]
+struct Live {
+    /// Files and directories each live process left unsynced (dirtied, or changed an entry of),
+    /// checked when it exits.
+    touched: HashMap<u32, HashSet<FileKey>>,
+    /// Dirty windows (first dirtying to durable point, ns) closed since the last drain.
+    windows_ns: Vec<u64>,
+    /// Files with unsynced data / directory entry names left unsynced by exited processes.
+    exit_unsynced_files: u64,
+    exit_unsynced_entries: u64,
 }
 
 /// The final state: every file with its counters, and all findings, worst first.
@@ -134,6 +149,72 @@ impl<R: Resolver> DurabilityState<R> {
             findings: Vec::new(),
             ops: BTreeMap::new(),
             events: 0,
+            live: None,
+        }
+    }
+
+    /// Keeps what live metrics need: which files each process left unsynced (checked at its
+    /// exit) and every closed dirty window. Costs a set insert per dirtying and entry change.
+    pub fn track_live(&mut self) {
+        self.live.get_or_insert_with(Live::default);
+    }
+
+    /// (files with unsynced data, unsynced directory entry names) left behind by traced
+    /// processes when they exited, since the start (with [`Self::track_live`]). A file counts
+    /// for the process whose write first made it dirty, an entry for the process that changed
+    /// it last, so nothing is counted twice.
+    pub fn unsynced_at_exit(&self) -> (u64, u64) {
+        self.live.as_ref().map_or((0, 0), |l| (l.exit_unsynced_files, l.exit_unsynced_entries))
+    }
+
+    /// Hands over the dirty windows (ns) closed since the last call (with [`Self::track_live`]).
+    pub fn drain_dirty_windows(&mut self, mut sink: impl FnMut(u64)) {
+        if let Some(l) = &mut self.live {
+            for w in l.windows_ns.drain(..) {
+                sink(w);
+            }
+        }
+    }
+
+    /// Device of the first shared file mapping of `pid` overlapping `addr..addr+len`.
+    pub fn mapped_dev(&self, pid: u32, addr: u64, len: u64) -> Option<u32> {
+        self.mappings
+            .get(&pid)?
+            .iter()
+            .find(|m| m.addr < addr.saturating_add(len) && addr < m.addr.saturating_add(m.len))
+            .map(|m| m.file.dev)
+    }
+
+    fn touched(&mut self, pid: u32, key: FileKey) {
+        if let Some(l) = &mut self.live {
+            l.touched.entry(pid).or_default().insert(key);
+        }
+    }
+
+    /// Live accounting of what an exiting process leaves unsynced.
+    fn on_exit_live(&mut self, pid: u32) {
+        let Some(keys) = self.live.as_mut().and_then(|l| l.touched.remove(&pid)) else { return };
+        let (mut files, mut entries) = (0, 0);
+        for key in keys {
+            let Some(f) = self.files.get(&key) else { continue };
+            if f.removed {
+                continue;
+            }
+            if !f.is_dir && f.dirty.first().is_some_and(|d| d.actor.pid == pid) {
+                files += 1;
+            }
+            if f.is_dir && !f.pending.is_empty() {
+                // Entry names whose last unsynced change is this process's.
+                let mut last: HashMap<&str, u32> = HashMap::new();
+                for e in &f.pending {
+                    last.insert(e.name.as_str(), e.actor.pid);
+                }
+                entries += last.values().filter(|&&p| p == pid).count() as u64;
+            }
+        }
+        if let Some(l) = &mut self.live {
+            l.exit_unsynced_files += files;
+            l.exit_unsynced_entries += entries;
         }
     }
 
@@ -183,6 +264,7 @@ impl<R: Resolver> DurabilityState<R> {
         match kind {
             EventKind::Dirty { file, writes_before, bytes_before, pages_before, fd, .. } => {
                 let span = DirtySpan { since: ts, writes_before, bytes_before, pages_before, actor: actor.clone() };
+                self.touched(actor.pid, file);
                 let f = self.file(file);
                 f.dirty.push(span);
                 if f.path.is_none() && fd >= 0 {
@@ -235,11 +317,13 @@ impl<R: Resolver> DurabilityState<R> {
                     p.exited = true;
                 }
                 self.mappings.remove(&actor.pid);
+                self.on_exit_live(actor.pid);
             }
         }
     }
 
     fn pending(&mut self, dir: FileKey, name: String, op: &'static str, ts: u64, actor: &Actor) {
+        self.touched(actor.pid, dir);
         let d = self.file(dir);
         d.is_dir = true;
         // Removing a name that was itself added since the last directory sync leaves the durable
@@ -260,12 +344,24 @@ impl<R: Resolver> DurabilityState<R> {
         let Some(f) = self.files.get_mut(&key) else { return };
         if let Some(first) = f.dirty.first() {
             if first.since < enter {
-                f.max_dirty_window_ns = f.max_dirty_window_ns.max(exit.saturating_sub(first.since));
+                let window = exit.saturating_sub(first.since);
+                f.max_dirty_window_ns = f.max_dirty_window_ns.max(window);
+                if let Some(l) = &mut self.live {
+                    l.windows_ns.push(window);
+                }
             }
         }
         f.dirty.retain(|d| d.since >= enter);
         if f.is_dir {
             f.pending.retain(|e| e.ts >= enter);
+        }
+        // Memory: most files end up synced; an emptied Vec still holds its buffer (4 spans for
+        // a file, every entry ever pending for a directory), so give it back.
+        if f.dirty.is_empty() {
+            f.dirty = Vec::new();
+        }
+        if f.pending.is_empty() {
+            f.pending = Vec::new();
         }
     }
 

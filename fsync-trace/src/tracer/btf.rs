@@ -8,12 +8,38 @@ use super::TracerError;
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Reads the offsets the eBPF programs need from `path` (normally [`VMLINUX_BTF`]).
+#[cfg(test)]
 pub fn kernel_offsets(path: &str) -> Result<KernelOffsets, TracerError> {
+    offsets(&open(path)?)
+}
+
+/// Parses the kernel BTF at `path`; a missing file is the clear "no BTF" error every tier needs.
+pub fn open(path: &str) -> Result<Btf, TracerError> {
     if !std::path::Path::new(path).exists() {
         return Err(TracerError::NoBtf(path.to_string()));
     }
-    let btf = Btf::from_file(path).map_err(|e| TracerError::Btf(format!("{path}: {e}")))?;
-    let o = |s: &str, m: &str| member_offset(&btf, s, m);
+    Btf::from_file(path).map_err(|e| TracerError::Btf(format!("{path}: {e}")))
+}
+
+/// Parameter names of kernel function `name`, or None if this kernel's BTF has no such
+/// function (never existed, renamed, or inlined everywhere). Function hooks read arguments by
+/// position; this is how their positions are checked on each kernel.
+pub fn fn_params(btf: &Btf, name: &str) -> Option<Vec<String>> {
+    let types = btf.resolve_types_by_name(name).ok()?;
+    types.into_iter().find_map(|t| match t {
+        Type::Func(func) => match btf.resolve_chained_type(&func).ok()? {
+            Type::FuncProto(proto) => Some(
+                proto.parameters.iter().map(|p| btf.resolve_name(p).unwrap_or_default()).collect(),
+            ),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// The kernel offsets the eBPF programs need, from parsed BTF.
+pub fn offsets(btf: &Btf) -> Result<KernelOffsets, TracerError> {
+    let o = |s: &str, m: &str| member_offset(btf, s, m);
     Ok(KernelOffsets {
         task_pid: o("task_struct", "pid")?,
         task_tgid: o("task_struct", "tgid")?,
@@ -44,6 +70,7 @@ pub fn kernel_offsets(path: &str) -> Result<KernelOffsets, TracerError> {
         mount_mnt_mountpoint: o("mount", "mnt_mountpoint")?,
         vfsmount_mnt_root: o("vfsmount", "mnt_root")?,
         mapping_host: o("address_space", "host")?,
+        task_flags: o("task_struct", "flags")?,
         ready: 1,
     })
 }
@@ -98,5 +125,14 @@ mod tests {
         assert_eq!(o.path_dentry, 8);
         assert!(o.task_files > 0 && o.file_f_inode > 0 && o.mount_mnt > 0);
         assert_ne!(o.task_pid, o.task_tgid);
+    }
+
+    #[test]
+    fn hooked_functions_have_the_expected_prototypes_here() {
+        let btf = open(VMLINUX_BTF).expect("BTF of the running kernel");
+        let p = fn_params(&btf, "vfs_fsync_range").expect("vfs_fsync_range in BTF");
+        assert_eq!(p, ["file", "start", "end", "datasync"]);
+        assert_eq!(fn_params(&btf, "vfs_write").expect("vfs_write")[0], "file");
+        assert_eq!(fn_params(&btf, "no_such_function_in_any_kernel"), None);
     }
 }

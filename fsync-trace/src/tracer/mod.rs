@@ -1,5 +1,6 @@
 //! The kernel side seen from userspace: load the eBPF object with this kernel's offsets, attach
 //! the programs of the chosen tier, choose what to trace, and read records and counters.
+mod attach;
 mod btf;
 pub mod decode;
 mod error;
@@ -12,10 +13,10 @@ use aya::{
     programs::RawTracePoint,
     Ebpf, EbpfLoader,
 };
-pub use btf::{kernel_offsets, VMLINUX_BTF};
+pub use btf::VMLINUX_BTF;
 pub use error::TracerError;
 use fsync_trace_common::{names, FileCounters, FileKey};
-pub use tier::Tier;
+pub use tier::{Selection, Tier};
 
 use crate::event::Event;
 
@@ -26,6 +27,8 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 pub struct TracerOptions {
     /// Trace processes forked by traced processes.
     pub follow_forks: bool,
+    /// Use this tier or fail; None: the best one that works here.
+    pub tier: Option<Tier>,
 }
 
 /// Events that could not be recorded, by reason.
@@ -52,7 +55,7 @@ impl LostCounts {
 pub struct Tracer {
     ebpf: Ebpf,
     events: RingBuf<MapData>,
-    tier: Tier,
+    selection: Selection,
     undecodable: u64,
 }
 
@@ -95,7 +98,8 @@ fn is_eperm_program(e: &aya::programs::ProgramError) -> bool {
 impl Tracer {
     /// Loads and attaches everything. Nothing is traced until [`Tracer::trace_tgid`].
     pub fn start(opts: &TracerOptions) -> Result<Self, TracerError> {
-        let offsets = kernel_offsets(VMLINUX_BTF)?;
+        let kernel_btf = btf::open(VMLINUX_BTF)?;
+        let offsets = btf::offsets(&kernel_btf)?;
         let mut ebpf = EbpfLoader::new()
             .override_global(names::OFFSETS_GLOBAL, &offsets, true)
             .load(EBPF_OBJECT)
@@ -146,15 +150,32 @@ impl Tracer {
             prog.attach(tp).map_err(|source| program_error(name, source))?;
             log::debug!("attached {name} to raw tracepoint {tp}");
         }
+        // Function-level hooks last: until CONFIG_FN_HOOKS says so, sys_exit still counts every
+        // write, and nothing is traced before `trace_tgid` anyway.
+        let selection = tier::select(opts.tier, &mut attach::ProgramAttacher::new(&mut ebpf, &kernel_btf))
+            .map_err(|u| TracerError::TierUnavailable { tier: u.tier.name(), reason: u.reason })?;
+        {
+            let map = ebpf.map_mut(names::CONFIG).ok_or(TracerError::MissingMap(names::CONFIG))?;
+            let mut config: Array<_, u64> = Array::try_from(map)
+                .map_err(|source| TracerError::Map { name: names::CONFIG, source })?;
+            config
+                .set(names::CONFIG_FN_HOOKS, selection.config_mask(), 0)
+                .map_err(|source| TracerError::Map { name: names::CONFIG, source })?;
+        }
         let events = RingBuf::try_from(
             ebpf.take_map(names::EVENTS).ok_or(TracerError::MissingMap(names::EVENTS))?,
         )
         .map_err(|source| TracerError::Map { name: names::EVENTS, source })?;
-        Ok(Self { ebpf, events, tier: Tier::Tracepoint, undecodable: 0 })
+        Ok(Self { ebpf, events, selection, undecodable: 0 })
     }
 
     pub fn tier(&self) -> Tier {
-        self.tier
+        self.selection.tier
+    }
+
+    /// Which hook delivers what, and why better tiers were skipped (for `--verbose`).
+    pub fn selection(&self) -> &Selection {
+        &self.selection
     }
 
     fn traced_map(&mut self) -> Result<BpfHashMap<&mut MapData, u32, u32>, TracerError> {
@@ -170,6 +191,43 @@ impl Tracer {
         self.traced_map()?
             .insert(tgid, 1, 0)
             .map_err(|source| TracerError::Map { name: names::TRACED_TGIDS, source })
+    }
+
+    /// Starts tracing every process on the machine except this one (`--all`). New processes
+    /// are traced from their first syscall; no fork following is needed.
+    pub fn trace_all(&mut self) -> Result<(), TracerError> {
+        let map = self.ebpf.map_mut(names::CONFIG).ok_or(TracerError::MissingMap(names::CONFIG))?;
+        let mut config: Array<_, u64> =
+            Array::try_from(map).map_err(|source| TracerError::Map { name: names::CONFIG, source })?;
+        // Our own tgid first, so there is no moment where the tracer traces itself.
+        config
+            .set(names::CONFIG_SELF_TGID, std::process::id() as u64, 0)
+            .and_then(|_| config.set(names::CONFIG_TRACE_ALL, 1, 0))
+            .map_err(|source| TracerError::Map { name: names::CONFIG, source })
+    }
+
+    /// A reader of the kernel's per-file counters with its own map descriptor, to be moved to
+    /// another thread (the metrics scanner) while the tracer keeps draining events.
+    pub fn file_counters_reader(
+        &self,
+    ) -> Result<impl FnMut() -> Result<HashMap<FileKey, FileCounters>, String> + Send + 'static, TracerError> {
+        use std::os::fd::AsFd as _;
+
+        use aya::maps::{IterableMap, Map};
+        let err = |source| TracerError::Map { name: names::FILE_STATS, source };
+        let map = self.ebpf.map(names::FILE_STATS).ok_or(TracerError::MissingMap(names::FILE_STATS))?;
+        let borrowed: BpfHashMap<_, FileKey, FileCounters> = BpfHashMap::try_from(map).map_err(err)?;
+        let fd = borrowed.map().fd().as_fd().try_clone_to_owned().map_err(TracerError::Io)?;
+        let owned = MapData::from_fd(fd).and_then(Map::from_map_data).map_err(err)?;
+        let stats: BpfHashMap<MapData, FileKey, FileCounters> = BpfHashMap::try_from(owned).map_err(err)?;
+        Ok(move || {
+            let mut out = HashMap::new();
+            for item in stats.iter() {
+                let (k, v) = item.map_err(|e| e.to_string())?;
+                out.insert(k, v);
+            }
+            Ok(out)
+        })
     }
 
     /// File descriptor of the ring buffer, to wait on with epoll.

@@ -1,0 +1,52 @@
+//! fentry/fexit tier: BTF-typed arguments, and the return value through bpf_get_func_ret
+//! (5.17+). Userspace picks the kernel function at load time (`FEntry::load(fn, btf)`), after
+//! checking in BTF that the arguments read here are where these programs expect them.
+use aya_ebpf::{
+    macros::{fentry, fexit},
+    programs::{FEntryContext, FExitContext},
+};
+
+use super::functions::{fsync_range_enter, fsync_range_exit, write_done};
+use crate::{kernel::KPtr, state::current_traced};
+
+/// vfs_write(struct file *file, const char __user *buf, size_t count, loff_t *pos) -> ssize_t
+#[fexit(function = "vfs_write")]
+pub fn fexit_vfs_write(ctx: FExitContext) -> i32 {
+    if current_traced() {
+        let file: KPtr = ctx.arg(0);
+        if let Ok(ret) = ctx.ret::<i64>() {
+            write_done(file, ret);
+        }
+    }
+    0
+}
+
+/// vfs_writev(struct file *file, ...) or do_iter_write(struct file *file, ...) -> ssize_t
+#[fexit(function = "vfs_writev")]
+pub fn fexit_vectored_write(ctx: FExitContext) -> i32 {
+    if current_traced() {
+        let file: KPtr = ctx.arg(0);
+        if let Ok(ret) = ctx.ret::<i64>() {
+            write_done(file, ret);
+        }
+    }
+    0
+}
+
+/// vfs_fsync_range(struct file *file, loff_t start, loff_t end, int datasync) -> int
+#[fentry(function = "vfs_fsync_range")]
+pub fn fentry_vfs_fsync_range(ctx: FEntryContext) -> i32 {
+    let file: KPtr = ctx.arg(0);
+    let datasync: i32 = ctx.arg(3);
+    // Trampolines never miss a return: nesting is tracked by depth alone (sp 0).
+    fsync_range_enter(file, datasync, 0);
+    0
+}
+
+#[fexit(function = "vfs_fsync_range")]
+pub fn fexit_vfs_fsync_range(ctx: FExitContext) -> i32 {
+    if let Ok(ret) = ctx.ret::<i32>() {
+        fsync_range_exit(ret as i64);
+    }
+    0
+}

@@ -1,0 +1,135 @@
+//! What the function-level tiers (fentry/fexit and kprobe/kretprobe) do with a hooked call. The
+//! tier files only decode their context's arguments and call these, and these call the same
+//! `state` helpers as the tracepoint tier, so userspace cannot tell the tiers apart.
+//!
+//! Writes: vfs_write (write, pwrite64) and the vectored path (writev, pwritev, pwritev2) count a
+//! successful write exactly as `sys_exit` does for the syscall; `sys_exit` skips the syscalls a
+//! hook covers (`CONFIG_FN_HOOKS`), so nothing is counted twice.
+//!
+//! Syncs: fsync/fdatasync/msync/sync/syncfs keep their syscall-level records (latency, errno),
+//! because a function hook alone misses some: on Debian's 6.1 kernel fdatasync(2) never reaches
+//! vfs_fsync_range's entry (the fsync path is inlined into the syscall). vfs_fsync_range adds
+//! the syncs no syscall record covers: io_uring's IORING_OP_FSYNC (run by `iou-wrk-<pid>`
+//! threads, which share the submitter's tgid, so the usual tgid filter holds) and other
+//! in-kernel callers. Calls inside a traced sync syscall (INFLIGHT_SYNCS) or inside a write
+//! syscall (the fsync an O_SYNC write runs: `on_write` made it a durable point already) are
+//! skipped, so each sync is counted exactly once.
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns};
+use fsync_trace_common::{
+    inflight_call_key, names, open_flags, syscalls as nr, InflightCall, SyncOp, CALL_FSYNC_RANGE,
+    CALL_WRITE,
+};
+
+use crate::{
+    kernel::{current_syscall, file_inode, read, reg, KPtr},
+    maps::{count_lost, off, INFLIGHT_CALLS, INFLIGHT_SYNCS},
+    state::{bump_epoch, current_traced, emit_file_sync, on_write},
+};
+
+#[inline(always)]
+fn current_tid() -> u32 {
+    bpf_get_current_pid_tgid() as u32
+}
+
+/// Entry of a hooked call whose return needs its arguments or start time; `sp` is the stack
+/// pointer at entry for kprobes, 0 for fentry. Returns true if this call owns the slot.
+///
+/// Writes never nest (vfs_write and vfs_writev do not call each other), so a write slot is
+/// simply replaced; that also clears a slot left behind when a kretprobe missed a return
+/// (kretprobes drop returns when their instance pool is exhausted, e.g. by many threads blocked
+/// in pipe writes). vfs_fsync_range does nest (overlayfs calls it again on the real file): an
+/// inner call only deepens the outer call's slot, so it cannot overwrite it. With kprobes, a
+/// call no deeper on the stack than the slot's owner cannot be nested in it: that slot is stale.
+#[inline(always)]
+pub fn call_enter(hook: u64, file: KPtr, datasync: u32, sp: u64) -> bool {
+    let key = inflight_call_key(current_tid(), hook);
+    if hook != CALL_WRITE {
+        if let Some(c) = INFLIGHT_CALLS.get_ptr_mut(&key) {
+            unsafe {
+                if sp == 0 || sp < (*c).sp {
+                    (*c).depth += 1;
+                    return false;
+                }
+            }
+        }
+    }
+    let call = InflightCall {
+        enter_ns: unsafe { bpf_ktime_get_ns() },
+        file: file as u64,
+        datasync,
+        depth: 0,
+        sp,
+    };
+    if INFLIGHT_CALLS.insert(&key, &call, 0).is_err() {
+        count_lost(names::LOST_INFLIGHT_MAP_FULL);
+        return false;
+    }
+    true
+}
+
+/// Return of a hooked call: the outermost call's entry state, or None for a nested call or one
+/// that was not entered while traced. Looks only at this thread's slot, so untraced threads pay
+/// one failed lookup.
+#[inline(always)]
+pub fn call_exit(hook: u64) -> Option<InflightCall> {
+    let key = inflight_call_key(current_tid(), hook);
+    let c = INFLIGHT_CALLS.get_ptr_mut(&key)?;
+    unsafe {
+        if (*c).depth > 0 {
+            (*c).depth -= 1;
+            return None;
+        }
+        let call = *c;
+        let _ = INFLIGHT_CALLS.remove(&key);
+        Some(call)
+    }
+}
+
+/// A hooked write function returned `ret` for `file`: the accounting `sys_exit` does for a
+/// write syscall, with the fd the syscall was given (userspace resolves paths of files opened
+/// before tracing through it).
+#[inline(always)]
+pub fn write_done(file: KPtr, ret: i64) {
+    if ret <= 0 {
+        return;
+    }
+    let Some(inode) = file_inode(file) else { return };
+    if !inode.is_reg() || !inode.tracked() {
+        return;
+    }
+    let f_flags: u32 = read(file, off!(file_f_flags)).unwrap_or(0);
+    let fd = match current_syscall() {
+        Some((id, regs)) if nr::is_write(id) => reg(regs, nr::REGS_DI) as i32,
+        _ => -1,
+    };
+    on_write(&inode.key, ret as u64, f_flags & open_flags::O_DSYNC != 0, fd);
+}
+
+/// True if a vfs_fsync_range call on this thread is already recorded elsewhere.
+#[inline(always)]
+fn sync_covered() -> bool {
+    if unsafe { INFLIGHT_SYNCS.get(&current_tid()) }.is_some() {
+        return true; // the sync syscall's own record
+    }
+    matches!(current_syscall(), Some((id, _)) if nr::is_write(id))
+}
+
+/// Entry of vfs_fsync_range(file, start, end, datasync); `sp` as for `call_enter`.
+#[inline(always)]
+pub fn fsync_range_enter(file: KPtr, datasync: i32, sp: u64) {
+    if !current_traced() || sync_covered() {
+        return;
+    }
+    if call_enter(CALL_FSYNC_RANGE, file, datasync as u32, sp) {
+        // As sys_enter does for sync syscalls: data written from now on is not covered.
+        bump_epoch();
+    }
+}
+
+/// Return of vfs_fsync_range with its result.
+#[inline(always)]
+pub fn fsync_range_exit(ret: i64) {
+    let Some(call) = call_exit(CALL_FSYNC_RANGE) else { return };
+    let op = if call.datasync != 0 { SyncOp::Fdatasync } else { SyncOp::Fsync };
+    emit_file_sync(op, ret, call.enter_ns, file_inode(call.file as KPtr));
+}

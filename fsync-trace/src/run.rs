@@ -162,7 +162,10 @@ async fn event_loop(
     all: bool,
     exporter: &mut Option<Exporter>,
 ) -> Result<Option<i32>, RunError> {
-    let events = AsyncFd::with_interest(FdRef(tracer.events_fd()), tokio::io::Interest::READABLE)?;
+    // SAFETY: the ring buffer fd stays open, unchanged, for the whole loop (the tracer outlives
+    // this AsyncFd, which is dropped at the end of this function).
+    let events = unsafe { AsyncFd::register_with_interest(FdRef(tracer.events_fd()), tokio::io::Interest::READABLE) }
+        .map_err(|e| RunError::Io(std::io::Error::other(e.to_string())))?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     // Handlers are in place: let this thread take the held signals (workers keep them blocked).

@@ -64,6 +64,29 @@ pub struct Finding {
     pub count: u64,
 }
 
+impl Finding {
+    /// The optional fields empty and `count` 1: findings are written as
+    /// `Finding { kind, path, .., ..Finding::blank() }`.
+    pub fn blank() -> Self {
+        Finding {
+            kind: FindingKind::UnsyncedWrite,
+            path: String::new(),
+            pid: 0,
+            comm: String::new(),
+            ts: 0,
+            message: String::new(),
+            fix: String::new(),
+            entry: None,
+            source: None,
+            errno: None,
+            op: None,
+            unsynced_bytes: None,
+            unsynced_writes: None,
+            count: 1,
+        }
+    }
+}
+
 pub fn errno_name(errno: i32) -> &'static str {
     match errno {
         libc::EIO => "EIO",

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub use finding::{errno_name, Finding, FindingKind};
 use fsync_trace_common::{mman, open_flags, FileCounters, FileKey, NamespaceOp, SyncOp, PAGE_SIZE};
 pub use paths::{join, normalize, split_parent};
-pub use resolve::{kernel_dev, NoResolver, ProcResolver, Resolver};
+#[cfg(test)]
+pub use resolve::NoResolver;
+pub use resolve::{ProcResolver, Resolver};
 
 use crate::event::{Actor, Event, EventKind, NameRef};
 
@@ -104,7 +106,6 @@ pub struct DurabilityState<R: Resolver> {
     mappings: HashMap<u32, Vec<Mapping>>,
     findings: Vec<Finding>,
     ops: BTreeMap<SyncOp, OpStats>,
-    events: u64,
     /// Bookkeeping for live metrics; None unless [`DurabilityState::track_live`] was called.
     live: Option<Live>,
 }
@@ -129,7 +130,6 @@ pub struct Analysis {
     pub findings: Vec<Finding>,
     pub processes: Vec<ProcessInfo>,
     pub ops: BTreeMap<SyncOp, OpStats>,
-    pub events: u64,
 }
 
 fn display_path(f: &FileState) -> String {
@@ -148,7 +148,6 @@ impl<R: Resolver> DurabilityState<R> {
             mappings: HashMap::new(),
             findings: Vec::new(),
             ops: BTreeMap::new(),
-            events: 0,
             live: None,
         }
     }
@@ -252,7 +251,6 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     pub fn apply(&mut self, ev: Event) {
-        self.events += 1;
         let Event { ts, actor, kind } = ev;
         let p = self.processes.entry(actor.pid).or_insert_with(|| ProcessInfo {
             pid: actor.pid,
@@ -432,13 +430,9 @@ impl<R: Resolver> DurabilityState<R> {
                         op.name(), errno_name(errno)
                     ),
                     fix: "treat a failed fsync as fatal for this file: rewrite the data from your own copy (or crash and recover from the log) instead of continuing".into(),
-                    entry: None,
-                    source: None,
                     errno: Some(errno),
                     op: Some(op.name().into()),
-                    unsynced_bytes: None,
-                    unsynced_writes: None,
-                    count: 1,
+                    ..Finding::blank()
                 });
             }
             return;
@@ -464,13 +458,9 @@ impl<R: Resolver> DurabilityState<R> {
                             op.name(), errno_name(errno)
                         ),
                         fix: "do not retry fsync after a failure and trust the result; reopen and rewrite the data, or recover from the log".into(),
-                        entry: None,
-                        source: None,
                         errno: Some(errno),
                         op: Some(op.name().into()),
-                        unsynced_bytes: None,
-                        unsynced_writes: None,
-                        count: 1,
+                        ..Finding::blank()
                     });
                 }
             }
@@ -570,7 +560,6 @@ impl<R: Resolver> DurabilityState<R> {
         if let Some(k) = moved {
             let f = self.file(k);
             if !f.is_dir && f.is_dirty() {
-                let first = f.dirty[0].clone();
                 self.findings.push(Finding {
                     kind: FindingKind::RenameBeforeFsync,
                     path: new_abs.to_string(),
@@ -581,15 +570,9 @@ impl<R: Resolver> DurabilityState<R> {
                         "{old_abs} was renamed to {new_abs} while its data was not yet durable: after a crash {new_abs} can be empty or hold partial data"
                     ),
                     fix: format!("fsync (or fdatasync) the file before renaming it over {new_abs}, then fsync the directory"),
-                    entry: None,
                     source: Some(old_abs.to_string()),
-                    errno: None,
-                    op: None,
-                    unsynced_bytes: None,
-                    unsynced_writes: None,
-                    count: 1,
+                    ..Finding::blank()
                 });
-                let _ = first;
             }
         }
         if exchange {
@@ -656,13 +639,9 @@ impl<R: Resolver> DurabilityState<R> {
                         ts: first.since,
                         message: format!("{what} to {path} were never made durable (no fsync/fdatasync/msync(MS_SYNC) after them)"),
                         fix: "fsync or fdatasync the file (or msync(MS_SYNC) the mapping) before relying on the data; closing it is not enough".into(),
-                        entry: None,
-                        source: None,
-                        errno: None,
-                        op: None,
                         unsynced_bytes: Some(bytes),
                         unsynced_writes: Some(writes),
-                        count: 1,
+                        ..Finding::blank()
                     });
                 }
             }
@@ -689,12 +668,9 @@ impl<R: Resolver> DurabilityState<R> {
                         ),
                         fix: format!("open {dir} with O_RDONLY|O_DIRECTORY and fsync it after creating, renaming or removing entries"),
                         entry: Some(name),
-                        source: None,
-                        errno: None,
                         op: Some(e.op.to_string()),
-                        unsynced_bytes: None,
-                        unsynced_writes: None,
                         count,
+                        ..Finding::blank()
                     });
                 }
             }
@@ -714,7 +690,6 @@ impl<R: Resolver> DurabilityState<R> {
             findings,
             processes: self.processes.into_values().collect(),
             ops: self.ops,
-            events: self.events,
         }
     }
 }

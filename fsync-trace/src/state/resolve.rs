@@ -14,9 +14,11 @@ pub trait Resolver {
     fn fd_path(&self, pid: u32, fd: i32) -> Option<String>;
 }
 
-/// Resolves nothing: the state machine then relies on the event stream alone.
+/// Resolves nothing: the state machine then relies on the event stream alone (tests).
+#[cfg(test)]
 pub struct NoResolver;
 
+#[cfg(test)]
 impl Resolver for NoResolver {
     fn dir_of_path(&self, _: u32, _: &str) -> Option<(FileKey, bool)> {
         None

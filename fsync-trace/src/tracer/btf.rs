@@ -1,6 +1,6 @@
 //! Kernel struct offsets from the running kernel's BTF, so no offsets from one kernel's headers
 //! are baked into the binary.
-use btf_rs::{Btf, BtfType, Type};
+use btf_rs::{Btf, Type};
 use fsync_trace_common::KernelOffsets;
 
 use super::TracerError;

@@ -137,16 +137,26 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     let tier = tracer.tier();
     drop(tracer); // detaches every program
     let analysis = state.finish(end_ns, &counters);
+    drop(counters);
     let report = Report::build(&analysis, tier.name(), lost, clock, end_ns);
-    let text = if cli.json { report.to_json() + "\n" } else { report::render_text(&report) };
-    output.write_all(text.as_bytes()).and_then(|_| output.flush()).map_err(|source| RunError::Output {
+    let failed_on = cli.fail_on.as_ref().is_some_and(|f| analysis.findings.iter().any(|x| f.matches(x.kind)));
+    drop(analysis);
+    // Streamed, not built as one string: with 100,000 files the JSON is tens of MiB.
+    let written = {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut output);
+        let r = if cli.json {
+            serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other).and_then(|_| out.write_all(b"\n"))
+        } else {
+            out.write_all(report::render_text(&report).as_bytes())
+        };
+        r.and_then(|_| out.flush())
+    };
+    written.and_then(|_| output.flush()).map_err(|source| RunError::Output {
         path: cli.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
         source,
     })?;
-    if let Some(fail_on) = &cli.fail_on {
-        if analysis.findings.iter().any(|f| fail_on.matches(f.kind)) {
-            return Ok(EXIT_FINDINGS);
-        }
+    if failed_on {
+        return Ok(EXIT_FINDINGS);
     }
     Ok(child_status.unwrap_or(0))
 }

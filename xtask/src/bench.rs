@@ -1047,12 +1047,17 @@ impl Page<'_> {
                 (c.runs > 1).then(|| format!("{} {:.0}%", w.name(), 100.0 * (c.max - c.min) / c.elapsed))
             })
             .collect();
-        let busy = if mid > 1.0 {
-            "The machine was busy (other jobs were running: median 1-min load above 1 on 2 cores), so single runs \
-             are noisy; interleaving spreads that noise over all tools alike, and medians damp it, but ratios \
-             within the spread below are not significant."
+        let busy = if mid > 1.5 {
+            "The machine was busy (other jobs were running: the benchmark itself accounts for a load of about \
+             1), so single runs are noisy; interleaving spreads that noise over all tools alike and medians \
+             damp it, but differences within the spreads below are not significant."
+                .to_string()
         } else {
-            "The machine was mostly idle during the runs."
+            format!(
+                "The 1-min load stayed near {mid:.1} (the benchmark itself keeps one process running), so the machine \
+                 was otherwise mostly idle. The disk-bound workloads still vary a lot from run to run (fsync \
+                 latency of the virtual disk): differences within the spreads below are not significant."
+            )
         };
         let _ = writeln!(s, "{busy}");
         if !untraced_spread.is_empty() {
@@ -1130,8 +1135,22 @@ impl Page<'_> {
         let max_ratio = groups.iter().flat_map(|(_, b)| b.iter().map(|x| x.1)).fold(1.0f64, f64::max);
         let ticks_all = [1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
         let top = ticks_all.iter().copied().find(|&t| t >= max_ratio * 1.05).unwrap_or(max_ratio * 1.2).max(1.5);
-        let ticks: Vec<f64> = ticks_all.iter().copied().filter(|&t| t <= top).filter(|&t| top < 20.0 || t != 1.1 && t != 1.25).collect();
         let (left, plot_w, right) = (150.0, 520.0, 90.0);
+        // 1, 2, 5, 10, ... always; 1.1, 1.25, 1.5, 3 where they are at least 30 px from every other
+        // tick, so labels do not run into each other.
+        let primary = |t: f64| {
+            [1.0, 2.0, 5.0].iter().any(|m: &f64| {
+                let x = (t / m).log10();
+                (x - x.round()).abs() < 1e-9
+            })
+        };
+        let mut ticks: Vec<f64> = ticks_all.iter().copied().filter(|&t| t <= top && primary(t)).collect();
+        for t in ticks_all.iter().copied().filter(|&t| t <= top && !primary(t)) {
+            if ticks.iter().all(|&o| plot_w * (t.ln() - o.ln()).abs() / top.ln() >= 30.0) {
+                ticks.push(t);
+            }
+        }
+        ticks.sort_by(|a, b| a.total_cmp(b));
         let (bar_h, bar_gap, group_gap, head) = (18.0, 4.0, 18.0, 78.0);
         let x = |r: f64| left + plot_w * (r.max(1.0).ln() / top.ln());
         let colour = |t: &Tool| match t {

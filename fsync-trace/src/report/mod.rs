@@ -239,11 +239,6 @@ impl Report {
             findings,
         }
     }
-
-    pub fn to_json(&self) -> String {
-        // Serializing plain structs of strings and integers cannot fail.
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-    }
 }
 
 #[cfg(test)]

@@ -634,6 +634,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Err(e) = fs::remove_dir_all(bench.work_dir()) {
         eprintln!("[bench] could not clean {}: {e}", bench.work_dir().display());
     }
+    for f in ["report.json", "bpftrace.txt", "stderr.txt"] {
+        let _ = fs::remove_file(bench.scratch.join(f));
+    }
 
     let load_after = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let page = Page {

@@ -60,7 +60,10 @@ pub fn write_hook_bit(nr: u64) -> u64 {
 
 #[inline(always)]
 pub fn is_sync(nr: u64) -> bool {
-    matches!(nr, FSYNC | FDATASYNC | MSYNC | SYNC | SYNCFS | SYNC_FILE_RANGE)
+    matches!(
+        nr,
+        FSYNC | FDATASYNC | MSYNC | SYNC | SYNCFS | SYNC_FILE_RANGE
+    )
 }
 
 /// Syncs that can be durable points; their entry bumps the durability epoch.
@@ -78,7 +81,17 @@ pub fn is_open(nr: u64) -> bool {
 pub fn is_namespace(nr: u64) -> bool {
     matches!(
         nr,
-        RENAME | RENAMEAT | RENAMEAT2 | LINK | LINKAT | UNLINK | UNLINKAT | MKDIR | MKDIRAT | RMDIR
-            | SYMLINK | SYMLINKAT
+        RENAME
+            | RENAMEAT
+            | RENAMEAT2
+            | LINK
+            | LINKAT
+            | UNLINK
+            | UNLINKAT
+            | MKDIR
+            | MKDIRAT
+            | RMDIR
+            | SYMLINK
+            | SYMLINKAT
     )
 }

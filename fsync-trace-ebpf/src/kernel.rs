@@ -46,7 +46,8 @@ pub fn current_syscall() -> Option<(u64, KPtr)> {
         return None;
     }
     // bpf_task_pt_regs (5.15+) needs the BTF-typed task pointer.
-    let regs = unsafe { generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) } as KPtr;
+    let regs =
+        unsafe { generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) } as KPtr;
     let nr: u64 = read(regs, nr::REGS_ORIG_AX)?;
     Some((nr, regs))
 }
@@ -82,7 +83,11 @@ pub fn inode_info(inode: KPtr) -> Option<InodeInfo> {
     let sb: KPtr = read(inode, off!(inode_i_sb))?;
     let dev: u32 = read(sb, off!(sb_s_dev))?;
     let magic: u64 = read(sb, off!(sb_s_magic))?;
-    Some(InodeInfo { key: FileKey { dev, _pad: 0, ino }, mode: mode as u32, magic })
+    Some(InodeInfo {
+        key: FileKey { dev, _pad: 0, ino },
+        mode: mode as u32,
+        magic,
+    })
 }
 
 /// The `struct file *` behind `fd` in the current task, if any.

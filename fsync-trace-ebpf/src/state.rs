@@ -97,7 +97,15 @@ pub fn on_write(key: &FileKey, bytes: u64, osync: bool, fd: i32) {
         atomic_add(&raw mut (*c).writes, 1);
         atomic_add(&raw mut (*c).bytes, bytes);
         let pages_before = (*c).mapped_dirty_pages;
-        mark_dirty(key, c, writes_before, bytes_before, pages_before, DIRTY_BY_WRITE, fd);
+        mark_dirty(
+            key,
+            c,
+            writes_before,
+            bytes_before,
+            pages_before,
+            DIRTY_BY_WRITE,
+            fd,
+        );
     }
 }
 
@@ -162,7 +170,12 @@ fn emit_sync_write(key: &FileKey, fd: i32) {
 /// IORING_OP_FSYNC and other in-kernel callers of vfs_fsync_range). The same record the
 /// syscall path sends for fsync/fdatasync, with the fd unknown.
 #[inline(always)]
-pub fn emit_file_sync(op: SyncOp, ret: i64, enter_ns: u64, inode: Option<crate::kernel::InodeInfo>) {
+pub fn emit_file_sync(
+    op: SyncOp,
+    ret: i64,
+    enter_ns: u64,
+    inode: Option<crate::kernel::InodeInfo>,
+) {
     let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return;

@@ -76,7 +76,9 @@ impl FailOn {
 }
 
 fn parse_duration(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(v > 0.0 && v <= 31_536_000.0) {
         return Err("must be more than 0 and at most one year (31536000)".into());
     }
@@ -85,7 +87,10 @@ fn parse_duration(s: &str) -> Result<f64, String> {
 
 fn parse_tier(s: &str) -> Result<Tier, String> {
     Tier::from_name(s).ok_or_else(|| {
-        format!("unknown tier {s:?} (expected {})", Tier::ALL.map(|t| t.name()).join(", "))
+        format!(
+            "unknown tier {s:?} (expected {})",
+            Tier::ALL.map(|t| t.name()).join(", ")
+        )
     })
 }
 
@@ -129,11 +134,15 @@ impl Cli {
         }
         match (self.pids.is_empty(), self.command.is_empty()) {
             (false, false) => Err("give either -p PID or -- COMMAND, not both".into()),
-            (true, true) => Err("nothing to trace: give -p PID, -- COMMAND or --all (see --help)".into()),
+            (true, true) => {
+                Err("nothing to trace: give -p PID, -- COMMAND or --all (see --help)".into())
+            }
             (false, true) => Ok(Target::Pids(self.pids.clone())),
             (true, false) => {
                 if self.duration.is_some() {
-                    return Err("--duration applies to -p; a command is traced until it exits".into());
+                    return Err(
+                        "--duration applies to -p; a command is traced until it exits".into(),
+                    );
                 }
                 Ok(Target::Command(self.command.clone()))
             }
@@ -154,7 +163,10 @@ mod tests {
         let c = parse(&["-p", "1", "--", "true"]).unwrap();
         assert!(c.target().is_err());
         assert!(parse(&[]).unwrap().target().is_err());
-        assert_eq!(parse(&["-p", "5", "-p", "6"]).unwrap().target(), Ok(Target::Pids(vec![5, 6])));
+        assert_eq!(
+            parse(&["-p", "5", "-p", "6"]).unwrap().target(),
+            Ok(Target::Pids(vec![5, 6]))
+        );
         assert_eq!(
             parse(&["--json", "--", "ls", "-l"]).unwrap().target(),
             Ok(Target::Command(vec!["ls".into(), "-l".into()]))
@@ -164,7 +176,10 @@ mod tests {
     #[test]
     fn all_is_exclusive_with_pids_and_command() {
         assert_eq!(parse(&["--all"]).unwrap().target(), Ok(Target::All));
-        assert_eq!(parse(&["--all", "--duration", "5"]).unwrap().target(), Ok(Target::All));
+        assert_eq!(
+            parse(&["--all", "--duration", "5"]).unwrap().target(),
+            Ok(Target::All)
+        );
         assert!(parse(&["--all", "-p", "1"]).is_err());
         assert!(parse(&["--all", "--", "true"]).is_err());
         let err = parse(&[]).unwrap().target().unwrap_err();
@@ -175,12 +190,31 @@ mod tests {
     fn metrics_options() {
         let c = parse(&["--all", "--metrics", "9464"]).unwrap();
         assert_eq!(c.metrics, Some("127.0.0.1:9464".parse().unwrap()));
-        let c = parse(&["-p", "1", "--metrics", "0.0.0.0:9464", "--metrics-top-files", "20"]).unwrap();
+        let c = parse(&[
+            "-p",
+            "1",
+            "--metrics",
+            "0.0.0.0:9464",
+            "--metrics-top-files",
+            "20",
+        ])
+        .unwrap();
         assert_eq!(c.metrics, Some("0.0.0.0:9464".parse().unwrap()));
         assert_eq!(c.metrics_top_files, Some(20));
         assert!(parse(&["-p", "1", "--metrics", ":9464"]).is_err());
-        assert!(parse(&["-p", "1", "--metrics-top-files", "20"]).is_err(), "needs --metrics");
-        assert!(parse(&["-p", "1", "--metrics", "9464", "--metrics-top-files", "1001"]).is_err());
+        assert!(
+            parse(&["-p", "1", "--metrics-top-files", "20"]).is_err(),
+            "needs --metrics"
+        );
+        assert!(parse(&[
+            "-p",
+            "1",
+            "--metrics",
+            "9464",
+            "--metrics-top-files",
+            "1001"
+        ])
+        .is_err());
         assert!(parse(&["-p", "1", "--metrics", "9464", "--metrics-top-files", "0"]).is_err());
         assert_eq!(parse(&["-p", "1"]).unwrap().metrics, None);
     }
@@ -192,14 +226,22 @@ mod tests {
         assert!(parse(&["-p", "1", "--duration", "0"]).is_err());
         assert!(parse(&["-p", "1", "--duration", "-3"]).is_err());
         assert!(parse(&["-p", "1", "--duration", "1.5"]).is_ok());
-        assert!(parse(&["--duration", "2", "--", "true"]).unwrap().target().is_err());
+        assert!(parse(&["--duration", "2", "--", "true"])
+            .unwrap()
+            .target()
+            .is_err());
     }
 
     #[test]
     fn tier_is_checked() {
-        assert_eq!(parse(&["--tier", "kprobe", "-p", "1"]).unwrap().tier, Some(Tier::Kprobe));
+        assert_eq!(
+            parse(&["--tier", "kprobe", "-p", "1"]).unwrap().tier,
+            Some(Tier::Kprobe)
+        );
         assert_eq!(parse(&["-p", "1"]).unwrap().tier, None);
-        let err = parse(&["--tier", "uprobe", "-p", "1"]).unwrap_err().to_string();
+        let err = parse(&["--tier", "uprobe", "-p", "1"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("expected fentry, kprobe, tracepoint"), "{err}");
     }
 
@@ -209,8 +251,18 @@ mod tests {
         let f = c.fail_on.unwrap();
         assert!(f.matches(FindingKind::UnsyncedWrite) && f.matches(FindingKind::FsyncError));
         assert!(!f.matches(FindingKind::RenameBeforeFsync));
-        assert_eq!(parse(&["--fail-on", "any", "-p", "1"]).unwrap().fail_on.unwrap().0.len(), 5);
-        let err = parse(&["--fail-on", "bogus", "-p", "1"]).unwrap_err().to_string();
+        assert_eq!(
+            parse(&["--fail-on", "any", "-p", "1"])
+                .unwrap()
+                .fail_on
+                .unwrap()
+                .0
+                .len(),
+            5
+        );
+        let err = parse(&["--fail-on", "bogus", "-p", "1"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown finding kind"), "{err}");
     }
 }

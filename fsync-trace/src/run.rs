@@ -46,17 +46,25 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     };
     // And on a metrics address that cannot be served.
     let metrics_listener = match cli.metrics {
-        Some(addr) => Some(metrics::server::bind(addr).map_err(|source| RunError::Metrics { addr, source })?),
+        Some(addr) => {
+            Some(metrics::server::bind(addr).map_err(|source| RunError::Metrics { addr, source })?)
+        }
         None => None,
     };
     let initial: Vec<(u32, String)> = match &target {
-        Target::Pids(pids) => pids.iter().map(|&p| process_tgid(p).map(|t| (t, comm_of(t)))).collect::<Result<_, _>>()?,
+        Target::Pids(pids) => pids
+            .iter()
+            .map(|&p| process_tgid(p).map(|t| (t, comm_of(t))))
+            .collect::<Result<_, _>>()?,
         Target::Command(_) | Target::All => Vec::new(),
     };
     // With --all every process is traced anyway: no fork following (and no TRACED_TGIDS use).
     let follow = (cli.follow || matches!(target, Target::Command(_))) && target != Target::All;
     let memlock = raise_memlock_limit();
-    let tracer = Tracer::start(&TracerOptions { follow_forks: follow, tier: cli.tier });
+    let tracer = Tracer::start(&TracerOptions {
+        follow_forks: follow,
+        tier: cli.tier,
+    });
     // The maps exist now; a traced command must not inherit the raised limit.
     restore_memlock_limit(memlock);
     let mut tracer = tracer?;
@@ -65,7 +73,11 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
         for why in &selection.skipped {
             eprintln!("fsync-trace: {why}");
         }
-        let how = if cli.tier.is_some() { "forced" } else { "the best that works here" };
+        let how = if cli.tier.is_some() {
+            "forced"
+        } else {
+            "the best that works here"
+        };
         eprintln!("fsync-trace: using the {} tier ({how})", selection.tier);
         for line in selection.describe() {
             eprintln!("fsync-trace:   {line}");
@@ -94,7 +106,10 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
         Target::All => {
             tracer.trace_all()?;
             if cli.verbose {
-                eprintln!("fsync-trace: tracing every process but this one (pid {}) until SIGINT/SIGTERM", std::process::id());
+                eprintln!(
+                    "fsync-trace: tracing every process but this one (pid {}) until SIGINT/SIGTERM",
+                    std::process::id()
+                );
             }
         }
     }
@@ -109,7 +124,13 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
             let top_files = cli.metrics_top_files.map_or(0, usize::from);
             let reader = tracer.file_counters_reader()?;
             state.track_live();
-            let exporter = Exporter::start(listener, tracer.tier().name(), top_files, reader, runtime.handle());
+            let exporter = Exporter::start(
+                listener,
+                tracer.tier().name(),
+                top_files,
+                reader,
+                runtime.handle(),
+            );
             if cli.verbose || cli.metrics.is_some_and(|a| a.port() == 0) {
                 eprintln!("fsync-trace: serving metrics on http://{addr}/metrics");
             }
@@ -119,8 +140,15 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     };
     let duration = cli.duration.map(Duration::from_secs_f64);
     let all = target == Target::All;
-    let child_status =
-        runtime.block_on(event_loop(&mut tracer, &mut state, &mut live, child, duration, all, &mut exporter))?;
+    let child_status = runtime.block_on(event_loop(
+        &mut tracer,
+        &mut state,
+        &mut live,
+        child,
+        duration,
+        all,
+        &mut exporter,
+    ))?;
     // Everything still in the ring buffer belongs to the trace.
     tracer.drain(|ev| {
         if let Some(m) = exporter.as_mut() {
@@ -139,22 +167,33 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     let analysis = state.finish(end_ns, &counters);
     drop(counters);
     let report = Report::build(&analysis, tier.name(), lost, clock, end_ns);
-    let failed_on = cli.fail_on.as_ref().is_some_and(|f| analysis.findings.iter().any(|x| f.matches(x.kind)));
+    let failed_on = cli
+        .fail_on
+        .as_ref()
+        .is_some_and(|f| analysis.findings.iter().any(|x| f.matches(x.kind)));
     drop(analysis);
     // Streamed, not built as one string: with 100,000 files the JSON is tens of MiB.
     let written = {
         let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut output);
         let r = if cli.json {
-            serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other).and_then(|_| out.write_all(b"\n"))
+            serde_json::to_writer_pretty(&mut out, &report)
+                .map_err(std::io::Error::other)
+                .and_then(|_| out.write_all(b"\n"))
         } else {
             out.write_all(report::render_text(&report).as_bytes())
         };
         r.and_then(|_| out.flush())
     };
-    written.and_then(|_| output.flush()).map_err(|source| RunError::Output {
-        path: cli.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
-        source,
-    })?;
+    written
+        .and_then(|_| output.flush())
+        .map_err(|source| RunError::Output {
+            path: cli
+                .output
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "stdout".into()),
+            source,
+        })?;
     if failed_on {
         return Ok(EXIT_FINDINGS);
     }
@@ -174,8 +213,10 @@ async fn event_loop(
 ) -> Result<Option<i32>, RunError> {
     // SAFETY: the ring buffer fd stays open, unchanged, for the whole loop (the tracer outlives
     // this AsyncFd, which is dropped at the end of this function).
-    let events = unsafe { AsyncFd::register_with_interest(FdRef(tracer.events_fd()), tokio::io::Interest::READABLE) }
-        .map_err(|e| RunError::Io(std::io::Error::other(e.to_string())))?;
+    let events = unsafe {
+        AsyncFd::register_with_interest(FdRef(tracer.events_fd()), tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| RunError::Io(std::io::Error::other(e.to_string())))?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     // Handlers are in place: let this thread take the held signals (workers keep them blocked).
@@ -292,7 +333,8 @@ fn wait_exit_status(pid: i32) -> i32 {
 
 /// Thread-group id of `pid` (a thread id is accepted and mapped to its process).
 fn process_tgid(pid: u32) -> Result<u32, RunError> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|_| RunError::NoSuchProcess(pid))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|_| RunError::NoSuchProcess(pid))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("Tgid:"))
@@ -305,15 +347,24 @@ fn process_tgid(pid: u32) -> Result<u32, RunError> {
 /// (see deploy/README.md); without it loading fails on those kernels only. Returns the limit to
 /// restore once the maps are created.
 fn raise_memlock_limit() -> Option<libc::rlimit> {
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: valid pointers to plain structs.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut old) != 0 {
             return None;
         }
-        let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+        let unlimited = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
         if libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) != 0 {
-            log::debug!("cannot raise RLIMIT_MEMLOCK: {}", std::io::Error::last_os_error());
+            log::debug!(
+                "cannot raise RLIMIT_MEMLOCK: {}",
+                std::io::Error::last_os_error()
+            );
             return None;
         }
     }
@@ -328,13 +379,18 @@ fn restore_memlock_limit(old: Option<libc::rlimit>) {
 }
 
 fn comm_of(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Alive and not a zombie.
 fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -351,7 +407,11 @@ fn set_stop_signals_blocked(blocked: bool) {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
-        let how = if blocked { libc::SIG_BLOCK } else { libc::SIG_UNBLOCK };
+        let how = if blocked {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
         libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }
@@ -366,7 +426,10 @@ struct Spawned {
 fn spawn_stopped(cmd: &[OsString]) -> Result<Spawned, RunError> {
     let argv: Vec<CString> = cmd
         .iter()
-        .map(|a| CString::new(a.as_bytes()).map_err(|_| RunError::Usage("command arguments cannot contain NUL bytes".into())))
+        .map(|a| {
+            CString::new(a.as_bytes())
+                .map_err(|_| RunError::Usage("command arguments cannot contain NUL bytes".into()))
+        })
         .collect::<Result<_, _>>()?;
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
@@ -400,9 +463,14 @@ fn spawn_stopped(cmd: &[OsString]) -> Result<Spawned, RunError> {
     let r = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
     if r != pid || !libc::WIFSTOPPED(status) {
         unsafe { libc::close(fds[0]) };
-        return Err(RunError::Spawn(std::io::Error::other("the command did not start")));
+        return Err(RunError::Spawn(std::io::Error::other(
+            "the command did not start",
+        )));
     }
-    Ok(Spawned { pid: pid as u32, exec_result: fds[0] })
+    Ok(Spawned {
+        pid: pid as u32,
+        exec_result: fds[0],
+    })
 }
 
 impl Spawned {
@@ -412,7 +480,13 @@ impl Spawned {
         unsafe { libc::kill(self.pid as i32, libc::SIGCONT) };
         let mut errno = 0i32;
         // SAFETY: reading 4 bytes into an i32.
-        let n = unsafe { libc::read(self.exec_result, &mut errno as *mut i32 as *mut libc::c_void, 4) };
+        let n = unsafe {
+            libc::read(
+                self.exec_result,
+                &mut errno as *mut i32 as *mut libc::c_void,
+                4,
+            )
+        };
         unsafe { libc::close(self.exec_result) };
         if n == 4 {
             let mut status = 0;
@@ -421,7 +495,10 @@ impl Spawned {
             if errno == libc::ENOENT {
                 return Err(RunError::CommandNotFound { command });
             }
-            return Err(RunError::Exec { command, source: std::io::Error::from_raw_os_error(errno) });
+            return Err(RunError::Exec {
+                command,
+                source: std::io::Error::from_raw_os_error(errno),
+            });
         }
         Ok(())
     }

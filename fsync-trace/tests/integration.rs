@@ -38,7 +38,11 @@ fn tempdir() -> (TempDir, String) {
         .prefix("fsync-trace-it.")
         .tempdir_in("/var/tmp")
         .expect("creating a temp dir in /var/tmp");
-    let p = std::fs::canonicalize(d.path()).unwrap().to_str().unwrap().to_string();
+    let p = std::fs::canonicalize(d.path())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     (d, p)
 }
 
@@ -76,11 +80,18 @@ fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
         if start.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{what}: still running after {timeout:?}; killed. stderr: {}", err.join().unwrap());
+            panic!(
+                "{what}: still running after {timeout:?}; killed. stderr: {}",
+                err.join().unwrap()
+            );
         }
         thread::sleep(Duration::from_millis(10));
     };
-    Output { code: exit_code(status), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    Output {
+        code: exit_code(status),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 fn run(cmd: &mut Command, what: &str) -> Output {
@@ -103,7 +114,10 @@ fn trace(args: &[OsString]) -> (Output, Option<Report>) {
     let out = run(&mut cmd, "fsync-trace");
     let text = std::fs::read_to_string(&report_path).unwrap_or_default();
     let report = (!text.trim().is_empty()).then(|| {
-        Report(serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}): {text}")))
+        Report(
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("report is not JSON ({e}): {text}")),
+        )
     });
     (out, report)
 }
@@ -118,8 +132,13 @@ fn scenario_in(dir: &str, scenario: &str, extra: &[&str]) -> Report {
     let mut args = os(&["--", WORKLOAD, scenario, dir]);
     args.extend(os(extra));
     let (out, report) = trace(&args);
-    assert_eq!(out.code, 0, "fsync-trace on workload {scenario}: exit {}; stderr: {}", out.code, out.stderr);
-    let report = report.unwrap_or_else(|| panic!("no report for {scenario}; stderr: {}", out.stderr));
+    assert_eq!(
+        out.code, 0,
+        "fsync-trace on workload {scenario}: exit {}; stderr: {}",
+        out.code, out.stderr
+    );
+    let report =
+        report.unwrap_or_else(|| panic!("no report for {scenario}; stderr: {}", out.stderr));
     report.assert_complete();
     report
 }
@@ -139,7 +158,11 @@ fn scenario(name: &str, extra: &[&str]) -> (TempDir, String, Report) {
 type FindingId = (String, String, Option<String>);
 
 fn fid(kind: &str, path: &str, entry: Option<&str>) -> FindingId {
-    (kind.to_string(), path.to_string(), entry.map(str::to_string))
+    (
+        kind.to_string(),
+        path.to_string(),
+        entry.map(str::to_string),
+    )
 }
 
 struct Report(Value);
@@ -150,13 +173,20 @@ impl Report {
     }
 
     fn u64_at(v: &Value, key: &str) -> u64 {
-        v.get(key).and_then(Value::as_u64).unwrap_or_else(|| panic!("no integer {key:?} in {v}"))
+        v.get(key)
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("no integer {key:?} in {v}"))
     }
 
     /// Version 1, nothing lost.
     fn assert_complete(&self) {
         assert_eq!(self.0["version"], 1, "{}", self.pretty());
-        assert_eq!(self.0["lost_events"], 0, "events were lost:\n{}", self.pretty());
+        assert_eq!(
+            self.0["lost_events"],
+            0,
+            "events were lost:\n{}",
+            self.pretty()
+        );
         assert_eq!(self.0["complete"], true, "{}", self.pretty());
     }
 
@@ -170,14 +200,22 @@ impl Report {
 
     fn file(&self, path: &str) -> &Value {
         let hits: Vec<&Value> = self.files().iter().filter(|f| f["path"] == path).collect();
-        assert_eq!(hits.len(), 1, "expected exactly one file {path} in the report:\n{}", self.pretty());
+        assert_eq!(
+            hits.len(),
+            1,
+            "expected exactly one file {path} in the report:\n{}",
+            self.pretty()
+        );
         hits[0]
     }
 
     /// Exactly these files were reported (written, mapped or synced), no others.
     fn assert_paths(&self, expected: &[&str]) {
-        let got: BTreeSet<String> =
-            self.files().iter().map(|f| f["path"].as_str().unwrap().to_string()).collect();
+        let got: BTreeSet<String> = self
+            .files()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect();
         let want: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
         assert_eq!(got, want, "files in the report:\n{}", self.pretty());
     }
@@ -198,7 +236,12 @@ impl Report {
     }
 
     fn assert_removed(&self, path: &str, removed: bool) {
-        assert_eq!(self.file(path)["removed"], removed, "removed of {path}:\n{}", self.pretty());
+        assert_eq!(
+            self.file(path)["removed"],
+            removed,
+            "removed of {path}:\n{}",
+            self.pretty()
+        );
     }
 
     /// The `syncs` table: op -> (calls, errors), exactly.
@@ -207,10 +250,17 @@ impl Report {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| (s["op"].as_str().unwrap().to_string(), (Self::u64_at(s, "calls"), Self::u64_at(s, "errors"))))
+            .map(|s| {
+                (
+                    s["op"].as_str().unwrap().to_string(),
+                    (Self::u64_at(s, "calls"), Self::u64_at(s, "errors")),
+                )
+            })
             .collect();
-        let want: BTreeMap<String, (u64, u64)> =
-            expected.iter().map(|(op, c, e)| (op.to_string(), (*c, *e))).collect();
+        let want: BTreeMap<String, (u64, u64)> = expected
+            .iter()
+            .map(|(op, c, e)| (op.to_string(), (*c, *e)))
+            .collect();
         assert_eq!(got, want, "syncs:\n{}", self.pretty());
     }
 
@@ -230,11 +280,22 @@ impl Report {
         got.sort();
         let mut want = expected.to_vec();
         want.sort();
-        assert_eq!(got, want, "findings (kind, path, entry):\n{}", self.pretty());
+        assert_eq!(
+            got,
+            want,
+            "findings (kind, path, entry):\n{}",
+            self.pretty()
+        );
         // Every finding explains itself and says what to do.
         for f in self.findings_json() {
-            assert!(f["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {f}");
-            assert!(f["fix"].as_str().is_some_and(|m| !m.is_empty()), "no fix: {f}");
+            assert!(
+                f["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "no message: {f}"
+            );
+            assert!(
+                f["fix"].as_str().is_some_and(|m| !m.is_empty()),
+                "no fix: {f}"
+            );
             assert!(f["count"].as_u64().is_some_and(|c| c >= 1), "no count: {f}");
             assert!(f["pid"].as_u64().is_some_and(|p| p > 0), "no pid: {f}");
         }
@@ -242,20 +303,41 @@ impl Report {
 
     /// The one finding of this kind on this path.
     fn finding(&self, kind: &str, path: &str) -> &Value {
-        let hits: Vec<&Value> =
-            self.findings_json().iter().filter(|f| f["kind"] == kind && f["path"] == path).collect();
-        assert_eq!(hits.len(), 1, "expected one {kind} finding on {path}:\n{}", self.pretty());
+        let hits: Vec<&Value> = self
+            .findings_json()
+            .iter()
+            .filter(|f| f["kind"] == kind && f["path"] == path)
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "expected one {kind} finding on {path}:\n{}",
+            self.pretty()
+        );
         hits[0]
     }
 
     fn assert_unsynced_write(&self, path: &str, writes: u64, bytes: u64) {
         let f = self.finding("unsynced_write", path);
-        assert_eq!(f["unsynced_writes"], writes, "unsynced_writes of {path}:\n{}", self.pretty());
-        assert_eq!(f["unsynced_bytes"], bytes, "unsynced_bytes of {path}:\n{}", self.pretty());
+        assert_eq!(
+            f["unsynced_writes"],
+            writes,
+            "unsynced_writes of {path}:\n{}",
+            self.pretty()
+        );
+        assert_eq!(
+            f["unsynced_bytes"],
+            bytes,
+            "unsynced_bytes of {path}:\n{}",
+            self.pretty()
+        );
     }
 
     fn kinds(&self) -> BTreeSet<String> {
-        self.findings_json().iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect()
+        self.findings_json()
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap().to_string())
+            .collect()
     }
 
     fn processes(&self) -> Vec<(u64, String, Option<u64>)> {
@@ -263,7 +345,13 @@ impl Report {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (Self::u64_at(p, "pid"), p["comm"].as_str().unwrap().to_string(), p.get("parent").and_then(Value::as_u64)))
+            .map(|p| {
+                (
+                    Self::u64_at(p, "pid"),
+                    p["comm"].as_str().unwrap().to_string(),
+                    p.get("parent").and_then(Value::as_u64),
+                )
+            })
             .collect()
     }
 }
@@ -281,8 +369,24 @@ fn unsynced_write_is_reported_with_exact_counts() {
     let (_g, d, r) = scenario("unsynced", &[]);
     let f = format!("{d}/unsynced.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(&f, "file", &[("writes", 5), ("bytes_written", 500), ("fsyncs", 0), ("fdatasyncs", 0), ("unsynced_bytes", 500), ("sync_writes", 0), ("mapped_dirty_pages", 0)]);
-    r.assert_file(&d, "dir", &[("fsyncs", 1), ("writes", 0), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 5),
+            ("bytes_written", 500),
+            ("fsyncs", 0),
+            ("fdatasyncs", 0),
+            ("unsynced_bytes", 500),
+            ("sync_writes", 0),
+            ("mapped_dirty_pages", 0),
+        ],
+    );
+    r.assert_file(
+        &d,
+        "dir",
+        &[("fsyncs", 1), ("writes", 0), ("unsynced_bytes", 0)],
+    );
     r.assert_syncs(&[("fsync", 1, 0)]);
     r.assert_findings(&[fid("unsynced_write", &f, None)]);
     r.assert_unsynced_write(&f, 5, 500);
@@ -298,7 +402,15 @@ fn unsynced_write_counts_follow_the_workload() {
     // A different count, so a constant in the tool cannot pass by chance.
     let (_g, d, r) = scenario("unsynced", &["--writes", "17"]);
     let f = format!("{d}/unsynced.dat");
-    r.assert_file(&f, "file", &[("writes", 17), ("bytes_written", 1700), ("unsynced_bytes", 1700)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 17),
+            ("bytes_written", 1700),
+            ("unsynced_bytes", 1700),
+        ],
+    );
     r.assert_findings(&[fid("unsynced_write", &f, None)]);
     r.assert_unsynced_write(&f, 17, 1700);
 }
@@ -309,7 +421,17 @@ fn good_program_has_no_findings() {
     let (_g, d, r) = scenario("good", &[]);
     let f = format!("{d}/good.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(&f, "file", &[("writes", 3), ("bytes_written", 300), ("fsyncs", 1), ("fdatasyncs", 0), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 3),
+            ("bytes_written", 300),
+            ("fsyncs", 1),
+            ("fdatasyncs", 0),
+            ("unsynced_bytes", 0),
+        ],
+    );
     r.assert_file(&d, "dir", &[("fsyncs", 1)]);
     r.assert_syncs(&[("fsync", 2, 0)]);
     r.assert_findings(&[]);
@@ -321,7 +443,16 @@ fn fsync_through_another_fd_counts() {
     let (_g, d, r) = scenario("sync-other-fd", &[]);
     let f = format!("{d}/other.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(&f, "file", &[("writes", 4), ("bytes_written", 40), ("fsyncs", 1), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 4),
+            ("bytes_written", 40),
+            ("fsyncs", 1),
+            ("unsynced_bytes", 0),
+        ],
+    );
     r.assert_syncs(&[("fsync", 2, 0)]);
     r.assert_findings(&[]);
 }
@@ -336,7 +467,16 @@ fn created_file_without_dir_fsync() {
     let (_g, d, r) = scenario("no-dirsync", &[]);
     let f = format!("{d}/nodir.dat");
     r.assert_paths(&[&f]);
-    r.assert_file(&f, "file", &[("writes", 1), ("bytes_written", 10), ("fsyncs", 1), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 1),
+            ("bytes_written", 10),
+            ("fsyncs", 1),
+            ("unsynced_bytes", 0),
+        ],
+    );
     r.assert_syncs(&[("fsync", 1, 0)]);
     r.assert_findings(&[fid("unsynced_parent_dir", &d, Some("nodir.dat"))]);
     let finding = r.finding("unsynced_parent_dir", &d);
@@ -352,7 +492,11 @@ fn mkdir_without_parent_fsync() {
     let f = format!("{sub}/f.dat");
     r.assert_paths(&[&sub, &f]);
     r.assert_file(&sub, "dir", &[("fsyncs", 1)]);
-    r.assert_file(&f, "file", &[("writes", 1), ("fsyncs", 1), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[("writes", 1), ("fsyncs", 1), ("unsynced_bytes", 0)],
+    );
     // Only "sub" in the parent: f.dat's entry is covered by the fsync of sub.
     r.assert_findings(&[fid("unsynced_parent_dir", &d, Some("sub"))]);
     assert_eq!(r.finding("unsynced_parent_dir", &d)["op"], "mkdir");
@@ -364,7 +508,11 @@ fn unlink_without_dir_fsync() {
     let (_g, d, r) = scenario("unlink", &[]);
     let f = format!("{d}/gone.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(&f, "file", &[("writes", 1), ("fsyncs", 1), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[("writes", 1), ("fsyncs", 1), ("unsynced_bytes", 0)],
+    );
     r.assert_removed(&f, true);
     r.assert_findings(&[fid("unsynced_parent_dir", &d, Some("gone.dat"))]);
     assert_eq!(r.finding("unsynced_parent_dir", &d)["op"], "unlink");
@@ -376,7 +524,11 @@ fn hard_and_symbolic_links_without_dir_fsync() {
     let (_g, d, r) = scenario("link", &[]);
     let f = format!("{d}/orig.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(&f, "file", &[("writes", 1), ("fsyncs", 1), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[("writes", 1), ("fsyncs", 1), ("unsynced_bytes", 0)],
+    );
     r.assert_findings(&[
         fid("unsynced_parent_dir", &d, Some("hard.dat")),
         fid("unsynced_parent_dir", &d, Some("soft.lnk")),
@@ -384,7 +536,12 @@ fn hard_and_symbolic_links_without_dir_fsync() {
     let ops: BTreeMap<String, String> = r
         .findings_json()
         .iter()
-        .map(|f| (f["entry"].as_str().unwrap().to_string(), f["op"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["entry"].as_str().unwrap().to_string(),
+                f["op"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(ops["hard.dat"], "link");
     assert_eq!(ops["soft.lnk"], "symlink");
@@ -400,9 +557,24 @@ fn rename_before_fsync_is_reported() {
     let (_g, d, r) = scenario("rename-unsafe", &[]);
     let cfg = format!("{d}/config");
     r.assert_paths(&[&d, &cfg]);
-    r.assert_file(&cfg, "file", &[("writes", 1), ("bytes_written", 64), ("fsyncs", 0), ("unsynced_bytes", 64)]);
-    r.assert_findings(&[fid("rename_before_fsync", &cfg, None), fid("unsynced_write", &cfg, None)]);
-    assert_eq!(r.finding("rename_before_fsync", &cfg)["source"], format!("{d}/config.tmp"));
+    r.assert_file(
+        &cfg,
+        "file",
+        &[
+            ("writes", 1),
+            ("bytes_written", 64),
+            ("fsyncs", 0),
+            ("unsynced_bytes", 64),
+        ],
+    );
+    r.assert_findings(&[
+        fid("rename_before_fsync", &cfg, None),
+        fid("unsynced_write", &cfg, None),
+    ]);
+    assert_eq!(
+        r.finding("rename_before_fsync", &cfg)["source"],
+        format!("{d}/config.tmp")
+    );
     r.assert_unsynced_write(&cfg, 1, 64);
 }
 
@@ -412,7 +584,16 @@ fn rename_after_fsync_is_safe() {
     let (_g, d, r) = scenario("rename-safe", &[]);
     let safe = format!("{d}/safe");
     r.assert_paths(&[&d, &safe]);
-    r.assert_file(&safe, "file", &[("writes", 1), ("bytes_written", 64), ("fsyncs", 1), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &safe,
+        "file",
+        &[
+            ("writes", 1),
+            ("bytes_written", 64),
+            ("fsyncs", 1),
+            ("unsynced_bytes", 0),
+        ],
+    );
     r.assert_syncs(&[("fsync", 2, 0)]);
     r.assert_findings(&[]);
 }
@@ -427,7 +608,17 @@ fn o_dsync_writes_are_durable() {
     let (_g, d, r) = scenario("osync", &[]);
     let f = format!("{d}/osync.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(&f, "file", &[("writes", 3), ("bytes_written", 150), ("sync_writes", 3), ("fsyncs", 0), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 3),
+            ("bytes_written", 150),
+            ("sync_writes", 3),
+            ("fsyncs", 0),
+            ("unsynced_bytes", 0),
+        ],
+    );
     r.assert_syncs(&[("fsync", 1, 0)]);
     r.assert_findings(&[]);
 }
@@ -438,7 +629,16 @@ fn sync_file_range_is_not_durable() {
     let (_g, d, r) = scenario("sfr", &[]);
     let f = format!("{d}/sfr.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(&f, "file", &[("writes", 1), ("bytes_written", 4096), ("fsyncs", 0), ("unsynced_bytes", 4096)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 1),
+            ("bytes_written", 4096),
+            ("fsyncs", 0),
+            ("unsynced_bytes", 4096),
+        ],
+    );
     r.assert_syncs(&[("fsync", 1, 0), ("sync_file_range", 1, 0)]);
     r.assert_findings(&[fid("unsynced_write", &f, None)]);
     r.assert_unsynced_write(&f, 1, 4096);
@@ -450,7 +650,16 @@ fn mmap_stores_made_durable_by_msync() {
     let (_g, d, r) = scenario("mmap", &[]);
     let f = format!("{d}/mapped.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(&f, "file", &[("writes", 0), ("mapped_dirty_pages", 2), ("unsynced_bytes", 0), ("fsyncs", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 0),
+            ("mapped_dirty_pages", 2),
+            ("unsynced_bytes", 0),
+            ("fsyncs", 0),
+        ],
+    );
     r.assert_syncs(&[("fsync", 1, 0), ("msync", 1, 0)]);
     r.assert_findings(&[]);
 }
@@ -461,7 +670,15 @@ fn mmap_stores_without_msync_are_unsynced() {
     let (_g, d, r) = scenario("mmap", &["--no-msync"]);
     let f = format!("{d}/mapped.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(&f, "file", &[("writes", 0), ("mapped_dirty_pages", 2), ("unsynced_bytes", 8192)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 0),
+            ("mapped_dirty_pages", 2),
+            ("unsynced_bytes", 8192),
+        ],
+    );
     r.assert_syncs(&[("fsync", 1, 0)]);
     r.assert_findings(&[fid("unsynced_write", &f, None)]);
     r.assert_unsynced_write(&f, 0, 8192);
@@ -477,15 +694,41 @@ fn forked_child_is_followed_and_blamed() {
     let (_g, d, r) = scenario("fork", &[]);
     let (parent, child) = (format!("{d}/parent.dat"), format!("{d}/child.dat"));
     r.assert_paths(&[&d, &parent, &child]);
-    r.assert_file(&parent, "file", &[("writes", 1), ("bytes_written", 10), ("fsyncs", 1), ("unsynced_bytes", 0)]);
-    r.assert_file(&child, "file", &[("writes", 2), ("bytes_written", 20), ("fsyncs", 0), ("unsynced_bytes", 20)]);
+    r.assert_file(
+        &parent,
+        "file",
+        &[
+            ("writes", 1),
+            ("bytes_written", 10),
+            ("fsyncs", 1),
+            ("unsynced_bytes", 0),
+        ],
+    );
+    r.assert_file(
+        &child,
+        "file",
+        &[
+            ("writes", 2),
+            ("bytes_written", 20),
+            ("fsyncs", 0),
+            ("unsynced_bytes", 20),
+        ],
+    );
     r.assert_syncs(&[("fsync", 2, 0)]);
     r.assert_findings(&[fid("unsynced_write", &child, None)]);
     r.assert_unsynced_write(&child, 2, 20);
     let procs = r.processes();
     assert_eq!(procs.len(), 2, "processes: {procs:?}");
-    let (ppid, pcomm, pparent) = procs.iter().find(|p| p.2.is_none()).cloned().expect("the command");
-    let (cpid, ccomm, cparent) = procs.iter().find(|p| p.2.is_some()).cloned().expect("the forked child");
+    let (ppid, pcomm, pparent) = procs
+        .iter()
+        .find(|p| p.2.is_none())
+        .cloned()
+        .expect("the command");
+    let (cpid, ccomm, cparent) = procs
+        .iter()
+        .find(|p| p.2.is_some())
+        .cloned()
+        .expect("the forked child");
     assert_eq!((pcomm.as_str(), pparent), (WORKLOAD_COMM, None));
     assert_eq!((ccomm.as_str(), cparent), (WORKLOAD_COMM, Some(ppid)));
     assert_ne!(cpid, ppid);
@@ -501,7 +744,16 @@ fn threads_are_counted_exactly() {
     let (t0, t1) = (format!("{d}/thread0.dat"), format!("{d}/thread1.dat"));
     r.assert_paths(&[&d, &t0, &t1]);
     for t in [&t0, &t1] {
-        r.assert_file(t, "file", &[("writes", 1000), ("bytes_written", 64_000), ("fsyncs", 10), ("unsynced_bytes", 0)]);
+        r.assert_file(
+            t,
+            "file",
+            &[
+                ("writes", 1000),
+                ("bytes_written", 64_000),
+                ("fsyncs", 10),
+                ("unsynced_bytes", 0),
+            ],
+        );
     }
     r.assert_syncs(&[("fsync", 21, 0)]);
     r.assert_findings(&[]);
@@ -531,10 +783,20 @@ impl FailFs {
         let (dir, d) = tempdir();
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/failfs.c");
         let bin = format!("{d}/failfs");
-        let flags = run(Command::new("pkg-config").args(["--cflags", "--libs", "fuse3"]), "pkg-config");
-        assert_eq!(flags.code, 0, "pkg-config fuse3 (libfuse3-dev installed?): {}", flags.stderr);
+        let flags = run(
+            Command::new("pkg-config").args(["--cflags", "--libs", "fuse3"]),
+            "pkg-config",
+        );
+        assert_eq!(
+            flags.code, 0,
+            "pkg-config fuse3 (libfuse3-dev installed?): {}",
+            flags.stderr
+        );
         let cc = run(
-            Command::new("gcc").args(["-O2", "-Wall", "-o", &bin]).arg(&src).args(flags.stdout.split_whitespace()),
+            Command::new("gcc")
+                .args(["-O2", "-Wall", "-o", &bin])
+                .arg(&src)
+                .args(flags.stdout.split_whitespace()),
             "gcc failfs",
         );
         assert_eq!(cc.code, 0, "building failfs: {}", cc.stderr);
@@ -547,10 +809,18 @@ impl FailFs {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting failfs");
-        let fs = FailFs { mnt, child, _dir: dir };
+        let fs = FailFs {
+            mnt,
+            child,
+            _dir: dir,
+        };
         let start = Instant::now();
         while !mounted(&fs.mnt) {
-            assert!(start.elapsed() < Duration::from_secs(10), "failfs did not mount {}", fs.mnt);
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "failfs did not mount {}",
+                fs.mnt
+            );
             thread::sleep(Duration::from_millis(20));
         }
         fs
@@ -559,7 +829,11 @@ impl FailFs {
 
 impl Drop for FailFs {
     fn drop(&mut self) {
-        let _ = Command::new("fusermount3").arg("-u").arg(&self.mnt).stderr(Stdio::null()).status();
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.mnt)
+            .stderr(Stdio::null())
+            .status();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -568,7 +842,11 @@ impl Drop for FailFs {
             thread::sleep(Duration::from_millis(20));
         }
         // Still up (busy mount?): detach lazily and stop the daemon.
-        let _ = Command::new("fusermount3").arg("-uz").arg(&self.mnt).stderr(Stdio::null()).status();
+        let _ = Command::new("fusermount3")
+            .arg("-uz")
+            .arg(&self.mnt)
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -582,7 +860,16 @@ fn fsync_error_is_reported() {
     let r = scenario_in(&m, "fsync-error", &[]);
     let f = format!("{m}/fail-always.dat");
     r.assert_paths(&[&f]);
-    r.assert_file(&f, "file", &[("writes", 1), ("bytes_written", 10), ("fsyncs", 1), ("unsynced_bytes", 10)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 1),
+            ("bytes_written", 10),
+            ("fsyncs", 1),
+            ("unsynced_bytes", 10),
+        ],
+    );
     r.assert_syncs(&[("fsync", 1, 1)]);
     // The failed fsync made nothing durable: the write stays unsynced. failfs is a FUSE
     // filesystem, which can be durable, and the workload never fsyncs the mount's root after
@@ -606,7 +893,16 @@ fn fsync_retry_after_error_is_reported() {
     let r = scenario_in(&m, "fsync-retry", &[]);
     let f = format!("{m}/fail-once.dat");
     r.assert_paths(&[&f]);
-    r.assert_file(&f, "file", &[("writes", 1), ("bytes_written", 10), ("fsyncs", 2), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("writes", 1),
+            ("bytes_written", 10),
+            ("fsyncs", 2),
+            ("unsynced_bytes", 0),
+        ],
+    );
     r.assert_syncs(&[("fsync", 2, 1)]);
     // The retry "succeeded", so the file is not reported as never synced; the retry itself is
     // the finding (the data from before the failure may be gone).
@@ -663,7 +959,10 @@ fn sqlite_run(mode: &str, n: usize) -> (TempDir, String, Report) {
     std::fs::write(&script, SQLITE_APP).unwrap();
     let (g, d) = tempdir();
     let db = format!("{d}/app.db");
-    let setup = run(Command::new(python()).args(["-I", "-B", &script, &db, "setup", "0"]), "sqlite setup");
+    let setup = run(
+        Command::new(python()).args(["-I", "-B", &script, &db, "setup", "0"]),
+        "sqlite setup",
+    );
     assert_eq!(setup.code, 0, "sqlite setup: {}", setup.stderr);
     let n = n.to_string();
     let (out, r) = trace(&os(&["--", python(), "-I", "-B", &script, &db, mode, &n]));
@@ -691,12 +990,40 @@ fn sqlite_run(mode: &str, n: usize) -> (TempDir, String, Report) {
 const SQLITE_TXNS: u64 = 10;
 
 fn sqlite_common(r: &Report, d: &str) -> (String, String, String) {
-    let (db, wal, shm) = (format!("{d}/app.db"), format!("{d}/app.db-wal"), format!("{d}/app.db-shm"));
+    let (db, wal, shm) = (
+        format!("{d}/app.db"),
+        format!("{d}/app.db-wal"),
+        format!("{d}/app.db-shm"),
+    );
     let n = SQLITE_TXNS;
-    assert_eq!(r.processes().iter().map(|p| p.1.as_str()).collect::<Vec<_>>(), ["python3"]);
-    r.assert_file(&wal, "file", &[("writes", 1 + 2 * n), ("bytes_written", 32 + n * 4120), ("unsynced_bytes", 0)]);
+    assert_eq!(
+        r.processes()
+            .iter()
+            .map(|p| p.1.as_str())
+            .collect::<Vec<_>>(),
+        ["python3"]
+    );
+    r.assert_file(
+        &wal,
+        "file",
+        &[
+            ("writes", 1 + 2 * n),
+            ("bytes_written", 32 + n * 4120),
+            ("unsynced_bytes", 0),
+        ],
+    );
     r.assert_removed(&wal, true);
-    r.assert_file(&shm, "file", &[("writes", 8), ("bytes_written", 8), ("fsyncs", 0), ("fdatasyncs", 0), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &shm,
+        "file",
+        &[
+            ("writes", 8),
+            ("bytes_written", 8),
+            ("fsyncs", 0),
+            ("fdatasyncs", 0),
+            ("unsynced_bytes", 0),
+        ],
+    );
     r.assert_removed(&shm, true);
     r.assert_removed(&db, false);
     (db, wal, shm)
@@ -710,7 +1037,17 @@ fn sqlite_wal_synchronous_full_is_durable() {
     let n = SQLITE_TXNS;
     r.assert_paths(&[&d, &db, &wal, &shm]);
     r.assert_file(&wal, "file", &[("fsyncs", 0), ("fdatasyncs", n + 2)]);
-    r.assert_file(&db, "file", &[("writes", 1), ("bytes_written", 4096), ("fsyncs", 0), ("fdatasyncs", 1), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &db,
+        "file",
+        &[
+            ("writes", 1),
+            ("bytes_written", 4096),
+            ("fsyncs", 0),
+            ("fdatasyncs", 1),
+            ("unsynced_bytes", 0),
+        ],
+    );
     r.assert_file(&d, "dir", &[("fsyncs", 0), ("fdatasyncs", 1)]);
     r.assert_syncs(&[("fdatasync", n + 4, 0)]);
     // All data is durable. What is not: the deletion of -wal and -shm at close (their creation
@@ -732,7 +1069,17 @@ fn sqlite_wal_synchronous_off_is_not_durable() {
     let (db, wal, shm) = sqlite_common(&r, &d);
     r.assert_paths(&[&db, &wal, &shm]);
     r.assert_file(&wal, "file", &[("fsyncs", 0), ("fdatasyncs", 0)]);
-    r.assert_file(&db, "file", &[("writes", 1), ("bytes_written", 4096), ("fsyncs", 0), ("fdatasyncs", 0), ("unsynced_bytes", 4096)]);
+    r.assert_file(
+        &db,
+        "file",
+        &[
+            ("writes", 1),
+            ("bytes_written", 4096),
+            ("fsyncs", 0),
+            ("fdatasyncs", 0),
+            ("unsynced_bytes", 4096),
+        ],
+    );
     r.assert_syncs(&[]);
     // The committed rows reached app.db through the checkpoint and were never synced; the WAL
     // that held them is gone. -wal and -shm were created and deleted with no directory sync in
@@ -780,7 +1127,11 @@ impl Writer {
             .expect("starting python3");
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut w = Writer { child, stdin, stdout };
+        let mut w = Writer {
+            child,
+            stdin,
+            stdout,
+        };
         assert_eq!(w.read_line(), "ready");
         w
     }
@@ -849,7 +1200,8 @@ mod bpf {
 
     fn sys_bpf(cmd: libc::c_long, mut attr: Attr) -> io::Result<i64> {
         // SAFETY: `attr` is a zero-padded bpf_attr of the size passed.
-        let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.0.as_mut_ptr(), attr.0.len() as u32) };
+        let r =
+            unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.0.as_mut_ptr(), attr.0.len() as u32) };
         if r < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -883,7 +1235,10 @@ mod bpf {
     pub fn map_name(fd: &OwnedFd) -> io::Result<String> {
         use std::os::fd::AsRawFd;
         let mut info = [0u8; 64];
-        let attr = Attr::new().u32(0, fd.as_raw_fd() as u32).u32(4, info.len() as u32).u64(8, info.as_mut_ptr() as u64);
+        let attr = Attr::new()
+            .u32(0, fd.as_raw_fd() as u32)
+            .u32(4, info.len() as u32)
+            .u64(8, info.as_mut_ptr() as u64);
         sys_bpf(OBJ_GET_INFO_BY_FD, attr)?;
         let name = &info[24..40];
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
@@ -909,11 +1264,17 @@ mod bpf {
 /// The BPF programs, maps and links process `pid` holds descriptors of (from fdinfo).
 fn bpf_objects_of(pid: u32) -> BTreeSet<(bpf::Kind, u32)> {
     let mut out = BTreeSet::new();
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return out };
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return out;
+    };
     for e in dir.flatten() {
-        let Ok(info) = std::fs::read_to_string(e.path()) else { continue };
+        let Ok(info) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
         let field = |name: &str| -> Option<u32> {
-            info.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
         };
         if let Some(id) = field("link_id:") {
             out.insert((bpf::Kind::Link, id));
@@ -938,13 +1299,23 @@ fn wait_until_tracing(tracer: &mut Child, target: u32) -> BTreeSet<(bpf::Kind, u
             let _ = tracer.stderr.take().map(|mut e| e.read_to_string(&mut err));
             panic!("fsync-trace exited before tracing: {status}; stderr: {err}");
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "fsync-trace never started tracing pid {target}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "fsync-trace never started tracing pid {target}"
+        );
         let objs = bpf_objects_of(tracer.id());
-        let traced = objs.iter().filter(|(k, _)| *k == bpf::Kind::Map).any(|&(_, id)| {
-            let Ok(Some(fd)) = bpf::get(bpf::Kind::Map, id) else { return false };
-            bpf::map_name(&fd).is_ok_and(|n| n == "TRACED_TGIDS") && bpf::map_has_u32(&fd, target, 4).unwrap_or(false)
-        });
-        let status = std::fs::read_to_string(format!("/proc/{}/status", tracer.id())).unwrap_or_default();
+        let traced = objs
+            .iter()
+            .filter(|(k, _)| *k == bpf::Kind::Map)
+            .any(|&(_, id)| {
+                let Ok(Some(fd)) = bpf::get(bpf::Kind::Map, id) else {
+                    return false;
+                };
+                bpf::map_name(&fd).is_ok_and(|n| n == "TRACED_TGIDS")
+                    && bpf::map_has_u32(&fd, target, 4).unwrap_or(false)
+            });
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", tracer.id())).unwrap_or_default();
         let caught = status
             .lines()
             .find_map(|l| l.strip_prefix("SigCgt:"))
@@ -953,7 +1324,10 @@ fn wait_until_tracing(tracer: &mut Child, target: u32) -> BTreeSet<(bpf::Kind, u
         if traced && caught {
             // The leak check after exit looks these up by id: make sure the lookup sees them now.
             for &(kind, id) in &objs {
-                assert!(bpf::get(kind, id).expect("bpf(2)").is_some(), "{kind:?} {id} held by the tracer is not visible");
+                assert!(
+                    bpf::get(kind, id).expect("bpf(2)").is_some(),
+                    "{kind:?} {id} held by the tracer is not visible"
+                );
             }
             return objs;
         }
@@ -966,14 +1340,23 @@ fn wait_until_tracing(tracer: &mut Child, target: u32) -> BTreeSet<(bpf::Kind, u
 fn assert_bpf_released(objs: &BTreeSet<(bpf::Kind, u32)>) {
     let progs = objs.iter().filter(|o| o.0 == bpf::Kind::Prog).count();
     let links = objs.iter().filter(|o| o.0 == bpf::Kind::Link).count();
-    assert!(progs > 0 && links > 0, "the tracer held no programs or links: {objs:?}");
+    assert!(
+        progs > 0 && links > 0,
+        "the tracer held no programs or links: {objs:?}"
+    );
     let start = Instant::now();
     loop {
-        let left: Vec<_> = objs.iter().filter(|&&(k, id)| bpf::get(k, id).expect("bpf(2)").is_some()).collect();
+        let left: Vec<_> = objs
+            .iter()
+            .filter(|&&(k, id)| bpf::get(k, id).expect("bpf(2)").is_some())
+            .collect();
         if left.is_empty() {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "still in the kernel after fsync-trace exited: {left:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still in the kernel after fsync-trace exited: {left:?}"
+        );
         thread::sleep(Duration::from_millis(50));
     }
 }
@@ -991,7 +1374,9 @@ fn spawn_tracer(args: &[&str], report: &str) -> Child {
 
 fn read_report(path: &str) -> Report {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("report {path}: {e}"));
-    let r = Report(serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}): {text}")));
+    let r = Report(
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}): {text}")),
+    );
     r.assert_complete();
     r
 }
@@ -1000,12 +1385,27 @@ fn read_report(path: &str) -> Report {
 /// 5 writes, one fsync, the last 2 writes unsynced.
 fn assert_writer_report(r: &Report, file: &str, pid: u32) {
     r.assert_paths(&[file]);
-    r.assert_file(file, "file", &[("writes", 5), ("bytes_written", 500), ("fsyncs", 1), ("unsynced_bytes", 200)]);
+    r.assert_file(
+        file,
+        "file",
+        &[
+            ("writes", 5),
+            ("bytes_written", 500),
+            ("fsyncs", 1),
+            ("unsynced_bytes", 200),
+        ],
+    );
     r.assert_syncs(&[("fsync", 1, 0)]);
     r.assert_findings(&[fid("unsynced_write", file, None)]);
     r.assert_unsynced_write(file, 2, 200);
-    assert_eq!(r.processes(), vec![(pid as u64, "python3".to_string(), None)]);
-    assert_eq!(r.finding("unsynced_write", file)["pid"].as_u64(), Some(pid as u64));
+    assert_eq!(
+        r.processes(),
+        vec![(pid as u64, "python3".to_string(), None)]
+    );
+    assert_eq!(
+        r.finding("unsynced_write", file)["pid"].as_u64(),
+        Some(pid as u64)
+    );
 }
 
 #[test]
@@ -1023,8 +1423,16 @@ fn pid_mode_sigint_reports_and_detaches() {
     w.send("wwwsww");
     // SAFETY: plain syscall to our child.
     assert_eq!(unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) }, 0);
-    let out = wait_output(tracer, Duration::from_secs(20), "fsync-trace -p after SIGINT");
-    assert_eq!(out.code, 0, "exit status after SIGINT; stderr: {}", out.stderr);
+    let out = wait_output(
+        tracer,
+        Duration::from_secs(20),
+        "fsync-trace -p after SIGINT",
+    );
+    assert_eq!(
+        out.code, 0,
+        "exit status after SIGINT; stderr: {}",
+        out.stderr
+    );
     assert_bpf_released(&objs);
     let r = read_report(&report);
     assert_writer_report(&r, &file, w.pid());
@@ -1048,10 +1456,17 @@ fn pid_mode_duration_stops_and_reports() {
     let mut tracer = spawn_tracer(&["-p", &pid, "--duration", "2"], &report);
     let objs = wait_until_tracing(&mut tracer, w.pid());
     w.send("wwwsww");
-    let out = wait_output(tracer, Duration::from_secs(30), "fsync-trace -p --duration 2");
+    let out = wait_output(
+        tracer,
+        Duration::from_secs(30),
+        "fsync-trace -p --duration 2",
+    );
     let took = started.elapsed();
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(12), "--duration 2 took {took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(12),
+        "--duration 2 took {took:?}"
+    );
     assert_bpf_released(&objs);
     assert_writer_report(&read_report(&report), &file, w.pid());
     assert!(w.alive(), "the traced process must survive the tracer");
@@ -1074,9 +1489,17 @@ fn pid_mode_target_exit_ends_the_trace() {
     w.send("wwwsww");
     let exited = Instant::now();
     w.quit();
-    let out = wait_output(tracer, Duration::from_secs(20), "fsync-trace -p after the target exited");
+    let out = wait_output(
+        tracer,
+        Duration::from_secs(20),
+        "fsync-trace -p after the target exited",
+    );
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    assert!(exited.elapsed() < Duration::from_secs(10), "took {:?} to notice the exit", exited.elapsed());
+    assert!(
+        exited.elapsed() < Duration::from_secs(10),
+        "took {:?} to notice the exit",
+        exited.elapsed()
+    );
     assert_bpf_released(&objs);
     assert_writer_report(&read_report(&report), &file, w.pid());
 }
@@ -1105,7 +1528,15 @@ fn not_root_is_one_clear_sentence() {
     let marker = format!("{d}/marker");
     let out = run(
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", &bin, "--", "sh", "-c"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                &bin,
+                "--",
+                "sh",
+                "-c",
+            ])
             .arg(format!("touch {marker}")),
         "fsync-trace as nobody",
     );
@@ -1121,8 +1552,15 @@ fn not_root_is_one_clear_sentence() {
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn nonexistent_pid_is_an_error() {
-    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().parse().unwrap();
-    let pid = (1..pid_max).rev().find(|p| !Path::new(&format!("/proc/{p}")).exists()).unwrap();
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid = (1..pid_max)
+        .rev()
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .unwrap();
     let (out, report) = trace(&os(&["-p", &pid.to_string()]));
     assert_eq!(out.code, 1, "stderr: {}", out.stderr);
     assert_eq!(out.stderr, format!("fsync-trace: no such process: {pid}\n"));
@@ -1134,7 +1572,10 @@ fn nonexistent_pid_is_an_error() {
 fn command_not_found_exits_127() {
     let (out, report) = trace(&os(&["--", "fsync-trace-no-such-command"]));
     assert_eq!(out.code, 127, "stderr: {}", out.stderr);
-    assert_eq!(out.stderr, "fsync-trace: fsync-trace-no-such-command: command not found\n");
+    assert_eq!(
+        out.stderr,
+        "fsync-trace: fsync-trace-no-such-command: command not found\n"
+    );
     assert!(report.is_none(), "no report for a command that never ran");
 }
 
@@ -1145,13 +1586,22 @@ fn unwritable_output_fails_before_tracing() {
     let marker = format!("{d}/marker");
     for output in ["/proc/nope/x".to_string(), d.clone()] {
         let out = run(
-            Command::new(TRACER).args(["--json", "-o", &output, "--", "sh", "-c"]).arg(format!("touch {marker}")),
+            Command::new(TRACER)
+                .args(["--json", "-o", &output, "--", "sh", "-c"])
+                .arg(format!("touch {marker}")),
             "fsync-trace -o unwritable",
         );
         assert_eq!(out.code, 1, "-o {output}: stderr: {}", out.stderr);
         let prefix = format!("fsync-trace: cannot write the report to {output}: ");
-        assert!(out.stderr.starts_with(&prefix) && out.stderr.lines().count() == 1, "-o {output}: {}", out.stderr);
-        assert!(!Path::new(&marker).exists(), "-o {output}: the command must not have run");
+        assert!(
+            out.stderr.starts_with(&prefix) && out.stderr.lines().count() == 1,
+            "-o {output}: {}",
+            out.stderr
+        );
+        assert!(
+            !Path::new(&marker).exists(),
+            "-o {output}: the command must not have run"
+        );
     }
 }
 
@@ -1160,16 +1610,33 @@ fn unwritable_output_fails_before_tracing() {
 fn exit_status_and_fail_on() {
     // Found: 3, and the report is still written.
     let (_g, d) = tempdir();
-    let (out, r) = trace(&os(&["--fail-on", "unsynced_write", "--", WORKLOAD, "unsynced", &d]));
+    let (out, r) = trace(&os(&[
+        "--fail-on",
+        "unsynced_write",
+        "--",
+        WORKLOAD,
+        "unsynced",
+        &d,
+    ]));
     assert_eq!(out.code, 3, "stderr: {}", out.stderr);
     let r = r.expect("report");
     r.assert_complete();
     r.assert_findings(&[fid("unsynced_write", &format!("{d}/unsynced.dat"), None)]);
     // Findings of other kinds only: the command's status.
     let (_g, d) = tempdir();
-    let (out, r) = trace(&os(&["--fail-on", "fsync_error,rename_before_fsync", "--", WORKLOAD, "unsynced", &d]));
+    let (out, r) = trace(&os(&[
+        "--fail-on",
+        "fsync_error,rename_before_fsync",
+        "--",
+        WORKLOAD,
+        "unsynced",
+        &d,
+    ]));
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    assert_eq!(r.expect("report").kinds(), BTreeSet::from(["unsynced_write".to_string()]));
+    assert_eq!(
+        r.expect("report").kinds(),
+        BTreeSet::from(["unsynced_write".to_string()])
+    );
     // No findings: the command's status.
     let (_g, d) = tempdir();
     let (out, _) = trace(&os(&["--fail-on", "any", "--", WORKLOAD, "good", &d]));
@@ -1202,12 +1669,52 @@ fn demo_findings(d: &str) -> Vec<FindingId> {
 
 fn assert_demo_files(r: &Report, d: &str) {
     let cfg = format!("{d}/config.json");
-    r.assert_file(&format!("{d}/wal.log"), "file", &[("writes", 3), ("bytes_written", 384), ("fdatasyncs", 1), ("fsyncs", 0), ("unsynced_bytes", 0)]);
-    r.assert_file(&format!("{d}/data.db"), "file", &[("writes", 4), ("bytes_written", 1024), ("fsyncs", 0), ("unsynced_bytes", 1024)]);
-    r.assert_file(&cfg, "file", &[("writes", 1), ("bytes_written", 64), ("fsyncs", 0), ("unsynced_bytes", 64)]);
-    r.assert_file(&format!("{d}/segment-0001.log"), "file", &[("writes", 2), ("bytes_written", 1024), ("fsyncs", 1), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &format!("{d}/wal.log"),
+        "file",
+        &[
+            ("writes", 3),
+            ("bytes_written", 384),
+            ("fdatasyncs", 1),
+            ("fsyncs", 0),
+            ("unsynced_bytes", 0),
+        ],
+    );
+    r.assert_file(
+        &format!("{d}/data.db"),
+        "file",
+        &[
+            ("writes", 4),
+            ("bytes_written", 1024),
+            ("fsyncs", 0),
+            ("unsynced_bytes", 1024),
+        ],
+    );
+    r.assert_file(
+        &cfg,
+        "file",
+        &[
+            ("writes", 1),
+            ("bytes_written", 64),
+            ("fsyncs", 0),
+            ("unsynced_bytes", 64),
+        ],
+    );
+    r.assert_file(
+        &format!("{d}/segment-0001.log"),
+        "file",
+        &[
+            ("writes", 2),
+            ("bytes_written", 1024),
+            ("fsyncs", 1),
+            ("unsynced_bytes", 0),
+        ],
+    );
     r.assert_file(d, "dir", &[("fsyncs", 1)]);
-    assert_eq!(r.finding("rename_before_fsync", &cfg)["source"], format!("{d}/config.json.tmp"));
+    assert_eq!(
+        r.finding("rename_before_fsync", &cfg)["source"],
+        format!("{d}/config.json.tmp")
+    );
     r.assert_unsynced_write(&format!("{d}/data.db"), 4, 1024);
     r.assert_unsynced_write(&cfg, 1, 64);
 }
@@ -1219,8 +1726,13 @@ fn demo_shows_every_kind_but_fsync_errors() {
     assert_demo_files(&r, &d);
     r.assert_syncs(&[("fsync", 2, 0), ("fdatasync", 1, 0)]);
     r.assert_findings(&demo_findings(&d));
-    let kinds: BTreeSet<String> =
-        ["rename_before_fsync", "unsynced_write", "unsynced_parent_dir"].map(String::from).into();
+    let kinds: BTreeSet<String> = [
+        "rename_before_fsync",
+        "unsynced_write",
+        "unsynced_parent_dir",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(r.kinds(), kinds);
 }
 
@@ -1233,7 +1745,11 @@ fn demo_with_failfs_shows_all_five_kinds() {
     let r = scenario_in(&d, "demo", &["--fuse", &m]);
     assert_demo_files(&r, &d);
     let f = format!("{m}/fail-once.dat");
-    r.assert_file(&f, "file", &[("writes", 1), ("fsyncs", 2), ("unsynced_bytes", 0)]);
+    r.assert_file(
+        &f,
+        "file",
+        &[("writes", 1), ("fsyncs", 2), ("unsynced_bytes", 0)],
+    );
     r.assert_syncs(&[("fsync", 4, 1), ("fdatasync", 1, 0)]);
     let mut want = demo_findings(&d);
     want.extend([
@@ -1242,8 +1758,14 @@ fn demo_with_failfs_shows_all_five_kinds() {
         fid("unsynced_parent_dir", &m, Some("fail-once.dat")),
     ]);
     r.assert_findings(&want);
-    let all: BTreeSet<String> = ["fsync_retry_after_error", "fsync_error", "rename_before_fsync", "unsynced_write", "unsynced_parent_dir"]
-        .map(String::from)
-        .into();
+    let all: BTreeSet<String> = [
+        "fsync_retry_after_error",
+        "fsync_error",
+        "rename_before_fsync",
+        "unsynced_write",
+        "unsynced_parent_dir",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(r.kinds(), all);
 }

@@ -81,10 +81,22 @@ impl Workload {
     fn set(quick: bool) -> Vec<Workload> {
         let s = |full: u64, small: u64| if quick { small } else { full };
         vec![
-            Workload { kind: Kind::Storm, n: s(200_000, 20_000) },
-            Workload { kind: Kind::FsyncBound, n: s(2_000, 200) },
-            Workload { kind: Kind::ManyFiles, n: s(10_000, 1_000) },
-            Workload { kind: Kind::Threads, n: s(20_000, 2_000) },
+            Workload {
+                kind: Kind::Storm,
+                n: s(200_000, 20_000),
+            },
+            Workload {
+                kind: Kind::FsyncBound,
+                n: s(2_000, 200),
+            },
+            Workload {
+                kind: Kind::ManyFiles,
+                n: s(10_000, 1_000),
+            },
+            Workload {
+                kind: Kind::Threads,
+                n: s(20_000, 2_000),
+            },
         ]
     }
 
@@ -102,7 +114,9 @@ impl Workload {
         match self.kind {
             Kind::Storm => format!("{n} × write(2) of 64 B to one file, no sync"),
             Kind::FsyncBound => format!("{n} × (append 4 KiB + fdatasync)"),
-            Kind::ManyFiles => format!("{n} files each created, written (128 B), fsynced; then the directory fsynced"),
+            Kind::ManyFiles => format!(
+                "{n} files each created, written (128 B), fsynced; then the directory fsynced"
+            ),
             Kind::Threads => format!(
                 "2 threads × {n} writes of 64 B to their own file, fsync every {FSYNC_EVERY} writes"
             ),
@@ -116,7 +130,13 @@ impl Workload {
             Kind::ManyFiles => ("many-files", "--files"),
             Kind::Threads => ("threads", "--records"),
         };
-        vec![scenario.into(), dir.display().to_string(), flag.into(), self.n.to_string(), "--report-elapsed".into()]
+        vec![
+            scenario.into(),
+            dir.display().to_string(),
+            flag.into(),
+            self.n.to_string(),
+            "--report-elapsed".into(),
+        ]
     }
 
     /// write(2) calls the workload makes to its data files.
@@ -131,15 +151,36 @@ impl Workload {
     fn check(&self, r: &Value, dir: &Path) -> Result<()> {
         let lost = num(r, "lost_events")?;
         if lost != 0 || r.get("complete") != Some(&Value::Bool(true)) {
-            bail!("{lost} lost event(s): {}", r.get("lost").map(|l| l.to_string()).unwrap_or_default());
+            bail!(
+                "{lost} lost event(s): {}",
+                r.get("lost").map(|l| l.to_string()).unwrap_or_default()
+            );
         }
         let n = self.n;
         match self.kind {
             Kind::Storm => {
-                expect_file(r, &dir.join("storm.dat"), &[("writes", n), ("bytes_written", 64 * n), ("fsyncs", 0), ("fdatasyncs", 0)])?;
+                expect_file(
+                    r,
+                    &dir.join("storm.dat"),
+                    &[
+                        ("writes", n),
+                        ("bytes_written", 64 * n),
+                        ("fsyncs", 0),
+                        ("fdatasyncs", 0),
+                    ],
+                )?;
             }
             Kind::FsyncBound => {
-                expect_file(r, &dir.join("wal.log"), &[("writes", n), ("bytes_written", 4096 * n), ("fdatasyncs", n), ("fsyncs", 0)])?;
+                expect_file(
+                    r,
+                    &dir.join("wal.log"),
+                    &[
+                        ("writes", n),
+                        ("bytes_written", 4096 * n),
+                        ("fdatasyncs", n),
+                        ("fsyncs", 0),
+                    ],
+                )?;
                 expect_sync(r, "fdatasync", n)?;
             }
             Kind::ManyFiles => {
@@ -167,7 +208,11 @@ impl Workload {
             Kind::Threads => {
                 let syncs = n.div_ceil(FSYNC_EVERY);
                 for i in 0..2 {
-                    expect_file(r, &dir.join(format!("thread{i}.dat")), &[("writes", n), ("bytes_written", 64 * n), ("fsyncs", syncs)])?;
+                    expect_file(
+                        r,
+                        &dir.join(format!("thread{i}.dat")),
+                        &[("writes", n), ("bytes_written", 64 * n), ("fsyncs", syncs)],
+                    )?;
                 }
                 expect_sync(r, "fsync", 2 * syncs + 1)?;
             }
@@ -177,11 +222,15 @@ impl Workload {
 }
 
 fn num(v: &Value, key: &str) -> Result<u64> {
-    v.get(key).and_then(Value::as_u64).ok_or_else(|| anyhow!("report has no number {key:?}"))
+    v.get(key)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| anyhow!("report has no number {key:?}"))
 }
 
 fn array<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>> {
-    v.get(key).and_then(Value::as_array).ok_or_else(|| anyhow!("report has no array {key:?}"))
+    v.get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("report has no array {key:?}"))
 }
 
 fn expect_file(r: &Value, path: &Path, want: &[(&str, u64)]) -> Result<()> {
@@ -251,23 +300,38 @@ struct Sample {
 fn foreign_bpf() -> Vec<String> {
     let me = std::process::id().to_string();
     let mut found = Vec::new();
-    let Ok(procs) = fs::read_dir("/proc") else { return found };
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return found;
+    };
     for p in procs.flatten() {
         let pid = p.file_name().to_string_lossy().to_string();
         if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
             continue;
         }
-        let Ok(fds) = fs::read_dir(p.path().join("fdinfo")) else { continue };
+        let Ok(fds) = fs::read_dir(p.path().join("fdinfo")) else {
+            continue;
+        };
         let progs = fds
             .flatten()
-            .filter(|fd| fs::read_to_string(fd.path()).is_ok_and(|s| s.starts_with("pos:") && s.contains("\nprog_type:")))
+            .filter(|fd| {
+                fs::read_to_string(fd.path())
+                    .is_ok_and(|s| s.starts_with("pos:") && s.contains("\nprog_type:"))
+            })
             .count();
         if progs > 0 {
             let comm = read_trim(&format!("/proc/{pid}/comm"));
             let cmd = fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_string())
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .trim()
+                        .to_string()
+                })
                 .unwrap_or_default();
-            found.push(format!("pid {pid} {comm} ({progs} BPF programs): {}", cmd.chars().take(120).collect::<String>()));
+            found.push(format!(
+                "pid {pid} {comm} ({progs} BPF programs): {}",
+                cmd.chars().take(120).collect::<String>()
+            ));
         }
     }
     found
@@ -299,7 +363,10 @@ impl Bench {
         match tool {
             Tool::Untraced => "untraced".into(),
             Tool::FsyncTrace(Some(t)) => format!("fsync-trace ({t})"),
-            Tool::FsyncTrace(None) => format!("fsync-trace ({})", self.default_tier.as_deref().unwrap_or("default tier")),
+            Tool::FsyncTrace(None) => format!(
+                "fsync-trace ({})",
+                self.default_tier.as_deref().unwrap_or("default tier")
+            ),
             Tool::Strace => "strace".into(),
             Tool::Bpftrace => "bpftrace".into(),
         }
@@ -323,7 +390,12 @@ impl Bench {
                 if let Some(t) = tier {
                     c.args(["--tier", t]);
                 }
-                c.arg("--json").arg("-o").arg(self.scratch.join("report.json")).arg("--").arg(&self.bins.workload).args(&args);
+                c.arg("--json")
+                    .arg("-o")
+                    .arg(self.scratch.join("report.json"))
+                    .arg("--")
+                    .arg(&self.bins.workload)
+                    .args(&args);
                 c
             }
             Tool::Strace => {
@@ -337,12 +409,17 @@ impl Bench {
             }
             Tool::Bpftrace => {
                 // bpftrace -c splits its command on spaces (no shell quoting).
-                let cmdline = std::iter::once(self.bins.workload.display().to_string()).chain(args).collect::<Vec<_>>();
+                let cmdline = std::iter::once(self.bins.workload.display().to_string())
+                    .chain(args)
+                    .collect::<Vec<_>>();
                 if cmdline.iter().any(|a| a.contains(char::is_whitespace)) {
                     bail!("bpftrace -c cannot run paths with spaces: {cmdline:?}");
                 }
                 let mut c = Command::new("bpftrace");
-                c.arg("-o").arg(self.scratch.join("bpftrace.txt")).args(["-e", BPFTRACE_SCRIPT, "-c"]).arg(cmdline.join(" "));
+                c.arg("-o")
+                    .arg(self.scratch.join("bpftrace.txt"))
+                    .args(["-e", BPFTRACE_SCRIPT, "-c"])
+                    .arg(cmdline.join(" "));
                 c
             }
         })
@@ -365,7 +442,9 @@ impl Bench {
         let stderr_path = self.scratch.join("stderr.txt");
         let stderr = fs::File::create(&stderr_path)?;
         let mut cmd = self.command(tool, w)?;
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
         let load1 = load_average();
         let foreign = foreign_bpf();
         self.runs += 1;
@@ -405,16 +484,30 @@ impl Bench {
         let err = fs::read_to_string(&stderr_path).unwrap_or_default();
         let label = self.label(tool);
         if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-            bail!("{} / {label} failed (wait status {status:#x}):\n{}", w.name(), tail(&err));
+            bail!(
+                "{} / {label} failed (wait status {status:#x}):\n{}",
+                w.name(),
+                tail(&err)
+            );
         }
-        let stats = parse_elapsed(&err)
-            .ok_or_else(|| anyhow!("{} / {label}: no elapsed_ns line from the workload:\n{}", w.name(), tail(&err)))?;
+        let stats = parse_elapsed(&err).ok_or_else(|| {
+            anyhow!(
+                "{} / {label}: no elapsed_ns line from the workload:\n{}",
+                w.name(),
+                tail(&err)
+            )
+        })?;
         let total_cpu = tv_us(ru.ru_utime) + tv_us(ru.ru_stime);
-        let workload_cpu = stats.get("utime_us").copied().unwrap_or(0) + stats.get("stime_us").copied().unwrap_or(0);
+        let workload_cpu = stats.get("utime_us").copied().unwrap_or(0)
+            + stats.get("stime_us").copied().unwrap_or(0);
         let sample = Sample {
             elapsed_ns: stats.get("elapsed_ns").copied().unwrap_or(0),
             wall_ns,
-            tool_cpu_us: if *tool == Tool::Untraced { 0 } else { total_cpu.saturating_sub(workload_cpu) },
+            tool_cpu_us: if *tool == Tool::Untraced {
+                0
+            } else {
+                total_cpu.saturating_sub(workload_cpu)
+            },
             workload_cpu_us: workload_cpu,
             maxrss_kb: ru.ru_maxrss.max(0) as u64,
             load1,
@@ -423,9 +516,15 @@ impl Bench {
         match tool {
             Tool::FsyncTrace(tier) => {
                 let path = self.scratch.join("report.json");
-                let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                let r: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-                let got = r.get("tier").and_then(Value::as_str).unwrap_or("?").to_string();
+                let text = fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let r: Value = serde_json::from_str(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?;
+                let got = r
+                    .get("tier")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
                 match tier {
                     Some(t) if *t != got => bail!("asked for the {t} tier, the report says {got}"),
                     Some(_) => {}
@@ -446,12 +545,22 @@ impl Bench {
                     .filter_map(|(_, n)| n.trim().parse::<u64>().ok())
                     .sum();
                 if counted != w.writes() {
-                    bail!("{} / bpftrace counted {counted} writes, expected {}:\n{}", w.name(), w.writes(), tail(&out));
+                    bail!(
+                        "{} / bpftrace counted {counted} writes, expected {}:\n{}",
+                        w.name(),
+                        w.writes(),
+                        tail(&out)
+                    );
                 }
             }
             _ => {}
         }
-        Ok(Outcome { sample, report, polled_hwm_kb, polled_peak })
+        Ok(Outcome {
+            sample,
+            report,
+            polled_hwm_kb,
+            polled_peak,
+        })
     }
 }
 
@@ -461,7 +570,10 @@ fn tv_us(t: libc::timeval) -> u64 {
 
 /// The workload's `elapsed_ns=N utime_us=N ...` line.
 fn parse_elapsed(stderr: &str) -> Option<BTreeMap<String, u64>> {
-    let line = stderr.lines().rev().find(|l| l.starts_with("elapsed_ns="))?;
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("elapsed_ns="))?;
     Some(
         line.split_whitespace()
             .filter_map(|kv| kv.split_once('='))
@@ -477,7 +589,13 @@ fn tail(s: &str) -> String {
 
 fn status_kb(pid: i32, key: &str) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix(key))?.trim().trim_end_matches("kB").trim().parse().ok()
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn load_average() -> f64 {
@@ -496,15 +614,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmark loads eBPF programs (fsync-trace, bpftrace): run as root");
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf();
     let target_dir = args
         .target_dir
         .clone()
         .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
         .unwrap_or_else(|| root.join("target"));
-    let target_dir = if target_dir.is_relative() { root.join(target_dir) } else { target_dir };
+    let target_dir = if target_dir.is_relative() {
+        root.join(target_dir)
+    } else {
+        target_dir
+    };
     if !args.no_build {
-        crate::run(crate::cargo().current_dir(&root).args(["build", "--release", "-p", "fsync-trace", "--target-dir"]).arg(&target_dir))?;
+        crate::run(
+            crate::cargo()
+                .current_dir(&root)
+                .args(["build", "--release", "-p", "fsync-trace", "--target-dir"])
+                .arg(&target_dir),
+        )?;
     }
     let bins = Bins {
         tracer: target_dir.join("release/fsync-trace"),
@@ -512,10 +642,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     for b in [&bins.tracer, &bins.workload] {
         if !b.is_file() {
-            bail!("{} does not exist (build it, or drop --no-build)", b.display());
+            bail!(
+                "{} does not exist (build it, or drop --no-build)",
+                b.display()
+            );
         }
     }
-    let (reps, quick) = if args.quick { (1, true) } else { (args.reps.max(1), false) };
+    let (reps, quick) = if args.quick {
+        (1, true)
+    } else {
+        (args.reps.max(1), false)
+    };
     let out = match &args.out {
         Some(p) if p.is_relative() => root.join(p),
         Some(p) => p.clone(),
@@ -611,19 +748,39 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let rss_files = if quick { 10_000 } else { 100_000 };
     let mut memory = Vec::new();
     for t in tools.iter().filter(|t| matches!(t, Tool::FsyncTrace(_))) {
-        let w = Workload { kind: Kind::ManyFiles, n: rss_files };
-        eprintln!("[bench] memory: {} with {} files", bench.label(t), thousands(rss_files));
+        let w = Workload {
+            kind: Kind::ManyFiles,
+            n: rss_files,
+        };
+        eprintln!(
+            "[bench] memory: {} with {} files",
+            bench.label(t),
+            thousands(rss_files)
+        );
         match bench.run(t, &w, true) {
             Ok(o) => {
-                let report_bytes = fs::metadata(bench.scratch.join("report.json")).map(|m| m.len()).unwrap_or(0);
-                let lost = o.report.as_ref().and_then(|r| r.get("lost_events")).and_then(Value::as_u64).unwrap_or(u64::MAX);
+                let report_bytes = fs::metadata(bench.scratch.join("report.json"))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                let lost = o
+                    .report
+                    .as_ref()
+                    .and_then(|r| r.get("lost_events"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(u64::MAX);
                 eprintln!(
                     "[bench] memory: peak RSS {:.1} MiB (VmHWM polled {:.1} MiB), tracer cpu {}, lost {lost}",
                     o.sample.maxrss_kb as f64 / 1024.0,
                     o.polled_hwm_kb as f64 / 1024.0,
                     fmt_ns(o.sample.tool_cpu_us * 1000)
                 );
-                memory.push(MemoryRun { label: bench.label(t), files: rss_files, outcome: o, lost, report_bytes });
+                memory.push(MemoryRun {
+                    label: bench.label(t),
+                    files: rss_files,
+                    outcome: o,
+                    lost,
+                    report_bytes,
+                });
             }
             Err(e) => {
                 eprintln!("[bench] FAILED: {e:#}");
@@ -632,7 +789,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     if let Err(e) = fs::remove_dir_all(bench.work_dir()) {
-        eprintln!("[bench] could not clean {}: {e}", bench.work_dir().display());
+        eprintln!(
+            "[bench] could not clean {}: {e}",
+            bench.work_dir().display()
+        );
     }
     for f in ["report.json", "bpftrace.txt", "stderr.txt"] {
         let _ = fs::remove_file(bench.scratch.join(f));
@@ -658,13 +818,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
         fs::create_dir_all(dir)?;
     }
     fs::write(&svg_path, page.svg())?;
-    let md = page.markdown(svg_path.file_name().and_then(|n| n.to_str()).unwrap_or("benchmarks.svg"));
+    let md = page.markdown(
+        svg_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("benchmarks.svg"),
+    );
     fs::write(&out, &md)?;
     eprintln!("[bench] wrote {} and {}", out.display(), svg_path.display());
     print!("{}", page.results_table());
     print!("{}", page.targets_table());
     if !failures.is_empty() {
-        bail!("{} run(s) failed or reported inexact counts / lost events (see above)", failures.len());
+        bail!(
+            "{} run(s) failed or reported inexact counts / lost events (see above)",
+            failures.len()
+        );
     }
     Ok(())
 }
@@ -678,8 +846,15 @@ struct MemoryRun {
 }
 
 /// The fsync-trace tiers to benchmark: each one that works here (`--tier`), or the default one.
-fn detect_tiers(tracer: &Path, scratch: &Path, notes: &mut Vec<String>) -> Result<Vec<Option<String>>> {
-    let help = Command::new(tracer).arg("--help").output().context("running fsync-trace --help")?;
+fn detect_tiers(
+    tracer: &Path,
+    scratch: &Path,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Option<String>>> {
+    let help = Command::new(tracer)
+        .arg("--help")
+        .output()
+        .context("running fsync-trace --help")?;
     if !String::from_utf8_lossy(&help.stdout).contains("--tier") {
         return Ok(vec![None]);
     }
@@ -701,7 +876,11 @@ fn detect_tiers(tracer: &Path, scratch: &Path, notes: &mut Vec<String>) -> Resul
         if out.status.success() && got.as_deref() == Some(t) {
             tiers.push(Some(t.to_string()));
         } else {
-            let why = String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("failed").to_string();
+            let why = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("failed")
+                .to_string();
             notes.push(format!("fsync-trace tier {t}: not available here ({why})"));
         }
     }
@@ -712,7 +891,12 @@ fn detect_tiers(tracer: &Path, scratch: &Path, notes: &mut Vec<String>) -> Resul
 }
 
 fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn version(cmd: &str, arg: &str) -> String {
@@ -720,22 +904,34 @@ fn version(cmd: &str, arg: &str) -> String {
         .arg(arg)
         .output()
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
 /// bpftrace's syscall tracepoints need tracefs; mount it if nobody has.
 fn ensure_tracefs() -> bool {
     let present = || {
-        ["/sys/kernel/tracing/events/syscalls", "/sys/kernel/debug/tracing/events/syscalls"]
-            .iter()
-            .any(|p| Path::new(p).exists())
+        [
+            "/sys/kernel/tracing/events/syscalls",
+            "/sys/kernel/debug/tracing/events/syscalls",
+        ]
+        .iter()
+        .any(|p| Path::new(p).exists())
     };
     if present() {
         return true;
     }
     eprintln!("[bench] mounting tracefs on /sys/kernel/tracing (bpftrace needs it)");
-    let _ = Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status();
+    let _ = Command::new("mount")
+        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .status();
     present()
 }
 
@@ -746,10 +942,17 @@ fn check_disk_fs(dir: &Path) -> Result<()> {
     // SAFETY: valid C string and out pointer.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        bail!("statfs {}: {}", dir.display(), std::io::Error::last_os_error());
+        bail!(
+            "statfs {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
     }
     if st.f_type == libc::TMPFS_MAGIC {
-        bail!("{} is on tmpfs: pass --dir on a disk filesystem", dir.display());
+        bail!(
+            "{} is on tmpfs: pass --dir on a disk filesystem",
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -798,7 +1001,9 @@ fn thousands(n: u64) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Medians of one (workload, tool) cell.
@@ -848,9 +1053,15 @@ impl Page<'_> {
 
     /// The fsync-trace tool the targets are about: the tracepoint tier if benchmarked.
     fn main_tracer(&self) -> Option<&Tool> {
-        let mut ft = self.tools.iter().filter(|t| matches!(t, Tool::FsyncTrace(_)));
+        let mut ft = self
+            .tools
+            .iter()
+            .filter(|t| matches!(t, Tool::FsyncTrace(_)));
         let all: Vec<&Tool> = ft.clone().collect();
-        all.iter().copied().find(|t| **t == Tool::FsyncTrace(Some("tracepoint".into()))).or_else(|| ft.next())
+        all.iter()
+            .copied()
+            .find(|t| **t == Tool::FsyncTrace(Some("tracepoint".into())))
+            .or_else(|| ft.next())
     }
 
     fn results_table(&self) -> String {
@@ -859,9 +1070,18 @@ impl Page<'_> {
         s.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         for w in self.workloads {
             for t in self.tools {
-                let Some(c) = self.cell(w.kind, t) else { continue };
-                let ratio = self.ratio(w.kind, t).map(|r| format!("{r:.2}×")).unwrap_or_else(|| "–".into());
-                let cpu = if *t == Tool::Untraced { "–".into() } else { fmt_ns_f(c.cpu_us * 1000.0) };
+                let Some(c) = self.cell(w.kind, t) else {
+                    continue;
+                };
+                let ratio = self
+                    .ratio(w.kind, t)
+                    .map(|r| format!("{r:.2}×"))
+                    .unwrap_or_else(|| "–".into());
+                let cpu = if *t == Tool::Untraced {
+                    "–".into()
+                } else {
+                    fmt_ns_f(c.cpu_us * 1000.0)
+                };
                 let wcpu = self
                     .cell(w.kind, &Tool::Untraced)
                     .filter(|u| u.workload_cpu_us > 0.0)
@@ -887,33 +1107,69 @@ impl Page<'_> {
     /// (target, measured, met) rows.
     fn targets(&self) -> Vec<(String, String, String)> {
         let mut rows = Vec::new();
-        let yes_no = |b: bool| if b { "yes".to_string() } else { "**no**".to_string() };
-        let quick_note = |b: bool| if self.quick { "(quick sizes: not judged)".to_string() } else { yes_no(b) };
+        let yes_no = |b: bool| {
+            if b {
+                "yes".to_string()
+            } else {
+                "**no**".to_string()
+            }
+        };
+        let quick_note = |b: bool| {
+            if self.quick {
+                "(quick sizes: not judged)".to_string()
+            } else {
+                yes_no(b)
+            }
+        };
         if let Some(ft) = self.main_tracer() {
             let label = self.bench.label(ft);
             if let Some(r) = self.ratio(Kind::Storm, ft) {
-                rows.push((format!("write storm ≤ 1.40× untraced ({label})"), format!("{r:.2}×"), quick_note(r <= 1.40)));
+                rows.push((
+                    format!("write storm ≤ 1.40× untraced ({label})"),
+                    format!("{r:.2}×"),
+                    quick_note(r <= 1.40),
+                ));
                 if let Some(b) = self.ratio(Kind::Storm, &Tool::Bpftrace) {
-                    rows.push(("write storm: faster than bpftrace".into(), format!("{r:.2}× vs {b:.2}×"), quick_note(r < b)));
+                    rows.push((
+                        "write storm: faster than bpftrace".into(),
+                        format!("{r:.2}× vs {b:.2}×"),
+                        quick_note(r < b),
+                    ));
                 }
             }
             if let Some(r) = self.ratio(Kind::FsyncBound, ft) {
-                rows.push((format!("fsync-bound ≤ 1.02× untraced ({label})"), format!("{r:.3}×"), quick_note(r <= 1.02)));
+                rows.push((
+                    format!("fsync-bound ≤ 1.02× untraced ({label})"),
+                    format!("{r:.3}×"),
+                    quick_note(r <= 1.02),
+                ));
             }
         }
         let bad = self.failures.len();
         let mem_runs = self.memory.len();
         rows.push((
             "no lost events, exact counts in every fsync-trace report".into(),
-            format!("{} of {} runs exact, 0 lost", self.traced_runs + mem_runs, self.traced_runs + mem_runs + bad),
+            format!(
+                "{} of {} runs exact, 0 lost",
+                self.traced_runs + mem_runs,
+                self.traced_runs + mem_runs + bad
+            ),
             yes_no(bad == 0),
         ));
         for m in self.memory {
             let mib = m.outcome.sample.maxrss_kb as f64 / 1024.0;
             rows.push((
-                format!("peak RSS ≤ 64 MiB with {} files ({})", thousands(m.files), m.label),
+                format!(
+                    "peak RSS ≤ 64 MiB with {} files ({})",
+                    thousands(m.files),
+                    m.label
+                ),
                 format!("{mib:.1} MiB"),
-                if m.files < 100_000 { "(quick sizes: not judged)".into() } else { yes_no(mib <= 64.0) },
+                if m.files < 100_000 {
+                    "(quick sizes: not judged)".into()
+                } else {
+                    yes_no(mib <= 64.0)
+                },
             ));
         }
         rows
@@ -928,7 +1184,13 @@ impl Page<'_> {
     }
 
     fn loads(&self) -> (f64, f64, f64) {
-        let mut l: Vec<f64> = self.samples.values().flatten().map(|s| s.load1).filter(|x| x.is_finite()).collect();
+        let mut l: Vec<f64> = self
+            .samples
+            .values()
+            .flatten()
+            .map(|s| s.load1)
+            .filter(|x| x.is_finite())
+            .collect();
         l.sort_by(|a, b| a.total_cmp(b));
         if l.is_empty() {
             return (f64::NAN, f64::NAN, f64::NAN);
@@ -943,7 +1205,11 @@ impl Page<'_> {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default();
-        let cmdline = if self.quick { "cargo xtask bench --quick".to_string() } else { format!("cargo xtask bench --reps {}", self.reps) };
+        let cmdline = if self.quick {
+            "cargo xtask bench --quick".to_string()
+        } else {
+            format!("cargo xtask bench --reps {}", self.reps)
+        };
         let _ = writeln!(s, "# Tracing overhead: fsync-trace, strace, bpftrace\n");
         if self.quick {
             s.push_str("> **Smoke run (`--quick`): small sizes, one repetition. These numbers are not the benchmark.**\n\n");
@@ -953,7 +1219,10 @@ impl Page<'_> {
             "What tracing costs the traced program. Generated by `{cmdline}` (xtask/src/bench.rs) on {date}; \
              run it again (as root) to refresh this page and [the chart]({svg_name}).\n"
         );
-        let _ = writeln!(s, "![ratio of traced to untraced workload time, per workload and tool]({svg_name})\n");
+        let _ = writeln!(
+            s,
+            "![ratio of traced to untraced workload time, per workload and tool]({svg_name})\n"
+        );
 
         s.push_str("## Results\n\n");
         let _ = writeln!(
@@ -995,8 +1264,16 @@ impl Page<'_> {
                 thousands(3 * m.files)
             );
             s.push_str("| | |\n| --- | ---: |\n");
-            let _ = writeln!(s, "| tracer peak RSS (wait4 `ru_maxrss`) | {:.1} MiB |", o.sample.maxrss_kb as f64 / 1024.0);
-            let _ = writeln!(s, "| tracer VmHWM while the workload ran (polled every 20 ms) | {:.1} MiB |", o.polled_hwm_kb as f64 / 1024.0);
+            let _ = writeln!(
+                s,
+                "| tracer peak RSS (wait4 `ru_maxrss`) | {:.1} MiB |",
+                o.sample.maxrss_kb as f64 / 1024.0
+            );
+            let _ = writeln!(
+                s,
+                "| tracer VmHWM while the workload ran (polled every 20 ms) | {:.1} MiB |",
+                o.polled_hwm_kb as f64 / 1024.0
+            );
             let (rss, anon, file) = o.polled_peak;
             let _ = writeln!(
                 s,
@@ -1005,12 +1282,32 @@ impl Page<'_> {
                 anon as f64 / 1024.0,
                 file as f64 / 1024.0
             );
-            let _ = writeln!(s, "| tracer CPU (user + system) | {} |", fmt_ns(o.sample.tool_cpu_us * 1000));
-            let _ = writeln!(s, "| workload time under trace | {} |", fmt_ns(o.sample.elapsed_ns));
-            let _ = writeln!(s, "| total wall (incl. start-up and report) | {} |", fmt_ns(o.sample.wall_ns));
-            let _ = writeln!(s, "| JSON report size | {:.1} MiB |", m.report_bytes as f64 / MIB);
+            let _ = writeln!(
+                s,
+                "| tracer CPU (user + system) | {} |",
+                fmt_ns(o.sample.tool_cpu_us * 1000)
+            );
+            let _ = writeln!(
+                s,
+                "| workload time under trace | {} |",
+                fmt_ns(o.sample.elapsed_ns)
+            );
+            let _ = writeln!(
+                s,
+                "| total wall (incl. start-up and report) | {} |",
+                fmt_ns(o.sample.wall_ns)
+            );
+            let _ = writeln!(
+                s,
+                "| JSON report size | {:.1} MiB |",
+                m.report_bytes as f64 / MIB
+            );
             let _ = writeln!(s, "| lost events | {} |", m.lost);
-            let _ = writeln!(s, "| counts exact (every file 1 write + 1 fsync, {} fsync calls) | yes |\n", thousands(m.files + 1));
+            let _ = writeln!(
+                s,
+                "| counts exact (every file 1 write + 1 fsync, {} fsync calls) | yes |\n",
+                thousands(m.files + 1)
+            );
             s.push_str(
                 "RssFile counts the pages of the 16 MiB event ring buffer twice (the kernel maps its data \
                  area twice so records can wrap) plus the binary; RssAnon is the tracer's own heap. \
@@ -1022,23 +1319,45 @@ impl Page<'_> {
         s.push_str("## Machine and noise\n\n");
         s.push_str("| | |\n| --- | --- |\n");
         let _ = writeln!(s, "| CPU | {} |", cpu_model());
-        let _ = writeln!(s, "| cores | {} |", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+        let _ = writeln!(
+            s,
+            "| cores | {} |",
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0)
+        );
         let _ = writeln!(s, "| memory | {} |", mem_total());
-        let _ = writeln!(s, "| kernel | Linux {} |", read_trim("/proc/sys/kernel/osrelease"));
+        let _ = writeln!(
+            s,
+            "| kernel | Linux {} |",
+            read_trim("/proc/sys/kernel/osrelease")
+        );
         let _ = writeln!(s, "| OS | {} |", os_name());
         let _ = writeln!(s, "| scratch filesystem | {} |", fs_of(&self.bench.scratch));
         let _ = writeln!(s, "| strace | {} |", version("strace", "-V"));
         let _ = writeln!(s, "| bpftrace | {} |", version("bpftrace", "--version"));
         let (lo, mid, hi) = self.loads();
-        let _ = writeln!(s, "| load average (1 min) before / after | {} / {} |", self.load_before, self.load_after);
-        let _ = writeln!(s, "| 1-min load at the start of each run | min {lo:.2}, median {mid:.2}, max {hi:.2} |\n");
+        let _ = writeln!(
+            s,
+            "| load average (1 min) before / after | {} / {} |",
+            self.load_before, self.load_after
+        );
+        let _ = writeln!(
+            s,
+            "| 1-min load at the start of each run | min {lo:.2}, median {mid:.2}, max {hi:.2} |\n"
+        );
         let spreads: Vec<(String, f64)> = self
             .workloads
             .iter()
             .flat_map(|w| self.tools.iter().map(move |t| (w, t)))
             .filter_map(|(w, t)| {
                 let c = self.cell(w.kind, t)?;
-                (c.runs > 1).then(|| (format!("{} / {}", w.name(), self.bench.label(t)), (c.max - c.min) / c.elapsed))
+                (c.runs > 1).then(|| {
+                    (
+                        format!("{} / {}", w.name(), self.bench.label(t)),
+                        (c.max - c.min) / c.elapsed,
+                    )
+                })
             })
             .collect();
         let worst = spreads.iter().max_by(|a, b| a.1.total_cmp(&b.1));
@@ -1047,7 +1366,8 @@ impl Page<'_> {
             .iter()
             .filter_map(|w| {
                 let c = self.cell(w.kind, &Tool::Untraced)?;
-                (c.runs > 1).then(|| format!("{} {:.0}%", w.name(), 100.0 * (c.max - c.min) / c.elapsed))
+                (c.runs > 1)
+                    .then(|| format!("{} {:.0}%", w.name(), 100.0 * (c.max - c.min) / c.elapsed))
             })
             .collect();
         let busy = if mid > 1.5 {
@@ -1064,10 +1384,18 @@ impl Page<'_> {
         };
         let _ = writeln!(s, "{busy}");
         if !untraced_spread.is_empty() {
-            let _ = writeln!(s, "Run-to-run spread of the untraced runs ((max − min) / median): {}.", untraced_spread.join(", "));
+            let _ = writeln!(
+                s,
+                "Run-to-run spread of the untraced runs ((max − min) / median): {}.",
+                untraced_spread.join(", ")
+            );
         }
         if let Some((name, sp)) = worst {
-            let _ = writeln!(s, "Largest spread of any cell: {:.0}% ({name}).", 100.0 * sp);
+            let _ = writeln!(
+                s,
+                "Largest spread of any cell: {:.0}% ({name}).",
+                100.0 * sp
+            );
         }
         if self.bench.foreign_runs > 0 {
             let _ = writeln!(
@@ -1128,16 +1456,38 @@ impl Page<'_> {
     }
 
     fn svg(&self) -> String {
-        let traced: Vec<&Tool> = self.tools.iter().filter(|t| **t != Tool::Untraced).collect();
+        let traced: Vec<&Tool> = self
+            .tools
+            .iter()
+            .filter(|t| **t != Tool::Untraced)
+            .collect();
         let groups: Vec<(&Workload, Vec<(&Tool, f64)>)> = self
             .workloads
             .iter()
-            .map(|w| (w, traced.iter().filter_map(|t| Some((*t, self.ratio(w.kind, t)?))).collect::<Vec<_>>()))
+            .map(|w| {
+                (
+                    w,
+                    traced
+                        .iter()
+                        .filter_map(|t| Some((*t, self.ratio(w.kind, t)?)))
+                        .collect::<Vec<_>>(),
+                )
+            })
             .filter(|(_, bars)| !bars.is_empty())
             .collect();
-        let max_ratio = groups.iter().flat_map(|(_, b)| b.iter().map(|x| x.1)).fold(1.0f64, f64::max);
-        let ticks_all = [1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
-        let top = ticks_all.iter().copied().find(|&t| t >= max_ratio * 1.05).unwrap_or(max_ratio * 1.2).max(1.5);
+        let max_ratio = groups
+            .iter()
+            .flat_map(|(_, b)| b.iter().map(|x| x.1))
+            .fold(1.0f64, f64::max);
+        let ticks_all = [
+            1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0,
+        ];
+        let top = ticks_all
+            .iter()
+            .copied()
+            .find(|&t| t >= max_ratio * 1.05)
+            .unwrap_or(max_ratio * 1.2)
+            .max(1.5);
         let (left, plot_w, right) = (150.0, 520.0, 90.0);
         // 1, 2, 5, 10, ... always; 1.1, 1.25, 1.5, 3 where they are at least 30 px from every other
         // tick, so labels do not run into each other.
@@ -1147,9 +1497,20 @@ impl Page<'_> {
                 (x - x.round()).abs() < 1e-9
             })
         };
-        let mut ticks: Vec<f64> = ticks_all.iter().copied().filter(|&t| t <= top && primary(t)).collect();
-        for t in ticks_all.iter().copied().filter(|&t| t <= top && !primary(t)) {
-            if ticks.iter().all(|&o| plot_w * (t.ln() - o.ln()).abs() / top.ln() >= 30.0) {
+        let mut ticks: Vec<f64> = ticks_all
+            .iter()
+            .copied()
+            .filter(|&t| t <= top && primary(t))
+            .collect();
+        for t in ticks_all
+            .iter()
+            .copied()
+            .filter(|&t| t <= top && !primary(t))
+        {
+            if ticks
+                .iter()
+                .all(|&o| plot_w * (t.ln() - o.ln()).abs() / top.ln() >= 30.0)
+            {
                 ticks.push(t);
             }
         }
@@ -1163,7 +1524,11 @@ impl Page<'_> {
             Tool::Untraced => "#888888",
         };
         let group_h = |n: usize| n as f64 * (bar_h + bar_gap) - bar_gap;
-        let plot_h: f64 = groups.iter().map(|(_, b)| group_h(b.len()) + group_gap).sum::<f64>() - group_gap;
+        let plot_h: f64 = groups
+            .iter()
+            .map(|(_, b)| group_h(b.len()) + group_gap)
+            .sum::<f64>()
+            - group_gap;
         let width = left + plot_w + right;
         let height = head + plot_h + 62.0;
         let mut s = String::new();
@@ -1172,8 +1537,16 @@ impl Page<'_> {
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">"#
         );
         let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
-        let title = if self.quick { "Tracing overhead (smoke run: small sizes, 1 run)" } else { "Tracing overhead: workload time traced ÷ untraced" };
-        let _ = writeln!(s, r#"<text x="{left}" y="22" font-size="16" font-weight="bold">{}</text>"#, xml(title));
+        let title = if self.quick {
+            "Tracing overhead (smoke run: small sizes, 1 run)"
+        } else {
+            "Tracing overhead: workload time traced ÷ untraced"
+        };
+        let _ = writeln!(
+            s,
+            r#"<text x="{left}" y="22" font-size="16" font-weight="bold">{}</text>"#,
+            xml(title)
+        );
         let _ = writeln!(
             s,
             r##"<text x="{left}" y="40" fill="#555">median of {} interleaved runs · lower is better · 1× = untraced · log scale</text>"##,
@@ -1183,7 +1556,11 @@ impl Page<'_> {
         let mut lx = left;
         for t in &traced {
             let label = xml(&self.bench.label(t));
-            let _ = writeln!(s, r#"<rect x="{lx}" y="52" width="12" height="12" fill="{}"/>"#, colour(t));
+            let _ = writeln!(
+                s,
+                r#"<rect x="{lx}" y="52" width="12" height="12" fill="{}"/>"#,
+                colour(t)
+            );
             let _ = writeln!(s, r#"<text x="{}" y="62">{label}</text>"#, lx + 16.0);
             lx += 16.0 + 7.2 * label.chars().count() as f64 + 18.0;
         }
@@ -1191,10 +1568,25 @@ impl Page<'_> {
         let (y0, y1) = (head - 6.0, head + plot_h + 6.0);
         for &t in &ticks {
             let tx = x(t);
-            let (stroke, dash) = if t == 1.0 { ("#333", "") } else { ("#ddd", r#" stroke-dasharray="3,3""#) };
-            let _ = writeln!(s, r#"<line x1="{tx:.1}" y1="{y0}" x2="{tx:.1}" y2="{y1}" stroke="{stroke}"{dash}/>"#);
-            let label = if t < 2.0 && t.fract() != 0.0 { format!("{t}×") } else { format!("{t:.0}×") };
-            let _ = writeln!(s, r##"<text x="{tx:.1}" y="{}" text-anchor="middle" fill="#333">{label}</text>"##, y1 + 16.0);
+            let (stroke, dash) = if t == 1.0 {
+                ("#333", "")
+            } else {
+                ("#ddd", r#" stroke-dasharray="3,3""#)
+            };
+            let _ = writeln!(
+                s,
+                r#"<line x1="{tx:.1}" y1="{y0}" x2="{tx:.1}" y2="{y1}" stroke="{stroke}"{dash}/>"#
+            );
+            let label = if t < 2.0 && t.fract() != 0.0 {
+                format!("{t}×")
+            } else {
+                format!("{t:.0}×")
+            };
+            let _ = writeln!(
+                s,
+                r##"<text x="{tx:.1}" y="{}" text-anchor="middle" fill="#333">{label}</text>"##,
+                y1 + 16.0
+            );
         }
         let _ = writeln!(
             s,
@@ -1221,7 +1613,13 @@ impl Page<'_> {
                     colour(t),
                     xml(&self.bench.label(t))
                 );
-                let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, left + bw + 5.0, y + bar_h - 5.0, ratio_label(*r));
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+                    left + bw + 5.0,
+                    y + bar_h - 5.0,
+                    ratio_label(*r)
+                );
                 y += bar_h + bar_gap;
             }
             y += group_gap - bar_gap;
@@ -1240,20 +1638,30 @@ fn ratio_label(r: f64) -> String {
 }
 
 fn read_trim(p: &str) -> String {
-    fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into())
+    fs::read_to_string(p)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn cpu_model() -> String {
     fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_else(|| "?".into())
 }
 
 fn mem_total() -> String {
     fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("MemTotal:")).map(|v| v.trim().trim_end_matches("kB").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .map(|v| v.trim().trim_end_matches("kB").trim().to_string())
+        })
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| format!("{:.1} GiB", kb / MIB))
         .unwrap_or_else(|| "?".into())
@@ -1262,7 +1670,11 @@ fn mem_total() -> String {
 fn os_name() -> String {
     fs::read_to_string("/etc/os-release")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).map(|v| v.trim_matches('"').to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
         .unwrap_or_else(|| "?".into())
 }
 

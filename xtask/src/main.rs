@@ -57,7 +57,17 @@ fn main() -> Result<()> {
                 bail!("integration tests load eBPF programs: run as root");
             }
             run(cargo()
-                .args(["test", "--release", "-p", "fsync-trace", "--test", "integration", "--", "--include-ignored", "--test-threads=1"])
+                .args([
+                    "test",
+                    "--release",
+                    "-p",
+                    "fsync-trace",
+                    "--test",
+                    "integration",
+                    "--",
+                    "--include-ignored",
+                    "--test-threads=1",
+                ])
                 .args(args))
         }
     }
@@ -69,7 +79,11 @@ fn demo(json: bool) -> Result<()> {
     run(cargo().args(["build", "--release", "-p", "fsync-trace"]))?;
     let root = Path::new("/var/tmp/fsync-trace-demo");
     let mnt = root.join("fuse");
-    let _ = Command::new("fusermount3").arg("-u").arg(&mnt).stderr(std::process::Stdio::null()).status();
+    let _ = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status();
     if root.exists() {
         std::fs::remove_dir_all(root).context("cleaning the demo directory")?;
     }
@@ -77,27 +91,41 @@ fn demo(json: bool) -> Result<()> {
     std::fs::create_dir_all(&data).context("creating the demo directory")?;
     std::fs::create_dir_all(&mnt)?;
     let failfs = root.join("failfs");
-    let flags = Command::new("pkg-config").args(["--cflags", "--libs", "fuse3"]).output().context("pkg-config (run scripts/setup.sh)")?;
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "fuse3"])
+        .output()
+        .context("pkg-config (run scripts/setup.sh)")?;
     let flags = String::from_utf8_lossy(&flags.stdout).to_string();
     run(Command::new("gcc")
         .args(["-O2", "-Wall", "-o"])
         .arg(&failfs)
         .arg("fsync-trace/tests/fixtures/failfs.c")
         .args(flags.split_whitespace()))?;
-    let mut fuse = Command::new(&failfs).args(["-f", "-s"]).arg(&mnt).spawn().context("starting failfs")?;
+    let mut fuse = Command::new(&failfs)
+        .args(["-f", "-s"])
+        .arg(&mnt)
+        .spawn()
+        .context("starting failfs")?;
     let mounted = (0..100).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(50));
-        std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.contains(mnt.to_str().unwrap_or("?")))
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .is_ok_and(|m| m.contains(mnt.to_str().unwrap_or("?")))
     });
     let result = if mounted {
         let mut cmd = Command::new("target/release/fsync-trace");
         if json {
             cmd.arg("--json");
         }
-        cmd.args(["--", "target/release/fsync-trace-workload", "demo"]).arg(&data).arg("--fuse").arg(&mnt);
+        cmd.args(["--", "target/release/fsync-trace-workload", "demo"])
+            .arg(&data)
+            .arg("--fuse")
+            .arg(&mnt);
         run(&mut cmd)
     } else {
-        Err(anyhow::anyhow!("the demo FUSE filesystem did not mount at {}", mnt.display()))
+        Err(anyhow::anyhow!(
+            "the demo FUSE filesystem did not mount at {}",
+            mnt.display()
+        ))
     };
     let _ = Command::new("fusermount3").arg("-u").arg(&mnt).status();
     let _ = fuse.wait();

@@ -79,7 +79,10 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "good",
         args: &[],
-        expect: Some(Expected { files: &[("good.dat", (3, 300, 1, 0, 0)), ("", (0, 0, 1, 0, 0))], findings: NO_FINDINGS }),
+        expect: Some(Expected {
+            files: &[("good.dat", (3, 300, 1, 0, 0)), ("", (0, 0, 1, 0, 0))],
+            findings: NO_FINDINGS,
+        }),
         tracepoint_expect: None,
     },
     Scenario {
@@ -91,19 +94,30 @@ const SCENARIOS: &[Scenario] = &[
         }),
         tracepoint_expect: None,
     },
-    Scenario { name: "rename-unsafe", args: &[], expect: None, tracepoint_expect: None },
+    Scenario {
+        name: "rename-unsafe",
+        args: &[],
+        expect: None,
+        tracepoint_expect: None,
+    },
     // O_DSYNC writes: vfs_write runs vfs_fsync_range inside; it must not count as an fsync.
     Scenario {
         name: "osync",
         args: &[],
-        expect: Some(Expected { files: &[("osync.dat", (3, 150, 0, 0, 0))], findings: NO_FINDINGS }),
+        expect: Some(Expected {
+            files: &[("osync.dat", (3, 150, 0, 0, 0))],
+            findings: NO_FINDINGS,
+        }),
         tracepoint_expect: None,
     },
     // msync(MS_SYNC) runs vfs_fsync_range inside the msync syscall: counted once, as msync.
     Scenario {
         name: "mmap",
         args: &[],
-        expect: Some(Expected { files: &[("mapped.dat", (0, 0, 0, 0, 0))], findings: NO_FINDINGS }),
+        expect: Some(Expected {
+            files: &[("mapped.dat", (0, 0, 0, 0, 0))],
+            findings: NO_FINDINGS,
+        }),
         tracepoint_expect: None,
     },
     // fdatasync(2) never reaches vfs_fsync_range's entry on 6.1 (inlined): all must be counted.
@@ -130,7 +144,10 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "io-uring-fsync",
         args: &[],
-        expect: Some(Expected { files: &[("uring.dat", (2, 200, 1, 0, 0))], findings: NO_FINDINGS }),
+        expect: Some(Expected {
+            files: &[("uring.dat", (2, 200, 1, 0, 0))],
+            findings: NO_FINDINGS,
+        }),
         tracepoint_expect: Some(Expected {
             files: &[("uring.dat", (2, 200, 0, 0, 200))],
             findings: &[("unsynced_write", "uring.dat", None)],
@@ -141,20 +158,35 @@ const SCENARIOS: &[Scenario] = &[
         name: "threads",
         args: &["--records", "300"],
         expect: Some(Expected {
-            files: &[("thread0.dat", (300, 19200, 3, 0, 0)), ("thread1.dat", (300, 19200, 3, 0, 0))],
+            files: &[
+                ("thread0.dat", (300, 19200, 3, 0, 0)),
+                ("thread1.dat", (300, 19200, 3, 0, 0)),
+            ],
             findings: NO_FINDINGS,
         }),
         tracepoint_expect: None,
     },
     // A forked child (followed) that never syncs.
-    Scenario { name: "fork", args: &[], expect: None, tracepoint_expect: None },
-    Scenario { name: "link", args: &[], expect: None, tracepoint_expect: None },
+    Scenario {
+        name: "fork",
+        args: &[],
+        expect: None,
+        tracepoint_expect: None,
+    },
+    Scenario {
+        name: "link",
+        args: &[],
+        expect: None,
+        tracepoint_expect: None,
+    },
 ];
 
 pub fn run(args: VmArgs) -> Result<()> {
     // SAFETY: plain syscall.
     if unsafe { libc::geteuid() } != 0 {
-        bail!("cargo xtask vm needs root (apt-get for the kernel and tools, eBPF for the host check)");
+        bail!(
+            "cargo xtask vm needs root (apt-get for the kernel and tools, eBPF for the host check)"
+        );
     }
     let total = Instant::now();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
@@ -163,16 +195,27 @@ pub fn run(args: VmArgs) -> Result<()> {
         Some(list) => list
             .split(',')
             .map(|n| {
-                SCENARIOS.iter().find(|s| s.name == n.trim()).with_context(|| {
-                    format!("unknown scenario {n:?} (known: {})", SCENARIOS.iter().map(|s| s.name).collect::<Vec<_>>().join(", "))
-                })
+                SCENARIOS
+                    .iter()
+                    .find(|s| s.name == n.trim())
+                    .with_context(|| {
+                        format!(
+                            "unknown scenario {n:?} (known: {})",
+                            SCENARIOS
+                                .iter()
+                                .map(|s| s.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })
             })
             .collect::<Result<_>>()?,
     };
 
     let t = Instant::now();
     ensure_tools()?;
-    fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
+    fs::create_dir_all(&args.cache)
+        .with_context(|| format!("creating {}", args.cache.display()))?;
     let kernel_pkg = match &args.kernel_package {
         Some(p) => p.clone(),
         None => resolve_kernel_package(&args.cache)?,
@@ -209,9 +252,17 @@ pub fn run(args: VmArgs) -> Result<()> {
         &initrd,
         &[
             ("init", Source::Bytes(init.into_bytes()), 0o755),
-            ("bin/busybox", Source::File(busybox_dir.join("bin/busybox")), 0o755),
+            (
+                "bin/busybox",
+                Source::File(busybox_dir.join("bin/busybox")),
+                0o755,
+            ),
             ("bin/fsync-trace", Source::File(tracer.clone()), 0o755),
-            ("bin/fsync-trace-workload", Source::File(workload.clone()), 0o755),
+            (
+                "bin/fsync-trace-workload",
+                Source::File(workload.clone()),
+                0o755,
+            ),
             ("brd.ko", Source::File(brd), 0o644),
             ("ext4.img", Source::File(image.clone()), 0o644),
         ],
@@ -219,7 +270,12 @@ pub fn run(args: VmArgs) -> Result<()> {
     timings.push(("ext4 image + initramfs", t.elapsed()));
 
     let t = Instant::now();
-    let console = boot(&vmlinuz, &initrd, Duration::from_secs(args.timeout), &work.join("console.log"))?;
+    let console = boot(
+        &vmlinuz,
+        &initrd,
+        Duration::from_secs(args.timeout),
+        &work.join("console.log"),
+    )?;
     let vm_time = t.elapsed();
     timings.push(("VM (boot, 3 tiers x scenarios, poweroff)", vm_time));
 
@@ -232,9 +288,16 @@ pub fn run(args: VmArgs) -> Result<()> {
         for (tier, outcome) in &h.forced {
             println!("  --tier {tier:<10} {outcome}");
         }
-        println!("  auto-selection     picked {} (expected {})", h.auto, h.expected_auto);
+        println!(
+            "  auto-selection     picked {} (expected {})",
+            h.auto, h.expected_auto
+        );
     }
-    println!("guest ({}): {}", runs.kernel, vmlinuz.file_name().unwrap_or_default().to_string_lossy());
+    println!(
+        "guest ({}): {}",
+        runs.kernel,
+        vmlinuz.file_name().unwrap_or_default().to_string_lossy()
+    );
     for (tier, lines) in &runs.hooks {
         println!("  {tier}: {}", lines.join("; "));
     }
@@ -253,7 +316,11 @@ pub fn run(args: VmArgs) -> Result<()> {
         for f in &all {
             println!("FAIL {f}");
         }
-        bail!("{} check(s) failed (console log: {})", all.len(), work.join("console.log").display());
+        bail!(
+            "{} check(s) failed (console log: {})",
+            all.len(),
+            work.join("console.log").display()
+        );
     }
     if vm_time > Duration::from_secs(300) {
         println!("note: the VM part took more than 5 minutes");
@@ -267,7 +334,11 @@ pub fn run(args: VmArgs) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 
 fn have(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {cmd}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn run_cmd(cmd: &mut Command) -> Result<()> {
@@ -281,7 +352,10 @@ fn run_cmd(cmd: &mut Command) -> Result<()> {
 fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -317,7 +391,10 @@ fn ensure_tools() -> Result<()> {
 /// newest one already cached when apt cannot answer.
 fn resolve_kernel_package(cache: &Path) -> Result<String> {
     let ask = || -> Option<String> {
-        let out = Command::new("apt-cache").args(["depends", "linux-image-cloud-amd64"]).output().ok()?;
+        let out = Command::new("apt-cache")
+            .args(["depends", "linux-image-cloud-amd64"])
+            .output()
+            .ok()?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.lines()
             .filter_map(|l| l.trim().strip_prefix("Depends:"))
@@ -334,7 +411,9 @@ fn resolve_kernel_package(cache: &Path) -> Result<String> {
     }
     let mut cached: Vec<String> = fs::read_dir(cache)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("linux-image-") && n.contains("-cloud-amd64_") && n.ends_with(".deb"))
+        .filter(|n| {
+            n.starts_with("linux-image-") && n.contains("-cloud-amd64_") && n.ends_with(".deb")
+        })
         .collect();
     cached.sort();
     match cached.last() {
@@ -348,7 +427,11 @@ fn fetch_deb(cache: &Path, pkg: &str) -> Result<PathBuf> {
     let find = || -> Result<Option<PathBuf>> {
         Ok(fs::read_dir(cache)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb"))))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb"))
+            }))
     };
     let deb = match find()? {
         Some(d) => d,
@@ -362,9 +445,15 @@ fn fetch_deb(cache: &Path, pkg: &str) -> Result<PathBuf> {
                 .success();
             if !ok {
                 let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-                run_cmd(Command::new("apt-get").args(["download", "-qq", "-o", "APT::Sandbox::User=root", pkg]).current_dir(cache))?;
+                run_cmd(
+                    Command::new("apt-get")
+                        .args(["download", "-qq", "-o", "APT::Sandbox::User=root", pkg])
+                        .current_dir(cache),
+                )?;
             }
-            find()?.with_context(|| format!("apt-get download {pkg} left no .deb in {}", cache.display()))?
+            find()?.with_context(|| {
+                format!("apt-get download {pkg} left no .deb in {}", cache.display())
+            })?
         }
     };
     let dir = cache.join(pkg);
@@ -373,7 +462,10 @@ fn fetch_deb(cache: &Path, pkg: &str) -> Result<PathBuf> {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
         run_cmd(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
-        fs::write(&stamp, deb.file_name().unwrap_or_default().as_encoded_bytes())?;
+        fs::write(
+            &stamp,
+            deb.file_name().unwrap_or_default().as_encoded_bytes(),
+        )?;
     }
     Ok(dir)
 }
@@ -403,7 +495,15 @@ fn cargo() -> Command {
 fn build_musl() -> Result<(PathBuf, PathBuf)> {
     println!("[vm] cargo build --release --target {MUSL} -p fsync-trace");
     let out = cargo()
-        .args(["build", "--release", "--target", MUSL, "-p", "fsync-trace", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            MUSL,
+            "-p",
+            "fsync-trace",
+            "--message-format=json-render-diagnostics",
+        ])
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo build")?;
@@ -412,12 +512,19 @@ fn build_musl() -> Result<(PathBuf, PathBuf)> {
     }
     let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if let (Some(name), Some(exe)) = (v["target"]["name"].as_str(), v["executable"].as_str()) {
             found.insert(name.to_string(), PathBuf::from(exe));
         }
     }
-    let get = |n: &str| found.get(n).cloned().with_context(|| format!("cargo built no {n} executable"));
+    let get = |n: &str| {
+        found
+            .get(n)
+            .cloned()
+            .with_context(|| format!("cargo built no {n} executable"))
+    };
     Ok((get("fsync-trace")?, get("fsync-trace-workload")?))
 }
 
@@ -425,13 +532,21 @@ fn build_musl() -> Result<(PathBuf, PathBuf)> {
 fn target_dir() -> Result<PathBuf> {
     let out = output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
-    Ok(PathBuf::from(v["target_directory"].as_str().context("cargo metadata without target_directory")?))
+    Ok(PathBuf::from(
+        v["target_directory"]
+            .as_str()
+            .context("cargo metadata without target_directory")?,
+    ))
 }
 
 fn make_ext4(image: &Path) -> Result<()> {
     let _ = fs::remove_file(image);
     fs::File::create(image)?.set_len(32 << 20)?;
-    run_cmd(Command::new("mkfs.ext4").args(["-q", "-F", "-b", "4096", "-L", "fsync-trace-vm"]).arg(image))
+    run_cmd(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-b", "4096", "-L", "fsync-trace-vm"])
+            .arg(image),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -455,30 +570,37 @@ fn host_check(tracer: &Path, workload: &Path) -> Result<HostResult> {
     let mut failures = Vec::new();
     let mut forced = Vec::new();
     let mut first_working: Option<&str> = None;
-    let trace = |extra: &[&str], sub: &str| -> Result<(std::process::Output, Option<serde_json::Value>)> {
-        let d = dir.join(sub);
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d)?;
-        let report = dir.join(format!("{sub}.json"));
-        let _ = fs::remove_file(&report);
-        let out = Command::new(tracer)
-            .args(extra)
-            .args(["--json", "-o"])
-            .arg(&report)
-            .arg("--")
-            .arg(workload)
-            .arg("good")
-            .arg(&d)
-            .env("RUST_LOG", "warn")
-            .output()?;
-        let json = fs::read_to_string(&report).ok().and_then(|s| serde_json::from_str(&s).ok());
-        Ok((out, json))
-    };
+    let trace =
+        |extra: &[&str], sub: &str| -> Result<(std::process::Output, Option<serde_json::Value>)> {
+            let d = dir.join(sub);
+            let _ = fs::remove_dir_all(&d);
+            fs::create_dir_all(&d)?;
+            let report = dir.join(format!("{sub}.json"));
+            let _ = fs::remove_file(&report);
+            let out = Command::new(tracer)
+                .args(extra)
+                .args(["--json", "-o"])
+                .arg(&report)
+                .arg("--")
+                .arg(workload)
+                .arg("good")
+                .arg(&d)
+                .env("RUST_LOG", "warn")
+                .output()?;
+            let json = fs::read_to_string(&report)
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok());
+            Ok((out, json))
+        };
     for tier in TIERS {
         let (out, json) = trace(&["--tier", tier], tier)?;
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         if out.status.success() {
-            let got = json.as_ref().and_then(|j| j["tier"].as_str()).unwrap_or("?").to_string();
+            let got = json
+                .as_ref()
+                .and_then(|j| j["tier"].as_str())
+                .unwrap_or("?")
+                .to_string();
             if got != tier {
                 failures.push(format!("host: --tier {tier} reported tier {got}"));
             }
@@ -486,29 +608,56 @@ fn host_check(tracer: &Path, workload: &Path) -> Result<HostResult> {
             forced.push((tier, "works".to_string()));
         } else {
             let want = format!("fsync-trace: tier {tier} is not available on this kernel: ");
-            let line = stderr.lines().find(|l| l.starts_with("fsync-trace: ")).unwrap_or("").to_string();
+            let line = stderr
+                .lines()
+                .find(|l| l.starts_with("fsync-trace: "))
+                .unwrap_or("")
+                .to_string();
             if out.status.code() != Some(1) || !line.starts_with(&want) {
-                failures.push(format!("host: --tier {tier} failed without the expected message ({}): {stderr}", out.status));
+                failures.push(format!(
+                    "host: --tier {tier} failed without the expected message ({}): {stderr}",
+                    out.status
+                ));
             }
-            forced.push((tier, format!("refused: {}", line.trim_start_matches("fsync-trace: "))));
+            forced.push((
+                tier,
+                format!("refused: {}", line.trim_start_matches("fsync-trace: ")),
+            ));
         }
     }
     let (out, json) = trace(&["-v"], "auto")?;
-    let auto = json.as_ref().and_then(|j| j["tier"].as_str()).unwrap_or("none").to_string();
+    let auto = json
+        .as_ref()
+        .and_then(|j| j["tier"].as_str())
+        .unwrap_or("none")
+        .to_string();
     let expected_auto = first_working.unwrap_or("none").to_string();
     if !out.status.success() {
-        failures.push(format!("host: auto-selection failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        failures.push(format!(
+            "host: auto-selection failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     } else if auto != expected_auto {
-        failures.push(format!("host: auto-selection picked {auto}, the best working tier is {expected_auto}"));
+        failures.push(format!(
+            "host: auto-selection picked {auto}, the best working tier is {expected_auto}"
+        ));
     }
     let verbose = String::from_utf8_lossy(&out.stderr);
     for (tier, outcome) in &forced {
         if outcome.starts_with("refused") && !verbose.contains(&format!("tier {tier} skipped: ")) {
-            failures.push(format!("host: --verbose does not say why tier {tier} was skipped"));
+            failures.push(format!(
+                "host: --verbose does not say why tier {tier} was skipped"
+            ));
         }
     }
     let _ = fs::remove_dir_all(&dir);
-    Ok(HostResult { kernel, forced, auto, expected_auto, failures })
+    Ok(HostResult {
+        kernel,
+        forced,
+        auto,
+        expected_auto,
+        failures,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,8 +717,14 @@ enum Source {
 fn write_initramfs(path: &Path, files: &[(&str, Source, u32)]) -> Result<()> {
     let mut out = std::io::BufWriter::new(fs::File::create(path)?);
     let mut ino = 1u32;
-    let mut entry = |out: &mut std::io::BufWriter<fs::File>, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]| -> Result<()> {
-        let header = format!(
+    let mut entry = |out: &mut std::io::BufWriter<fs::File>,
+                     name: &str,
+                     mode: u32,
+                     rdev: (u32, u32),
+                     data: &[u8]|
+     -> Result<()> {
+        let header =
+            format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
             ino, mode, 0, 0, 1, 0, data.len(), 0, 0, rdev.0, rdev.1, name.len() + 1, 0
         );
@@ -601,13 +756,26 @@ fn write_initramfs(path: &Path, files: &[(&str, Source, u32)]) -> Result<()> {
 
 /// Boots the guest under TCG and returns its console output (also written to `log`).
 fn boot(vmlinuz: &Path, initrd: &Path, timeout: Duration, log: &Path) -> Result<String> {
-    println!("[vm] booting {} under qemu (TCG), timeout {}s", vmlinuz.display(), timeout.as_secs());
+    println!(
+        "[vm] booting {} under qemu (TCG), timeout {}s",
+        vmlinuz.display(),
+        timeout.as_secs()
+    );
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-cpu", "max", "-m", "1G", "-smp", "1", "-kernel"])
+        .args([
+            "-accel", "tcg", "-cpu", "max", "-m", "1G", "-smp", "1", "-kernel",
+        ])
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 panic=-1 quiet", "-display", "none", "-serial", "stdio"])
+        .args([
+            "-append",
+            "console=ttyS0 panic=-1 quiet",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+        ])
         .args(["-monitor", "none", "-no-reboot", "-nodefaults"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -645,9 +813,17 @@ fn boot(vmlinuz: &Path, initrd: &Path, timeout: Duration, log: &Path) -> Result<
             log.display(),
             tail(&console, 15)
         ),
-        Some(s) if !s.success() => bail!("qemu failed ({s}): {}\n{}", stderr.trim(), tail(&console, 15)),
+        Some(s) if !s.success() => bail!(
+            "qemu failed ({s}): {}\n{}",
+            stderr.trim(),
+            tail(&console, 15)
+        ),
         Some(_) if !console.contains(&format!("{MARK} done")) => {
-            bail!("the guest stopped before finishing (console log: {}):\n{}", log.display(), tail(&console, 25))
+            bail!(
+                "the guest stopped before finishing (console log: {}):\n{}",
+                log.display(),
+                tail(&console, 25)
+            )
         }
         Some(_) => Ok(console),
     }
@@ -679,10 +855,16 @@ struct Runs {
 }
 
 fn parse_console(console: &str) -> Result<Runs> {
-    let mut runs = Runs { kernel: "?".into(), by: BTreeMap::new(), hooks: BTreeMap::new() };
+    let mut runs = Runs {
+        kernel: "?".into(),
+        by: BTreeMap::new(),
+        hooks: BTreeMap::new(),
+    };
     let mut lines = console.lines().peekable();
     while let Some(line) = lines.next() {
-        let Some(rest) = line.strip_prefix(MARK).map(str::trim) else { continue };
+        let Some(rest) = line.strip_prefix(MARK).map(str::trim) else {
+            continue;
+        };
         if let Some(k) = rest.strip_prefix("kernel ") {
             runs.kernel = k.to_string();
         } else if let Some(e) = rest.strip_prefix("error ") {
@@ -690,8 +872,12 @@ fn parse_console(console: &str) -> Result<Runs> {
         } else if let Some(b) = rest.strip_prefix("begin ") {
             let f: Vec<&str> = b.split_whitespace().collect();
             let field = |k: &str| f.iter().find_map(|x| x.strip_prefix(k)).unwrap_or("");
-            let (tier, scenario) = (f.first().copied().unwrap_or(""), f.get(1).copied().unwrap_or(""));
-            let secs = field("end=").parse::<f64>().unwrap_or(0.0) - field("start=").parse::<f64>().unwrap_or(0.0);
+            let (tier, scenario) = (
+                f.first().copied().unwrap_or(""),
+                f.get(1).copied().unwrap_or(""),
+            );
+            let secs = field("end=").parse::<f64>().unwrap_or(0.0)
+                - field("start=").parse::<f64>().unwrap_or(0.0);
             let mut messages = Vec::new();
             for l in lines.by_ref() {
                 if l.starts_with(MARK) {
@@ -708,13 +894,22 @@ fn parse_console(console: &str) -> Result<Runs> {
                 json.push('\n');
             }
             let report = serde_json::from_str(json.trim()).ok();
-            let hooks: Vec<String> =
-                messages.iter().filter_map(|m| m.strip_prefix("fsync-trace:   ")).map(str::to_string).collect();
+            let hooks: Vec<String> = messages
+                .iter()
+                .filter_map(|m| m.strip_prefix("fsync-trace:   "))
+                .map(str::to_string)
+                .collect();
             if !hooks.is_empty() {
                 runs.hooks.entry(tier.to_string()).or_insert(hooks);
             }
-            let run = Run { rc: field("rc=").parse().unwrap_or(-1), secs, messages, report };
-            runs.by.insert((scenario.to_string(), tier.to_string()), run);
+            let run = Run {
+                rc: field("rc=").parse().unwrap_or(-1),
+                secs,
+                messages,
+                report,
+            };
+            runs.by
+                .insert((scenario.to_string(), tier.to_string()), run);
         }
     }
     Ok(runs)
@@ -732,7 +927,9 @@ fn facts(report: &serde_json::Value, dir: &str) -> Facts {
         if p == dir {
             "W".to_string()
         } else {
-            p.strip_prefix(&format!("{dir}/")).map(|r| format!("W/{r}")).unwrap_or_else(|| p.to_string())
+            p.strip_prefix(&format!("{dir}/"))
+                .map(|r| format!("W/{r}"))
+                .unwrap_or_else(|| p.to_string())
         }
     };
     let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(u64::MAX);
@@ -741,7 +938,13 @@ fn facts(report: &serde_json::Value, dir: &str) -> Facts {
         .into_iter()
         .flatten()
         .map(|f| {
-            let counts = (n(f, "writes"), n(f, "bytes_written"), n(f, "fsyncs"), n(f, "fdatasyncs"), n(f, "unsynced_bytes"));
+            let counts = (
+                n(f, "writes"),
+                n(f, "bytes_written"),
+                n(f, "fsyncs"),
+                n(f, "fdatasyncs"),
+                n(f, "unsynced_bytes"),
+            );
             (norm(f["path"].as_str().unwrap_or("?")), counts)
         })
         .collect();
@@ -773,11 +976,17 @@ fn check_expected(e: &Expected, f: &Facts) -> Vec<String> {
     for (path, want) in e.files {
         match f.files.get(&rel(path)) {
             Some(got) if got == want => {}
-            got => out.push(format!("{}: expected (writes, bytes, fsyncs, fdatasyncs, unsynced) {want:?}, got {got:?}", rel(path))),
+            got => out.push(format!(
+                "{}: expected (writes, bytes, fsyncs, fdatasyncs, unsynced) {want:?}, got {got:?}",
+                rel(path)
+            )),
         }
     }
-    let want: BTreeSet<(String, String, Option<String>)> =
-        e.findings.iter().map(|(k, p, en)| (k.to_string(), rel(p), en.map(str::to_string))).collect();
+    let want: BTreeSet<(String, String, Option<String>)> = e
+        .findings
+        .iter()
+        .map(|(k, p, en)| (k.to_string(), rel(p), en.map(str::to_string)))
+        .collect();
     if want != f.findings {
         out.push(format!("findings: expected {want:?}, got {:?}", f.findings));
     }
@@ -796,7 +1005,12 @@ fn check(scenarios: &[&Scenario], runs: &Runs) -> BTreeMap<&'static str, Vec<Str
                 continue;
             };
             if run.rc != 0 {
-                fail.push(format!("{}/{tier}: exit status {}: {}", sc.name, run.rc, run.messages.join(" | ")));
+                fail.push(format!(
+                    "{}/{tier}: exit status {}: {}",
+                    sc.name,
+                    run.rc,
+                    run.messages.join(" | ")
+                ));
                 continue;
             }
             let Some(report) = &run.report else {
@@ -804,13 +1018,23 @@ fn check(scenarios: &[&Scenario], runs: &Runs) -> BTreeMap<&'static str, Vec<Str
                 continue;
             };
             if report["tier"].as_str() != Some(tier) {
-                fail.push(format!("{}/{tier}: report says tier {:?}", sc.name, report["tier"]));
+                fail.push(format!(
+                    "{}/{tier}: report says tier {:?}",
+                    sc.name, report["tier"]
+                ));
             }
             if report["complete"].as_bool() != Some(true) {
-                fail.push(format!("{}/{tier}: report not complete (lost events)", sc.name));
+                fail.push(format!(
+                    "{}/{tier}: report not complete (lost events)",
+                    sc.name
+                ));
             }
             let f = facts(report, &format!("/mnt/{tier}/{}", sc.name));
-            let expected = if tier == "tracepoint" { sc.tracepoint_expect.as_ref().or(sc.expect.as_ref()) } else { sc.expect.as_ref() };
+            let expected = if tier == "tracepoint" {
+                sc.tracepoint_expect.as_ref().or(sc.expect.as_ref())
+            } else {
+                sc.expect.as_ref()
+            };
             if let Some(e) = expected {
                 for m in check_expected(e, &f) {
                     fail.push(format!("{}/{tier}: {m}", sc.name));
@@ -820,13 +1044,20 @@ fn check(scenarios: &[&Scenario], runs: &Runs) -> BTreeMap<&'static str, Vec<Str
         }
         // Equality: every tier against fentry (the tracepoint tier is exempt where it is
         // expected to miss something).
-        let compared: Vec<&str> =
-            TIERS.into_iter().filter(|t| !(sc.tracepoint_expect.is_some() && *t == "tracepoint")).collect();
+        let compared: Vec<&str> = TIERS
+            .into_iter()
+            .filter(|t| !(sc.tracepoint_expect.is_some() && *t == "tracepoint"))
+            .collect();
         if let Some(base) = facts_by.get(compared[0]) {
             for t in &compared[1..] {
                 if let Some(other) = facts_by.get(t) {
                     if other != base {
-                        fail.push(format!("{}: {t} differs from {}: {}", sc.name, compared[0], diff(base, other)));
+                        fail.push(format!(
+                            "{}: {t} differs from {}: {}",
+                            sc.name,
+                            compared[0],
+                            diff(base, other)
+                        ));
                     }
                 }
             }
@@ -852,7 +1083,10 @@ fn diff(a: &Facts, b: &Facts) -> String {
 
 fn print_table(scenarios: &[&Scenario], runs: &Runs, failures: &BTreeMap<&str, Vec<String>>) {
     println!();
-    println!("{:<16} {:<24} {:<24} {:<24} counts/findings equal?", "scenario", "fentry", "kprobe", "tracepoint");
+    println!(
+        "{:<16} {:<24} {:<24} {:<24} counts/findings equal?",
+        "scenario", "fentry", "kprobe", "tracepoint"
+    );
     for sc in scenarios {
         let cell = |tier: &str| -> String {
             match runs.by.get(&(sc.name.to_string(), tier.to_string())) {
@@ -862,7 +1096,10 @@ fn print_table(scenarios: &[&Scenario], runs: &Runs, failures: &BTreeMap<&str, V
                     None => "no report".into(),
                     Some(rep) => {
                         let f = facts(rep, &format!("/mnt/{tier}/{}", sc.name));
-                        let (w, s, u) = f.files.values().fold((0, 0, 0), |(w, s, u), c| (w + c.0, s + c.2 + c.3, u + c.4));
+                        let (w, s, u) = f
+                            .files
+                            .values()
+                            .fold((0, 0, 0), |(w, s, u), c| (w + c.0, s + c.2 + c.3, u + c.4));
                         format!("w{w} s{s} u{u} f{} {:.1}s", f.findings.len(), r.secs)
                     }
                 },
@@ -870,10 +1107,18 @@ fn print_table(scenarios: &[&Scenario], runs: &Runs, failures: &BTreeMap<&str, V
         };
         let verdict = match failures.get(sc.name) {
             Some(f) if !f.is_empty() => "NO".to_string(),
-            _ if sc.tracepoint_expect.is_some() => "yes (fentry = kprobe; tracepoint misses it, as expected)".to_string(),
+            _ if sc.tracepoint_expect.is_some() => {
+                "yes (fentry = kprobe; tracepoint misses it, as expected)".to_string()
+            }
             _ => "yes".to_string(),
         };
-        println!("{:<16} {:<24} {:<24} {:<24} {verdict}", sc.name, cell("fentry"), cell("kprobe"), cell("tracepoint"));
+        println!(
+            "{:<16} {:<24} {:<24} {:<24} {verdict}",
+            sc.name,
+            cell("fentry"),
+            cell("kprobe"),
+            cell("tracepoint")
+        );
     }
     println!("(w: writes, s: fsyncs+fdatasyncs, u: unsynced bytes, f: findings, summed over the scenario's files; time per run)");
 }
@@ -887,12 +1132,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xtask-vm-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let p = dir.join("a.cpio");
-        write_initramfs(&p, &[("init", Source::Bytes(b"#!/bin/sh\n".to_vec()), 0o755)]).unwrap();
+        write_initramfs(
+            &p,
+            &[("init", Source::Bytes(b"#!/bin/sh\n".to_vec()), 0o755)],
+        )
+        .unwrap();
         let data = fs::read(&p).unwrap();
         assert_eq!(data.len() % 4, 0);
         assert!(data.starts_with(b"070701"));
         let text = String::from_utf8_lossy(&data);
-        assert!(text.contains("dev/console\0") && text.contains("init\0") && text.contains("TRAILER!!!\0"));
+        assert!(
+            text.contains("dev/console\0")
+                && text.contains("init\0")
+                && text.contains("TRAILER!!!\0")
+        );
         // newc: file data starts 4-byte aligned.
         assert_eq!(text.find("#!/bin/sh").unwrap() % 4, 0);
         fs::remove_dir_all(&dir).unwrap();
@@ -920,8 +1173,16 @@ mod tests {
         let failures = check(&[good], &runs);
         let f = &failures["good"];
         // The tracepoint run has 2 fsyncs: wrong against the expectation and against fentry.
-        assert!(f.iter().any(|m| m.contains("tracepoint differs from fentry")), "{f:?}");
-        assert!(f.iter().any(|m| m.starts_with("good/tracepoint: W/good.dat: expected")), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|m| m.contains("tracepoint differs from fentry")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|m| m.starts_with("good/tracepoint: W/good.dat: expected")),
+            "{f:?}"
+        );
         assert_eq!(f.len(), 2, "{f:?}");
     }
 }

@@ -93,7 +93,9 @@ pub fn write_done(file: KPtr, ret: i64) {
     if ret <= 0 {
         return;
     }
-    let Some(inode) = file_inode(file) else { return };
+    let Some(inode) = file_inode(file) else {
+        return;
+    };
     if !inode.is_reg() || !inode.tracked() {
         return;
     }
@@ -102,7 +104,12 @@ pub fn write_done(file: KPtr, ret: i64) {
         Some((id, regs)) if nr::is_write(id) => reg(regs, nr::REGS_DI) as i32,
         _ => -1,
     };
-    on_write(&inode.key, ret as u64, f_flags & open_flags::O_DSYNC != 0, fd);
+    on_write(
+        &inode.key,
+        ret as u64,
+        f_flags & open_flags::O_DSYNC != 0,
+        fd,
+    );
 }
 
 /// True if a vfs_fsync_range call on this thread is already recorded elsewhere.
@@ -129,7 +136,13 @@ pub fn fsync_range_enter(file: KPtr, datasync: i32, sp: u64) {
 /// Return of vfs_fsync_range with its result.
 #[inline(always)]
 pub fn fsync_range_exit(ret: i64) {
-    let Some(call) = call_exit(CALL_FSYNC_RANGE) else { return };
-    let op = if call.datasync != 0 { SyncOp::Fdatasync } else { SyncOp::Fsync };
+    let Some(call) = call_exit(CALL_FSYNC_RANGE) else {
+        return;
+    };
+    let op = if call.datasync != 0 {
+        SyncOp::Fdatasync
+    } else {
+        SyncOp::Fsync
+    };
     emit_file_sync(op, ret, call.enter_ns, file_inode(call.file as KPtr));
 }

@@ -1,9 +1,7 @@
 //! sys_exit of mmap: shared, writable file mappings (stores through them dirty the file, and
 //! msync ranges map back to files through them).
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use fsync_trace_common::{
-    mman, names, syscalls as nr, MmapRecord, RecordKind, FILE_FLAG_MAPPED,
-};
+use fsync_trace_common::{mman, names, syscalls as nr, MmapRecord, RecordKind, FILE_FLAG_MAPPED};
 
 use crate::{
     kernel::{current_file, file_inode, reg, KPtr},
@@ -27,7 +25,9 @@ pub fn sys_exit_mmap(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let fd = reg(regs, nr::REGS_R8) as i32;
-    let Some(inode) = current_file(fd as i64).and_then(file_inode) else { return 0 };
+    let Some(inode) = current_file(fd as i64).and_then(file_inode) else {
+        return 0;
+    };
     if !inode.is_reg() || !inode.tracked() {
         return 0;
     }

@@ -72,14 +72,26 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
         (*r).new_base.dir.ino = nname;
         (*r).new_base.fs_magic = ndfd;
         (*r).new_base.path_start = two_names as u32;
-        read_user_str(read_volatile(&raw const (*r).old_base.dir.ino), &mut (*r).old_name);
+        read_user_str(
+            read_volatile(&raw const (*r).old_base.dir.ino),
+            &mut (*r).old_name,
+        );
         (*r).new_name[0] = 0;
         if read_volatile(&raw const (*r).new_base.path_start) != 0 {
-            read_user_str(read_volatile(&raw const (*r).new_base.dir.ino), &mut (*r).new_name);
+            read_user_str(
+                read_volatile(&raw const (*r).new_base.dir.ino),
+                &mut (*r).new_name,
+            );
         }
-        fill_base(&raw mut (*r).old_base, read_volatile(&raw const (*r).old_base.fs_magic));
+        fill_base(
+            &raw mut (*r).old_base,
+            read_volatile(&raw const (*r).old_base.fs_magic),
+        );
         if read_volatile(&raw const (*r).new_base.path_start) != 0 {
-            fill_base(&raw mut (*r).new_base, read_volatile(&raw const (*r).new_base.fs_magic));
+            fill_base(
+                &raw mut (*r).new_base,
+                read_volatile(&raw const (*r).new_base.fs_magic),
+            );
         } else {
             (*r).new_base.dir = Default::default();
             (*r).new_base.fs_magic = 0;
@@ -98,7 +110,9 @@ fn fill_base(b: *mut BaseDir, dirfd: u64) {
         (*b).fs_magic = 0;
         (*b).path_start = 0;
         (*b).path_truncated = 1;
-        let Some((mnt, dentry)) = base_dir_path(dirfd as i64) else { return };
+        let Some((mnt, dentry)) = base_dir_path(dirfd as i64) else {
+            return;
+        };
         if let Some(inode) = dentry_inode(dentry) {
             (*b).dir = inode.key;
             (*b).fs_magic = inode.magic;

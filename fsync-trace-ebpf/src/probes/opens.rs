@@ -18,8 +18,12 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
     if ret < 0 {
         return 0;
     }
-    let Some(file) = current_file(ret) else { return 0 };
-    let Some(inode) = file_inode(file) else { return 0 };
+    let Some(file) = current_file(ret) else {
+        return 0;
+    };
+    let Some(inode) = file_inode(file) else {
+        return 0;
+    };
     if !inode.tracked() {
         return 0;
     }
@@ -28,7 +32,9 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
         return 0; // read-only open of an existing file: cannot dirty anything
     }
     let f_flags: u32 = read(file, off!(file_f_flags)).unwrap_or(0);
-    let Some((mnt, dentry)) = path_at(file, off!(file_f_path)) else { return 0 };
+    let Some((mnt, dentry)) = path_at(file, off!(file_f_path)) else {
+        return 0;
+    };
     let Some(mut entry) = EVENTS.reserve::<OpenRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return 0;

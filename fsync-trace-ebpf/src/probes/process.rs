@@ -1,5 +1,7 @@
 //! Process lifetime: follow forks of traced processes, report when a traced process is gone.
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
+};
 use fsync_trace_common::{names, ExitRecord, ForkRecord, RecordKind};
 
 use crate::{
@@ -15,8 +17,12 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let child: KPtr = ctx.arg(1);
-    let Some(pid) = read::<u32>(child, off!(task_pid)) else { return 0 };
-    let Some(tgid) = read::<u32>(child, off!(task_tgid)) else { return 0 };
+    let Some(pid) = read::<u32>(child, off!(task_pid)) else {
+        return 0;
+    };
+    let Some(tgid) = read::<u32>(child, off!(task_tgid)) else {
+        return 0;
+    };
     if pid != tgid {
         return 0; // a new thread of a traced process: already covered by its tgid
     }
@@ -46,8 +52,12 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let task: KPtr = ctx.arg(0);
-    let Some(signal) = read::<KPtr>(task, off!(task_signal)) else { return 0 };
-    let Some(live) = read::<i32>(signal, off!(signal_live)) else { return 0 };
+    let Some(signal) = read::<KPtr>(task, off!(task_signal)) else {
+        return 0;
+    };
+    let Some(live) = read::<i32>(signal, off!(signal_live)) else {
+        return 0;
+    };
     if live != 0 {
         return 0;
     }

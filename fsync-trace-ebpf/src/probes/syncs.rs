@@ -1,6 +1,8 @@
 //! sys_exit of fsync, fdatasync, msync, sync, syncfs, sync_file_range: one record per call with
 //! its latency and result.
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
+};
 use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord};
 
 use crate::{
@@ -14,7 +16,9 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
     let regs: KPtr = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(inflight) = (unsafe { INFLIGHT_SYNCS.get(&tid) }).copied() else { return 0 };
+    let Some(inflight) = (unsafe { INFLIGHT_SYNCS.get(&tid) }).copied() else {
+        return 0;
+    };
     let _ = INFLIGHT_SYNCS.remove(&tid);
     let op = match inflight.nr {
         nr::FSYNC => SyncOp::Fsync,

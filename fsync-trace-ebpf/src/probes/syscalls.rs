@@ -29,7 +29,10 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         bump_epoch();
     }
     let tid = bpf_get_current_pid_tgid() as u32;
-    let inflight = InflightSync { enter_ns: unsafe { bpf_ktime_get_ns() }, nr: id };
+    let inflight = InflightSync {
+        enter_ns: unsafe { bpf_ktime_get_ns() },
+        nr: id,
+    };
     if INFLIGHT_SYNCS.insert(&tid, &inflight, 0).is_err() {
         count_lost(names::LOST_INFLIGHT_MAP_FULL);
     }
@@ -46,7 +49,9 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     }
     let regs: KPtr = ctx.arg(0);
     // The syscall number and the first argument (a write's fd) in one read.
-    let Some([di, id]) = read::<[u64; 2]>(regs, nr::REGS_DI) else { return 0 };
+    let Some([di, id]) = read::<[u64; 2]>(regs, nr::REGS_DI) else {
+        return 0;
+    };
     if nr::is_write(id) {
         // A function-level tier counts this write inside the kernel (vfs_write / vfs_writev).
         if config(names::CONFIG_FN_HOOKS) & nr::write_hook_bit(id) != 0 {
@@ -89,41 +94,71 @@ fn handle_write(fd: i64, bytes: u64) {
     let mut buf = MaybeUninit::<[u8; WINDOW]>::uninit();
     // current_file(fd): task->files->fdt, then {max_fds, fd} together, then fd[fd].
     let task = unsafe { bpf_get_current_task() } as KPtr;
-    let Some(files) = read::<KPtr>(task, off!(task_files)) else { return };
-    let Some(fdt) = read::<KPtr>(files, off!(files_fdt)) else { return };
+    let Some(files) = read::<KPtr>(task, off!(task_files)) else {
+        return;
+    };
+    let Some(fdt) = read::<KPtr>(files, off!(files_fdt)) else {
+        return;
+    };
     let (max_fds_off, fd_off) = (off!(fdt_max_fds), off!(fdt_fd));
-    let Some(w) = Window::read(&mut buf, fdt, &[(max_fds_off, 4), (fd_off, 8)]) else { return };
-    let Some(max_fds) = w.field::<u32>(&buf, max_fds_off) else { return };
+    let Some(w) = Window::read(&mut buf, fdt, &[(max_fds_off, 4), (fd_off, 8)]) else {
+        return;
+    };
+    let Some(max_fds) = w.field::<u32>(&buf, max_fds_off) else {
+        return;
+    };
     if fd as u64 >= max_fds as u64 {
         return;
     }
-    let Some(fd_array) = w.field::<KPtr>(&buf, fd_off) else { return };
-    let Some(file) = read::<KPtr>(fd_array, (fd as usize) * 8) else { return };
+    let Some(fd_array) = w.field::<KPtr>(&buf, fd_off) else {
+        return;
+    };
+    let Some(file) = read::<KPtr>(fd_array, (fd as usize) * 8) else {
+        return;
+    };
     if file.is_null() {
         return;
     }
     // file->{f_inode, f_flags}
     let (inode_off, flags_off) = (off!(file_f_inode), off!(file_f_flags));
-    let Some(w) = Window::read(&mut buf, file, &[(inode_off, 8), (flags_off, 4)]) else { return };
-    let Some(inode) = w.field::<KPtr>(&buf, inode_off) else { return };
+    let Some(w) = Window::read(&mut buf, file, &[(inode_off, 8), (flags_off, 4)]) else {
+        return;
+    };
+    let Some(inode) = w.field::<KPtr>(&buf, inode_off) else {
+        return;
+    };
     let f_flags: u32 = w.field(&buf, flags_off).unwrap_or(0);
     // inode->{i_mode, i_sb, i_ino}
     let (mode_off, sb_off, ino_off) = (off!(inode_i_mode), off!(inode_i_sb), off!(inode_i_ino));
-    let Some(w) = Window::read(&mut buf, inode, &[(mode_off, 2), (sb_off, 8), (ino_off, 8)]) else { return };
-    let Some(mode) = w.field::<u16>(&buf, mode_off) else { return };
+    let Some(w) = Window::read(&mut buf, inode, &[(mode_off, 2), (sb_off, 8), (ino_off, 8)]) else {
+        return;
+    };
+    let Some(mode) = w.field::<u16>(&buf, mode_off) else {
+        return;
+    };
     if mode as u32 & S_IFMT != S_IFREG {
         return;
     }
-    let Some(sb) = w.field::<KPtr>(&buf, sb_off) else { return };
-    let Some(ino) = w.field::<u64>(&buf, ino_off) else { return };
+    let Some(sb) = w.field::<KPtr>(&buf, sb_off) else {
+        return;
+    };
+    let Some(ino) = w.field::<u64>(&buf, ino_off) else {
+        return;
+    };
     // sb->{s_dev, s_magic}
     let (dev_off, magic_off) = (off!(sb_s_dev), off!(sb_s_magic));
-    let Some(w) = Window::read(&mut buf, sb, &[(dev_off, 4), (magic_off, 8)]) else { return };
-    let Some(magic) = w.field::<u64>(&buf, magic_off) else { return };
+    let Some(w) = Window::read(&mut buf, sb, &[(dev_off, 4), (magic_off, 8)]) else {
+        return;
+    };
+    let Some(magic) = w.field::<u64>(&buf, magic_off) else {
+        return;
+    };
     if !is_durable_fs(magic) {
         return;
     }
-    let Some(dev) = w.field::<u32>(&buf, dev_off) else { return };
+    let Some(dev) = w.field::<u32>(&buf, dev_off) else {
+        return;
+    };
     let key = FileKey { dev, _pad: 0, ino };
     on_write(&key, bytes, f_flags & open_flags::O_DSYNC != 0, fd as i32);
 }
@@ -147,7 +182,11 @@ impl Window {
     /// Reads the span of `fields` (offset, size) of `base` into `buf`. None if `base` is null
     /// or unreadable.
     #[inline(always)]
-    fn read(buf: &mut MaybeUninit<[u8; WINDOW]>, base: KPtr, fields: &[(usize, usize)]) -> Option<Window> {
+    fn read(
+        buf: &mut MaybeUninit<[u8; WINDOW]>,
+        base: KPtr,
+        fields: &[(usize, usize)],
+    ) -> Option<Window> {
         if base.is_null() {
             return None;
         }
@@ -160,11 +199,19 @@ impl Window {
                 end = off + size;
             }
         }
-        let mut w = Window { base, start, whole: false };
+        let mut w = Window {
+            base,
+            start,
+            whole: false,
+        };
         if end > start && end - start <= WINDOW {
             let len = (end - start) as u32;
             let r = unsafe {
-                generated::bpf_probe_read_kernel(buf.as_mut_ptr().cast(), len, base.wrapping_add(start).cast())
+                generated::bpf_probe_read_kernel(
+                    buf.as_mut_ptr().cast(),
+                    len,
+                    base.wrapping_add(start).cast(),
+                )
             };
             if r != 0 {
                 return None;

@@ -17,9 +17,15 @@ pub fn writeback_dirty_folio(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let mapping: KPtr = ctx.arg(1);
-    let Some(host) = read::<KPtr>(mapping, off!(mapping_host)) else { return 0 };
-    let Some(inode) = inode_info(host) else { return 0 };
-    let Some(c) = FILE_STATS.get_ptr_mut(&inode.key) else { return 0 };
+    let Some(host) = read::<KPtr>(mapping, off!(mapping_host)) else {
+        return 0;
+    };
+    let Some(inode) = inode_info(host) else {
+        return 0;
+    };
+    let Some(c) = FILE_STATS.get_ptr_mut(&inode.key) else {
+        return 0;
+    };
     unsafe {
         if (*c).flags & FILE_FLAG_MAPPED == 0 {
             return 0; // dirtied by write(2): already counted by the write path
@@ -27,7 +33,15 @@ pub fn writeback_dirty_folio(ctx: RawTracePointContext) -> i32 {
         let pages_before = (*c).mapped_dirty_pages;
         atomic_add(&raw mut (*c).mapped_dirty_pages, 1);
         let (writes, bytes) = ((*c).writes, (*c).bytes);
-        mark_dirty(&inode.key, c, writes, bytes, pages_before, DIRTY_BY_MAPPED_STORE, -1);
+        mark_dirty(
+            &inode.key,
+            c,
+            writes,
+            bytes,
+            pages_before,
+            DIRTY_BY_MAPPED_STORE,
+            -1,
+        );
     }
     0
 }
@@ -36,8 +50,12 @@ pub fn writeback_dirty_folio(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "writeback_single_inode")]
 pub fn writeback_single_inode(ctx: RawTracePointContext) -> i32 {
     let inode: KPtr = ctx.arg(0);
-    let Some(info) = inode_info(inode) else { return 0 };
-    let Some(c) = FILE_STATS.get_ptr_mut(&info.key) else { return 0 };
+    let Some(info) = inode_info(inode) else {
+        return 0;
+    };
+    let Some(c) = FILE_STATS.get_ptr_mut(&info.key) else {
+        return 0;
+    };
     atomic_add(unsafe { &raw mut (*c).kernel_writebacks }, 1);
     0
 }

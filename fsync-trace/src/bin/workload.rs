@@ -595,10 +595,17 @@ fn many_files(dir: &Path, files: usize) -> Res<()> {
 /// One vectored write of `parts` (lengths) at `offset`, or at the file position if None
 /// (writev(2), else pwritev2(2) with no flags).
 fn write_vectored(fd: libc::c_int, parts: &[usize], offset: Option<i64>, path: &Path) -> Res<()> {
-    let bufs: Vec<Vec<u8>> = parts.iter().enumerate().map(|(i, &n)| record(n, i)).collect();
+    let bufs: Vec<Vec<u8>> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| record(n, i))
+        .collect();
     let iov: Vec<libc::iovec> = bufs
         .iter()
-        .map(|b| libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() })
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
         .collect();
     let total: usize = parts.iter().sum();
     // SAFETY: `iov` points into `bufs`, both alive for the call.
@@ -606,14 +613,25 @@ fn write_vectored(fd: libc::c_int, parts: &[usize], offset: Option<i64>, path: &
         match offset {
             None => libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int) as i64,
             // (fd, iov, iovcnt, pos_l, pos_h, flags): pos_h is unused on 64-bit.
-            Some(off) => libc::syscall(libc::SYS_pwritev2, fd as libc::c_long, iov.as_ptr(), iov.len() as libc::c_long, off as libc::c_long, 0 as libc::c_long, 0 as libc::c_long),
+            Some(off) => libc::syscall(
+                libc::SYS_pwritev2,
+                fd as libc::c_long,
+                iov.as_ptr(),
+                iov.len() as libc::c_long,
+                off as libc::c_long,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            ),
         }
     };
     if n < 0 {
         return Err(os_fail(format!("writev {}", path.display())));
     }
     if n as usize != total {
-        return Err(fail(format!("writev {}", path.display()), format!("short write: {n} of {total} bytes")));
+        return Err(fail(
+            format!("writev {}", path.display()),
+            format!("short write: {n} of {total} bytes"),
+        ));
     }
     Ok(())
 }
@@ -707,7 +725,14 @@ mod uring {
 fn uring_map(ring: libc::c_int, len: usize, offset: i64) -> Res<*mut u8> {
     // SAFETY: a fresh shared mapping of the ring fd; checked for MAP_FAILED.
     let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_POPULATE, ring, offset)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            ring,
+            offset,
+        )
     };
     if p == libc::MAP_FAILED {
         return Err(os_fail("mmap io_uring ring"));
@@ -721,16 +746,34 @@ fn uring_map(ring: libc::c_int, len: usize, offset: i64) -> Res<*mut u8> {
 fn uring_fsync(fd: libc::c_int, path: &Path) -> Res<()> {
     let mut p = uring::Params::default();
     // SAFETY: io_uring_setup(entries, params) with a valid out struct.
-    let ring = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1 as libc::c_long, &mut p as *mut uring::Params) } as libc::c_int;
+    let ring = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_setup,
+            1 as libc::c_long,
+            &mut p as *mut uring::Params,
+        )
+    } as libc::c_int;
     if ring < 0 {
         return Err(os_fail("io_uring_setup (is io_uring disabled here?)"));
     }
     let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
     let cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * std::mem::size_of::<uring::Cqe>();
     let single = p.features & uring::FEAT_SINGLE_MMAP != 0;
-    let sq = uring_map(ring, if single { sq_len.max(cq_len) } else { sq_len }, uring::OFF_SQ_RING)?;
-    let cq = if single { sq } else { uring_map(ring, cq_len, uring::OFF_CQ_RING)? };
-    let sqes = uring_map(ring, p.sq_entries as usize * std::mem::size_of::<uring::Sqe>(), uring::OFF_SQES)?;
+    let sq = uring_map(
+        ring,
+        if single { sq_len.max(cq_len) } else { sq_len },
+        uring::OFF_SQ_RING,
+    )?;
+    let cq = if single {
+        sq
+    } else {
+        uring_map(ring, cq_len, uring::OFF_CQ_RING)?
+    };
+    let sqes = uring_map(
+        ring,
+        p.sq_entries as usize * std::mem::size_of::<uring::Sqe>(),
+        uring::OFF_SQES,
+    )?;
     // SAFETY: offsets come from the kernel and lie inside the mappings; the ring is private to
     // this thread, and the release/acquire atomics order our stores with the kernel's reads.
     let res = unsafe {
@@ -754,16 +797,31 @@ fn uring_fsync(fd: libc::c_int, path: &Path) -> Res<()> {
         *(sq.add(p.sq_off.array as usize) as *mut u32).add((tail & mask) as usize) = 0;
         at(sq, p.sq_off.tail).store(tail.wrapping_add(1), Ordering::Release);
         // (fd, to_submit, min_complete, flags, sigset, sigset size)
-        let n = libc::syscall(libc::SYS_io_uring_enter, ring as libc::c_long, 1 as libc::c_long, 1 as libc::c_long, uring::ENTER_GETEVENTS as libc::c_long, std::ptr::null::<libc::c_void>(), 0 as libc::c_long);
+        let n = libc::syscall(
+            libc::SYS_io_uring_enter,
+            ring as libc::c_long,
+            1 as libc::c_long,
+            1 as libc::c_long,
+            uring::ENTER_GETEVENTS as libc::c_long,
+            std::ptr::null::<libc::c_void>(),
+            0 as libc::c_long,
+        );
         if n != 1 {
-            return Err(os_fail(format!("io_uring_enter (fsync {})", path.display())));
+            return Err(os_fail(format!(
+                "io_uring_enter (fsync {})",
+                path.display()
+            )));
         }
         let head = at(cq, p.cq_off.head).load(Ordering::Acquire);
         if at(cq, p.cq_off.tail).load(Ordering::Acquire) == head {
-            return Err(fail(format!("io_uring fsync {}", path.display()), "no completion"));
+            return Err(fail(
+                format!("io_uring fsync {}", path.display()),
+                "no completion",
+            ));
         }
         let cmask = *(cq.add(p.cq_off.ring_mask as usize) as *const u32);
-        let cqe = &*(cq.add(p.cq_off.cqes as usize) as *const uring::Cqe).add((head & cmask) as usize);
+        let cqe =
+            &*(cq.add(p.cq_off.cqes as usize) as *const uring::Cqe).add((head & cmask) as usize);
         let res = cqe.res;
         at(cq, p.cq_off.head).store(head.wrapping_add(1), Ordering::Release);
         res
@@ -771,7 +829,10 @@ fn uring_fsync(fd: libc::c_int, path: &Path) -> Res<()> {
     // SAFETY: closing the ring we created; the mappings go with the process.
     unsafe { libc::close(ring) };
     if res < 0 {
-        return Err(fail(format!("io_uring fsync {}", path.display()), io::Error::from_raw_os_error(-res).to_string()));
+        return Err(fail(
+            format!("io_uring fsync {}", path.display()),
+            io::Error::from_raw_os_error(-res).to_string(),
+        ));
     }
     Ok(())
 }

@@ -44,7 +44,8 @@ use fsync_trace_common::{kdev_major, kdev_minor, FileCounters, FileKey, SyncOp, 
 use prometheus_client::{
     collector::Collector,
     encoding::{
-        DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+        DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
+        LabelValueEncoder,
     },
     metrics::{
         counter::Counter,
@@ -78,11 +79,22 @@ pub const MAX_TOP_FILES: usize = 1000;
 pub const REFRESH: Duration = Duration::from_secs(1);
 
 /// Sync calls the latency histogram covers (o_sync_write is a write, not a call).
-pub const SYNC_OPS: [SyncOp; 6] =
-    [SyncOp::Fsync, SyncOp::Fdatasync, SyncOp::Msync, SyncOp::SyncFileRange, SyncOp::Syncfs, SyncOp::Sync];
+pub const SYNC_OPS: [SyncOp; 6] = [
+    SyncOp::Fsync,
+    SyncOp::Fdatasync,
+    SyncOp::Msync,
+    SyncOp::SyncFileRange,
+    SyncOp::Syncfs,
+    SyncOp::Sync,
+];
 
-const LOST_REASONS: [&str; 5] =
-    ["ring_buffer_full", "file_table_full", "inflight_table_full", "process_table_full", "undecodable"];
+const LOST_REASONS: [&str; 5] = [
+    "ring_buffer_full",
+    "file_table_full",
+    "inflight_table_full",
+    "process_table_full",
+    "undecodable",
+];
 
 /// Sync latency buckets: 10 µs doubling to ~10.5 s (21 buckets, then +Inf).
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -241,7 +253,13 @@ impl Collector for SnapshotCollector {
             Some(&Unit::Bytes),
             snap.unsynced_bytes,
         )?;
-        gauge(&mut encoder, "unsynced_files", "Files holding data not yet made durable.", None, snap.unsynced_files)?;
+        gauge(
+            &mut encoder,
+            "unsynced_files",
+            "Files holding data not yet made durable.",
+            None,
+            snap.unsynced_files,
+        )?;
         gauge(
             &mut encoder,
             "unsynced_dir_entries",
@@ -316,8 +334,9 @@ impl Metrics {
     pub fn new(tier: &str, top_files: usize) -> Self {
         let top_files = top_files.min(MAX_TOP_FILES);
         let mut registry = Registry::with_prefix(PREFIX);
-        let sync_latency =
-            Family::<SyncLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let sync_latency = Family::<SyncLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         registry.register_with_unit(
             "sync_latency",
             "Latency of sync-family calls of traced processes, by call and filesystem device (MAJ:MIN)",
@@ -325,7 +344,11 @@ impl Metrics {
             sync_latency.clone(),
         );
         let sync_errors = Family::<OpLabel, Counter>::default();
-        registry.register("sync_errors", "Sync-family calls that failed, by call", sync_errors.clone());
+        registry.register(
+            "sync_errors",
+            "Sync-family calls that failed, by call",
+            sync_errors.clone(),
+        );
         let dirty_window = Histogram::new(window_buckets());
         registry.register_with_unit(
             "dirty_window",
@@ -359,10 +382,16 @@ impl Metrics {
         registry.register(
             "build",
             "fsync-trace version and attach tier",
-            Info::new(BuildLabels { version: env!("CARGO_PKG_VERSION").into(), tier: tier.into() }),
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+                tier: tier.into(),
+            }),
         );
         let snapshot = Arc::new(SnapshotCell::default());
-        registry.register_collector(Box::new(SnapshotCollector { cell: snapshot.clone(), per_file: top_files > 0 }));
+        registry.register_collector(Box::new(SnapshotCollector {
+            cell: snapshot.clone(),
+            per_file: top_files > 0,
+        }));
         // Series that exist from the start, so rate() and alerts see zeros instead of nothing.
         for op in SYNC_OPS {
             let _ = sync_errors.get_or_create(&OpLabel { op: op.name() });
@@ -460,7 +489,13 @@ pub struct LiveMetrics {
 
 impl LiveMetrics {
     pub fn new(metrics: Metrics) -> Self {
-        LiveMetrics { m: metrics, devices: HashSet::new(), findings_seen: 0, exit_counts: (0, 0), lost: [0; 5] }
+        LiveMetrics {
+            m: metrics,
+            devices: HashSet::new(),
+            findings_seen: 0,
+            exit_counts: (0, 0),
+            lost: [0; 5],
+        }
     }
 
     #[cfg(test)]
@@ -471,7 +506,18 @@ impl LiveMetrics {
     /// One event, before the state machine applies it (so msync still finds its mapping).
     pub fn observe<R: Resolver>(&mut self, ev: &Event, state: &DurabilityState<R>) {
         self.m.events.inc();
-        let EventKind::Sync { op, enter_ns, ret, file, addr, len, .. } = &ev.kind else { return };
+        let EventKind::Sync {
+            op,
+            enter_ns,
+            ret,
+            file,
+            addr,
+            len,
+            ..
+        } = &ev.kind
+        else {
+            return;
+        };
         if *op == SyncOp::SyncWrite {
             return;
         }
@@ -486,9 +532,18 @@ impl LiveMetrics {
             None => Device::None,
         };
         let secs = ev.ts.saturating_sub(*enter_ns) as f64 / 1e9;
-        self.m.sync_latency.get_or_create(&SyncLabels { op: op.name(), device }).observe(secs);
+        self.m
+            .sync_latency
+            .get_or_create(&SyncLabels {
+                op: op.name(),
+                device,
+            })
+            .observe(secs);
         if *ret < 0 {
-            self.m.sync_errors.get_or_create(&OpLabel { op: op.name() }).inc();
+            self.m
+                .sync_errors
+                .get_or_create(&OpLabel { op: op.name() })
+                .inc();
         }
     }
 
@@ -496,18 +551,30 @@ impl LiveMetrics {
     pub fn after_batch<R: Resolver>(&mut self, state: &mut DurabilityState<R>) {
         let found = state.findings_so_far();
         for f in found.get(self.findings_seen..).unwrap_or(&[]) {
-            self.m.findings.get_or_create(&KindLabel { kind: f.kind.name() }).inc();
+            self.m
+                .findings
+                .get_or_create(&KindLabel {
+                    kind: f.kind.name(),
+                })
+                .inc();
         }
         self.findings_seen = found.len();
         let (writes, entries) = state.unsynced_at_exit();
         let (w0, e0) = self.exit_counts;
         if writes > w0 {
-            self.m.findings.get_or_create(&KindLabel { kind: FindingKind::UnsyncedWrite.name() }).inc_by(writes - w0);
+            self.m
+                .findings
+                .get_or_create(&KindLabel {
+                    kind: FindingKind::UnsyncedWrite.name(),
+                })
+                .inc_by(writes - w0);
         }
         if entries > e0 {
             self.m
                 .findings
-                .get_or_create(&KindLabel { kind: FindingKind::UnsyncedParentDir.name() })
+                .get_or_create(&KindLabel {
+                    kind: FindingKind::UnsyncedParentDir.name(),
+                })
                 .inc_by(entries - e0);
         }
         self.exit_counts = (writes, entries);
@@ -526,7 +593,10 @@ impl LiveMetrics {
         ];
         for (i, reason) in LOST_REASONS.iter().enumerate() {
             if now[i] > self.lost[i] {
-                self.m.lost.get_or_create(&ReasonLabel { reason }).inc_by(now[i] - self.lost[i]);
+                self.m
+                    .lost
+                    .get_or_create(&ReasonLabel { reason })
+                    .inc_by(now[i] - self.lost[i]);
                 self.lost[i] = now[i];
             }
         }
@@ -534,9 +604,15 @@ impl LiveMetrics {
 
     /// Recomputes the data-at-risk gauges from the state machine and the kernel's per-file
     /// counters (at most once a second: O(files known)).
-    pub fn refresh<R: Resolver>(&mut self, state: &DurabilityState<R>, counters: &HashMap<FileKey, FileCounters>) {
+    pub fn refresh<R: Resolver>(
+        &mut self,
+        state: &DurabilityState<R>,
+        counters: &HashMap<FileKey, FileCounters>,
+    ) {
         let devices = &mut self.devices;
-        let snap = build_snapshot(state, counters, self.m.top_files, |d| device_label(devices, d));
+        let snap = build_snapshot(state, counters, self.m.top_files, |d| {
+            device_label(devices, d)
+        });
         self.m.snapshot.set(snap);
     }
 }
@@ -569,13 +645,18 @@ fn build_snapshot<R: Resolver>(
             s.unsynced_dir_entries += f.pending.len() as u64;
             continue;
         }
-        let Some(first) = f.dirty.first() else { continue };
+        let Some(first) = f.dirty.first() else {
+            continue;
+        };
         let c = counters.get(&f.key).copied().unwrap_or_default();
         let bytes = c.bytes.saturating_sub(first.bytes_before)
             + c.mapped_dirty_pages.saturating_sub(first.pages_before) * PAGE_SIZE;
         s.unsynced_files += 1;
         s.unsynced_bytes += bytes;
-        s.oldest_unsynced_ns = Some(s.oldest_unsynced_ns.map_or(first.since, |o| o.min(first.since)));
+        s.oldest_unsynced_ns = Some(
+            s.oldest_unsynced_ns
+                .map_or(first.since, |o| o.min(first.since)),
+        );
         *by_comm.entry(first.actor.comm.as_str()).or_default() += bytes;
         if top_files > 0 {
             files.push((bytes, first.since, f));
@@ -585,7 +666,11 @@ fn build_snapshot<R: Resolver>(
     comms.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let other: u64 = comms.iter().skip(MAX_COMMS).map(|c| c.1).sum();
     let has_other = comms.len() > MAX_COMMS;
-    s.by_comm = comms.into_iter().take(MAX_COMMS).map(|(c, b)| (Escaped::new(c), b)).collect();
+    s.by_comm = comms
+        .into_iter()
+        .take(MAX_COMMS)
+        .map(|(c, b)| (Escaped::new(c), b))
+        .collect();
     if has_other {
         s.by_comm.push((Escaped::new("other"), other));
     }
@@ -595,8 +680,16 @@ fn build_snapshot<R: Resolver>(
             .into_iter()
             .take(top_files)
             .map(|(bytes, since, f)| {
-                let path = f.path.clone().unwrap_or_else(|| format!("<unknown path: inode {}>", f.key.ino));
-                FileRisk { path: Escaped::new(&path), device: device(f.key.dev), bytes, since_ns: since }
+                let path = f
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| format!("<unknown path: inode {}>", f.key.ino));
+                FileRisk {
+                    path: Escaped::new(&path),
+                    device: device(f.key.dev),
+                    bytes,
+                    since_ns: since,
+                }
             })
             .collect();
     }
@@ -625,37 +718,42 @@ where
     let (tx, rx) = watch::channel(None);
     let writes = metrics.writes.clone();
     let bytes = metrics.written_bytes.clone();
-    let spawned = std::thread::Builder::new().name("fsync-trace-stats".into()).spawn(move || {
-        let (mut last_writes, mut last_bytes) = (0u64, 0u64);
-        loop {
-            let started = Instant::now();
-            match scan() {
-                Ok(map) => {
-                    let (w, b) = map.values().fold((0u64, 0u64), |(w, b), c| {
-                        (w + c.writes + c.sync_writes, b + c.bytes + c.sync_write_bytes)
-                    });
-                    // Entries are never removed, so the sums only grow.
-                    if w > last_writes {
-                        writes.inc_by(w - last_writes);
-                        last_writes = w;
+    let spawned = std::thread::Builder::new()
+        .name("fsync-trace-stats".into())
+        .spawn(move || {
+            let (mut last_writes, mut last_bytes) = (0u64, 0u64);
+            loop {
+                let started = Instant::now();
+                match scan() {
+                    Ok(map) => {
+                        let (w, b) = map.values().fold((0u64, 0u64), |(w, b), c| {
+                            (
+                                w + c.writes + c.sync_writes,
+                                b + c.bytes + c.sync_write_bytes,
+                            )
+                        });
+                        // Entries are never removed, so the sums only grow.
+                        if w > last_writes {
+                            writes.inc_by(w - last_writes);
+                            last_writes = w;
+                        }
+                        if b > last_bytes {
+                            bytes.inc_by(b - last_bytes);
+                            last_bytes = b;
+                        }
+                        if tx.send(Some(Arc::new(map))).is_err() {
+                            return; // the event loop is gone
+                        }
                     }
-                    if b > last_bytes {
-                        bytes.inc_by(b - last_bytes);
-                        last_bytes = b;
-                    }
-                    if tx.send(Some(Arc::new(map))).is_err() {
-                        return; // the event loop is gone
-                    }
+                    Err(e) => log::warn!("reading FILE_STATS for metrics: {e}"),
                 }
-                Err(e) => log::warn!("reading FILE_STATS for metrics: {e}"),
+                let wait = (started.elapsed() * 10).clamp(REFRESH, Duration::from_secs(60));
+                match stop_rx.recv_timeout(wait) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
             }
-            let wait = (started.elapsed() * 10).clamp(REFRESH, Duration::from_secs(60));
-            match stop_rx.recv_timeout(wait) {
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                _ => return,
-            }
-        }
-    });
+        });
     if let Err(e) = spawned {
         log::warn!("cannot start the FILE_STATS scanner: {e}");
     }
@@ -686,14 +784,20 @@ impl Exporter {
         let metrics = Metrics::new(tier, top_files);
         let (scanner, scans) = spawn_file_stats_scanner(read_counters, &metrics);
         runtime.spawn(server::serve(listener, metrics.registry()));
-        Exporter { live: LiveMetrics::new(metrics), scans: Some(scans), _scanner: scanner }
+        Exporter {
+            live: LiveMetrics::new(metrics),
+            scans: Some(scans),
+            _scanner: scanner,
+        }
     }
 }
 
 /// Waits for the next counters scan; pending forever without metrics or once the scanner is
 /// gone (for `select!`).
 pub async fn next_scan(exporter: &mut Option<Exporter>) -> Option<CountersSnapshot> {
-    let Some(rx) = exporter.as_mut().and_then(|e| e.scans.as_mut()) else { return std::future::pending().await };
+    let Some(rx) = exporter.as_mut().and_then(|e| e.scans.as_mut()) else {
+        return std::future::pending().await;
+    };
     if rx.changed().await.is_err() {
         if let Some(e) = exporter.as_mut() {
             e.scans = None;

@@ -37,7 +37,9 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
     if let Some(port) = s.strip_prefix("localhost:") {
-        let port = port.parse::<u16>().map_err(|_| format!("{s:?}: bad port"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("{s:?}: bad port"))?;
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
     if s.starts_with(':') {
@@ -45,8 +47,9 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
             "{s:?}: give the address to listen on: 127.0.0.1{s} (this host only) or 0.0.0.0{s} (all interfaces)"
         ));
     }
-    s.parse::<SocketAddr>()
-        .map_err(|_| format!("{s:?} is not PORT, IP:PORT or [IPv6]:PORT (e.g. 9464 or 127.0.0.1:9464)"))
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!("{s:?} is not PORT, IP:PORT or [IPv6]:PORT (e.g. 9464 or 127.0.0.1:9464)")
+    })
 }
 
 /// Binds before tracing starts, so a taken port is an error up front.
@@ -68,7 +71,9 @@ pub async fn serve(listener: std::net::TcpListener, registry: Arc<Registry>) {
     };
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, _)) => {
                 let registry = registry.clone();
@@ -105,17 +110,29 @@ pub fn parse_head(head: &str) -> Option<Request<'_>> {
     let path = target.split('?').next().unwrap_or(target);
     let openmetrics = lines.any(|l| {
         l.split_once(':').is_some_and(|(k, v)| {
-            k.trim().eq_ignore_ascii_case("accept") && v.to_ascii_lowercase().contains("application/openmetrics-text")
+            k.trim().eq_ignore_ascii_case("accept")
+                && v.to_ascii_lowercase()
+                    .contains("application/openmetrics-text")
         })
     });
-    Some(Request { method, path, openmetrics })
+    Some(Request {
+        method,
+        path,
+        openmetrics,
+    })
 }
 
 /// Status, content type and body of the answer to `req`.
 pub fn respond(req: Option<&Request>, registry: &Registry) -> (&'static str, &'static str, String) {
-    let Some(req) = req else { return ("400 Bad Request", "text/plain", "bad request\n".into()) };
+    let Some(req) = req else {
+        return ("400 Bad Request", "text/plain", "bad request\n".into());
+    };
     if req.method != "GET" && req.method != "HEAD" {
-        return ("405 Method Not Allowed", "text/plain", "only GET and HEAD\n".into());
+        return (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET and HEAD\n".into(),
+        );
     }
     match req.path {
         "/metrics" => {
@@ -126,8 +143,16 @@ pub fn respond(req: Option<&Request>, registry: &Registry) -> (&'static str, &'s
                 ("200 OK", TEXT_TYPE, to_classic_text(&om))
             }
         }
-        "/" => ("200 OK", "text/plain", "fsync-trace: metrics are on /metrics\n".into()),
-        _ => ("404 Not Found", "text/plain", "not found: try /metrics\n".into()),
+        "/" => (
+            "200 OK",
+            "text/plain",
+            "fsync-trace: metrics are on /metrics\n".into(),
+        ),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /metrics\n".into(),
+        ),
     }
 }
 
@@ -135,7 +160,9 @@ async fn handle(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream, &mut buf))
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "request head not received in time"))??;
+        .map_err(|_| {
+            io::Error::new(io::ErrorKind::TimedOut, "request head not received in time")
+        })??;
     let req = std::str::from_utf8(&buf[..head]).ok().and_then(parse_head);
     let head_only = req.as_ref().is_some_and(|r| r.method == "HEAD");
     let (status, ctype, body) = respond(req.as_ref(), registry);
@@ -159,7 +186,10 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usiz
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before the request head"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed before the request head",
+            ));
         }
         let from = buf.len().saturating_sub(3);
         buf.extend_from_slice(&chunk[..n]);
@@ -167,7 +197,10 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usiz
             return Ok(from + i + 4);
         }
         if buf.len() > MAX_HEAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
         }
     }
 }
@@ -178,11 +211,26 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(parse_addr("9464").unwrap(), "127.0.0.1:9464".parse().unwrap());
-        assert_eq!(parse_addr("localhost:9464").unwrap(), "127.0.0.1:9464".parse().unwrap());
-        assert_eq!(parse_addr("0.0.0.0:9464").unwrap(), "0.0.0.0:9464".parse().unwrap());
-        assert_eq!(parse_addr("10.1.2.3:80").unwrap(), "10.1.2.3:80".parse().unwrap());
-        assert_eq!(parse_addr("[::1]:9464").unwrap(), "[::1]:9464".parse().unwrap());
+        assert_eq!(
+            parse_addr("9464").unwrap(),
+            "127.0.0.1:9464".parse().unwrap()
+        );
+        assert_eq!(
+            parse_addr("localhost:9464").unwrap(),
+            "127.0.0.1:9464".parse().unwrap()
+        );
+        assert_eq!(
+            parse_addr("0.0.0.0:9464").unwrap(),
+            "0.0.0.0:9464".parse().unwrap()
+        );
+        assert_eq!(
+            parse_addr("10.1.2.3:80").unwrap(),
+            "10.1.2.3:80".parse().unwrap()
+        );
+        assert_eq!(
+            parse_addr("[::1]:9464").unwrap(),
+            "[::1]:9464".parse().unwrap()
+        );
         // ":PORT" means "all interfaces" elsewhere: refused rather than guessed.
         assert!(parse_addr(":9464").unwrap_err().contains("0.0.0.0:9464"));
         assert!(parse_addr("70000").is_err());
@@ -192,18 +240,50 @@ mod tests {
     #[test]
     fn request_heads() {
         let r = parse_head("GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n").unwrap();
-        assert_eq!(r, Request { method: "GET", path: "/metrics", openmetrics: true });
+        assert_eq!(
+            r,
+            Request {
+                method: "GET",
+                path: "/metrics",
+                openmetrics: true
+            }
+        );
         let r = parse_head("GET /metrics HTTP/1.0\r\naccept: */*\r\n\r\n").unwrap();
         assert!(!r.openmetrics);
         assert!(parse_head("garbage").is_none());
         let reg = Registry::default();
         assert_eq!(
-            respond(Some(&Request { method: "POST", path: "/metrics", openmetrics: false }), &reg).0,
+            respond(
+                Some(&Request {
+                    method: "POST",
+                    path: "/metrics",
+                    openmetrics: false
+                }),
+                &reg
+            )
+            .0,
             "405 Method Not Allowed"
         );
-        assert_eq!(respond(Some(&Request { method: "GET", path: "/x", openmetrics: false }), &reg).0, "404 Not Found");
-        let (status, ctype, body) =
-            respond(Some(&Request { method: "GET", path: "/metrics", openmetrics: true }), &reg);
+        assert_eq!(
+            respond(
+                Some(&Request {
+                    method: "GET",
+                    path: "/x",
+                    openmetrics: false
+                }),
+                &reg
+            )
+            .0,
+            "404 Not Found"
+        );
+        let (status, ctype, body) = respond(
+            Some(&Request {
+                method: "GET",
+                path: "/metrics",
+                openmetrics: true,
+            }),
+            &reg,
+        );
         assert_eq!((status, ctype), ("200 OK", OPENMETRICS_TYPE));
         assert!(body.ends_with("# EOF\n"));
     }
@@ -215,7 +295,11 @@ mod tests {
         let m = crate::metrics::Metrics::new("tracepoint", 0);
         tokio::spawn(serve(listener, m.registry()));
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text\r\n\r\n").await.unwrap();
+        s.write_all(
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text\r\n\r\n",
+        )
+        .await
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");

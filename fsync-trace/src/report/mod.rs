@@ -23,7 +23,10 @@ pub struct Clock {
 
 impl Clock {
     pub fn now() -> Self {
-        Self { mono_ns: monotonic_ns(), wall: SystemTime::now() }
+        Self {
+            mono_ns: monotonic_ns(),
+            wall: SystemTime::now(),
+        }
     }
     pub fn wall_of(&self, mono_ns: u64) -> SystemTime {
         if mono_ns >= self.mono_ns {
@@ -35,7 +38,10 @@ impl Clock {
 }
 
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out pointer; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -60,7 +66,12 @@ pub fn latency_summary_us(samples_ns: &[u64]) -> LatencySummary {
         let r = ((p / 100.0) * v.len() as f64).ceil() as usize;
         v[r.clamp(1, v.len()) - 1]
     };
-    LatencySummary { count: v.len() as u64, p50: rank(50.0), p99: rank(99.0), max: v[v.len() - 1] }
+    LatencySummary {
+        count: v.len() as u64,
+        p50: rank(50.0),
+        p99: rank(99.0),
+        max: v[v.len() - 1],
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -157,7 +168,11 @@ pub struct Report {
 }
 
 fn dev_string(dev: u32) -> String {
-    format!("{}:{}", fsync_trace_common::kdev_major(dev), fsync_trace_common::kdev_minor(dev))
+    format!(
+        "{}:{}",
+        fsync_trace_common::kdev_major(dev),
+        fsync_trace_common::kdev_minor(dev)
+    )
 }
 
 impl Report {
@@ -167,13 +182,15 @@ impl Report {
             .iter()
             .filter(|(f, c)| {
                 // Only files this trace saw written, mapped or synced.
-                c.writes + c.sync_writes + c.mapped_dirty_pages > 0 || f.fsyncs + f.fdatasyncs + f.other_syncs > 0
+                c.writes + c.sync_writes + c.mapped_dirty_pages > 0
+                    || f.fsyncs + f.fdatasyncs + f.other_syncs > 0
             })
             .map(|(f, c)| {
                 let unsynced = match f.dirty.first() {
                     Some(d) if !f.removed && !f.is_dir => {
                         c.bytes.saturating_sub(d.bytes_before)
-                            + c.mapped_dirty_pages.saturating_sub(d.pages_before) * fsync_trace_common::PAGE_SIZE
+                            + c.mapped_dirty_pages.saturating_sub(d.pages_before)
+                                * fsync_trace_common::PAGE_SIZE
                     }
                     _ => 0,
                 };
@@ -232,7 +249,11 @@ impl Report {
             processes: a
                 .processes
                 .iter()
-                .map(|p| ProcessEntry { pid: p.pid, comm: p.comm.clone(), parent: p.parent })
+                .map(|p| ProcessEntry {
+                    pid: p.pid,
+                    comm: p.comm.clone(),
+                    parent: p.parent,
+                })
                 .collect(),
             files,
             syncs,
@@ -248,8 +269,14 @@ mod tests {
     #[test]
     fn open_flag_names_distinguish_sync_from_dsync() {
         use fsync_trace_common::open_flags as o;
-        assert_eq!(open_flag_names(o::O_SYNC | o::O_APPEND), vec!["O_SYNC", "O_APPEND"]);
-        assert_eq!(open_flag_names(o::O_DSYNC | o::O_DIRECT), vec!["O_DSYNC", "O_DIRECT"]);
+        assert_eq!(
+            open_flag_names(o::O_SYNC | o::O_APPEND),
+            vec!["O_SYNC", "O_APPEND"]
+        );
+        assert_eq!(
+            open_flag_names(o::O_DSYNC | o::O_DIRECT),
+            vec!["O_DSYNC", "O_DIRECT"]
+        );
         assert_eq!(open_flag_names(o::O_TMPFILE), vec!["O_TMPFILE"]);
         assert!(open_flag_names(0o2 | o::O_DIRECTORY).is_empty());
     }
@@ -257,10 +284,34 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let s: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
-        assert_eq!(latency_summary_us(&s), LatencySummary { count: 100, p50: 50, p99: 99, max: 100 });
+        assert_eq!(
+            latency_summary_us(&s),
+            LatencySummary {
+                count: 100,
+                p50: 50,
+                p99: 99,
+                max: 100
+            }
+        );
         assert_eq!(latency_summary_us(&[]), LatencySummary::default());
-        assert_eq!(latency_summary_us(&[7000]), LatencySummary { count: 1, p50: 7, p99: 7, max: 7 });
+        assert_eq!(
+            latency_summary_us(&[7000]),
+            LatencySummary {
+                count: 1,
+                p50: 7,
+                p99: 7,
+                max: 7
+            }
+        );
         let two = [1000, 9000];
-        assert_eq!(latency_summary_us(&two), LatencySummary { count: 2, p50: 1, p99: 9, max: 9 });
+        assert_eq!(
+            latency_summary_us(&two),
+            LatencySummary {
+                count: 2,
+                p50: 1,
+                p99: 9,
+                max: 9
+            }
+        );
     }
 }

@@ -11,7 +11,11 @@ fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[i]) }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
 }
 
 pub fn render_text(r: &Report) -> String {
@@ -40,7 +44,14 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(
             out,
             "{:<48} {:>7} {:>10} {:>6} {:>6} {:>21} {:>10} {:>10}",
-            "FILE", "WRITES", "BYTES", "FSYNC", "FDSYNC", "SYNC µs p50/p99/max", "DIRTY ms", "UNSYNCED"
+            "FILE",
+            "WRITES",
+            "BYTES",
+            "FSYNC",
+            "FDSYNC",
+            "SYNC µs p50/p99/max",
+            "DIRTY ms",
+            "UNSYNCED"
         );
         for f in &r.files {
             let mut path = f.path.clone();
@@ -51,7 +62,10 @@ pub fn render_text(r: &Report) -> String {
                 path.push_str(" (deleted)");
             }
             let lat = if f.fsync_latency_us.count > 0 {
-                format!("{}/{}/{}", f.fsync_latency_us.p50, f.fsync_latency_us.p99, f.fsync_latency_us.max)
+                format!(
+                    "{}/{}/{}",
+                    f.fsync_latency_us.p50, f.fsync_latency_us.p99, f.fsync_latency_us.max
+                )
             } else {
                 "-".into()
             };
@@ -65,13 +79,21 @@ pub fn render_text(r: &Report) -> String {
                 f.fdatasyncs,
                 lat,
                 f.max_dirty_window_ms,
-                if f.unsynced_bytes > 0 { human_bytes(f.unsynced_bytes) } else { "0".into() }
+                if f.unsynced_bytes > 0 {
+                    human_bytes(f.unsynced_bytes)
+                } else {
+                    "0".into()
+                }
             );
         }
     }
     if !r.syncs.is_empty() {
         let _ = writeln!(out);
-        let _ = writeln!(out, "{:<16} {:>7} {:>7} {:>21}", "SYNC CALL", "CALLS", "ERRORS", "LATENCY µs p50/p99/max");
+        let _ = writeln!(
+            out,
+            "{:<16} {:>7} {:>7} {:>21}",
+            "SYNC CALL", "CALLS", "ERRORS", "LATENCY µs p50/p99/max"
+        );
         for s in &r.syncs {
             let _ = writeln!(
                 out,
@@ -79,7 +101,10 @@ pub fn render_text(r: &Report) -> String {
                 s.op,
                 s.calls,
                 s.errors,
-                format!("{}/{}/{}", s.latency_us.p50, s.latency_us.p99, s.latency_us.max)
+                format!(
+                    "{}/{}/{}",
+                    s.latency_us.p50, s.latency_us.p99, s.latency_us.max
+                )
             );
         }
     }
@@ -90,7 +115,16 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(out, "{} finding(s), worst first:", r.findings.len());
         for (i, f) in r.findings.iter().enumerate() {
             let f2 = &f.finding;
-            let _ = writeln!(out, "{:>3}. [{}] {} (pid {} {}, {})", i + 1, f2.kind.name(), f2.path, f2.pid, f2.comm, f.time);
+            let _ = writeln!(
+                out,
+                "{:>3}. [{}] {} (pid {} {}, {})",
+                i + 1,
+                f2.kind.name(),
+                f2.path,
+                f2.pid,
+                f2.comm,
+                f.time
+            );
             let _ = writeln!(out, "     {}", f2.message);
             let _ = writeln!(out, "     fix: {}", f2.fix);
         }

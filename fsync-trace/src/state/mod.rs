@@ -134,7 +134,12 @@ pub struct Analysis {
 
 fn display_path(f: &FileState) -> String {
     f.path.clone().unwrap_or_else(|| {
-        format!("<unknown path: dev {}:{} inode {}>", f.key.dev >> 20, f.key.dev & 0xfffff, f.key.ino)
+        format!(
+            "<unknown path: dev {}:{} inode {}>",
+            f.key.dev >> 20,
+            f.key.dev & 0xfffff,
+            f.key.ino
+        )
     })
 }
 
@@ -163,7 +168,9 @@ impl<R: Resolver> DurabilityState<R> {
     /// for the process whose write first made it dirty, an entry for the process that changed
     /// it last, so nothing is counted twice.
     pub fn unsynced_at_exit(&self) -> (u64, u64) {
-        self.live.as_ref().map_or((0, 0), |l| (l.exit_unsynced_files, l.exit_unsynced_entries))
+        self.live
+            .as_ref()
+            .map_or((0, 0), |l| (l.exit_unsynced_files, l.exit_unsynced_entries))
     }
 
     /// Hands over the dirty windows (ns) closed since the last call (with [`Self::track_live`]).
@@ -192,10 +199,14 @@ impl<R: Resolver> DurabilityState<R> {
 
     /// Live accounting of what an exiting process leaves unsynced.
     fn on_exit_live(&mut self, pid: u32) {
-        let Some(keys) = self.live.as_mut().and_then(|l| l.touched.remove(&pid)) else { return };
+        let Some(keys) = self.live.as_mut().and_then(|l| l.touched.remove(&pid)) else {
+            return;
+        };
         let (mut files, mut entries) = (0, 0);
         for key in keys {
-            let Some(f) = self.files.get(&key) else { continue };
+            let Some(f) = self.files.get(&key) else {
+                continue;
+            };
             if f.removed {
                 continue;
             }
@@ -235,7 +246,10 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     fn file(&mut self, key: FileKey) -> &mut FileState {
-        self.files.entry(key).or_insert_with(|| FileState { key, ..Default::default() })
+        self.files.entry(key).or_insert_with(|| FileState {
+            key,
+            ..Default::default()
+        })
     }
 
     fn set_path(&mut self, key: FileKey, path: String, is_dir: bool) {
@@ -252,16 +266,32 @@ impl<R: Resolver> DurabilityState<R> {
 
     pub fn apply(&mut self, ev: Event) {
         let Event { ts, actor, kind } = ev;
-        let p = self.processes.entry(actor.pid).or_insert_with(|| ProcessInfo {
-            pid: actor.pid,
-            ..Default::default()
-        });
+        let p = self
+            .processes
+            .entry(actor.pid)
+            .or_insert_with(|| ProcessInfo {
+                pid: actor.pid,
+                ..Default::default()
+            });
         if !actor.comm.is_empty() {
             p.comm = actor.comm.clone();
         }
         match kind {
-            EventKind::Dirty { file, writes_before, bytes_before, pages_before, fd, .. } => {
-                let span = DirtySpan { since: ts, writes_before, bytes_before, pages_before, actor: actor.clone() };
+            EventKind::Dirty {
+                file,
+                writes_before,
+                bytes_before,
+                pages_before,
+                fd,
+                ..
+            } => {
+                let span = DirtySpan {
+                    since: ts,
+                    writes_before,
+                    bytes_before,
+                    pages_before,
+                    actor: actor.clone(),
+                };
                 self.touched(actor.pid, file);
                 let f = self.file(file);
                 f.dirty.push(span);
@@ -271,7 +301,17 @@ impl<R: Resolver> DurabilityState<R> {
                     }
                 }
             }
-            EventKind::Sync { op, enter_ns, ret, file, is_dir, fd, addr, len, flags } => {
+            EventKind::Sync {
+                op,
+                enter_ns,
+                ret,
+                file,
+                is_dir,
+                fd,
+                addr,
+                len,
+                flags,
+            } => {
                 // A file opened before tracing started (or read-only) has no path yet.
                 if let Some(key) = file {
                     if fd >= 0 && self.files.get(&key).is_none_or(|f| f.path.is_none()) {
@@ -280,14 +320,27 @@ impl<R: Resolver> DurabilityState<R> {
                         }
                     }
                 }
-                self.on_sync(ts, &actor, op, enter_ns, ret, file, is_dir, addr, len, flags)
+                self.on_sync(
+                    ts, &actor, op, enter_ns, ret, file, is_dir, addr, len, flags,
+                )
             }
-            EventKind::Open { file, parent, is_dir, path, open_flags: oflags, created, .. } => {
+            EventKind::Open {
+                file,
+                parent,
+                is_dir,
+                path,
+                open_flags: oflags,
+                created,
+                ..
+            } => {
                 self.set_path(file, path.clone(), is_dir);
                 let f = self.file(file);
                 f.opened_sync |= oflags & open_flags::O_DSYNC != 0;
                 f.open_flags |= oflags
-                    & (open_flags::O_SYNC | open_flags::O_DIRECT | open_flags::O_APPEND | open_flags::O_TMPFILE);
+                    & (open_flags::O_SYNC
+                        | open_flags::O_DIRECT
+                        | open_flags::O_APPEND
+                        | open_flags::O_TMPFILE);
                 if created {
                     let (dir_path, name) = split_parent(&path);
                     if self.files.get(&parent).is_none_or(|d| d.path.is_none()) {
@@ -297,9 +350,17 @@ impl<R: Resolver> DurabilityState<R> {
                     self.pending(parent, name.to_string(), op, ts, &actor);
                 }
             }
-            EventKind::Namespace { op, old, new, flags } => self.on_namespace(ts, &actor, op, old, new, flags),
+            EventKind::Namespace {
+                op,
+                old,
+                new,
+                flags,
+            } => self.on_namespace(ts, &actor, op, old, new, flags),
             EventKind::Mmap { file, addr, len } => {
-                self.mappings.entry(actor.pid).or_default().push(Mapping { addr, len, file });
+                self.mappings
+                    .entry(actor.pid)
+                    .or_default()
+                    .push(Mapping { addr, len, file });
             }
             EventKind::Fork { child } => {
                 let comm = actor.comm.clone();
@@ -328,18 +389,26 @@ impl<R: Resolver> DurabilityState<R> {
         // state of the directory as it was: the two changes cancel out.
         if REMOVALS.contains(&op) {
             let before = d.pending.len();
-            d.pending.retain(|e| !(e.name == name && ADDITIONS.contains(&e.op)));
+            d.pending
+                .retain(|e| !(e.name == name && ADDITIONS.contains(&e.op)));
             if d.pending.len() != before {
                 return;
             }
         }
-        d.pending.push(PendingEntry { name, op, ts, actor: actor.clone() });
+        d.pending.push(PendingEntry {
+            name,
+            op,
+            ts,
+            actor: actor.clone(),
+        });
     }
 
     /// A durable point for `key` that started at `enter` and finished at `exit`: data announced
     /// dirty before `enter` is now durable; later announcements stay dirty.
     fn durable(&mut self, key: FileKey, enter: u64, exit: u64) {
-        let Some(f) = self.files.get_mut(&key) else { return };
+        let Some(f) = self.files.get_mut(&key) else {
+            return;
+        };
         if let Some(first) = f.dirty.first() {
             if first.since < enter {
                 let window = exit.saturating_sub(first.since);
@@ -393,7 +462,9 @@ impl<R: Resolver> DurabilityState<R> {
                 .get(&actor.pid)
                 .map(|maps| {
                     maps.iter()
-                        .filter(|m| m.addr < addr.saturating_add(len) && addr < m.addr.saturating_add(m.len))
+                        .filter(|m| {
+                            m.addr < addr.saturating_add(len) && addr < m.addr.saturating_add(m.len)
+                        })
                         .map(|m| m.file)
                         .collect()
                 })
@@ -438,7 +509,11 @@ impl<R: Resolver> DurabilityState<R> {
             return;
         }
         let durable_point = match op {
-            SyncOp::Fsync | SyncOp::Fdatasync | SyncOp::SyncWrite | SyncOp::Sync | SyncOp::Syncfs => true,
+            SyncOp::Fsync
+            | SyncOp::Fdatasync
+            | SyncOp::SyncWrite
+            | SyncOp::Sync
+            | SyncOp::Syncfs => true,
             SyncOp::Msync => flags & mman::MS_SYNC != 0,
             SyncOp::SyncFileRange => false,
         };
@@ -477,7 +552,12 @@ impl<R: Resolver> DurabilityState<R> {
             }
             SyncOp::Syncfs => {
                 if let Some(dev) = file.map(|f| f.dev) {
-                    let keys: Vec<FileKey> = self.files.keys().filter(|k| k.dev == dev).copied().collect();
+                    let keys: Vec<FileKey> = self
+                        .files
+                        .keys()
+                        .filter(|k| k.dev == dev)
+                        .copied()
+                        .collect();
                     for k in keys {
                         self.durable(k, enter, ts);
                     }
@@ -497,7 +577,11 @@ impl<R: Resolver> DurabilityState<R> {
         if name.is_empty() {
             return None;
         }
-        let abs = if name.starts_with('/') { normalize(name) } else { join(&n.base_path, name) };
+        let abs = if name.starts_with('/') {
+            normalize(name)
+        } else {
+            join(&n.base_path, name)
+        };
         let (dir_path, entry) = split_parent(&abs);
         let (dir_path, entry) = (dir_path.to_string(), entry.to_string());
         if !name.contains('/') {
@@ -515,7 +599,15 @@ impl<R: Resolver> DurabilityState<R> {
         durable.then_some((k, dir_path, entry))
     }
 
-    fn on_namespace(&mut self, ts: u64, actor: &Actor, op: NamespaceOp, old: NameRef, new: Option<NameRef>, flags: u32) {
+    fn on_namespace(
+        &mut self,
+        ts: u64,
+        actor: &Actor,
+        op: NamespaceOp,
+        old: NameRef,
+        new: Option<NameRef>,
+        flags: u32,
+    ) {
         let Some((odir, odir_path, oentry)) = self.entry_of(actor.pid, &old) else {
             // Not on a durable filesystem (or unresolvable): nothing to track.
             return;
@@ -531,10 +623,14 @@ impl<R: Resolver> DurabilityState<R> {
                     self.file(k).removed = true;
                 }
             }
-            NamespaceOp::Mkdir | NamespaceOp::Symlink => self.pending(odir, oentry, op.name(), ts, actor),
+            NamespaceOp::Mkdir | NamespaceOp::Symlink => {
+                self.pending(odir, oentry, op.name(), ts, actor)
+            }
             NamespaceOp::Link | NamespaceOp::Rename => {
                 let Some(new) = new else { return };
-                let Some((ndir, ndir_path, nentry)) = self.entry_of(actor.pid, &new) else { return };
+                let Some((ndir, ndir_path, nentry)) = self.entry_of(actor.pid, &new) else {
+                    return;
+                };
                 if self.files.get(&ndir).is_none_or(|d| d.path.is_none()) {
                     self.set_path(ndir, ndir_path.clone(), true);
                 }
@@ -551,11 +647,13 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     fn on_rename(&mut self, ts: u64, actor: &Actor, old_abs: &str, new_abs: &str, exchange: bool) {
-        let moved = self
-            .paths
-            .get(old_abs)
-            .copied()
-            .or_else(|| if exchange { None } else { self.resolver.file_of_path(actor.pid, new_abs) });
+        let moved = self.paths.get(old_abs).copied().or_else(|| {
+            if exchange {
+                None
+            } else {
+                self.resolver.file_of_path(actor.pid, new_abs)
+            }
+        });
         let replaced = self.paths.get(new_abs).copied();
         if let Some(k) = moved {
             let f = self.file(k);
@@ -596,8 +694,12 @@ impl<R: Resolver> DurabilityState<R> {
         }
         // Everything under a renamed directory moves with it.
         let prefix = format!("{old_abs}/");
-        let under: Vec<(String, FileKey)> =
-            self.paths.iter().filter(|(p, _)| p.starts_with(&prefix)).map(|(p, k)| (p.clone(), *k)).collect();
+        let under: Vec<(String, FileKey)> = self
+            .paths
+            .iter()
+            .filter(|(p, _)| p.starts_with(&prefix))
+            .map(|(p, k)| (p.clone(), *k))
+            .collect();
         for (p, k) in under {
             let moved_path = format!("{new_abs}/{}", &p[prefix.len()..]);
             let is_dir = self.files.get(&k).is_some_and(|f| f.is_dir);
@@ -619,7 +721,9 @@ impl<R: Resolver> DurabilityState<R> {
         for (key, mut f) in self.files.drain() {
             let c = counters.get(&key).copied().unwrap_or_default();
             if let Some(first) = f.dirty.first().cloned() {
-                f.max_dirty_window_ns = f.max_dirty_window_ns.max(end_ns.saturating_sub(first.since));
+                f.max_dirty_window_ns = f
+                    .max_dirty_window_ns
+                    .max(end_ns.saturating_sub(first.since));
                 if !f.removed && !f.is_dir {
                     let bytes = c.bytes.saturating_sub(first.bytes_before)
                         + c.mapped_dirty_pages.saturating_sub(first.pages_before) * PAGE_SIZE;
@@ -649,7 +753,9 @@ impl<R: Resolver> DurabilityState<R> {
                 // One finding per entry name: the last change and how many changes.
                 let mut by_name: BTreeMap<String, (PendingEntry, u64)> = BTreeMap::new();
                 for e in &f.pending {
-                    let slot = by_name.entry(e.name.clone()).or_insert_with(|| (e.clone(), 0));
+                    let slot = by_name
+                        .entry(e.name.clone())
+                        .or_insert_with(|| (e.clone(), 0));
                     slot.0 = e.clone();
                     slot.1 += 1;
                 }

@@ -65,11 +65,22 @@ impl Resolver for ProcResolver {
             return None;
         }
         let durable = fs_magic(pid, path).map(is_durable_fs).unwrap_or(true);
-        Some((FileKey { dev: kernel_dev(m.dev()), _pad: 0, ino: m.ino() }, durable))
+        Some((
+            FileKey {
+                dev: kernel_dev(m.dev()),
+                _pad: 0,
+                ino: m.ino(),
+            },
+            durable,
+        ))
     }
     fn file_of_path(&self, pid: u32, path: &str) -> Option<FileKey> {
         let m = stat_in(pid, path)?;
-        Some(FileKey { dev: kernel_dev(m.dev()), _pad: 0, ino: m.ino() })
+        Some(FileKey {
+            dev: kernel_dev(m.dev()),
+            _pad: 0,
+            ino: m.ino(),
+        })
     }
     fn fd_path(&self, pid: u32, fd: i32) -> Option<String> {
         let p = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;

@@ -4,47 +4,138 @@ use std::collections::HashMap;
 use super::*;
 use crate::event::{Actor, Event, EventKind, NameRef};
 
-const DIR: FileKey = FileKey { dev: 8, _pad: 0, ino: 100 };
-const F: FileKey = FileKey { dev: 8, _pad: 0, ino: 1 };
-const G: FileKey = FileKey { dev: 8, _pad: 0, ino: 2 };
-const OTHER_DEV: FileKey = FileKey { dev: 9, _pad: 0, ino: 1 };
+const DIR: FileKey = FileKey {
+    dev: 8,
+    _pad: 0,
+    ino: 100,
+};
+const F: FileKey = FileKey {
+    dev: 8,
+    _pad: 0,
+    ino: 1,
+};
+const G: FileKey = FileKey {
+    dev: 8,
+    _pad: 0,
+    ino: 2,
+};
+const OTHER_DEV: FileKey = FileKey {
+    dev: 9,
+    _pad: 0,
+    ino: 1,
+};
 
 fn actor() -> Actor {
-    Actor { pid: 10, tid: 10, comm: "app".into() }
+    Actor {
+        pid: 10,
+        tid: 10,
+        comm: "app".into(),
+    }
 }
 
 fn ev(ts: u64, kind: EventKind) -> Event {
-    Event { ts, actor: actor(), kind }
+    Event {
+        ts,
+        actor: actor(),
+        kind,
+    }
 }
 
 fn open(ts: u64, file: FileKey, path: &str, created: bool) -> Event {
-    ev(ts, EventKind::Open { file, parent: DIR, is_dir: false, path: path.into(), open_flags: 1, created, fd: 3 })
+    ev(
+        ts,
+        EventKind::Open {
+            file,
+            parent: DIR,
+            is_dir: false,
+            path: path.into(),
+            open_flags: 1,
+            created,
+            fd: 3,
+        },
+    )
 }
 
 fn open_dir(ts: u64) -> Event {
-    ev(ts, EventKind::Open { file: DIR, parent: FileKey::default(), is_dir: true, path: "/d".into(), open_flags: 0, created: false, fd: 4 })
+    ev(
+        ts,
+        EventKind::Open {
+            file: DIR,
+            parent: FileKey::default(),
+            is_dir: true,
+            path: "/d".into(),
+            open_flags: 0,
+            created: false,
+            fd: 4,
+        },
+    )
 }
 
 fn dirty(ts: u64, file: FileKey, writes_before: u64, bytes_before: u64) -> Event {
-    ev(ts, EventKind::Dirty { file, writes_before, bytes_before, pages_before: 0, by_mapping: false, fd: 3 })
+    ev(
+        ts,
+        EventKind::Dirty {
+            file,
+            writes_before,
+            bytes_before,
+            pages_before: 0,
+            by_mapping: false,
+            fd: 3,
+        },
+    )
 }
 
 fn sync(enter: u64, exit: u64, op: SyncOp, file: Option<FileKey>, ret: i64) -> Event {
-    ev(exit, EventKind::Sync { op, enter_ns: enter, ret, file, is_dir: file == Some(DIR), fd: 3, addr: 0, len: 0, flags: 0 })
+    ev(
+        exit,
+        EventKind::Sync {
+            op,
+            enter_ns: enter,
+            ret,
+            file,
+            is_dir: file == Some(DIR),
+            fd: 3,
+            addr: 0,
+            len: 0,
+            flags: 0,
+        },
+    )
 }
 
 fn name(n: &str) -> NameRef {
-    NameRef { base_dir: DIR, base_path: "/d".into(), base_durable: true, name: n.into() }
+    NameRef {
+        base_dir: DIR,
+        base_path: "/d".into(),
+        base_durable: true,
+        name: n.into(),
+    }
 }
 
 fn ns(ts: u64, op: NamespaceOp, old: &str, new: Option<&str>) -> Event {
-    ev(ts, EventKind::Namespace { op, old: name(old), new: new.map(name), flags: 0 })
+    ev(
+        ts,
+        EventKind::Namespace {
+            op,
+            old: name(old),
+            new: new.map(name),
+            flags: 0,
+        },
+    )
 }
 
 fn counters(entries: &[(FileKey, u64, u64)]) -> HashMap<FileKey, FileCounters> {
     entries
         .iter()
-        .map(|&(k, writes, bytes)| (k, FileCounters { writes, bytes, ..Default::default() }))
+        .map(|&(k, writes, bytes)| {
+            (
+                k,
+                FileCounters {
+                    writes,
+                    bytes,
+                    ..Default::default()
+                },
+            )
+        })
         .collect()
 }
 
@@ -57,26 +148,57 @@ fn run(events: Vec<Event>, end: u64, c: &[(FileKey, u64, u64)]) -> Analysis {
 }
 
 fn kinds(a: &Analysis) -> Vec<(FindingKind, String, Option<String>)> {
-    a.findings.iter().map(|f| (f.kind, f.path.clone(), f.entry.clone())).collect()
+    a.findings
+        .iter()
+        .map(|f| (f.kind, f.path.clone(), f.entry.clone()))
+        .collect()
 }
 
 fn file<'a>(a: &'a Analysis, key: FileKey) -> &'a FileState {
-    &a.files.iter().find(|(f, _)| f.key == key).expect("file in analysis").0
+    &a.files
+        .iter()
+        .find(|(f, _)| f.key == key)
+        .expect("file in analysis")
+        .0
 }
 
 #[test]
 fn write_never_synced_is_reported_with_exact_unsynced_counts() {
-    let a = run(vec![open_dir(1), open(2, F, "/d/f", true), sync(3, 4, SyncOp::Fsync, Some(DIR), 0), dirty(5, F, 0, 0)], 100, &[(F, 3, 300)]);
-    assert_eq!(kinds(&a), vec![(FindingKind::UnsyncedWrite, "/d/f".into(), None)]);
+    let a = run(
+        vec![
+            open_dir(1),
+            open(2, F, "/d/f", true),
+            sync(3, 4, SyncOp::Fsync, Some(DIR), 0),
+            dirty(5, F, 0, 0),
+        ],
+        100,
+        &[(F, 3, 300)],
+    );
+    assert_eq!(
+        kinds(&a),
+        vec![(FindingKind::UnsyncedWrite, "/d/f".into(), None)]
+    );
     assert_eq!(a.findings[0].unsynced_bytes, Some(300));
     assert_eq!(a.findings[0].unsynced_writes, Some(3));
     assert_eq!(a.findings[0].pid, 10);
-    assert_eq!(file(&a, F).max_dirty_window_ns, 95, "open window counts until the end");
+    assert_eq!(
+        file(&a, F).max_dirty_window_ns,
+        95,
+        "open window counts until the end"
+    );
 }
 
 #[test]
 fn fsync_after_writes_is_a_durable_point() {
-    let a = run(vec![open(1, F, "/d/f", false), dirty(10, F, 0, 0), sync(20, 30, SyncOp::Fsync, Some(F), 0)], 100, &[(F, 2, 20)]);
+    let a = run(
+        vec![
+            open(1, F, "/d/f", false),
+            dirty(10, F, 0, 0),
+            sync(20, 30, SyncOp::Fsync, Some(F), 0),
+        ],
+        100,
+        &[(F, 2, 20)],
+    );
     assert!(a.findings.is_empty(), "{:?}", a.findings);
     let f = file(&a, F);
     assert_eq!((f.fsyncs, f.max_dirty_window_ns), (1, 20));
@@ -86,31 +208,96 @@ fn fsync_after_writes_is_a_durable_point() {
 #[test]
 fn data_dirtied_while_the_fsync_ran_stays_unsynced() {
     let a = run(
-        vec![open(1, F, "/d/f", false), dirty(10, F, 0, 0), dirty(25, F, 4, 400), sync(20, 30, SyncOp::Fdatasync, Some(F), 0)],
+        vec![
+            open(1, F, "/d/f", false),
+            dirty(10, F, 0, 0),
+            dirty(25, F, 4, 400),
+            sync(20, 30, SyncOp::Fdatasync, Some(F), 0),
+        ],
         100,
         &[(F, 6, 600)],
     );
-    assert_eq!(kinds(&a), vec![(FindingKind::UnsyncedWrite, "/d/f".into(), None)]);
+    assert_eq!(
+        kinds(&a),
+        vec![(FindingKind::UnsyncedWrite, "/d/f".into(), None)]
+    );
     assert_eq!(a.findings[0].unsynced_bytes, Some(200));
     assert_eq!(a.findings[0].unsynced_writes, Some(2));
 }
 
 #[test]
 fn sync_file_range_and_ms_async_are_not_durable_points() {
-    let mut events = vec![open(1, F, "/d/f", false), dirty(10, F, 0, 0), sync(20, 30, SyncOp::SyncFileRange, Some(F), 0)];
-    events.push(ev(31, EventKind::Mmap { file: F, addr: 0x1000, len: 0x2000 }));
-    events.push(ev(50, EventKind::Sync { op: SyncOp::Msync, enter_ns: 40, ret: 0, file: None, is_dir: false, fd: -1, addr: 0x1000, len: 0x2000, flags: mman::MS_ASYNC }));
+    let mut events = vec![
+        open(1, F, "/d/f", false),
+        dirty(10, F, 0, 0),
+        sync(20, 30, SyncOp::SyncFileRange, Some(F), 0),
+    ];
+    events.push(ev(
+        31,
+        EventKind::Mmap {
+            file: F,
+            addr: 0x1000,
+            len: 0x2000,
+        },
+    ));
+    events.push(ev(
+        50,
+        EventKind::Sync {
+            op: SyncOp::Msync,
+            enter_ns: 40,
+            ret: 0,
+            file: None,
+            is_dir: false,
+            fd: -1,
+            addr: 0x1000,
+            len: 0x2000,
+            flags: mman::MS_ASYNC,
+        },
+    ));
     let a = run(events, 100, &[(F, 1, 10)]);
-    assert_eq!(kinds(&a), vec![(FindingKind::UnsyncedWrite, "/d/f".into(), None)]);
+    assert_eq!(
+        kinds(&a),
+        vec![(FindingKind::UnsyncedWrite, "/d/f".into(), None)]
+    );
 }
 
 #[test]
 fn msync_ms_sync_over_a_mapping_makes_the_file_durable() {
     let events = vec![
         open(1, F, "/d/f", false),
-        ev(2, EventKind::Mmap { file: F, addr: 0x1000, len: 0x2000 }),
-        ev(10, EventKind::Dirty { file: F, writes_before: 0, bytes_before: 0, pages_before: 0, by_mapping: true, fd: -1 }),
-        ev(50, EventKind::Sync { op: SyncOp::Msync, enter_ns: 40, ret: 0, file: None, is_dir: false, fd: -1, addr: 0x2000, len: 0x1000, flags: mman::MS_SYNC }),
+        ev(
+            2,
+            EventKind::Mmap {
+                file: F,
+                addr: 0x1000,
+                len: 0x2000,
+            },
+        ),
+        ev(
+            10,
+            EventKind::Dirty {
+                file: F,
+                writes_before: 0,
+                bytes_before: 0,
+                pages_before: 0,
+                by_mapping: true,
+                fd: -1,
+            },
+        ),
+        ev(
+            50,
+            EventKind::Sync {
+                op: SyncOp::Msync,
+                enter_ns: 40,
+                ret: 0,
+                file: None,
+                is_dir: false,
+                fd: -1,
+                addr: 0x2000,
+                len: 0x1000,
+                flags: mman::MS_SYNC,
+            },
+        ),
     ];
     let a = run(events.clone(), 100, &[]);
     assert!(a.findings.is_empty(), "{:?}", a.findings);
@@ -120,47 +307,98 @@ fn msync_ms_sync_over_a_mapping_makes_the_file_durable() {
         *addr = 0x9000;
     }
     let mut c = counters(&[]);
-    c.insert(F, FileCounters { mapped_dirty_pages: 2, ..Default::default() });
+    c.insert(
+        F,
+        FileCounters {
+            mapped_dirty_pages: 2,
+            ..Default::default()
+        },
+    );
     let mut s = DurabilityState::new(NoResolver);
     for e in miss {
         s.apply(e);
     }
     let a = s.finish(100, &c);
-    assert_eq!(kinds(&a), vec![(FindingKind::UnsyncedWrite, "/d/f".into(), None)]);
+    assert_eq!(
+        kinds(&a),
+        vec![(FindingKind::UnsyncedWrite, "/d/f".into(), None)]
+    );
     assert_eq!(a.findings[0].unsynced_bytes, Some(2 * PAGE_SIZE));
 }
 
 #[test]
 fn sync_covers_everything_and_syncfs_only_its_filesystem() {
     let a = run(
-        vec![dirty(10, F, 0, 0), dirty(11, OTHER_DEV, 0, 0), sync(20, 30, SyncOp::Syncfs, Some(G), 0)],
+        vec![
+            dirty(10, F, 0, 0),
+            dirty(11, OTHER_DEV, 0, 0),
+            sync(20, 30, SyncOp::Syncfs, Some(G), 0),
+        ],
         100,
         &[(F, 1, 1), (OTHER_DEV, 1, 1)],
     );
     assert_eq!(a.findings.len(), 1);
     assert_eq!(a.findings[0].kind, FindingKind::UnsyncedWrite);
-    let a = run(vec![dirty(10, F, 0, 0), dirty(11, OTHER_DEV, 0, 0), sync(20, 30, SyncOp::Sync, None, 0)], 100, &[(F, 1, 1), (OTHER_DEV, 1, 1)]);
+    let a = run(
+        vec![
+            dirty(10, F, 0, 0),
+            dirty(11, OTHER_DEV, 0, 0),
+            sync(20, 30, SyncOp::Sync, None, 0),
+        ],
+        100,
+        &[(F, 1, 1), (OTHER_DEV, 1, 1)],
+    );
     assert!(a.findings.is_empty());
 }
 
 #[test]
 fn o_sync_write_is_a_durable_point() {
-    let a = run(vec![dirty(10, F, 0, 0), sync(20, 20, SyncOp::SyncWrite, Some(F), 0)], 100, &[(F, 1, 1)]);
+    let a = run(
+        vec![
+            dirty(10, F, 0, 0),
+            sync(20, 20, SyncOp::SyncWrite, Some(F), 0),
+        ],
+        100,
+        &[(F, 1, 1)],
+    );
     assert!(a.findings.is_empty());
 }
 
 #[test]
 fn created_entry_needs_a_directory_fsync_after_it() {
-    let events = vec![open(1, F, "/d/f", true), sync(5, 6, SyncOp::Fsync, Some(F), 0)];
+    let events = vec![
+        open(1, F, "/d/f", true),
+        sync(5, 6, SyncOp::Fsync, Some(F), 0),
+    ];
     let a = run(events.clone(), 100, &[]);
-    assert_eq!(kinds(&a), vec![(FindingKind::UnsyncedParentDir, "/d".into(), Some("f".into()))]);
+    assert_eq!(
+        kinds(&a),
+        vec![(
+            FindingKind::UnsyncedParentDir,
+            "/d".into(),
+            Some("f".into())
+        )]
+    );
     let mut synced = events.clone();
     synced.push(open_dir(7));
     synced.push(sync(8, 9, SyncOp::Fsync, Some(DIR), 0));
     assert!(run(synced, 100, &[]).findings.is_empty());
     // A directory fsync that started before the entry was created does not cover it.
     let mut early = vec![open_dir(0)];
-    early.push(ev(9, EventKind::Sync { op: SyncOp::Fsync, enter_ns: 0, ret: 0, file: Some(DIR), is_dir: true, fd: 4, addr: 0, len: 0, flags: 0 }));
+    early.push(ev(
+        9,
+        EventKind::Sync {
+            op: SyncOp::Fsync,
+            enter_ns: 0,
+            ret: 0,
+            file: Some(DIR),
+            is_dir: true,
+            fd: 4,
+            addr: 0,
+            len: 0,
+            flags: 0,
+        },
+    ));
     early.extend(events);
     assert_eq!(run(early, 100, &[]).findings.len(), 1);
 }
@@ -176,7 +414,10 @@ fn rename_of_unsynced_file_is_reported_and_its_path_follows() {
         sync(7, 8, SyncOp::Fsync, Some(F), 0),
     ];
     let a = run(events, 100, &[(F, 1, 64)]);
-    assert_eq!(kinds(&a), vec![(FindingKind::RenameBeforeFsync, "/d/cfg".into(), None)]);
+    assert_eq!(
+        kinds(&a),
+        vec![(FindingKind::RenameBeforeFsync, "/d/cfg".into(), None)]
+    );
     assert_eq!(a.findings[0].source.as_deref(), Some("/d/cfg.tmp"));
     assert_eq!(file(&a, F).path.as_deref(), Some("/d/cfg"));
 }
@@ -191,7 +432,14 @@ fn rename_after_fsync_is_fine_but_the_directory_still_needs_a_sync() {
     ];
     let a = run(events, 100, &[(F, 1, 64)]);
     // The create of cfg.tmp and its rename away cancel out; the new name is pending.
-    assert_eq!(kinds(&a), vec![(FindingKind::UnsyncedParentDir, "/d".into(), Some("cfg".into()))]);
+    assert_eq!(
+        kinds(&a),
+        vec![(
+            FindingKind::UnsyncedParentDir,
+            "/d".into(),
+            Some("cfg".into())
+        )]
+    );
 }
 
 #[test]
@@ -212,20 +460,50 @@ fn replaced_and_unlinked_files_do_not_count_as_unsynced() {
 
 #[test]
 fn unlink_of_an_existing_entry_is_pending_but_cancels_a_fresh_create() {
-    let a = run(vec![open(1, F, "/d/f", false), ns(2, NamespaceOp::Unlink, "f", None)], 100, &[]);
-    assert_eq!(kinds(&a), vec![(FindingKind::UnsyncedParentDir, "/d".into(), Some("f".into()))]);
-    let a = run(vec![open(1, F, "/d/f", true), dirty(2, F, 0, 0), ns(3, NamespaceOp::Unlink, "f", None)], 100, &[(F, 1, 1)]);
+    let a = run(
+        vec![
+            open(1, F, "/d/f", false),
+            ns(2, NamespaceOp::Unlink, "f", None),
+        ],
+        100,
+        &[],
+    );
+    assert_eq!(
+        kinds(&a),
+        vec![(
+            FindingKind::UnsyncedParentDir,
+            "/d".into(),
+            Some("f".into())
+        )]
+    );
+    let a = run(
+        vec![
+            open(1, F, "/d/f", true),
+            dirty(2, F, 0, 0),
+            ns(3, NamespaceOp::Unlink, "f", None),
+        ],
+        100,
+        &[(F, 1, 1)],
+    );
     assert!(a.findings.is_empty(), "{:?}", a.findings);
 }
 
 #[test]
 fn link_mkdir_symlink_are_entry_changes() {
     let a = run(
-        vec![ns(1, NamespaceOp::Link, "a", Some("b")), ns(2, NamespaceOp::Mkdir, "sub", None), ns(3, NamespaceOp::Symlink, "s", None)],
+        vec![
+            ns(1, NamespaceOp::Link, "a", Some("b")),
+            ns(2, NamespaceOp::Mkdir, "sub", None),
+            ns(3, NamespaceOp::Symlink, "s", None),
+        ],
         100,
         &[],
     );
-    let entries: Vec<_> = a.findings.iter().map(|f| f.entry.clone().unwrap_or_default()).collect();
+    let entries: Vec<_> = a
+        .findings
+        .iter()
+        .map(|f| f.entry.clone().unwrap_or_default())
+        .collect();
     assert_eq!(entries, vec!["b", "sub", "s"], "oldest change first");
 }
 
@@ -240,7 +518,10 @@ fn fsync_error_then_successful_retry() {
     let a = run(events, 100, &[(F, 1, 10)]);
     assert_eq!(
         kinds(&a),
-        vec![(FindingKind::FsyncRetryAfterError, "/d/f".into(), None), (FindingKind::FsyncError, "/d/f".into(), None)]
+        vec![
+            (FindingKind::FsyncRetryAfterError, "/d/f".into(), None),
+            (FindingKind::FsyncError, "/d/f".into(), None)
+        ]
     );
     assert!(a.findings.iter().all(|f| f.errno == Some(libc::EIO)));
     assert_eq!(a.ops[&SyncOp::Fsync].errors, 1);
@@ -248,23 +529,52 @@ fn fsync_error_then_successful_retry() {
 
 #[test]
 fn a_failed_fsync_leaves_the_data_unsynced() {
-    let a = run(vec![open(1, F, "/d/f", false), dirty(2, F, 0, 0), sync(3, 4, SyncOp::Fsync, Some(F), -5)], 100, &[(F, 1, 10)]);
+    let a = run(
+        vec![
+            open(1, F, "/d/f", false),
+            dirty(2, F, 0, 0),
+            sync(3, 4, SyncOp::Fsync, Some(F), -5),
+        ],
+        100,
+        &[(F, 1, 10)],
+    );
     assert_eq!(
         kinds(&a),
-        vec![(FindingKind::FsyncError, "/d/f".into(), None), (FindingKind::UnsyncedWrite, "/d/f".into(), None)]
+        vec![
+            (FindingKind::FsyncError, "/d/f".into(), None),
+            (FindingKind::UnsyncedWrite, "/d/f".into(), None)
+        ]
     );
 }
 
 #[test]
 fn renaming_a_directory_moves_the_paths_below_it() {
-    let sub = FileKey { dev: 8, _pad: 0, ino: 50 };
-    let mut events = vec![ev(1, EventKind::Open { file: sub, parent: DIR, is_dir: true, path: "/d/a".into(), open_flags: 0, created: false, fd: 5 })];
+    let sub = FileKey {
+        dev: 8,
+        _pad: 0,
+        ino: 50,
+    };
+    let mut events = vec![ev(
+        1,
+        EventKind::Open {
+            file: sub,
+            parent: DIR,
+            is_dir: true,
+            path: "/d/a".into(),
+            open_flags: 0,
+            created: false,
+            fd: 5,
+        },
+    )];
     events.push(open(2, F, "/d/a/f", false));
     events.push(dirty(3, F, 0, 0));
     events.push(ns(4, NamespaceOp::Rename, "a", Some("b")));
     let a = run(events, 100, &[(F, 1, 1)]);
     assert_eq!(file(&a, F).path.as_deref(), Some("/d/b/f"));
-    assert!(a.findings.iter().any(|f| f.kind == FindingKind::UnsyncedWrite && f.path == "/d/b/f"));
+    assert!(a
+        .findings
+        .iter()
+        .any(|f| f.kind == FindingKind::UnsyncedWrite && f.path == "/d/b/f"));
 }
 
 #[test]
@@ -272,8 +582,23 @@ fn forks_and_exits_are_tracked() {
     let mut s = DurabilityState::new(NoResolver);
     s.add_process(10, "app");
     s.apply(ev(1, EventKind::Fork { child: 11 }));
-    s.apply(Event { ts: 2, actor: Actor { pid: 11, tid: 11, comm: "child".into() }, kind: EventKind::Exit });
+    s.apply(Event {
+        ts: 2,
+        actor: Actor {
+            pid: 11,
+            tid: 11,
+            comm: "child".into(),
+        },
+        kind: EventKind::Exit,
+    });
     let a = s.finish(3, &HashMap::new());
-    let p: Vec<_> = a.processes.iter().map(|p| (p.pid, p.comm.as_str(), p.parent, p.exited)).collect();
-    assert_eq!(p, vec![(10, "app", None, false), (11, "child", Some(10), true)]);
+    let p: Vec<_> = a
+        .processes
+        .iter()
+        .map(|p| (p.pid, p.comm.as_str(), p.parent, p.exited))
+        .collect();
+    assert_eq!(
+        p,
+        vec![(10, "app", None, false), (11, "child", Some(10), true)]
+    );
 }

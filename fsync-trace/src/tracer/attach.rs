@@ -39,12 +39,14 @@ fn programs(tier: Tier, hook: Hook) -> &'static [(&'static str, Kind)] {
     match (tier, hook) {
         (Tier::Fentry, Hook::Write) => &[(names::PROG_FEXIT_WRITE, FExit)],
         (Tier::Fentry, Hook::VectoredWrite) => &[(names::PROG_FEXIT_VECTORED_WRITE, FExit)],
-        (Tier::Fentry, Hook::FsyncRange) => {
-            &[(names::PROG_FENTRY_FSYNC_RANGE, FEntry), (names::PROG_FEXIT_FSYNC_RANGE, FExit)]
-        }
-        (Tier::Kprobe, Hook::Write) => {
-            &[(names::PROG_KPROBE_WRITE, KProbe), (names::PROG_KRETPROBE_WRITE, KRetProbe)]
-        }
+        (Tier::Fentry, Hook::FsyncRange) => &[
+            (names::PROG_FENTRY_FSYNC_RANGE, FEntry),
+            (names::PROG_FEXIT_FSYNC_RANGE, FExit),
+        ],
+        (Tier::Kprobe, Hook::Write) => &[
+            (names::PROG_KPROBE_WRITE, KProbe),
+            (names::PROG_KRETPROBE_WRITE, KRetProbe),
+        ],
         (Tier::Kprobe, Hook::VectoredWrite) => &[
             (names::PROG_KPROBE_VECTORED_WRITE, KProbe),
             (names::PROG_KRETPROBE_VECTORED_WRITE, KRetProbe),
@@ -93,11 +95,17 @@ pub struct ProgramAttacher<'a> {
 
 impl<'a> ProgramAttacher<'a> {
     pub fn new(ebpf: &'a mut Ebpf, btf: &'a btf_rs::Btf) -> Self {
-        Self { ebpf, btf, aya_btf: None }
+        Self {
+            ebpf,
+            btf,
+            aya_btf: None,
+        }
     }
 
     fn attach_one(&mut self, name: &str, kind: Kind, function: &str) -> Result<(), String> {
-        let what = |verb: &str, e: &ProgramError| format!("{verb} {}/{function} failed: {}", kind.label(), explain(e));
+        let what = |verb: &str, e: &ProgramError| {
+            format!("{verb} {}/{function} failed: {}", kind.label(), explain(e))
+        };
         let program = self
             .ebpf
             .program_mut(name)
@@ -108,7 +116,10 @@ impl<'a> ProgramAttacher<'a> {
                     .aya_btf
                     .get_or_insert_with(|| {
                         AyaBtf::from_sys_fs().map_err(|e| {
-                            format!("{} needs the kernel's BTF (/sys/kernel/btf/vmlinux): {e}", kind.label())
+                            format!(
+                                "{} needs the kernel's BTF (/sys/kernel/btf/vmlinux): {e}",
+                                kind.label()
+                            )
                         })
                     })
                     .as_ref()
@@ -142,7 +153,9 @@ impl<'a> ProgramAttacher<'a> {
     /// Detaches and unloads `name` if it is loaded (so it can be loaded again for another
     /// function: fentry programs are bound to their target at load time).
     fn unload(&mut self, name: &str) {
-        let Some(program) = self.ebpf.program_mut(name) else { return };
+        let Some(program) = self.ebpf.program_mut(name) else {
+            return;
+        };
         let _ = match program {
             Program::FEntry(p) => p.unload(),
             Program::FExit(p) => p.unload(),
@@ -178,12 +191,23 @@ impl HookAttacher for ProgramAttacher<'_> {
 /// The cause of a load/attach failure in a few words: the errno text, or the verifier's verdict
 /// (its full log goes to the debug log).
 fn explain(e: &ProgramError) -> String {
-    if let ProgramError::LoadError { io_error, verifier_log } = e {
+    if let ProgramError::LoadError {
+        io_error,
+        verifier_log,
+    } = e
+    {
         let log = verifier_log.to_string();
         if io_error.raw_os_error() != Some(libc::EPERM) && !log.trim().is_empty() {
             log::debug!("verifier log:\n{log}");
-            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-            return format!("rejected by the verifier ({}): {last}", errno_text(io_error));
+            let last = log
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            return format!(
+                "rejected by the verifier ({}): {last}",
+                errno_text(io_error)
+            );
         }
         return errno_text(io_error);
     }
@@ -223,8 +247,12 @@ mod tests {
     fn prototypes_of_this_kernel() {
         let btf = super::super::btf::open(super::super::VMLINUX_BTF).expect("BTF");
         assert_eq!(check_prototype(&btf, Hook::Write, "vfs_write"), Ok(()));
-        assert_eq!(check_prototype(&btf, Hook::FsyncRange, "vfs_fsync_range"), Ok(()));
-        let e = check_prototype(&btf, Hook::VectoredWrite, "surely_not_a_kernel_function").unwrap_err();
+        assert_eq!(
+            check_prototype(&btf, Hook::FsyncRange, "vfs_fsync_range"),
+            Ok(())
+        );
+        let e =
+            check_prototype(&btf, Hook::VectoredWrite, "surely_not_a_kernel_function").unwrap_err();
         assert!(e.contains("not a function in this kernel's BTF"), "{e}");
         // vfs_fsync_range's first argument is the file, but its 4th is not named `file`.
         let e = check_prototype(&btf, Hook::FsyncRange, "vfs_write").unwrap_err();
@@ -233,6 +261,9 @@ mod tests {
 
     #[test]
     fn errno_text_drops_the_os_error_tail() {
-        assert_eq!(errno_text(&std::io::Error::from_raw_os_error(libc::EPERM)), "Operation not permitted");
+        assert_eq!(
+            errno_text(&std::io::Error::from_raw_os_error(libc::EPERM)),
+            "Operation not permitted"
+        );
     }
 }

@@ -29,7 +29,11 @@ pub fn fn_params(btf: &Btf, name: &str) -> Option<Vec<String>> {
     types.into_iter().find_map(|t| match t {
         Type::Func(func) => match btf.resolve_chained_type(&func).ok()? {
             Type::FuncProto(proto) => Some(
-                proto.parameters.iter().map(|p| btf.resolve_name(p).unwrap_or_default()).collect(),
+                proto
+                    .parameters
+                    .iter()
+                    .map(|p| btf.resolve_name(p).unwrap_or_default())
+                    .collect(),
             ),
             _ => None,
         },

@@ -15,7 +15,11 @@ pub enum DecodeError {
     #[error("unknown record kind {0}")]
     UnknownKind(u32),
     #[error("record of kind {kind} has {len} bytes, expected {expected}")]
-    Size { kind: u32, len: usize, expected: usize },
+    Size {
+        kind: u32,
+        len: usize,
+        expected: usize,
+    },
     #[error("unknown value {0} in record")]
     BadValue(u32),
 }
@@ -23,7 +27,11 @@ pub enum DecodeError {
 fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
     let expected = std::mem::size_of::<T>();
     if bytes.len() < expected {
-        return Err(DecodeError::Size { kind, len: bytes.len(), expected });
+        return Err(DecodeError::Size {
+            kind,
+            len: bytes.len(),
+            expected,
+        });
     }
     // SAFETY: T is a #[repr(C)] plain-old-data record, length checked; read_unaligned copes with
     // any alignment of the ring buffer slice.
@@ -49,7 +57,11 @@ fn walked_path(buf: &[u8], start: u32, truncated: u32) -> String {
 }
 
 fn actor(h: &RecordHeader) -> Actor {
-    Actor { pid: h.tgid, tid: h.tid, comm: cstr(&h.comm) }
+    Actor {
+        pid: h.tgid,
+        tid: h.tid,
+        comm: cstr(&h.comm),
+    }
 }
 
 fn name_ref(base: &BaseDir, name: &[u8]) -> NameRef {
@@ -125,11 +137,17 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         RecordKind::Mmap => {
             let r: MmapRecord = read(bytes, k)?;
-            EventKind::Mmap { file: r.file, addr: r.addr, len: r.len }
+            EventKind::Mmap {
+                file: r.file,
+                addr: r.addr,
+                len: r.len,
+            }
         }
         RecordKind::Fork => {
             let r: ForkRecord = read(bytes, k)?;
-            EventKind::Fork { child: r.child_tgid }
+            EventKind::Fork {
+                child: r.child_tgid,
+            }
         }
         RecordKind::Exit => {
             let _r: ExitRecord = read(bytes, k)?;
@@ -152,14 +170,25 @@ mod tests {
     fn header(kind: RecordKind) -> RecordHeader {
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"demo");
-        RecordHeader { kind: kind as u32, tgid: 42, tid: 43, _pad: 0, ts_ns: 1000, comm }
+        RecordHeader {
+            kind: kind as u32,
+            tgid: 42,
+            tid: 43,
+            _pad: 0,
+            ts_ns: 1000,
+            comm,
+        }
     }
 
     #[test]
     fn decodes_a_dirty_record() {
         let r = DirtyRecord {
             hdr: header(RecordKind::Dirty),
-            file: FileKey { dev: 7, _pad: 0, ino: 9 },
+            file: FileKey {
+                dev: 7,
+                _pad: 0,
+                ino: 9,
+            },
             writes_before: 3,
             bytes_before: 300,
             mapped_pages_before: 0,
@@ -168,11 +197,22 @@ mod tests {
         };
         let e = decode(&as_bytes(&r)).unwrap();
         assert_eq!(e.ts, 1000);
-        assert_eq!(e.actor, Actor { pid: 42, tid: 43, comm: "demo".into() });
+        assert_eq!(
+            e.actor,
+            Actor {
+                pid: 42,
+                tid: 43,
+                comm: "demo".into()
+            }
+        );
         assert_eq!(
             e.kind,
             EventKind::Dirty {
-                file: FileKey { dev: 7, _pad: 0, ino: 9 },
+                file: FileKey {
+                    dev: 7,
+                    _pad: 0,
+                    ino: 9
+                },
                 writes_before: 3,
                 bytes_before: 300,
                 pages_before: 0,
@@ -190,8 +230,16 @@ mod tests {
         path[start..PATH_BUF].copy_from_slice(p);
         let r = OpenRecord {
             hdr: header(RecordKind::Open),
-            file: FileKey { dev: 1, _pad: 0, ino: 2 },
-            parent: FileKey { dev: 1, _pad: 0, ino: 3 },
+            file: FileKey {
+                dev: 1,
+                _pad: 0,
+                ino: 2,
+            },
+            parent: FileKey {
+                dev: 1,
+                _pad: 0,
+                ino: 3,
+            },
             mode: 0o100644,
             open_flags: 0o1,
             f_mode: FMODE_CREATED | 2,
@@ -201,7 +249,12 @@ mod tests {
             path,
         };
         match decode(&as_bytes(&r)).unwrap().kind {
-            EventKind::Open { path, created, is_dir, .. } => {
+            EventKind::Open {
+                path,
+                created,
+                is_dir,
+                ..
+            } => {
                 assert_eq!(path, "/var/tmp/x.dat");
                 assert!(created);
                 assert!(!is_dir);
@@ -217,6 +270,9 @@ mod tests {
         h.kind = 99;
         assert_eq!(decode(&as_bytes(&h)), Err(DecodeError::UnknownKind(99)));
         let h = header(RecordKind::Sync);
-        assert!(matches!(decode(&as_bytes(&h)), Err(DecodeError::Size { .. })));
+        assert!(matches!(
+            decode(&as_bytes(&h)),
+            Err(DecodeError::Size { .. })
+        ));
     }
 }

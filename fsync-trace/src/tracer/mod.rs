@@ -115,12 +115,20 @@ impl Tracer {
         }
         // Config before attach, so the programs never run with a half-set configuration.
         {
-            let map = ebpf.map_mut(names::CONFIG).ok_or(TracerError::MissingMap(names::CONFIG))?;
-            let mut config: Array<_, u64> = Array::try_from(map)
-                .map_err(|source| TracerError::Map { name: names::CONFIG, source })?;
+            let map = ebpf
+                .map_mut(names::CONFIG)
+                .ok_or(TracerError::MissingMap(names::CONFIG))?;
+            let mut config: Array<_, u64> =
+                Array::try_from(map).map_err(|source| TracerError::Map {
+                    name: names::CONFIG,
+                    source,
+                })?;
             config
                 .set(names::CONFIG_FOLLOW_FORKS, opts.follow_forks as u64, 0)
-                .map_err(|source| TracerError::Map { name: names::CONFIG, source })?;
+                .map_err(|source| TracerError::Map {
+                    name: names::CONFIG,
+                    source,
+                })?;
         }
         for (name, slot) in TAILS {
             let prog: &mut RawTracePoint = ebpf
@@ -129,16 +137,22 @@ impl Tracer {
                 .try_into()
                 .map_err(|source| program_error(name, source))?;
             prog.load().map_err(|source| program_error(name, source))?;
-            let fd = prog.fd().map_err(|source| program_error(name, source))?.try_clone()
+            let fd = prog
+                .fd()
+                .map_err(|source| program_error(name, source))?
+                .try_clone()
                 .map_err(TracerError::Io)?;
             let map = ebpf
                 .map_mut(names::SYS_EXIT_TAILS)
                 .ok_or(TracerError::MissingMap(names::SYS_EXIT_TAILS))?;
-            let mut tails = ProgramArray::try_from(map)
-                .map_err(|source| TracerError::Map { name: names::SYS_EXIT_TAILS, source })?;
-            tails
-                .set(slot, &fd, 0)
-                .map_err(|source| TracerError::Map { name: names::SYS_EXIT_TAILS, source })?;
+            let mut tails = ProgramArray::try_from(map).map_err(|source| TracerError::Map {
+                name: names::SYS_EXIT_TAILS,
+                source,
+            })?;
+            tails.set(slot, &fd, 0).map_err(|source| TracerError::Map {
+                name: names::SYS_EXIT_TAILS,
+                source,
+            })?;
         }
         for (name, tp) in ATTACHED {
             let prog: &mut RawTracePoint = ebpf
@@ -147,26 +161,50 @@ impl Tracer {
                 .try_into()
                 .map_err(|source| program_error(name, source))?;
             prog.load().map_err(|source| program_error(name, source))?;
-            prog.attach(tp).map_err(|source| program_error(name, source))?;
+            prog.attach(tp)
+                .map_err(|source| program_error(name, source))?;
             log::debug!("attached {name} to raw tracepoint {tp}");
         }
         // Function-level hooks last: until CONFIG_FN_HOOKS says so, sys_exit still counts every
         // write, and nothing is traced before `trace_tgid` anyway.
-        let selection = tier::select(opts.tier, &mut attach::ProgramAttacher::new(&mut ebpf, &kernel_btf))
-            .map_err(|u| TracerError::TierUnavailable { tier: u.tier.name(), reason: u.reason })?;
+        let selection = tier::select(
+            opts.tier,
+            &mut attach::ProgramAttacher::new(&mut ebpf, &kernel_btf),
+        )
+        .map_err(|u| TracerError::TierUnavailable {
+            tier: u.tier.name(),
+            reason: u.reason,
+        })?;
         {
-            let map = ebpf.map_mut(names::CONFIG).ok_or(TracerError::MissingMap(names::CONFIG))?;
-            let mut config: Array<_, u64> = Array::try_from(map)
-                .map_err(|source| TracerError::Map { name: names::CONFIG, source })?;
+            let map = ebpf
+                .map_mut(names::CONFIG)
+                .ok_or(TracerError::MissingMap(names::CONFIG))?;
+            let mut config: Array<_, u64> =
+                Array::try_from(map).map_err(|source| TracerError::Map {
+                    name: names::CONFIG,
+                    source,
+                })?;
             config
                 .set(names::CONFIG_FN_HOOKS, selection.config_mask(), 0)
-                .map_err(|source| TracerError::Map { name: names::CONFIG, source })?;
+                .map_err(|source| TracerError::Map {
+                    name: names::CONFIG,
+                    source,
+                })?;
         }
         let events = RingBuf::try_from(
-            ebpf.take_map(names::EVENTS).ok_or(TracerError::MissingMap(names::EVENTS))?,
+            ebpf.take_map(names::EVENTS)
+                .ok_or(TracerError::MissingMap(names::EVENTS))?,
         )
-        .map_err(|source| TracerError::Map { name: names::EVENTS, source })?;
-        Ok(Self { ebpf, events, selection, undecodable: 0 })
+        .map_err(|source| TracerError::Map {
+            name: names::EVENTS,
+            source,
+        })?;
+        Ok(Self {
+            ebpf,
+            events,
+            selection,
+            undecodable: 0,
+        })
     }
 
     pub fn tier(&self) -> Tier {
@@ -183,43 +221,76 @@ impl Tracer {
             .ebpf
             .map_mut(names::TRACED_TGIDS)
             .ok_or(TracerError::MissingMap(names::TRACED_TGIDS))?;
-        BpfHashMap::try_from(map).map_err(|source| TracerError::Map { name: names::TRACED_TGIDS, source })
+        BpfHashMap::try_from(map).map_err(|source| TracerError::Map {
+            name: names::TRACED_TGIDS,
+            source,
+        })
     }
 
     /// Starts tracing every thread of process `tgid`.
     pub fn trace_tgid(&mut self, tgid: u32) -> Result<(), TracerError> {
         self.traced_map()?
             .insert(tgid, 1, 0)
-            .map_err(|source| TracerError::Map { name: names::TRACED_TGIDS, source })
+            .map_err(|source| TracerError::Map {
+                name: names::TRACED_TGIDS,
+                source,
+            })
     }
 
     /// Starts tracing every process on the machine except this one (`--all`). New processes
     /// are traced from their first syscall; no fork following is needed.
     pub fn trace_all(&mut self) -> Result<(), TracerError> {
-        let map = self.ebpf.map_mut(names::CONFIG).ok_or(TracerError::MissingMap(names::CONFIG))?;
+        let map = self
+            .ebpf
+            .map_mut(names::CONFIG)
+            .ok_or(TracerError::MissingMap(names::CONFIG))?;
         let mut config: Array<_, u64> =
-            Array::try_from(map).map_err(|source| TracerError::Map { name: names::CONFIG, source })?;
+            Array::try_from(map).map_err(|source| TracerError::Map {
+                name: names::CONFIG,
+                source,
+            })?;
         // Our own tgid first, so there is no moment where the tracer traces itself.
         config
             .set(names::CONFIG_SELF_TGID, std::process::id() as u64, 0)
             .and_then(|_| config.set(names::CONFIG_TRACE_ALL, 1, 0))
-            .map_err(|source| TracerError::Map { name: names::CONFIG, source })
+            .map_err(|source| TracerError::Map {
+                name: names::CONFIG,
+                source,
+            })
     }
 
     /// A reader of the kernel's per-file counters with its own map descriptor, to be moved to
     /// another thread (the metrics scanner) while the tracer keeps draining events.
     pub fn file_counters_reader(
         &self,
-    ) -> Result<impl FnMut() -> Result<HashMap<FileKey, FileCounters>, String> + Send + 'static, TracerError> {
+    ) -> Result<
+        impl FnMut() -> Result<HashMap<FileKey, FileCounters>, String> + Send + 'static,
+        TracerError,
+    > {
         use std::os::fd::AsFd as _;
 
         use aya::maps::{IterableMap, Map};
-        let err = |source| TracerError::Map { name: names::FILE_STATS, source };
-        let map = self.ebpf.map(names::FILE_STATS).ok_or(TracerError::MissingMap(names::FILE_STATS))?;
-        let borrowed: BpfHashMap<_, FileKey, FileCounters> = BpfHashMap::try_from(map).map_err(err)?;
-        let fd = borrowed.map().fd().as_fd().try_clone_to_owned().map_err(TracerError::Io)?;
-        let owned = MapData::from_fd(fd).and_then(Map::from_map_data).map_err(err)?;
-        let stats: BpfHashMap<MapData, FileKey, FileCounters> = BpfHashMap::try_from(owned).map_err(err)?;
+        let err = |source| TracerError::Map {
+            name: names::FILE_STATS,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map(names::FILE_STATS)
+            .ok_or(TracerError::MissingMap(names::FILE_STATS))?;
+        let borrowed: BpfHashMap<_, FileKey, FileCounters> =
+            BpfHashMap::try_from(map).map_err(err)?;
+        let fd = borrowed
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(TracerError::Io)?;
+        let owned = MapData::from_fd(fd)
+            .and_then(Map::from_map_data)
+            .map_err(err)?;
+        let stats: BpfHashMap<MapData, FileKey, FileCounters> =
+            BpfHashMap::try_from(owned).map_err(err)?;
         Ok(move || {
             let mut out = HashMap::new();
             for item in stats.iter() {
@@ -257,11 +328,17 @@ impl Tracer {
             .ebpf
             .map(names::FILE_STATS)
             .ok_or(TracerError::MissingMap(names::FILE_STATS))?;
-        let stats: BpfHashMap<_, FileKey, FileCounters> = BpfHashMap::try_from(map)
-            .map_err(|source| TracerError::Map { name: names::FILE_STATS, source })?;
+        let stats: BpfHashMap<_, FileKey, FileCounters> =
+            BpfHashMap::try_from(map).map_err(|source| TracerError::Map {
+                name: names::FILE_STATS,
+                source,
+            })?;
         let mut out = HashMap::new();
         for item in stats.iter() {
-            let (k, v) = item.map_err(|source| TracerError::Map { name: names::FILE_STATS, source })?;
+            let (k, v) = item.map_err(|source| TracerError::Map {
+                name: names::FILE_STATS,
+                source,
+            })?;
             out.insert(k, v);
         }
         Ok(out)
@@ -273,12 +350,16 @@ impl Tracer {
             .ebpf
             .map(names::LOST_EVENTS)
             .ok_or(TracerError::MissingMap(names::LOST_EVENTS))?;
-        let lost: PerCpuArray<_, u64> = PerCpuArray::try_from(map)
-            .map_err(|source| TracerError::Map { name: names::LOST_EVENTS, source })?;
+        let lost: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(|source| TracerError::Map {
+                name: names::LOST_EVENTS,
+                source,
+            })?;
         let sum = |slot: u32| -> Result<u64, TracerError> {
-            let v = lost
-                .get(&slot, 0)
-                .map_err(|source| TracerError::Map { name: names::LOST_EVENTS, source })?;
+            let v = lost.get(&slot, 0).map_err(|source| TracerError::Map {
+                name: names::LOST_EVENTS,
+                source,
+            })?;
             Ok(v.iter().sum())
         };
         Ok(LostCounts {

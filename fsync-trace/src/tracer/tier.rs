@@ -108,7 +108,10 @@ impl Hook {
 /// Where a hook ended up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
-    Function { tier: Tier, function: &'static str },
+    Function {
+        tier: Tier,
+        function: &'static str,
+    },
     /// Left to the syscall tracepoints (for FsyncRange: not seen at all).
     Syscall,
 }
@@ -136,8 +139,15 @@ impl Selection {
         self.hooks
             .iter()
             .map(|(hook, p)| match p {
-                Placement::Function { tier: Tier::Fentry, function } => {
-                    let kind = if *hook == Hook::FsyncRange { "fentry+fexit" } else { "fexit" };
+                Placement::Function {
+                    tier: Tier::Fentry,
+                    function,
+                } => {
+                    let kind = if *hook == Hook::FsyncRange {
+                        "fentry+fexit"
+                    } else {
+                        "fexit"
+                    };
                     format!("{}: {kind} on {function}", hook.describe())
                 }
                 Placement::Function { function, .. } => {
@@ -171,7 +181,10 @@ pub struct Unavailable {
 
 /// Chooses the tier by trying: `forced`, or fentry, kprobe, tracepoint in that order. The
 /// tracepoint tier needs no extra hook, so auto-selection always succeeds.
-pub fn select(forced: Option<Tier>, attacher: &mut impl HookAttacher) -> Result<Selection, Unavailable> {
+pub fn select(
+    forced: Option<Tier>,
+    attacher: &mut impl HookAttacher,
+) -> Result<Selection, Unavailable> {
     let candidates: Vec<Tier> = match forced {
         Some(t) => vec![t],
         None => Tier::ALL.to_vec(),
@@ -180,7 +193,11 @@ pub fn select(forced: Option<Tier>, attacher: &mut impl HookAttacher) -> Result<
     for tier in candidates {
         if !tier.is_function_level() {
             let hooks = Hook::ALL.iter().map(|&h| (h, Placement::Syscall)).collect();
-            return Ok(Selection { tier, hooks, skipped });
+            return Ok(Selection {
+                tier,
+                hooks,
+                skipped,
+            });
         }
         let mut hooks = Vec::new();
         let mut failure = None;
@@ -206,24 +223,41 @@ pub fn select(forced: Option<Tier>, attacher: &mut impl HookAttacher) -> Result<
         for hook in Hook::ALL.into_iter().filter(|h| !h.required()) {
             let mut placement = Placement::Syscall;
             // This tier, then the lower function-level tiers, then the syscall tracepoints.
-            for lower in Tier::ALL.into_iter().skip_while(|&t| t != tier).filter(|t| t.is_function_level()) {
+            for lower in Tier::ALL
+                .into_iter()
+                .skip_while(|&t| t != tier)
+                .filter(|t| t.is_function_level())
+            {
                 match try_hook(attacher, lower, hook) {
                     Ok(function) => {
-                        placement = Placement::Function { tier: lower, function };
+                        placement = Placement::Function {
+                            tier: lower,
+                            function,
+                        };
                         break;
                     }
-                    Err(reason) => skipped.push(format!("{} at tier {lower}: {reason}", hook.describe())),
+                    Err(reason) => {
+                        skipped.push(format!("{} at tier {lower}: {reason}", hook.describe()))
+                    }
                 }
             }
             hooks.push((hook, placement));
         }
-        return Ok(Selection { tier, hooks, skipped });
+        return Ok(Selection {
+            tier,
+            hooks,
+            skipped,
+        });
     }
     unreachable!("the candidate list ends with the tracepoint tier or is a single forced tier")
 }
 
 /// Tries each kernel function of `hook` in turn.
-fn try_hook(attacher: &mut impl HookAttacher, tier: Tier, hook: Hook) -> Result<&'static str, String> {
+fn try_hook(
+    attacher: &mut impl HookAttacher,
+    tier: Tier,
+    hook: Hook,
+) -> Result<&'static str, String> {
     let mut reasons = Vec::new();
     for &function in hook.functions() {
         match attacher.attach(tier, hook, function) {
@@ -251,10 +285,20 @@ mod tests {
 
     impl Fake {
         fn failing(list: &[(Tier, &'static str, &'static str)]) -> Self {
-            Fake { fails: list.iter().map(|&(t, f, e)| ((t, f), e)).collect(), ..Default::default() }
+            Fake {
+                fails: list.iter().map(|&(t, f, e)| ((t, f), e)).collect(),
+                ..Default::default()
+            }
         }
         fn fail_tier(tier: Tier, why: &'static str) -> Vec<(Tier, &'static str, &'static str)> {
-            ["vfs_write", "vfs_writev", "do_iter_write", "vfs_fsync_range"].map(|f| (tier, f, why)).to_vec()
+            [
+                "vfs_write",
+                "vfs_writev",
+                "do_iter_write",
+                "vfs_fsync_range",
+            ]
+            .map(|f| (tier, f, why))
+            .to_vec()
         }
     }
 
@@ -268,7 +312,11 @@ mod tests {
             Ok(())
         }
         fn detach(&mut self, tier: Tier, hook: Hook) {
-            let i = self.attached.iter().position(|a| *a == (tier, hook)).expect("detach of something attached");
+            let i = self
+                .attached
+                .iter()
+                .position(|a| *a == (tier, hook))
+                .expect("detach of something attached");
             self.attached.remove(i);
         }
     }
@@ -283,22 +331,39 @@ mod tests {
         let s = select(None, &mut fake).unwrap();
         assert_eq!(s.tier, Tier::Fentry);
         assert!(s.skipped.is_empty());
-        assert_eq!(placement(&s, Hook::VectoredWrite), Placement::Function { tier: Tier::Fentry, function: "vfs_writev" });
+        assert_eq!(
+            placement(&s, Hook::VectoredWrite),
+            Placement::Function {
+                tier: Tier::Fentry,
+                function: "vfs_writev"
+            }
+        );
         assert_eq!(s.config_mask(), 7);
         assert_eq!(fake.attached.len(), 3);
     }
 
     #[test]
     fn this_host_lockdown_no_kprobes_picks_tracepoint() {
-        let mut fails = Fake::fail_tier(Tier::Fentry, "loading fexit/vfs_write failed: Operation not permitted");
+        let mut fails = Fake::fail_tier(
+            Tier::Fentry,
+            "loading fexit/vfs_write failed: Operation not permitted",
+        );
         fails.extend(Fake::fail_tier(Tier::Kprobe, "no kprobe support"));
         let mut fake = Fake::failing(&fails);
         let s = select(None, &mut fake).unwrap();
         assert_eq!(s.tier, Tier::Tracepoint);
         assert_eq!(s.config_mask(), 0);
         assert_eq!(s.skipped.len(), 2);
-        assert!(s.skipped[0].starts_with("tier fentry skipped: vfs_write: loading fexit"), "{:?}", s.skipped);
-        assert!(s.skipped[1].starts_with("tier kprobe skipped:"), "{:?}", s.skipped);
+        assert!(
+            s.skipped[0].starts_with("tier fentry skipped: vfs_write: loading fexit"),
+            "{:?}",
+            s.skipped
+        );
+        assert!(
+            s.skipped[1].starts_with("tier kprobe skipped:"),
+            "{:?}",
+            s.skipped
+        );
         assert!(fake.attached.is_empty());
     }
 
@@ -328,8 +393,15 @@ mod tests {
         let mut fake = Fake::failing(&[(Tier::Fentry, "vfs_fsync_range", "not in BTF")]);
         let s = select(None, &mut fake).unwrap();
         assert_eq!(s.tier, Tier::Kprobe);
-        assert_eq!(s.skipped, vec!["tier fentry skipped: vfs_fsync_range: not in BTF".to_string()]);
-        assert!(fake.attached.iter().all(|(t, _)| *t == Tier::Kprobe), "{:?}", fake.attached);
+        assert_eq!(
+            s.skipped,
+            vec!["tier fentry skipped: vfs_fsync_range: not in BTF".to_string()]
+        );
+        assert!(
+            fake.attached.iter().all(|(t, _)| *t == Tier::Kprobe),
+            "{:?}",
+            fake.attached
+        );
         assert_eq!(fake.attached.len(), 3);
     }
 
@@ -338,28 +410,58 @@ mod tests {
         // 6.1-like: vfs_writev inlined away for fentry, do_iter_write works.
         let mut fake = Fake::failing(&[(Tier::Fentry, "vfs_writev", "not in BTF")]);
         let s = select(None, &mut fake).unwrap();
-        assert_eq!(placement(&s, Hook::VectoredWrite), Placement::Function { tier: Tier::Fentry, function: "do_iter_write" });
+        assert_eq!(
+            placement(&s, Hook::VectoredWrite),
+            Placement::Function {
+                tier: Tier::Fentry,
+                function: "do_iter_write"
+            }
+        );
 
         // Neither works at fentry: kprobe on vfs_writev.
-        let mut fake = Fake::failing(&[(Tier::Fentry, "vfs_writev", "x"), (Tier::Fentry, "do_iter_write", "y")]);
+        let mut fake = Fake::failing(&[
+            (Tier::Fentry, "vfs_writev", "x"),
+            (Tier::Fentry, "do_iter_write", "y"),
+        ]);
         let s = select(Some(Tier::Fentry), &mut fake).unwrap();
         assert_eq!(s.tier, Tier::Fentry);
-        assert_eq!(placement(&s, Hook::VectoredWrite), Placement::Function { tier: Tier::Kprobe, function: "vfs_writev" });
-        assert_eq!(s.skipped, vec!["writev/pwritev/pwritev2 at tier fentry: vfs_writev: x; do_iter_write: y".to_string()]);
+        assert_eq!(
+            placement(&s, Hook::VectoredWrite),
+            Placement::Function {
+                tier: Tier::Kprobe,
+                function: "vfs_writev"
+            }
+        );
+        assert_eq!(
+            s.skipped,
+            vec![
+                "writev/pwritev/pwritev2 at tier fentry: vfs_writev: x; do_iter_write: y"
+                    .to_string()
+            ]
+        );
 
         // Nowhere: the syscall tracepoints count vectored writes; the mask leaves them to sys_exit.
         let mut fails = Fake::fail_tier(Tier::Kprobe, "no");
-        fails.extend([(Tier::Fentry, "vfs_writev", "x"), (Tier::Fentry, "do_iter_write", "y")]);
+        fails.extend([
+            (Tier::Fentry, "vfs_writev", "x"),
+            (Tier::Fentry, "do_iter_write", "y"),
+        ]);
         let mut fake = Fake::failing(&fails);
         let s = select(None, &mut fake).unwrap();
         assert_eq!(s.tier, Tier::Fentry);
         assert_eq!(placement(&s, Hook::VectoredWrite), Placement::Syscall);
-        assert_eq!(s.config_mask(), fsync_trace_common::names::FN_WRITE | fsync_trace_common::names::FN_FSYNC_RANGE);
+        assert_eq!(
+            s.config_mask(),
+            fsync_trace_common::names::FN_WRITE | fsync_trace_common::names::FN_FSYNC_RANGE
+        );
     }
 
     #[test]
     fn kprobe_tier_never_falls_back_to_fentry() {
-        let mut fake = Fake::failing(&[(Tier::Kprobe, "vfs_writev", "x"), (Tier::Kprobe, "do_iter_write", "y")]);
+        let mut fake = Fake::failing(&[
+            (Tier::Kprobe, "vfs_writev", "x"),
+            (Tier::Kprobe, "do_iter_write", "y"),
+        ]);
         let s = select(Some(Tier::Kprobe), &mut fake).unwrap();
         assert_eq!(placement(&s, Hook::VectoredWrite), Placement::Syscall);
         assert!(fake.tried.iter().all(|(t, _)| *t == Tier::Kprobe));

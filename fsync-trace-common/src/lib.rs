@@ -5,7 +5,6 @@
 //! the types implement `aya::Pod` so they can be used as map keys and values.
 #![no_std]
 
-pub mod hist;
 pub mod names;
 pub mod offsets;
 pub mod records;

@@ -60,7 +60,6 @@ pub struct FileState {
     pub sync_latency_ns: Vec<u64>,
     /// errno of a failed sync not yet followed by a successful one.
     pub failed_sync: Option<i32>,
-    pub opened_sync: bool,
     /// Every durability-relevant open flag seen on this file (O_SYNC, O_DSYNC, O_DIRECT,
     /// O_APPEND, O_TMPFILE), OR-ed.
     pub open_flags: u32,
@@ -335,7 +334,6 @@ impl<R: Resolver> DurabilityState<R> {
             } => {
                 self.set_path(file, path.clone(), is_dir);
                 let f = self.file(file);
-                f.opened_sync |= oflags & open_flags::O_DSYNC != 0;
                 f.open_flags |= oflags
                     & (open_flags::O_SYNC
                         | open_flags::O_DIRECT

@@ -15,6 +15,16 @@ pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 // Tracepoint tier programs (raw tracepoints).
 pub const PROG_SYS_ENTER: &str = "sys_enter";
 pub const PROG_SYS_EXIT: &str = "sys_exit";
+/// Sync syscall entry: one classic tracepoint program per syscall, named as its tracepoint in
+/// the `syscalls` group (`PROG_SYS_ENTER` is the fallback when these cannot be attached).
+pub const PROGS_SYNC_ENTER: [&str; 6] = [
+    "sys_enter_fsync",
+    "sys_enter_fdatasync",
+    "sys_enter_msync",
+    "sys_enter_sync",
+    "sys_enter_syncfs",
+    "sys_enter_sync_file_range",
+];
 pub const PROG_SYS_EXIT_OPEN: &str = "sys_exit_open";
 pub const PROG_SYS_EXIT_NAMESPACE: &str = "sys_exit_namespace";
 pub const PROG_SYS_EXIT_SYNC: &str = "sys_exit_sync";

@@ -20,6 +20,19 @@ pub fn read<T>(base: KPtr, offset: usize) -> Option<T> {
     unsafe { bpf_probe_read_kernel(base.wrapping_add(offset) as *const T).ok() }
 }
 
+/// Loads a `T` at `base + offset` through a BTF-typed kernel pointer (from
+/// `bpf_get_current_task_btf`, `bpf_task_pt_regs`, or a pointer field loaded this way): the
+/// verifier checks the field against the kernel's BTF and emits a fault-tolerant load (a bad
+/// pointer reads as 0), so no helper call. `offset` must be known at load time (`off!` values
+/// are: `.rodata`).
+///
+/// # Safety
+/// `base` must be such a BTF-typed pointer and `offset` a field of `T`'s size in its struct.
+#[inline(always)]
+pub unsafe fn load_btf<T>(base: KPtr, offset: usize) -> T {
+    unsafe { core::ptr::read_volatile(base.wrapping_add(offset) as *const T) }
+}
+
 /// Reads a `T` at `base + offset` from user memory or kernel memory holding pt_regs.
 #[inline(always)]
 pub fn reg(regs: KPtr, offset: usize) -> u64 {

@@ -82,6 +82,7 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
         for line in selection.describe() {
             eprintln!("fsync-trace:   {line}");
         }
+        eprintln!("fsync-trace:   {}", tracer.sync_entry());
     }
     let clock = Clock::now();
     let mut state = DurabilityState::new(ProcResolver);

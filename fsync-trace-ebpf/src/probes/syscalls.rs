@@ -1,27 +1,29 @@
-//! Raw `sys_enter` / `sys_exit` dispatchers. Writes (the hot path) are handled inline in
+//! Sync entry hooks and the raw `sys_exit` dispatcher. Writes (the hot path) are handled inline in
 //! sys_exit; other families are tail calls so each program stays small for the verifier.
 use core::mem::{align_of, size_of, MaybeUninit};
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, generated},
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
 };
 use fsync_trace_common::{
     is_durable_fs, names, open_flags, syscalls as nr, FileKey, InflightSync, S_IFMT, S_IFREG,
 };
 
 use crate::{
-    kernel::{read, KPtr},
+    kernel::{load_btf, read, KPtr},
     maps::{config, count_lost, off, INFLIGHT_SYNCS, SYS_EXIT_TAILS},
     state::{bump_epoch, current_traced, on_write},
 };
 
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    let id: u64 = ctx.arg(1);
-    if !nr::is_sync(id) || !current_traced() {
-        return 0;
+/// Entry of a sync syscall: bump the durability epoch and remember when the call started.
+/// Shared by the per-syscall tracepoints below (preferred: they run only for these six
+/// syscalls) and the raw `sys_enter` fallback (runs for every syscall on the machine).
+#[inline(always)]
+fn on_sync_enter(id: u64) {
+    if !current_traced() {
+        return;
     }
     // Bump before the sync starts: a write after this point is re-announced as dirty, so the
     // sync can only be credited with data written before it began.
@@ -36,22 +38,49 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     if INFLIGHT_SYNCS.insert(&tid, &inflight, 0).is_err() {
         count_lost(names::LOST_INFLIGHT_MAP_FULL);
     }
+}
+
+/// Fallback sync entry hook, used only where the `syscalls:sys_enter_*` tracepoints cannot be
+/// attached (no tracefs): it runs on every syscall of every process.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let id: u64 = ctx.arg(1);
+    if nr::is_sync(id) {
+        on_sync_enter(id);
+    }
     0
 }
 
-// sys_exit reads the syscall number and the first argument together.
-const _: () = assert!(nr::REGS_ORIG_AX == nr::REGS_DI + 8);
+/// One classic tracepoint program per sync syscall (`syscalls:sys_enter_<name>`): the kernel
+/// runs each only for its own syscall, so writes never pay for a sync entry hook.
+macro_rules! sync_enter_tracepoint {
+    ($prog:ident, $nr:expr) => {
+        #[tracepoint]
+        pub fn $prog(_ctx: TracePointContext) -> u32 {
+            on_sync_enter($nr);
+            0
+        }
+    };
+}
+sync_enter_tracepoint!(sys_enter_fsync, nr::FSYNC);
+sync_enter_tracepoint!(sys_enter_fdatasync, nr::FDATASYNC);
+sync_enter_tracepoint!(sys_enter_msync, nr::MSYNC);
+sync_enter_tracepoint!(sys_enter_sync, nr::SYNC);
+sync_enter_tracepoint!(sys_enter_syncfs, nr::SYNCFS);
+sync_enter_tracepoint!(sys_enter_sync_file_range, nr::SYNC_FILE_RANGE);
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     if !current_traced() {
         return 0;
     }
-    let regs: KPtr = ctx.arg(0);
-    // The syscall number and the first argument (a write's fd) in one read.
-    let Some([di, id]) = read::<[u64; 2]>(regs, nr::REGS_DI) else {
-        return 0;
-    };
+    // The traced thread's saved user registers, as a BTF-typed pointer (the same registers the
+    // tracepoint passes as its first argument, which is an untyped pointer): its fields are
+    // plain loads the verifier checks against BTF, not helper calls.
+    let task = unsafe { generated::bpf_get_current_task_btf() } as KPtr;
+    let regs = unsafe { generated::bpf_task_pt_regs(task as *mut _) } as KPtr;
+    let id: u64 = unsafe { load_btf(regs, nr::REGS_ORIG_AX) };
+    let di: u64 = unsafe { load_btf(regs, nr::REGS_DI) };
     if nr::is_write(id) {
         // A function-level tier counts this write inside the kernel (vfs_write / vfs_writev).
         if config(names::CONFIG_FN_HOOKS) & nr::write_hook_bit(id) != 0 {
@@ -59,7 +88,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         }
         let ret: i64 = ctx.arg(1);
         if ret > 0 {
-            handle_write(di as i64, ret as u64);
+            handle_write(task, di as i64, ret as u64);
         }
         return 0;
     }
@@ -78,41 +107,33 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// A successful write of `bytes` to `fd` of the current task.
+/// A successful write of `bytes` to `fd` of the current task (`task`: its BTF-typed pointer).
 ///
-/// The hot path: it runs for every write of a traced process, so it reads the kernel structures
-/// along fd -> file -> inode -> super_block with one `bpf_probe_read_kernel` per structure (a
-/// [`Window`] over the fields it needs) instead of one per field: with the syscall number and
-/// fd read together in `sys_exit`, 8 helper calls per write instead of 14, for the same facts as
-/// `kernel::current_file` + `kernel::file_inode`.
+/// The hot path: it runs for every write of a traced process. task -> files -> fdtable are
+/// BTF-typed loads (no helper call); the fd array, file, inode and super_block are untyped to the
+/// verifier, so they are read with one `bpf_probe_read_kernel` per structure (a [`Window`] over
+/// the fields it needs) instead of one per field: 4 helper calls per write, for the same facts
+/// as `kernel::current_file` + `kernel::file_inode`.
 #[inline(always)]
-fn handle_write(fd: i64, bytes: u64) {
+fn handle_write(task: KPtr, fd: i64, bytes: u64) {
     if fd < 0 {
         return;
     }
     // Not zeroed (a memset costs more than the reads it saves): only bytes a read filled are used.
     let mut buf = MaybeUninit::<[u8; WINDOW]>::uninit();
-    // current_file(fd): task->files->fdt, then {max_fds, fd} together, then fd[fd].
-    let task = unsafe { bpf_get_current_task() } as KPtr;
-    let Some(files) = read::<KPtr>(task, off!(task_files)) else {
+    let files: KPtr = unsafe { load_btf(task, off!(task_files)) };
+    if files.is_null() {
         return;
-    };
-    let Some(fdt) = read::<KPtr>(files, off!(files_fdt)) else {
+    }
+    let fdt: KPtr = unsafe { load_btf(files, off!(files_fdt)) };
+    if fdt.is_null() {
         return;
-    };
-    let (max_fds_off, fd_off) = (off!(fdt_max_fds), off!(fdt_fd));
-    let Some(w) = Window::read(&mut buf, fdt, &[(max_fds_off, 4), (fd_off, 8)]) else {
-        return;
-    };
-    let Some(max_fds) = w.field::<u32>(&buf, max_fds_off) else {
-        return;
-    };
+    }
+    let max_fds: u32 = unsafe { load_btf(fdt, off!(fdt_max_fds)) };
     if fd as u64 >= max_fds as u64 {
         return;
     }
-    let Some(fd_array) = w.field::<KPtr>(&buf, fd_off) else {
-        return;
-    };
+    let fd_array: KPtr = unsafe { load_btf(fdt, off!(fdt_fd)) };
     let Some(file) = read::<KPtr>(fd_array, (fd as usize) * 8) else {
         return;
     };

@@ -10,7 +10,7 @@ use std::{collections::HashMap, os::fd::AsRawFd};
 
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
-    programs::RawTracePoint,
+    programs::{Program, RawTracePoint, TracePoint},
     Ebpf, EbpfLoader,
 };
 pub use btf::VMLINUX_BTF;
@@ -56,7 +56,103 @@ pub struct Tracer {
     ebpf: Ebpf,
     events: RingBuf<MapData>,
     selection: Selection,
+    sync_entry: SyncEntryHook,
     undecodable: u64,
+}
+
+/// How sync syscall entry is hooked.
+#[derive(Clone, Debug)]
+pub enum SyncEntryHook {
+    /// `syscalls:sys_enter_<sync>` tracepoints: run only for the six sync syscalls.
+    SyscallTracepoints,
+    /// Raw `sys_enter`: runs on every syscall; used when the former cannot be attached (why).
+    RawSysEnter(String),
+}
+
+impl std::fmt::Display for SyncEntryHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncEntryHook::SyscallTracepoints => {
+                write!(f, "sync syscall entry: syscalls:sys_enter_* tracepoints")
+            }
+            SyncEntryHook::RawSysEnter(why) => write!(
+                f,
+                "sync syscall entry: raw sys_enter (every syscall pays for it) because {why}"
+            ),
+        }
+    }
+}
+
+/// Where tracefs is normally mounted; the syscall tracepoints are found through it.
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Makes tracefs available if it is not (a fresh VM or container may not mount it).
+fn ensure_tracefs() -> Result<(), String> {
+    let has_events = |dir: &str| std::path::Path::new(dir).join("events/syscalls").is_dir();
+    if has_events(TRACEFS) || has_events("/sys/kernel/debug/tracing") {
+        return Ok(());
+    }
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tracefs", "nodev", TRACEFS])
+        .stderr(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() && has_events(TRACEFS) => {
+            log::debug!("mounted tracefs on {TRACEFS}");
+            Ok(())
+        }
+        _ => Err(format!(
+            "tracefs is not mounted and mounting it on {TRACEFS} failed"
+        )),
+    }
+}
+
+/// Hooks sync syscall entry: the per-syscall tracepoints if possible, else raw `sys_enter`.
+fn attach_sync_entry(ebpf: &mut Ebpf) -> Result<SyncEntryHook, TracerError> {
+    let why = match ensure_tracefs() {
+        Ok(()) => {
+            let mut failed = None;
+            for name in names::PROGS_SYNC_ENTER {
+                let attached = (|| -> Result<(), aya::programs::ProgramError> {
+                    let prog: &mut TracePoint = ebpf
+                        .program_mut(name)
+                        .ok_or(aya::programs::ProgramError::NotLoaded)?
+                        .try_into()?;
+                    prog.load()?;
+                    prog.attach("syscalls", name)?;
+                    Ok(())
+                })();
+                if let Err(e) = attached {
+                    failed = Some(format!("attaching tracepoint syscalls:{name} failed: {e}"));
+                    break;
+                }
+            }
+            match failed {
+                None => return Ok(SyncEntryHook::SyscallTracepoints),
+                Some(why) => {
+                    // Unloading detaches: no sync may be seen twice.
+                    for name in names::PROGS_SYNC_ENTER {
+                        if let Some(Program::TracePoint(p)) = ebpf.program_mut(name) {
+                            let _ = p.unload();
+                        }
+                    }
+                    why
+                }
+            }
+        }
+        Err(why) => why,
+    };
+    log::debug!("sync entry falls back to raw sys_enter: {why}");
+    let name = names::PROG_SYS_ENTER;
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(TracerError::MissingMap(name))?
+        .try_into()
+        .map_err(|source| program_error(name, source))?;
+    prog.load().map_err(|source| program_error(name, source))?;
+    prog.attach("sys_enter")
+        .map_err(|source| program_error(name, source))?;
+    Ok(SyncEntryHook::RawSysEnter(why))
 }
 
 /// Tail-called handlers of the sys_exit dispatcher, by slot.
@@ -67,9 +163,8 @@ const TAILS: [(&str, u32); 4] = [
     (names::PROG_SYS_EXIT_MMAP, names::TAIL_MMAP),
 ];
 
-/// Attached programs and the raw tracepoint each hooks.
-const ATTACHED: [(&str, &str); 6] = [
-    (names::PROG_SYS_ENTER, "sys_enter"),
+/// Attached programs and the raw tracepoint each hooks (sync entry: see [`attach_sync_entry`]).
+const ATTACHED: [(&str, &str); 5] = [
     (names::PROG_SYS_EXIT, "sys_exit"),
     (names::PROG_PROCESS_FORK, "sched_process_fork"),
     (names::PROG_PROCESS_EXIT, "sched_process_exit"),
@@ -165,6 +260,7 @@ impl Tracer {
                 .map_err(|source| program_error(name, source))?;
             log::debug!("attached {name} to raw tracepoint {tp}");
         }
+        let sync_entry = attach_sync_entry(&mut ebpf)?;
         // Function-level hooks last: until CONFIG_FN_HOOKS says so, sys_exit still counts every
         // write, and nothing is traced before `trace_tgid` anyway.
         let selection = tier::select(
@@ -203,8 +299,14 @@ impl Tracer {
             ebpf,
             events,
             selection,
+            sync_entry,
             undecodable: 0,
         })
+    }
+
+    /// How sync syscall entry is hooked (for `--verbose`).
+    pub fn sync_entry(&self) -> &SyncEntryHook {
+        &self.sync_entry
     }
 
     pub fn tier(&self) -> Tier {

@@ -9,7 +9,7 @@ use aya::{
 use fsync_trace_common::names;
 
 use super::{
-    btf::fn_params,
+    btf::{fn_params, Btf},
     tier::{Hook, HookAttacher, Tier},
 };
 
@@ -69,7 +69,7 @@ fn expected_args(hook: Hook) -> &'static [(usize, &'static str)] {
 }
 
 /// Checks `function`'s prototype in this kernel's BTF against what the programs read.
-pub fn check_prototype(btf: &btf_rs::Btf, hook: Hook, function: &str) -> Result<(), String> {
+pub fn check_prototype(btf: &Btf, hook: Hook, function: &str) -> Result<(), String> {
     let params = fn_params(btf, function)
         .ok_or_else(|| format!("{function} is not a function in this kernel's BTF"))?;
     for &(i, name) in expected_args(hook) {
@@ -88,13 +88,13 @@ const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
 
 pub struct ProgramAttacher<'a> {
     ebpf: &'a mut Ebpf,
-    btf: &'a btf_rs::Btf,
+    btf: &'a Btf,
     /// aya's view of the kernel BTF (fentry/fexit attach targets), parsed on first use.
     aya_btf: Option<Result<AyaBtf, String>>,
 }
 
 impl<'a> ProgramAttacher<'a> {
-    pub fn new(ebpf: &'a mut Ebpf, btf: &'a btf_rs::Btf) -> Self {
+    pub fn new(ebpf: &'a mut Ebpf, btf: &'a Btf) -> Self {
         Self {
             ebpf,
             btf,

@@ -23,9 +23,14 @@ pub static INFLIGHT_SYNCS: HashMap<u32, InflightSync> = HashMap::with_max_entrie
 #[map]
 pub static INFLIGHT_CALLS: HashMap<u64, InflightCall> = HashMap::with_max_entries(16384, 0);
 
+/// Size of `EVENTS`. Its pages count twice in the tracer's RSS (the kernel maps the data area
+/// twice so records can wrap), and records are few (state changes, drained every few ms), so
+/// 8 MiB is plenty (see `state::wakeup_flags`).
+pub const EVENTS_BYTES: u32 = 8 * 1024 * 1024;
+
 /// State changes for userspace.
 #[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 /// Everything that could not be recorded, by reason (`names::LOST_*`).
 #[map]

@@ -7,7 +7,7 @@ use fsync_trace_common::{
     DIRTY_BY_WRITE,
 };
 
-use crate::maps::{config, count_lost, CONFIG, EVENTS, FILE_STATS, TRACED_TGIDS};
+use crate::maps::{config, count_lost, CONFIG, EVENTS, EVENTS_BYTES, FILE_STATS, TRACED_TGIDS};
 
 /// True if the current process is traced. First thing every program checks. With
 /// `CONFIG_TRACE_ALL` (`--all`) every process is, except the tracer itself (its own reads of
@@ -19,6 +19,28 @@ pub fn current_traced() -> bool {
         return tgid != 0 && tgid as u64 != config(names::CONFIG_SELF_TGID);
     }
     unsafe { TRACED_TGIDS.get(&tgid).is_some() }
+}
+
+/// `bpf_ringbuf_*` flags (include/uapi/linux/bpf.h).
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+/// Above this much unread data, records wake the reader at once.
+const WAKEUP_AT_BYTES: u64 = EVENTS_BYTES as u64 / 8;
+
+/// Submit flags for a state-change record. Waking the reader for every record costs the traced
+/// syscall that submits it an irq_work and a context switch of the tracer (tens of µs per
+/// fsync measured), so records are normally submitted silently and userspace drains the buffer
+/// on a short timer; only a filling buffer wakes it at once, so nothing is lost to a sleeping
+/// reader. Records userspace may have to complete from /proc (a file it may not know yet), and
+/// fork, exit and mmap records keep the kernel's default wakeup (they are rare).
+#[inline(always)]
+pub fn wakeup_flags() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKEUP_AT_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
 }
 
 #[inline(always)]
@@ -140,7 +162,10 @@ pub fn mark_dirty(
         (*r).mapped_pages_before = mapped_pages_before;
         (*r).source = source;
         (*r).fd = fd;
-        entry.submit(0);
+        // The first time a file is dirtied under trace, userspace may have to name it from
+        // /proc/PID/fd (opened before tracing began): wake it while the process still exists.
+        let first = writes_before == 0 && mapped_pages_before == 0;
+        entry.submit(if first { 0 } else { wakeup_flags() });
     }
 }
 
@@ -163,7 +188,7 @@ fn emit_sync_write(key: &FileKey, fd: i32) {
         (*r).len = 0;
         (*r).flags = 0;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }
 
 /// A sync of one file that no syscall record covers (function tiers: io_uring's
@@ -199,5 +224,5 @@ pub fn emit_file_sync(
         (*r).len = 0;
         (*r).flags = 0;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }

@@ -225,6 +225,10 @@ async fn event_loop(
     let deadline = tokio::time::sleep(duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
     tokio::pin!(deadline);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
+    // Most records are submitted without waking us (see `wakeup_flags` in the eBPF crate):
+    // collect them on this timer. A filling buffer still wakes us through `events`.
+    let mut flush = tokio::time::interval(DRAIN_INTERVAL);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (status_tx, mut status_rx) = tokio::sync::oneshot::channel::<i32>();
     if let Some(pid) = child {
         // waitpid blocks: reap the command on a blocking thread.
@@ -238,22 +242,10 @@ async fn event_loop(
         tokio::select! {
             guard = events.readable() => {
                 let mut guard = guard?;
-                tracer.drain(|ev| {
-                    match &ev.kind {
-                        EventKind::Fork { child } => { live.insert(*child); }
-                        EventKind::Exit => { live.remove(&ev.actor.pid); }
-                        _ => {}
-                    }
-                    if let Some(m) = exporter.as_mut() {
-                        m.live.observe(&ev, state);
-                    }
-                    state.apply(ev);
-                });
-                if let Some(m) = exporter.as_mut() {
-                    m.live.after_batch(state);
-                }
+                drain_events(tracer, state, live, exporter);
                 guard.clear_ready();
             }
+            _ = flush.tick() => drain_events(tracer, state, live, exporter),
             scan = metrics::next_scan(exporter) => {
                 // At most once a second: data-at-risk gauges from the latest kernel counters.
                 if let (Some(m), Some(counters)) = (exporter.as_mut(), scan) {
@@ -289,6 +281,36 @@ async fn event_loop(
         }
     }
     Ok(child_status)
+}
+
+/// How often the ring buffer is drained when no record asked to wake the reader.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Applies every record waiting in the ring buffer.
+fn drain_events(
+    tracer: &mut Tracer,
+    state: &mut DurabilityState<ProcResolver>,
+    live: &mut HashSet<u32>,
+    exporter: &mut Option<Exporter>,
+) {
+    tracer.drain(|ev| {
+        match &ev.kind {
+            EventKind::Fork { child } => {
+                live.insert(*child);
+            }
+            EventKind::Exit => {
+                live.remove(&ev.actor.pid);
+            }
+            _ => {}
+        }
+        if let Some(m) = exporter.as_mut() {
+            m.live.observe(&ev, state);
+        }
+        state.apply(ev);
+    });
+    if let Some(m) = exporter.as_mut() {
+        m.live.after_batch(state);
+    }
 }
 
 /// With a command, the first Ctrl-C / SIGTERM is passed on to it and tracing continues until it

@@ -10,7 +10,7 @@ use fsync_trace_common::{
 use crate::{
     kernel::{base_dir_path, dentry_inode, read_user_str, reg, walk_path, KPtr},
     maps::{count_lost, EVENTS},
-    state::fill_header,
+    state::{fill_header, wakeup_flags},
 };
 
 const AT_REMOVEDIR: u64 = 0x200;
@@ -99,7 +99,7 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
             (*r).new_base.path_truncated = 0;
         }
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }
 

@@ -6,7 +6,7 @@ use fsync_trace_common::{names, OpenRecord, RecordKind, FMODE_CREATED};
 use crate::{
     kernel::{current_file, dentry_inode, file_inode, path_at, read, walk_path, KPtr},
     maps::{count_lost, off, EVENTS},
-    state::fill_header,
+    state::{fill_header, wakeup_flags},
 };
 
 /// f_mode bit: the file was opened for writing.
@@ -56,6 +56,6 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
         (*r).path_start = start;
         (*r).path_truncated = truncated;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }

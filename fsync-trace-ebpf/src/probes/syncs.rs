@@ -7,8 +7,8 @@ use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord};
 
 use crate::{
     kernel::{current_file, file_inode, reg, KPtr},
-    maps::{count_lost, EVENTS, INFLIGHT_SYNCS},
-    state::fill_header,
+    maps::{count_lost, EVENTS, FILE_STATS, INFLIGHT_SYNCS},
+    state::{fill_header, wakeup_flags},
 };
 
 #[raw_tracepoint]
@@ -72,6 +72,9 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
             }
         }
     }
-    entry.submit(0);
+    // A file never written or mapped under trace may be unknown to userspace, which then names
+    // it from /proc/PID/fd: wake it while the process still exists.
+    let unknown_file = unsafe { (*r).durable_fs != 0 && FILE_STATS.get(&(*r).file).is_none() };
+    entry.submit(if unknown_file { 0 } else { wakeup_flags() });
     0
 }

@@ -9,7 +9,8 @@ use aya::{
 use fsync_trace_common::names;
 
 use super::{
-    btf::{fn_params, Btf},
+    btf::{fn_params, func_id, Btf},
+    probe,
     tier::{Hook, HookAttacher, Tier},
 };
 
@@ -112,6 +113,21 @@ impl<'a> ProgramAttacher<'a> {
             .ok_or_else(|| format!("program {name} is missing from the eBPF object"))?;
         match kind {
             Kind::FEntry | Kind::FExit => {
+                // A do-nothing program first: where fentry cannot load at all, this avoids
+                // aya's parse of the whole kernel BTF (see `probe`).
+                let attach_type = match kind {
+                    Kind::FEntry => probe::BPF_TRACE_FENTRY,
+                    _ => probe::BPF_TRACE_FEXIT,
+                };
+                let id = func_id(self.btf, function)
+                    .ok_or_else(|| format!("{function} is not a function in this kernel's BTF"))?;
+                probe::load_tracing_program(attach_type, id).map_err(|e| {
+                    format!(
+                        "loading {}/{function} failed: {}",
+                        kind.label(),
+                        errno_text(&e)
+                    )
+                })?;
                 let btf = self
                     .aya_btf
                     .get_or_insert_with(|| {

@@ -316,6 +316,15 @@ pub fn fn_params(btf: &Btf, name: &str) -> Option<Vec<String>> {
         .find_map(|&id| btf.params(id).ok().flatten())
 }
 
+/// BTF type id of kernel function `name` (what fentry/fexit programs attach to).
+pub fn func_id(btf: &Btf, name: &str) -> Option<u32> {
+    btf.ids_named(KIND_FUNC, &[name])
+        .ok()?
+        .first()?
+        .first()
+        .copied()
+}
+
 /// The kernel offsets the eBPF programs need, from parsed BTF.
 pub fn offsets(btf: &Btf) -> Result<KernelOffsets, TracerError> {
     // Find all the structs below in one scan of the types rather than one scan per member.

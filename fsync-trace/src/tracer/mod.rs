@@ -4,6 +4,7 @@ mod attach;
 mod btf;
 pub mod decode;
 mod error;
+mod probe;
 pub mod tier;
 
 use std::{collections::HashMap, os::fd::AsRawFd};
@@ -195,7 +196,11 @@ impl Tracer {
     pub fn start(opts: &TracerOptions) -> Result<Self, TracerError> {
         let kernel_btf = btf::open(VMLINUX_BTF)?;
         let offsets = btf::offsets(&kernel_btf)?;
+        // No kernel BTF for the loader: the programs use no CO-RE relocations (offsets come from
+        // `OFFSETS`), and aya's parse of vmlinux BTF would cost tens of MiB of peak memory.
+        // fentry/fexit programs get aya's BTF only when they are tried (tracer/attach.rs).
         let mut ebpf = EbpfLoader::new()
+            .btf(None)
             .override_global(names::OFFSETS_GLOBAL, &offsets, true)
             .load(EBPF_OBJECT)
             .map_err(|e| {

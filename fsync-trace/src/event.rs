@@ -7,7 +7,56 @@ pub use fsync_trace_common::{FileKey, NamespaceOp, SyncOp};
 pub struct Actor {
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
+    pub comm: Comm,
+}
+
+/// A task's command name (at most 15 bytes in the kernel), stored inline: every record carries
+/// one and state keeps one per dirty span and pending directory entry, so a heap string each
+/// would mean an allocation per event and tens of bytes per tracked file.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Comm {
+    len: u8,
+    bytes: [u8; 15],
+}
+
+impl Comm {
+    /// From the kernel's NUL-padded `comm` (or any name; longer ones are cut at a character
+    /// boundary, as the kernel cuts at 15 bytes).
+    pub fn new(name: &str) -> Self {
+        let mut end = name.len().min(15);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0; 15];
+        bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
+        Comm {
+            len: end as u8,
+            bytes,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Always valid UTF-8: built from a `&str` cut at a character boundary.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl From<&str> for Comm {
+    fn from(s: &str) -> Self {
+        Comm::new(s)
+    }
+}
+
+impl std::fmt::Display for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
 }
 
 /// A name a namespace operation used: resolved against `base` (dirfd or cwd) unless absolute.

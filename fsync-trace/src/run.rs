@@ -20,7 +20,7 @@ use crate::{
     event::EventKind,
     metrics::{self, Exporter},
     report::{self, Clock, Report},
-    state::{DurabilityState, ProcResolver},
+    state::{DurabilityState, FinalCounters, ProcResolver},
     tracer::{Tracer, TracerOptions},
 };
 
@@ -160,19 +160,22 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     if let Some(m) = exporter.as_mut() {
         m.live.after_batch(&mut state);
     }
+    log_memory("after-loop");
     let end_ns = report::monotonic_ns();
-    let counters = tracer.file_counters()?;
     let lost = tracer.lost()?;
     let tier = tracer.tier();
-    drop(tracer); // detaches every program
+    // Ends tracing: detaches every program.
+    let counters = FinalCounters::new(tracer.into_file_counters()?);
+    log_memory("counters");
     let analysis = state.finish(end_ns, &counters);
     drop(counters);
-    let report = Report::build(&analysis, tier.name(), lost, clock, end_ns);
+    log_memory("analysis");
     let failed_on = cli
         .fail_on
         .as_ref()
         .is_some_and(|f| analysis.findings.iter().any(|x| f.matches(x.kind)));
-    drop(analysis);
+    let report = Report::build(analysis, tier.name(), lost, clock, end_ns);
+    log_memory("report");
     // Streamed, not built as one string: with 100,000 files the JSON is tens of MiB.
     let written = {
         let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut output);
@@ -281,6 +284,18 @@ async fn event_loop(
         }
     }
     Ok(child_status)
+}
+
+/// Memory at the end-of-trace phases, for `--verbose` (the peak with many files is here).
+fn log_memory(phase: &str) {
+    if log::log_enabled!(log::Level::Debug) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let rss: Vec<&str> = status
+            .lines()
+            .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+            .collect();
+        log::debug!("memory {phase}: {}", rss.join(", "));
+    }
 }
 
 /// How often the ring buffer is drained when no record asked to wake the reader.

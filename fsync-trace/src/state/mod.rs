@@ -6,6 +6,7 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
+use smallvec::SmallVec;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub use finding::{errno_name, Finding, FindingKind};
@@ -57,7 +58,8 @@ pub struct FileState {
     pub fdatasyncs: u64,
     pub other_syncs: u64,
     /// fsync + fdatasync latencies of this file.
-    pub sync_latency_ns: Vec<u64>,
+    /// Inline up to one sample (most files are synced once, if at all): no heap block per file.
+    pub sync_latency_ns: SmallVec<[u64; 1]>,
     /// errno of a failed sync not yet followed by a successful one.
     pub failed_sync: Option<i32>,
     /// Every durability-relevant open flag seen on this file (O_SYNC, O_DSYNC, O_DIRECT,
@@ -96,9 +98,37 @@ struct Mapping {
     file: FileKey,
 }
 
+/// The kernel's per-file counters at the end of a trace, sorted by file: a flat array (with
+/// 100,000 files, a hash table and its growth would be the peak of the tracer's memory).
+#[derive(Debug, Default)]
+pub struct FinalCounters(Vec<(FileKey, FileCounters)>);
+
+impl FinalCounters {
+    pub fn new(mut counters: Vec<(FileKey, FileCounters)>) -> Self {
+        counters.sort_unstable_by_key(|(k, _)| *k);
+        counters.dedup_by_key(|(k, _)| *k);
+        FinalCounters(counters)
+    }
+
+    pub fn get(&self, key: &FileKey) -> Option<&FileCounters> {
+        self.0
+            .binary_search_by_key(key, |(k, _)| *k)
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+}
+
+impl From<HashMap<FileKey, FileCounters>> for FinalCounters {
+    fn from(m: HashMap<FileKey, FileCounters>) -> Self {
+        FinalCounters::new(m.into_iter().collect())
+    }
+}
+
 pub struct DurabilityState<R: Resolver> {
     resolver: R,
-    files: HashMap<FileKey, FileState>,
+    /// Boxed: the table stays small while it grows (no 2x copies of whole states on resize),
+    /// and `finish` moves pointers, not states, into the report order.
+    files: HashMap<FileKey, Box<FileState>>,
     /// Current path -> file, for resolving names in namespace operations.
     paths: HashMap<String, FileKey>,
     processes: BTreeMap<u32, ProcessInfo>,
@@ -125,7 +155,7 @@ struct Live {
 /// The final state: every file with its counters, and all findings, worst first.
 #[derive(Clone, Debug)]
 pub struct Analysis {
-    pub files: Vec<(FileState, FileCounters)>,
+    pub files: Vec<(Box<FileState>, FileCounters)>,
     pub findings: Vec<Finding>,
     pub processes: Vec<ProcessInfo>,
     pub ops: BTreeMap<SyncOp, OpStats>,
@@ -237,7 +267,7 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     pub fn files(&self) -> impl Iterator<Item = &FileState> {
-        self.files.values()
+        self.files.values().map(|f| &**f)
     }
 
     pub fn findings_so_far(&self) -> &[Finding] {
@@ -245,9 +275,11 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     fn file(&mut self, key: FileKey) -> &mut FileState {
-        self.files.entry(key).or_insert_with(|| FileState {
-            key,
-            ..Default::default()
+        self.files.entry(key).or_insert_with(|| {
+            Box::new(FileState {
+                key,
+                ..Default::default()
+            })
         })
     }
 
@@ -272,8 +304,9 @@ impl<R: Resolver> DurabilityState<R> {
                 pid: actor.pid,
                 ..Default::default()
             });
-        if !actor.comm.is_empty() {
-            p.comm = actor.comm.clone();
+        // Only on a change (exec): no allocation per event.
+        if !actor.comm.as_str().is_empty() && p.comm != actor.comm.as_str() {
+            p.comm = actor.comm.to_string();
         }
         match kind {
             EventKind::Dirty {
@@ -293,6 +326,9 @@ impl<R: Resolver> DurabilityState<R> {
                 };
                 self.touched(actor.pid, file);
                 let f = self.file(file);
+                // Exact capacity: most files have one open span, and a Vec's first push
+                // would reserve four (100k files: 24 MiB).
+                f.dirty.reserve_exact(1);
                 f.dirty.push(span);
                 if f.path.is_none() && fd >= 0 {
                     if let Some(path) = self.resolver.fd_path(actor.pid, fd) {
@@ -361,7 +397,7 @@ impl<R: Resolver> DurabilityState<R> {
                     .push(Mapping { addr, len, file });
             }
             EventKind::Fork { child } => {
-                let comm = actor.comm.clone();
+                let comm = actor.comm.to_string();
                 self.processes.entry(child).or_insert_with(|| ProcessInfo {
                     pid: child,
                     comm,
@@ -492,7 +528,7 @@ impl<R: Resolver> DurabilityState<R> {
                     kind: FindingKind::FsyncError,
                     path: path.clone(),
                     pid: actor.pid,
-                    comm: actor.comm.clone(),
+                    comm: actor.comm.to_string(),
                     ts,
                     message: format!(
                         "{}() of {path} failed with {} (errno {errno}); the kernel may already have dropped the unwritten pages",
@@ -524,7 +560,7 @@ impl<R: Resolver> DurabilityState<R> {
                         kind: FindingKind::FsyncRetryAfterError,
                         path: path.clone(),
                         pid: actor.pid,
-                        comm: actor.comm.clone(),
+                        comm: actor.comm.to_string(),
                         ts,
                         message: format!(
                             "{}() of {path} reported success after an earlier sync failed with {} (errno {errno}): the data from before the failure may be lost although this call succeeded",
@@ -660,7 +696,7 @@ impl<R: Resolver> DurabilityState<R> {
                     kind: FindingKind::RenameBeforeFsync,
                     path: new_abs.to_string(),
                     pid: actor.pid,
-                    comm: actor.comm.clone(),
+                    comm: actor.comm.to_string(),
                     ts,
                     message: format!(
                         "{old_abs} was renamed to {new_abs} while its data was not yet durable: after a crash {new_abs} can be empty or hold partial data"
@@ -706,8 +742,8 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     /// Ends the trace at `end_ns` with the kernel's final per-file counters.
-    pub fn finish(mut self, end_ns: u64, counters: &HashMap<FileKey, FileCounters>) -> Analysis {
-        for (&key, _) in counters.iter() {
+    pub fn finish(mut self, end_ns: u64, counters: &FinalCounters) -> Analysis {
+        for &(key, _) in counters.0.iter() {
             let missing_path = self.files.get(&key).is_none_or(|f| f.path.is_none());
             self.file(key);
             if missing_path {
@@ -737,7 +773,7 @@ impl<R: Resolver> DurabilityState<R> {
                         kind: FindingKind::UnsyncedWrite,
                         path: path.clone(),
                         pid: first.actor.pid,
-                        comm: first.actor.comm.clone(),
+                        comm: first.actor.comm.to_string(),
                         ts: first.since,
                         message: format!("{what} to {path} were never made durable (no fsync/fdatasync/msync(MS_SYNC) after them)"),
                         fix: "fsync or fdatasync the file (or msync(MS_SYNC) the mapping) before relying on the data; closing it is not enough".into(),
@@ -763,7 +799,7 @@ impl<R: Resolver> DurabilityState<R> {
                         kind: FindingKind::UnsyncedParentDir,
                         path: dir.clone(),
                         pid: e.actor.pid,
-                        comm: e.actor.comm.clone(),
+                        comm: e.actor.comm.to_string(),
                         ts: e.ts,
                         message: format!(
                             "directory entry {name:?} in {dir} changed ({}{}) and the directory was never fsynced afterwards: the change can vanish after a crash",

@@ -144,7 +144,7 @@ fn run(events: Vec<Event>, end: u64, c: &[(FileKey, u64, u64)]) -> Analysis {
     for e in events {
         s.apply(e);
     }
-    s.finish(end, &counters(c))
+    s.finish(end, &counters(c).into())
 }
 
 fn kinds(a: &Analysis) -> Vec<(FindingKind, String, Option<String>)> {
@@ -202,7 +202,7 @@ fn fsync_after_writes_is_a_durable_point() {
     assert!(a.findings.is_empty(), "{:?}", a.findings);
     let f = file(&a, F);
     assert_eq!((f.fsyncs, f.max_dirty_window_ns), (1, 20));
-    assert_eq!(f.sync_latency_ns, vec![10]);
+    assert_eq!(f.sync_latency_ns.as_slice(), [10]);
 }
 
 #[test]
@@ -318,7 +318,7 @@ fn msync_ms_sync_over_a_mapping_makes_the_file_durable() {
     for e in miss {
         s.apply(e);
     }
-    let a = s.finish(100, &c);
+    let a = s.finish(100, &c.into());
     assert_eq!(
         kinds(&a),
         vec![(FindingKind::UnsyncedWrite, "/d/f".into(), None)]
@@ -591,7 +591,7 @@ fn forks_and_exits_are_tracked() {
         },
         kind: EventKind::Exit,
     });
-    let a = s.finish(3, &HashMap::new());
+    let a = s.finish(3, &HashMap::new().into());
     let p: Vec<_> = a
         .processes
         .iter()

@@ -6,7 +6,7 @@ use fsync_trace_common::{
 };
 use thiserror::Error;
 
-use crate::event::{Actor, Event, EventKind, NameRef};
+use crate::event::{Actor, Comm, Event, EventKind, NameRef};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -60,7 +60,11 @@ fn actor(h: &RecordHeader) -> Actor {
     Actor {
         pid: h.tgid,
         tid: h.tid,
-        comm: cstr(&h.comm),
+        comm: {
+            // Borrowed unless the name is not UTF-8: no allocation per record.
+            let end = h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len());
+            Comm::new(&String::from_utf8_lossy(&h.comm[..end]))
+        },
     }
 }
 

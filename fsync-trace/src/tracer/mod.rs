@@ -430,9 +430,12 @@ impl Tracer {
     }
 
     /// Exact per-file counters kept in the kernel.
-    pub fn file_counters(&self) -> Result<HashMap<FileKey, FileCounters>, TracerError> {
-        let map = self
-            .ebpf
+    /// Ends tracing: unmaps the ring buffer (its pages count twice in our RSS) before reading
+    /// the final per-file counters, then detaches everything (the `Ebpf` is dropped).
+    pub fn into_file_counters(self) -> Result<Vec<(FileKey, FileCounters)>, TracerError> {
+        let Tracer { ebpf, events, .. } = self;
+        drop(events);
+        let map = ebpf
             .map(names::FILE_STATS)
             .ok_or(TracerError::MissingMap(names::FILE_STATS))?;
         let stats: BpfHashMap<_, FileKey, FileCounters> =
@@ -440,15 +443,13 @@ impl Tracer {
                 name: names::FILE_STATS,
                 source,
             })?;
-        let mut out = HashMap::new();
-        for item in stats.iter() {
-            let (k, v) = item.map_err(|source| TracerError::Map {
+        stats
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| TracerError::Map {
                 name: names::FILE_STATS,
                 source,
-            })?;
-            out.insert(k, v);
-        }
-        Ok(out)
+            })
     }
 
     /// Everything the kernel side could not record, plus undecodable records.

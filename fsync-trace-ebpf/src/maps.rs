@@ -9,6 +9,14 @@ use fsync_trace_common::{names, FileCounters, FileKey, InflightCall, InflightSyn
 #[map]
 pub static TRACED_TGIDS: HashMap<u32, u32> = HashMap::with_max_entries(65536, 0);
 
+/// A cache of `TRACED_TGIDS`: bit `tgid % 64` of word `tgid / 64` (tgids < 2^22, the kernel's
+/// PID_MAX_LIMIT). An array lookup is inlined by the verifier, where a hash lookup is a call
+/// and a hash: this check runs on every syscall exit of a traced process. Only the kernel
+/// writes it (a bit is set on the first hit in `TRACED_TGIDS`, cleared at exit), so userspace
+/// never races with it.
+#[map]
+pub static TRACED_BITS: Array<u64> = Array::with_max_entries(1 << 16, 0);
+
 /// Exact per-file counters; the hot path of a write touches only this map.
 /// BPF_F_NO_PREALLOC (1): memory only for files actually seen.
 #[map]

@@ -7,7 +7,9 @@ use fsync_trace_common::{
     DIRTY_BY_WRITE,
 };
 
-use crate::maps::{config, count_lost, CONFIG, EVENTS, EVENTS_BYTES, FILE_STATS, TRACED_TGIDS};
+use crate::maps::{
+    config, count_lost, CONFIG, EVENTS, EVENTS_BYTES, FILE_STATS, TRACED_BITS, TRACED_TGIDS,
+};
 
 /// True if the current process is traced. First thing every program checks. With
 /// `CONFIG_TRACE_ALL` (`--all`) every process is, except the tracer itself (its own reads of
@@ -18,7 +20,39 @@ pub fn current_traced() -> bool {
     if config(names::CONFIG_TRACE_ALL) != 0 {
         return tgid != 0 && tgid as u64 != config(names::CONFIG_SELF_TGID);
     }
-    unsafe { TRACED_TGIDS.get(&tgid).is_some() }
+    let word = TRACED_BITS.get_ptr_mut(tgid >> 6);
+    let bit = 1u64 << (tgid & 63);
+    if let Some(w) = word {
+        if unsafe { core::ptr::read_volatile(w) } & bit != 0 {
+            return true;
+        }
+    }
+    // TRACED_TGIDS is the truth (userspace and the fork hook add to it); cache the answer.
+    if unsafe { TRACED_TGIDS.get(&tgid).is_none() } {
+        return false;
+    }
+    if let Some(w) = word {
+        unsafe {
+            core::intrinsics::atomic_or::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                w, bit,
+            )
+        };
+    }
+    true
+}
+
+/// Stops tracing process `tgid` (it exited: its pid may be reused by an untraced process).
+#[inline(always)]
+pub fn untrace(tgid: u32) {
+    let _ = TRACED_TGIDS.remove(&tgid);
+    if let Some(w) = TRACED_BITS.get_ptr_mut(tgid >> 6) {
+        let keep = !(1u64 << (tgid & 63));
+        unsafe {
+            core::intrinsics::atomic_and::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                w, keep,
+            )
+        };
+    }
 }
 
 /// `bpf_ringbuf_*` flags (include/uapi/linux/bpf.h).

@@ -7,7 +7,7 @@ use fsync_trace_common::{names, ExitRecord, ForkRecord, RecordKind};
 use crate::{
     kernel::{read, KPtr},
     maps::{config, count_lost, off, EVENTS, TRACED_TGIDS},
-    state::{current_traced, fill_header},
+    state::{current_traced, fill_header, untrace},
 };
 
 /// sched_process_fork(struct task_struct *parent, struct task_struct *child)
@@ -64,13 +64,12 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
-        let _ = TRACED_TGIDS.remove(&tgid);
+        untrace(tgid);
         return 0;
     };
     let r = entry.as_mut_ptr();
     unsafe { fill_header(&raw mut (*r).hdr, RecordKind::Exit) };
     entry.submit(0);
-    // The pid may be reused by an untraced process.
-    let _ = TRACED_TGIDS.remove(&tgid);
+    untrace(tgid);
     0
 }

@@ -71,28 +71,27 @@ sync_enter_tracepoint!(sys_enter_sync_file_range, nr::SYNC_FILE_RANGE);
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    if !current_traced() {
-        return 0;
-    }
-    // The traced thread's saved user registers, as a BTF-typed pointer (the same registers the
+    // The thread's saved user registers, as a BTF-typed pointer (the same registers the
     // tracepoint passes as its first argument, which is an untyped pointer): its fields are
     // plain loads the verifier checks against BTF, not helper calls.
     let task = unsafe { generated::bpf_get_current_task_btf() } as KPtr;
     let regs = unsafe { generated::bpf_task_pt_regs(task as *mut _) } as KPtr;
     let id: u64 = unsafe { load_btf(regs, nr::REGS_ORIG_AX) };
-    let di: u64 = unsafe { load_btf(regs, nr::REGS_DI) };
-    if nr::is_write(id) {
+    // Most syscalls on the machine are of no interest: that is settled before the (costlier)
+    // traced-process check.
+    let slot = if nr::is_write(id) {
         // A function-level tier counts this write inside the kernel (vfs_write / vfs_writev).
         if config(names::CONFIG_FN_HOOKS) & nr::write_hook_bit(id) != 0 {
             return 0;
         }
         let ret: i64 = ctx.arg(1);
-        if ret > 0 {
-            handle_write(task, di as i64, ret as u64);
+        if ret <= 0 || !current_traced() {
+            return 0;
         }
+        let fd: u64 = unsafe { load_btf(regs, nr::REGS_DI) };
+        handle_write(task, fd as i64, ret as u64);
         return 0;
-    }
-    let slot = if nr::is_sync(id) {
+    } else if nr::is_sync(id) {
         names::TAIL_SYNC
     } else if nr::is_open(id) {
         names::TAIL_OPEN
@@ -103,6 +102,9 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     } else {
         return 0;
     };
+    if !current_traced() {
+        return 0;
+    }
     unsafe { SYS_EXIT_TAILS.tail_call(&ctx, slot) };
     0
 }

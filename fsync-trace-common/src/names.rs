@@ -76,6 +76,9 @@ pub const FN_FSYNC_RANGE: u64 = 4;
 pub const CONFIG_TRACE_ALL: u32 = 4;
 /// The tracer's own tgid, never traced with `CONFIG_TRACE_ALL`.
 pub const CONFIG_SELF_TGID: u32 = 5;
+/// Bumped whenever any process may have freed an open file (`syscalls::may_free_files`, task
+/// exit): invalidates every CPU's cache of the last written file.
+pub const CONFIG_CLOSE_EPOCH: u32 = 6;
 pub const CONFIG_SLOTS: u32 = 8;
 
 /// Indices into the LOST_EVENTS per-CPU array.

@@ -29,6 +29,27 @@ pub const SYNCFS: u64 = 306;
 pub const RENAMEAT2: u64 = 316;
 pub const PWRITEV2: u64 = 328;
 pub const OPENAT2: u64 = 437;
+// Calls that can drop the last reference to an open file (see `may_free_files`).
+pub const CLOSE: u64 = 3;
+pub const DUP2: u64 = 33;
+pub const EXECVE: u64 = 59;
+pub const UNSHARE: u64 = 272;
+pub const DUP3: u64 = 292;
+pub const EXECVEAT: u64 = 322;
+pub const IO_URING_ENTER: u64 = 426;
+pub const CLOSE_RANGE: u64 = 436;
+
+/// Syscalls after which a `struct file` may be freed (and its memory reused for another open
+/// file): closing descriptors, replacing them (dup2/dup3), exec (close-on-exec), dropping a
+/// shared descriptor table, and io_uring (IORING_OP_CLOSE). The write path caches "this
+/// `struct file` is that inode" until the next of these (see the eBPF `WRITE_CACHE`).
+#[inline(always)]
+pub fn may_free_files(nr: u64) -> bool {
+    matches!(
+        nr,
+        CLOSE | DUP2 | EXECVE | UNSHARE | DUP3 | EXECVEAT | IO_URING_ENTER | CLOSE_RANGE
+    )
+}
 
 /// Offsets in `struct pt_regs` of the six syscall argument registers, the return value and the
 /// syscall number.

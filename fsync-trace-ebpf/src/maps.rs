@@ -17,6 +17,23 @@ pub static TRACED_TGIDS: HashMap<u32, u32> = HashMap::with_max_entries(65536, 0)
 #[map]
 pub static TRACED_BITS: Array<u64> = Array::with_max_entries(1 << 16, 0);
 
+/// The file this CPU's last write resolved to (see `probes::syscalls::handle_write`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct WriteCache {
+    /// The `struct file` the fd pointed at, and `CONFIG_CLOSE_EPOCH` when it was resolved.
+    pub file: u64,
+    pub close_epoch: u64,
+    pub key: FileKey,
+    /// 0: not a regular file on a durable filesystem (writes to it are ignored).
+    pub tracked: u32,
+    /// Opened O_SYNC/O_DSYNC (cannot change: F_SETFL ignores these flags).
+    pub osync: u32,
+}
+
+#[map]
+pub static WRITE_CACHE: PerCpuArray<WriteCache> = PerCpuArray::with_max_entries(1, 0);
+
 /// Exact per-file counters; the hot path of a write touches only this map.
 /// BPF_F_NO_PREALLOC (1): memory only for files actually seen.
 #[map]

@@ -96,6 +96,14 @@ pub fn current_gen() -> u64 {
     config(names::CONFIG_SYNC_EPOCH) + 1
 }
 
+/// Some process may have freed an open file: forget every CPU's `WRITE_CACHE` entry.
+#[inline(always)]
+pub fn bump_close_epoch() {
+    if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_CLOSE_EPOCH) {
+        atomic_add(p, 1);
+    }
+}
+
 /// Bumps the durability epoch: every file's next write announces it as dirty again.
 #[inline(always)]
 pub fn bump_epoch() {

@@ -623,6 +623,31 @@ fn o_dsync_writes_are_durable() {
     r.assert_findings(&[]);
 }
 
+/// Open files and inodes freed and reallocated (often at the same kernel addresses) between
+/// writes: each write is counted on its own file (the write path's per-CPU cache of the last
+/// resolved file must not outlive a close).
+#[test]
+#[ignore = "needs root: cargo xtask integration"]
+fn writes_after_close_and_reopen_count_on_the_right_file() {
+    let (_g, d, r) = scenario("reopen", &[]);
+    let a = format!("{d}/a.dat");
+    let b = format!("{d}/b.dat");
+    r.assert_paths(&[&d, &a, &b]);
+    for (f, writes) in [(&a, 100), (&b, 200)] {
+        r.assert_file(
+            f,
+            "file",
+            &[
+                ("writes", writes),
+                ("bytes_written", writes * 10),
+                ("fsyncs", 1),
+                ("unsynced_bytes", 0),
+            ],
+        );
+    }
+    r.assert_findings(&[]);
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn sync_file_range_is_not_durable() {

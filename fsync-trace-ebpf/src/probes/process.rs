@@ -7,7 +7,7 @@ use fsync_trace_common::{names, ExitRecord, ForkRecord, RecordKind};
 use crate::{
     kernel::{read, KPtr},
     maps::{config, count_lost, off, EVENTS, TRACED_TGIDS},
-    state::{current_traced, fill_header, untrace},
+    state::{bump_close_epoch, current_traced, fill_header, untrace},
 };
 
 /// sched_process_fork(struct task_struct *parent, struct task_struct *child)
@@ -48,6 +48,8 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
 /// thread group's live count has reached zero (decremented before this tracepoint).
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
+    // Any exiting task may close the last descriptor of a file (traced or not).
+    bump_close_epoch();
     if !current_traced() {
         return 0;
     }

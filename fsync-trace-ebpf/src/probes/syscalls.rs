@@ -13,8 +13,8 @@ use fsync_trace_common::{
 
 use crate::{
     kernel::{load_btf, read, KPtr},
-    maps::{config, count_lost, off, INFLIGHT_SYNCS, SYS_EXIT_TAILS},
-    state::{bump_epoch, current_traced, on_write},
+    maps::{config, count_lost, off, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
+    state::{bump_close_epoch, bump_epoch, current_traced, on_write},
 };
 
 /// Entry of a sync syscall: bump the durability epoch and remember when the call started.
@@ -91,6 +91,11 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         let fd: u64 = unsafe { load_btf(regs, nr::REGS_DI) };
         handle_write(task, fd as i64, ret as u64);
         return 0;
+    } else if nr::may_free_files(id) {
+        // Any process: a struct file a traced process wrote through may be freed by another
+        // process sharing it.
+        bump_close_epoch();
+        return 0;
     } else if nr::is_sync(id) {
         names::TAIL_SYNC
     } else if nr::is_open(id) {
@@ -112,17 +117,16 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 /// A successful write of `bytes` to `fd` of the current task (`task`: its BTF-typed pointer).
 ///
 /// The hot path: it runs for every write of a traced process. task -> files -> fdtable are
-/// BTF-typed loads (no helper call); the fd array, file, inode and super_block are untyped to the
-/// verifier, so they are read with one `bpf_probe_read_kernel` per structure (a [`Window`] over
-/// the fields it needs) instead of one per field: 4 helper calls per write, for the same facts
-/// as `kernel::current_file` + `kernel::file_inode`.
+/// BTF-typed loads (no helper call); the fd array entry is one `bpf_probe_read_kernel`. If that
+/// `struct file` is the one this CPU's previous write resolved, and no descriptor was closed
+/// anywhere since (`CONFIG_CLOSE_EPOCH`), it is still the same open file (it was alive in this
+/// descriptor table all along, so its memory cannot have been reused), and its inode is known:
+/// a repeated write costs one helper read instead of four.
 #[inline(always)]
 fn handle_write(task: KPtr, fd: i64, bytes: u64) {
     if fd < 0 {
         return;
     }
-    // Not zeroed (a memset costs more than the reads it saves): only bytes a read filled are used.
-    let mut buf = MaybeUninit::<[u8; WINDOW]>::uninit();
     let files: KPtr = unsafe { load_btf(task, off!(task_files)) };
     if files.is_null() {
         return;
@@ -142,48 +146,69 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) {
     if file.is_null() {
         return;
     }
+    // Read before resolving: a close during the resolution makes the entry stale at once.
+    let close_epoch = config(names::CONFIG_CLOSE_EPOCH);
+    let cache = WRITE_CACHE.get_ptr_mut(0);
+    if let Some(c) = cache {
+        let c = unsafe { &mut *c };
+        if c.file == file as u64 && c.close_epoch == close_epoch {
+            if c.tracked != 0 {
+                let key = c.key;
+                on_write(&key, bytes, c.osync != 0, fd as i32);
+            }
+            return;
+        }
+    }
+    let Some(resolved) = resolve_file(file) else {
+        return;
+    };
+    if let Some(c) = cache {
+        let c = unsafe { &mut *c };
+        c.file = file as u64;
+        c.close_epoch = close_epoch;
+        c.tracked = resolved.is_some() as u32;
+        if let Some((key, osync)) = resolved {
+            c.key = key;
+            c.osync = osync as u32;
+        }
+    }
+    if let Some((key, osync)) = resolved {
+        on_write(&key, bytes, osync, fd as i32);
+    }
+}
+
+/// The (dev, ino) of open file `file` and whether it was opened O_SYNC/O_DSYNC; `Some(None)` if
+/// writes to it are not tracked (not a regular file, or a filesystem without durability), None
+/// if the kernel structures could not be read. One `bpf_probe_read_kernel` per structure (a
+/// [`Window`] over the fields it needs), not one per field.
+#[inline(always)]
+fn resolve_file(file: KPtr) -> Option<Option<(FileKey, bool)>> {
+    // Not zeroed (a memset costs more than the reads it saves): only bytes a read filled are used.
+    let mut buf = MaybeUninit::<[u8; WINDOW]>::uninit();
     // file->{f_inode, f_flags}
     let (inode_off, flags_off) = (off!(file_f_inode), off!(file_f_flags));
-    let Some(w) = Window::read(&mut buf, file, &[(inode_off, 8), (flags_off, 4)]) else {
-        return;
-    };
-    let Some(inode) = w.field::<KPtr>(&buf, inode_off) else {
-        return;
-    };
+    let w = Window::read(&mut buf, file, &[(inode_off, 8), (flags_off, 4)])?;
+    let inode = w.field::<KPtr>(&buf, inode_off)?;
     let f_flags: u32 = w.field(&buf, flags_off).unwrap_or(0);
     // inode->{i_mode, i_sb, i_ino}
     let (mode_off, sb_off, ino_off) = (off!(inode_i_mode), off!(inode_i_sb), off!(inode_i_ino));
-    let Some(w) = Window::read(&mut buf, inode, &[(mode_off, 2), (sb_off, 8), (ino_off, 8)]) else {
-        return;
-    };
-    let Some(mode) = w.field::<u16>(&buf, mode_off) else {
-        return;
-    };
+    let w = Window::read(&mut buf, inode, &[(mode_off, 2), (sb_off, 8), (ino_off, 8)])?;
+    let mode = w.field::<u16>(&buf, mode_off)?;
     if mode as u32 & S_IFMT != S_IFREG {
-        return;
+        return Some(None);
     }
-    let Some(sb) = w.field::<KPtr>(&buf, sb_off) else {
-        return;
-    };
-    let Some(ino) = w.field::<u64>(&buf, ino_off) else {
-        return;
-    };
+    let sb = w.field::<KPtr>(&buf, sb_off)?;
+    let ino = w.field::<u64>(&buf, ino_off)?;
     // sb->{s_dev, s_magic}
     let (dev_off, magic_off) = (off!(sb_s_dev), off!(sb_s_magic));
-    let Some(w) = Window::read(&mut buf, sb, &[(dev_off, 4), (magic_off, 8)]) else {
-        return;
-    };
-    let Some(magic) = w.field::<u64>(&buf, magic_off) else {
-        return;
-    };
+    let w = Window::read(&mut buf, sb, &[(dev_off, 4), (magic_off, 8)])?;
+    let magic = w.field::<u64>(&buf, magic_off)?;
     if !is_durable_fs(magic) {
-        return;
+        return Some(None);
     }
-    let Some(dev) = w.field::<u32>(&buf, dev_off) else {
-        return;
-    };
-    let key = FileKey { dev, _pad: 0, ino };
-    on_write(&key, bytes, f_flags & open_flags::O_DSYNC != 0, fd as i32);
+    let dev = w.field::<u32>(&buf, dev_off)?;
+    let osync = f_flags & open_flags::O_DSYNC != 0;
+    Some(Some((FileKey { dev, _pad: 0, ino }, osync)))
 }
 
 /// Enough for super_block {s_dev .. s_magic} (88 bytes on 6.x) and inode {i_mode .. i_ino} (72).

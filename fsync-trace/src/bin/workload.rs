@@ -34,6 +34,8 @@ scenarios:
   osync <dir>                       3 writes to an O_DSYNC file
   mmap <dir> [--no-msync]           store to 2 mmap'ed pages, msync(MS_SYNC)
   sfr <dir>                         sync_file_range (not a durability point)
+  reopen <dir>                      100 x (open a.dat, write, close; open b.dat,
+                                    2 writes, close), both fsynced at the end
   fork <dir>                        parent syncs, forked child does not
   threads <dir> [--records N]       2 threads, N records each (default 1000)
   mkdir <dir>                       new subdir synced, parent dir never
@@ -398,6 +400,32 @@ fn sfr(dir: &Path) -> Res<()> {
         return Err(os_fail(format!("sync_file_range {}", path.display())));
     }
     close_or_die(fd, &path)?;
+    dirfsync(dir)
+}
+
+/// 100 rounds of: open a.dat (append), 1 write of 10 B, close; open b.dat
+/// (append), 2 writes of 10 B, close. Then both fsynced through new fds and
+/// the dir fsynced. Each open gets a freshly allocated open file, often at the
+/// address the other file's last one had: every write must still be counted
+/// on its own file.
+fn reopen(dir: &Path) -> Res<()> {
+    let a = join(dir, "a.dat");
+    let b = join(dir, "b.dat");
+    let append = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND;
+    for _ in 0..100 {
+        let fd = open_flags(&a, append)?;
+        write_exact_once(fd, &record(10, 0), &a)?;
+        close_or_die(fd, &a)?;
+        let fd = open_flags(&b, append)?;
+        write_exact_once(fd, &record(10, 1), &b)?;
+        write_exact_once(fd, &record(10, 2), &b)?;
+        close_or_die(fd, &b)?;
+    }
+    for path in [&a, &b] {
+        let fd = open_flags(path, libc::O_RDONLY)?;
+        fsync_or_die(fd, path)?;
+        close_or_die(fd, path)?;
+    }
     dirfsync(dir)
 }
 
@@ -928,6 +956,7 @@ fn main() {
         "osync" => Box::new(osync),
         "mmap" => with(a.flag("--no-msync"), mmap),
         "sfr" => Box::new(sfr),
+        "reopen" => Box::new(reopen),
         "fork" => Box::new(fork),
         "threads" => with(a.count("--records", 1000), threads),
         "mkdir" => Box::new(mkdir),

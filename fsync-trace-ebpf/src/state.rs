@@ -211,26 +211,11 @@ pub fn mark_dirty(
     }
 }
 
+/// A write through an O_SYNC/O_DSYNC descriptor: a durable point for `key`, sent as a sync
+/// record of its own.
 fn emit_sync_write(key: &FileKey, fd: i32) {
-    let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
-        count_lost(names::LOST_RINGBUF_FULL);
-        return;
-    };
-    let r = entry.as_mut_ptr();
-    unsafe {
-        fill_header(&raw mut (*r).hdr, RecordKind::Sync);
-        (*r).op = SyncOp::SyncWrite as u32;
-        (*r).fd = fd;
-        (*r).ret = 0;
-        (*r).enter_ns = (*r).hdr.ts_ns;
-        (*r).file = *key;
-        (*r).file_mode = fsync_trace_common::S_IFREG;
-        (*r).durable_fs = 1;
-        (*r).addr = 0;
-        (*r).len = 0;
-        (*r).flags = 0;
-    }
-    entry.submit(wakeup_flags());
+    let file = (*key, fsync_trace_common::S_IFREG, true);
+    emit_sync(SyncOp::SyncWrite, fd, 0, None, Some(file));
 }
 
 /// A sync of one file that no syscall record covers (function tiers: io_uring's
@@ -243,6 +228,19 @@ pub fn emit_file_sync(
     enter_ns: u64,
     inode: Option<crate::kernel::InodeInfo>,
 ) {
+    let file = inode.map(|i| (i.key, i.mode, i.tracked()));
+    emit_sync(op, -1, ret, Some(enter_ns), file);
+}
+
+/// A `Sync` record for one file (`file`: key, mode, tracked) or none; `enter_ns` None: now.
+#[inline(always)]
+fn emit_sync(
+    op: SyncOp,
+    fd: i32,
+    ret: i64,
+    enter_ns: Option<u64>,
+    file: Option<(FileKey, u32, bool)>,
+) {
     let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return;
@@ -251,16 +249,16 @@ pub fn emit_file_sync(
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Sync);
         (*r).op = op as u32;
-        (*r).fd = -1;
+        (*r).fd = fd;
         (*r).ret = ret;
-        (*r).enter_ns = enter_ns;
+        (*r).enter_ns = enter_ns.unwrap_or((*r).hdr.ts_ns);
         (*r).file = Default::default();
         (*r).file_mode = 0;
         (*r).durable_fs = 0;
-        if let Some(inode) = inode {
-            (*r).file = inode.key;
-            (*r).file_mode = inode.mode;
-            (*r).durable_fs = inode.tracked() as u32;
+        if let Some((key, mode, tracked)) = file {
+            (*r).file = key;
+            (*r).file_mode = mode;
+            (*r).durable_fs = tracked as u32;
         }
         (*r).addr = 0;
         (*r).len = 0;

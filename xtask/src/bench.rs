@@ -1421,15 +1421,20 @@ impl Page<'_> {
 
         s.push_str("## Where the time goes\n\n");
         s.push_str(
-            "fsync-trace's cost is per syscall of the traced process, in the kernel: two raw syscall \
-             tracepoints run for every syscall (attaching them at all moves every syscall on the machine \
-             to the kernel's slower traced-syscall path, and each one pays a traced-process lookup), and each \
-             write resolves fd → file → inode → super block (8 `bpf_probe_read_kernel` calls), looks the \
-             file up in a kernel hash map and adds to its counters atomically. Nothing goes to userspace \
-             per write: a record only when a file becomes dirty, a sync finishes or an entry changes. So \
-             the write storm (nothing but 64-byte writes) is the worst case, and syscalls that wait for \
-             the disk (fsync-bound, many files) hide the cost. strace stops the process twice per traced \
-             syscall (ptrace), hence its large factors.\n\n",
+            "fsync-trace's cost is per syscall of the traced process, in the kernel. Attaching any syscall \
+             tracepoint moves every syscall on the machine to the kernel's slower traced-syscall path; the raw \
+             `sys_exit` program then runs for every syscall, settles most by their number, and checks the \
+             traced-process set (an inlined bitmap) only for the calls it decodes; sync entry uses the \
+             per-syscall `syscalls:sys_enter_*` tracepoints, which run only for the six sync calls. A write \
+             reads its descriptor table entry (one `bpf_probe_read_kernel`); when that open file is the one \
+             this CPU's previous write resolved and no descriptor was closed since, the (device, inode) is \
+             known, otherwise file → inode → super block cost three more reads. Then a kernel hash map \
+             lookup and two atomic adds. Nothing goes to userspace per write: a record only when a file \
+             becomes dirty, a sync finishes or an entry changes, and records are collected on a 20 ms \
+             timer rather than by waking the tracer for each one (a wakeup costs the syncing thread tens \
+             of µs). So the write storm (nothing but 64-byte writes) is the worst case, and syscalls that \
+             wait for the disk (fsync-bound, many files) hide the cost. strace stops the process twice per \
+             traced syscall (ptrace), hence its large factors.\n\n",
         );
         s.push_str("## How each tool was run\n\n");
         s.push_str("- untraced: `fsync-trace-workload SCENARIO DIR --N --report-elapsed`\n");

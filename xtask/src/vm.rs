@@ -179,6 +179,20 @@ const SCENARIOS: &[Scenario] = &[
         expect: None,
         tracepoint_expect: None,
     },
+    // Open files freed and reallocated between writes: each write counts on its own file (the
+    // write path's per-CPU cache of the last written file must not outlive a close).
+    Scenario {
+        name: "reopen",
+        args: &[],
+        expect: Some(Expected {
+            files: &[
+                ("a.dat", (100, 1000, 1, 0, 0)),
+                ("b.dat", (200, 2000, 1, 0, 0)),
+            ],
+            findings: NO_FINDINGS,
+        }),
+        tracepoint_expect: None,
+    },
 ];
 
 pub fn run(args: VmArgs) -> Result<()> {

@@ -38,6 +38,7 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let r = entry.as_mut_ptr();
+    let mut synced_file = None;
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Sync);
         (*r).op = op as u32;
@@ -65,6 +66,9 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
                     (*r).flags = arg3;
                 }
                 if let Some(inode) = current_file(arg0 as i64).and_then(file_inode) {
+                    if inode.tracked() {
+                        synced_file = Some(inode.key);
+                    }
                     (*r).file = inode.key;
                     (*r).file_mode = inode.mode;
                     (*r).durable_fs = inode.tracked() as u32;
@@ -74,7 +78,9 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
     }
     // A file never written or mapped under trace may be unknown to userspace, which then names
     // it from /proc/PID/fd: wake it while the process still exists.
-    let unknown_file = unsafe { (*r).durable_fs != 0 && FILE_STATS.get(&(*r).file).is_none() };
+    // (The key is looked up from the stack: kernels before 6.3 refuse ring buffer memory as a
+    // map key.)
+    let unknown_file = synced_file.is_some_and(|key| unsafe { FILE_STATS.get(&key).is_none() });
     entry.submit(if unknown_file { 0 } else { wakeup_flags() });
     0
 }

@@ -682,7 +682,8 @@ fn build_snapshot<R: Resolver>(
             .map(|(bytes, since, f)| {
                 let path = f
                     .path
-                    .clone()
+                    .as_deref()
+                    .map(str::to_string)
                     .unwrap_or_else(|| format!("<unknown path: inode {}>", f.key.ino));
                 FileRisk {
                     path: Escaped::new(&path),

@@ -198,7 +198,7 @@ impl Report {
                 };
                 let open_flags = open_flag_names(f.open_flags);
                 Box::new(FileEntry {
-                    path: f.path.unwrap_or_else(|| "<unknown>".into()),
+                    path: f.path.as_deref().unwrap_or("<unknown>").to_string(),
                     dev: dev_string(f.key.dev),
                     ino: f.key.ino,
                     kind: if f.is_dir { "dir" } else { "file" },

@@ -7,7 +7,10 @@ mod resolve;
 mod tests;
 
 use smallvec::SmallVec;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
 pub use finding::{errno_name, Finding, FindingKind};
 use fsync_trace_common::{mman, open_flags, FileCounters, FileKey, NamespaceOp, SyncOp, PAGE_SIZE};
@@ -46,7 +49,8 @@ pub struct PendingEntry {
 #[derive(Clone, Debug, Default)]
 pub struct FileState {
     pub key: FileKey,
-    pub path: Option<String>,
+    /// Shared with the `paths` index (one allocation per name, however long).
+    pub path: Option<Arc<str>>,
     pub is_dir: bool,
     /// Unlinked / replaced / removed: its data no longer matters.
     pub removed: bool,
@@ -130,7 +134,7 @@ pub struct DurabilityState<R: Resolver> {
     /// and `finish` moves pointers, not states, into the report order.
     files: HashMap<FileKey, Box<FileState>>,
     /// Current path -> file, for resolving names in namespace operations.
-    paths: HashMap<String, FileKey>,
+    paths: HashMap<Arc<str>, FileKey>,
     processes: BTreeMap<u32, ProcessInfo>,
     mappings: HashMap<u32, Vec<Mapping>>,
     findings: Vec<Finding>,
@@ -162,7 +166,7 @@ pub struct Analysis {
 }
 
 fn display_path(f: &FileState) -> String {
-    f.path.clone().unwrap_or_else(|| {
+    f.path.as_deref().map(str::to_string).unwrap_or_else(|| {
         format!(
             "<unknown path: dev {}:{} inode {}>",
             f.key.dev >> 20,
@@ -284,12 +288,13 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     fn set_path(&mut self, key: FileKey, path: String, is_dir: bool) {
+        let path: Arc<str> = path.into();
         let f = self.file(key);
         f.is_dir |= is_dir;
         let old = f.path.replace(path.clone());
         if let Some(old) = old {
-            if old != path && self.paths.get(&old) == Some(&key) {
-                self.paths.remove(&old);
+            if old != path && self.paths.get(&*old) == Some(&key) {
+                self.paths.remove(&*old);
             }
         }
         self.paths.insert(path, key);
@@ -624,7 +629,7 @@ impl<R: Resolver> DurabilityState<R> {
             }
             return Some((n.base_dir, dir_path, entry));
         }
-        if let Some(&k) = self.paths.get(&dir_path) {
+        if let Some(&k) = self.paths.get(dir_path.as_str()) {
             if self.files.get(&k).is_some_and(|f| f.is_dir) {
                 return Some((k, dir_path, entry));
             }
@@ -653,7 +658,7 @@ impl<R: Resolver> DurabilityState<R> {
         match op {
             NamespaceOp::Unlink | NamespaceOp::Rmdir => {
                 self.pending(odir, oentry, op.name(), ts, actor);
-                if let Some(k) = self.paths.remove(&old_abs) {
+                if let Some(k) = self.paths.remove(old_abs.as_str()) {
                     self.file(k).removed = true;
                 }
             }
@@ -728,7 +733,7 @@ impl<R: Resolver> DurabilityState<R> {
         }
         // Everything under a renamed directory moves with it.
         let prefix = format!("{old_abs}/");
-        let under: Vec<(String, FileKey)> = self
+        let under: Vec<(Arc<str>, FileKey)> = self
             .paths
             .iter()
             .filter(|(p, _)| p.starts_with(&prefix))
@@ -743,6 +748,10 @@ impl<R: Resolver> DurabilityState<R> {
 
     /// Ends the trace at `end_ns` with the kernel's final per-file counters.
     pub fn finish(mut self, end_ns: u64, counters: &FinalCounters) -> Analysis {
+        // Not needed any more, and this is the trace's memory peak: the name index (the names
+        // themselves stay, shared with the file states).
+        drop(std::mem::take(&mut self.paths));
+        drop(std::mem::take(&mut self.mappings));
         for &(key, _) in counters.0.iter() {
             let missing_path = self.files.get(&key).is_none_or(|f| f.path.is_none());
             self.file(key);

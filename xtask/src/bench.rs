@@ -74,6 +74,9 @@ struct Workload {
     n: u64,
 }
 
+/// See [`Workload::reps_factor`].
+const FSYNC_BOUND_REPS_FACTOR: usize = 4;
+
 /// fsync after every FSYNC_EVERY records in the `threads` scenario.
 const FSYNC_EVERY: u64 = 100;
 
@@ -98,6 +101,16 @@ impl Workload {
                 n: s(20_000, 2_000),
             },
         ]
+    }
+
+    /// Repetitions of this workload per `--reps`: fsync-bound waits on the virtual disk, whose
+    /// fsync latency varies by ±20% from run to run, so its medians need more samples to show
+    /// a difference of a few percent.
+    fn reps_factor(&self) -> usize {
+        match self.kind {
+            Kind::FsyncBound => FSYNC_BOUND_REPS_FACTOR,
+            _ => 1,
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -712,8 +725,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut samples: BTreeMap<(Kind, Tool), Vec<Sample>> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
     let mut traced_runs = 0;
-    for rep in 0..reps {
+    let max_reps = workloads
+        .iter()
+        .map(|w| reps * w.reps_factor())
+        .max()
+        .unwrap_or(reps);
+    for rep in 0..max_reps {
         for w in &workloads {
+            if rep >= reps * w.reps_factor() {
+                continue;
+            }
             let mut order = tools.clone();
             order.rotate_left(rep % tools.len());
             for t in &order {
@@ -724,8 +745,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         }
                         let s = o.sample;
                         eprintln!(
-                            "[bench] rep {}/{reps} {:<12} {:<26} workload {:>9}  total {:>9}  tracer cpu {:>8}  load {:.2}",
+                            "[bench] rep {}/{} {:<12} {:<26} workload {:>9}  total {:>9}  tracer cpu {:>8}  load {:.2}",
                             rep + 1,
+                            reps * w.reps_factor(),
                             w.name(),
                             bench.label(t),
                             fmt_ns(s.elapsed_ns),
@@ -1227,7 +1249,8 @@ impl Page<'_> {
         s.push_str("## Results\n\n");
         let _ = writeln!(
             s,
-            "Median of {} interleaved runs per cell. *Workload time* is the workload's own wall clock, from its \
+            "Median of {} interleaved runs per cell ({} for fsync-bound: the virtual disk's fsync latency \
+             varies most from run to run). *Workload time* is the workload's own wall clock, from its \
              first syscall to its last (`fsync-trace-workload … --report-elapsed`): tracer start-up and report \
              writing are not in it. *× untraced* is that median over the untraced median; *workload CPU × \
              untraced* compares the workload's own user + system CPU time the same way (it includes the time \
@@ -1237,7 +1260,8 @@ impl Page<'_> {
              compiling its script) and writing the report. *Tracer CPU* is the user + system time of the tracer \
              process itself; the time its kernel programs spend inside the workload's syscalls is part of the \
              workload's time.\n",
-            self.reps
+            self.reps,
+            self.reps * FSYNC_BOUND_REPS_FACTOR
         );
         s.push_str(&self.results_table());
         s.push('\n');
@@ -1554,8 +1578,9 @@ impl Page<'_> {
         );
         let _ = writeln!(
             s,
-            r##"<text x="{left}" y="40" fill="#555">median of {} interleaved runs · lower is better · 1× = untraced · log scale</text>"##,
-            self.reps
+            r##"<text x="{left}" y="40" fill="#555">median of {} interleaved runs ({} for fsync-bound) · lower is better · 1× = untraced · log scale</text>"##,
+            self.reps,
+            self.reps * FSYNC_BOUND_REPS_FACTOR
         );
         // Legend.
         let mut lx = left;

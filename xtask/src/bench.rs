@@ -1333,8 +1333,8 @@ impl Page<'_> {
                 thousands(m.files + 1)
             );
             s.push_str(
-                "RssFile counts the pages of the 16 MiB event ring buffer twice (the kernel maps its data \
-                 area twice so records can wrap) plus the binary; RssAnon is the tracer's own heap. \
+                "RssFile counts the touched pages of the 4 MiB event ring buffer twice (the kernel maps its \
+                 data area twice so records can wrap) plus the binary; RssAnon is the tracer's own heap. \
                  `ru_maxrss` is the peak of their sum over the whole run, start-up (BTF parsing) and \
                  report writing included.\n\n",
             );

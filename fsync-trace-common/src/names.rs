@@ -3,6 +3,7 @@
 // Maps.
 pub const TRACED_TGIDS: &str = "TRACED_TGIDS";
 pub const FILE_STATS: &str = "FILE_STATS";
+pub const FILE_SLOTS: &str = "FILE_SLOTS";
 pub const INFLIGHT_SYNCS: &str = "INFLIGHT_SYNCS";
 pub const EVENTS: &str = "EVENTS";
 pub const LOST_EVENTS: &str = "LOST_EVENTS";
@@ -79,6 +80,10 @@ pub const CONFIG_SELF_TGID: u32 = 5;
 /// Bumped whenever any process may have freed an open file (`syscalls::may_free_files`, task
 /// exit): invalidates every CPU's cache of the last written file.
 pub const CONFIG_CLOSE_EPOCH: u32 = 6;
+/// The next free slot of `FILE_STATS` (slots are never freed).
+pub const CONFIG_NEXT_FILE_SLOT: u32 = 7;
+/// Files the kernel side can count (`FILE_STATS` slots).
+pub const FILE_SLOTS_MAX: u32 = 262_144;
 pub const CONFIG_SLOTS: u32 = 8;
 
 /// Indices into the LOST_EVENTS per-CPU array.

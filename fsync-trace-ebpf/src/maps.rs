@@ -25,6 +25,8 @@ pub struct WriteCache {
     pub file: u64,
     pub close_epoch: u64,
     pub key: FileKey,
+    /// The file's `FILE_STATS` slot.
+    pub slot: u32,
     /// 0: not a regular file on a durable filesystem (writes to it are ignored).
     pub tracked: u32,
     /// Opened O_SYNC/O_DSYNC (cannot change: F_SETFL ignores these flags).
@@ -34,10 +36,22 @@ pub struct WriteCache {
 #[map]
 pub static WRITE_CACHE: PerCpuArray<WriteCache> = PerCpuArray::with_max_entries(1, 0);
 
-/// Exact per-file counters; the hot path of a write touches only this map.
+/// Exact per-file counters, by slot (`FILE_SLOTS`). An array is preallocated: 16 MiB of kernel
+/// memory for 262,144 files.
+#[map]
+pub static FILE_STATS: Array<FileCounters> = Array::with_max_entries(names::FILE_SLOTS_MAX, 0);
+
+/// Each file's slot in `FILE_STATS`, given on first sight. A file's counters are reached by an
+/// array lookup (inlined by the verifier) once its slot is known: the write path keeps the slot
+/// in `WRITE_CACHE`, so a repeated write needs no hash lookup.
 /// BPF_F_NO_PREALLOC (1): memory only for files actually seen.
 #[map]
-pub static FILE_STATS: HashMap<FileKey, FileCounters> = HashMap::with_max_entries(262_144, 1);
+pub static FILE_SLOTS: HashMap<FileKey, u32> = HashMap::with_max_entries(names::FILE_SLOTS_MAX, 1);
+
+/// Which file claimed each `FILE_STATS` slot: makes slot numbers unique across CPUs (see
+/// `state::file_slot`).
+#[map]
+pub static SLOT_OWNERS: HashMap<u32, FileKey> = HashMap::with_max_entries(names::FILE_SLOTS_MAX, 1);
 
 /// Sync calls between sys_enter and sys_exit, by thread id.
 #[map]

@@ -8,7 +8,8 @@ use fsync_trace_common::{
 };
 
 use crate::maps::{
-    config, count_lost, CONFIG, EVENTS, EVENTS_BYTES, FILE_STATS, TRACED_BITS, TRACED_TGIDS,
+    config, count_lost, CONFIG, EVENTS, EVENTS_BYTES, FILE_SLOTS, FILE_STATS, SLOT_OWNERS,
+    TRACED_BITS, TRACED_TGIDS,
 };
 
 /// True if the current process is traced. First thing every program checks. With
@@ -112,22 +113,65 @@ pub fn bump_epoch() {
     }
 }
 
-/// The counters of `key`, created on first sight.
+/// The `FILE_STATS` slot of `key`, given on first sight.
 #[inline(always)]
-pub fn file_counters(key: &FileKey) -> Option<*mut FileCounters> {
-    if let Some(p) = FILE_STATS.get_ptr_mut(key) {
-        return Some(p);
+pub fn file_slot(key: &FileKey) -> Option<u32> {
+    if let Some(slot) = unsafe { FILE_SLOTS.get(key) } {
+        return Some(*slot);
     }
-    let zero = FileCounters::default();
-    // BPF_NOEXIST: a concurrent insert by another CPU wins, and we use its entry.
-    let _ = FILE_STATS.insert(key, &zero, 1);
-    match FILE_STATS.get_ptr_mut(key) {
-        Some(p) => Some(p),
+    let next = CONFIG.get_ptr_mut(names::CONFIG_NEXT_FILE_SLOT)?;
+    // Claim a new slot. Without a fetch-and-add (BPF CPU v3, which aya-build does not select),
+    // two CPUs can read the same counter value: `SLOT_OWNERS` (BPF_NOEXIST) lets only one of
+    // them have it, and the other bumps the counter and tries again. Slots skipped this way
+    // stay unused.
+    let mut claimed = None;
+    for _ in 0..4 {
+        atomic_add(next, 1);
+        let candidate = unsafe { core::ptr::read_volatile(next) }.saturating_sub(1);
+        if candidate >= names::FILE_SLOTS_MAX as u64 {
+            break;
+        }
+        let candidate = candidate as u32;
+        if SLOT_OWNERS.insert(&candidate, key, 1).is_ok() {
+            claimed = Some(candidate);
+            break;
+        }
+    }
+    let Some(slot) = claimed else {
+        count_lost(names::LOST_FILE_MAP_FULL);
+        return None;
+    };
+    // BPF_NOEXIST: if another CPU gave this file a slot meanwhile, use that one (ours stays
+    // unused).
+    if FILE_SLOTS.insert(key, &slot, 1).is_ok() {
+        return Some(slot);
+    }
+    match unsafe { FILE_SLOTS.get(key) } {
+        Some(s) => Some(*s),
         None => {
             count_lost(names::LOST_FILE_MAP_FULL);
             None
         }
     }
+}
+
+/// The counters in `slot`.
+#[inline(always)]
+pub fn counters_at(slot: u32) -> Option<*mut FileCounters> {
+    FILE_STATS.get_ptr_mut(slot)
+}
+
+/// The counters of `key`, created on first sight.
+#[inline(always)]
+pub fn file_counters(key: &FileKey) -> Option<*mut FileCounters> {
+    counters_at(file_slot(key)?)
+}
+
+/// The counters of `key` if it has any (never creates them).
+#[inline(always)]
+pub fn existing_counters(key: &FileKey) -> Option<*mut FileCounters> {
+    let slot = unsafe { FILE_SLOTS.get(key) }?;
+    counters_at(*slot)
 }
 
 /// Atomic `*p += v` (result unused, so it compiles to BPF_XADD): exact counts when threads on
@@ -144,7 +188,14 @@ pub fn atomic_add(p: *mut u64, v: u64) {
 /// A successful write of `bytes` to `key` through a descriptor with open flags `f_flags`.
 #[inline(always)]
 pub fn on_write(key: &FileKey, bytes: u64, osync: bool, fd: i32) {
-    let Some(c) = file_counters(key) else { return };
+    if let Some(c) = file_counters(key) {
+        on_write_at(c, key, bytes, osync, fd);
+    }
+}
+
+/// [`on_write`] with the file's counters already found.
+#[inline(always)]
+pub fn on_write_at(c: *mut FileCounters, key: &FileKey, bytes: u64, osync: bool, fd: i32) {
     unsafe {
         if osync {
             atomic_add(&raw mut (*c).sync_writes, 1);

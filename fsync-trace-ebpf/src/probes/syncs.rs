@@ -7,7 +7,7 @@ use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord};
 
 use crate::{
     kernel::{current_file, file_inode, reg, KPtr},
-    maps::{count_lost, EVENTS, FILE_STATS, INFLIGHT_SYNCS},
+    maps::{count_lost, EVENTS, FILE_SLOTS, INFLIGHT_SYNCS},
     state::{fill_header, wakeup_flags},
 };
 
@@ -80,7 +80,7 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
     // it from /proc/PID/fd: wake it while the process still exists.
     // (The key is looked up from the stack: kernels before 6.3 refuse ring buffer memory as a
     // map key.)
-    let unknown_file = synced_file.is_some_and(|key| unsafe { FILE_STATS.get(&key).is_none() });
+    let unknown_file = synced_file.is_some_and(|key| unsafe { FILE_SLOTS.get(&key).is_none() });
     entry.submit(if unknown_file { 0 } else { wakeup_flags() });
     0
 }

@@ -14,7 +14,7 @@ use fsync_trace_common::{
 use crate::{
     kernel::{load_btf, read, KPtr},
     maps::{config, count_lost, off, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
-    state::{bump_close_epoch, bump_epoch, current_traced, on_write},
+    state::{bump_close_epoch, bump_epoch, counters_at, current_traced, file_slot, on_write_at},
 };
 
 /// Entry of a sync syscall: bump the durability epoch and remember when the call started.
@@ -154,7 +154,9 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) {
         if c.file == file as u64 && c.close_epoch == close_epoch {
             if c.tracked != 0 {
                 let key = c.key;
-                on_write(&key, bytes, c.osync != 0, fd as i32);
+                if let Some(counters) = counters_at(c.slot) {
+                    on_write_at(counters, &key, bytes, c.osync != 0, fd as i32);
+                }
             }
             return;
         }
@@ -162,18 +164,30 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) {
     let Some(resolved) = resolve_file(file) else {
         return;
     };
+    let Some((key, osync)) = resolved else {
+        // Not tracked (pipe, tmpfs, ...): remember that too.
+        if let Some(c) = cache {
+            let c = unsafe { &mut *c };
+            c.file = file as u64;
+            c.close_epoch = close_epoch;
+            c.tracked = 0;
+        }
+        return;
+    };
+    let Some(slot) = file_slot(&key) else {
+        return;
+    };
     if let Some(c) = cache {
         let c = unsafe { &mut *c };
         c.file = file as u64;
         c.close_epoch = close_epoch;
-        c.tracked = resolved.is_some() as u32;
-        if let Some((key, osync)) = resolved {
-            c.key = key;
-            c.osync = osync as u32;
-        }
+        c.tracked = 1;
+        c.key = key;
+        c.slot = slot;
+        c.osync = osync as u32;
     }
-    if let Some((key, osync)) = resolved {
-        on_write(&key, bytes, osync, fd as i32);
+    if let Some(counters) = counters_at(slot) {
+        on_write_at(counters, &key, bytes, osync, fd as i32);
     }
 }
 

@@ -6,7 +6,8 @@ use fsync_trace_common::{DIRTY_BY_MAPPED_STORE, FILE_FLAG_MAPPED};
 
 use crate::{
     kernel::{inode_info, read, KPtr},
-    maps::{off, FILE_STATS},
+    maps::off,
+    state::existing_counters,
     state::{atomic_add, current_traced, mark_dirty},
 };
 
@@ -23,7 +24,7 @@ pub fn writeback_dirty_folio(ctx: RawTracePointContext) -> i32 {
     let Some(inode) = inode_info(host) else {
         return 0;
     };
-    let Some(c) = FILE_STATS.get_ptr_mut(&inode.key) else {
+    let Some(c) = existing_counters(&inode.key) else {
         return 0;
     };
     unsafe {
@@ -53,7 +54,7 @@ pub fn writeback_single_inode(ctx: RawTracePointContext) -> i32 {
     let Some(info) = inode_info(inode) else {
         return 0;
     };
-    let Some(c) = FILE_STATS.get_ptr_mut(&info.key) else {
+    let Some(c) = existing_counters(&info.key) else {
         return 0;
     };
     atomic_add(unsafe { &raw mut (*c).kernel_writebacks }, 1);

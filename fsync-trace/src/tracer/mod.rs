@@ -61,6 +61,40 @@ pub struct Tracer {
     undecodable: u64,
 }
 
+/// Every file's counters: its slot from `FILE_SLOTS`, then that slot of `FILE_STATS`.
+fn read_counters<S, C>(
+    slots: &BpfHashMap<S, FileKey, u32>,
+    stats: &Array<C, FileCounters>,
+) -> Result<Vec<(FileKey, FileCounters)>, TracerError>
+where
+    S: std::borrow::Borrow<MapData>,
+    C: std::borrow::Borrow<MapData>,
+{
+    let map_err = |name| move |source| TracerError::Map { name, source };
+    let mut out = Vec::new();
+    for item in slots.iter() {
+        let (key, slot) = item.map_err(map_err(names::FILE_SLOTS))?;
+        out.push((
+            key,
+            stats.get(&slot, 0).map_err(map_err(names::FILE_STATS))?,
+        ));
+    }
+    Ok(out)
+}
+
+/// A second handle on `map` (map `name`), owned, to move to another thread.
+fn owned_map(map: &MapData, name: &'static str) -> Result<aya::maps::Map, TracerError> {
+    use std::os::fd::AsFd as _;
+    let fd = map
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(TracerError::Io)?;
+    MapData::from_fd(fd)
+        .and_then(aya::maps::Map::from_map_data)
+        .map_err(|source| TracerError::Map { name, source })
+}
+
 /// How sync syscall entry is hooked.
 #[derive(Clone, Debug)]
 pub enum SyncEntryHook {
@@ -374,37 +408,23 @@ impl Tracer {
         impl FnMut() -> Result<HashMap<FileKey, FileCounters>, String> + Send + 'static,
         TracerError,
     > {
-        use std::os::fd::AsFd as _;
-
-        use aya::maps::{IterableMap, Map};
-        let err = |source| TracerError::Map {
-            name: names::FILE_STATS,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map(names::FILE_STATS)
-            .ok_or(TracerError::MissingMap(names::FILE_STATS))?;
-        let borrowed: BpfHashMap<_, FileKey, FileCounters> =
-            BpfHashMap::try_from(map).map_err(err)?;
-        let fd = borrowed
-            .map()
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(TracerError::Io)?;
-        let owned = MapData::from_fd(fd)
-            .and_then(Map::from_map_data)
-            .map_err(err)?;
-        let stats: BpfHashMap<MapData, FileKey, FileCounters> =
-            BpfHashMap::try_from(owned).map_err(err)?;
+        use aya::maps::IterableMap as _;
+        let map_err = |name| move |source| TracerError::Map { name, source };
+        let map = |name| self.ebpf.map(name).ok_or(TracerError::MissingMap(name));
+        let slots: BpfHashMap<_, FileKey, u32> =
+            BpfHashMap::try_from(map(names::FILE_SLOTS)?).map_err(map_err(names::FILE_SLOTS))?;
+        let slots = owned_map(slots.map(), names::FILE_SLOTS)?;
+        let stats: Array<_, FileCounters> =
+            Array::try_from(map(names::FILE_STATS)?).map_err(map_err(names::FILE_STATS))?;
+        let stats = owned_map(stats.map(), names::FILE_STATS)?;
+        let slots: BpfHashMap<MapData, FileKey, u32> =
+            BpfHashMap::try_from(slots).map_err(map_err(names::FILE_SLOTS))?;
+        let stats: Array<MapData, FileCounters> =
+            Array::try_from(stats).map_err(map_err(names::FILE_STATS))?;
         Ok(move || {
-            let mut out = HashMap::new();
-            for item in stats.iter() {
-                let (k, v) = item.map_err(|e| e.to_string())?;
-                out.insert(k, v);
-            }
-            Ok(out)
+            read_counters(&slots, &stats)
+                .map(|v| v.into_iter().collect())
+                .map_err(|e| e.to_string())
         })
     }
 
@@ -435,21 +455,13 @@ impl Tracer {
     pub fn into_file_counters(self) -> Result<Vec<(FileKey, FileCounters)>, TracerError> {
         let Tracer { ebpf, events, .. } = self;
         drop(events);
-        let map = ebpf
-            .map(names::FILE_STATS)
-            .ok_or(TracerError::MissingMap(names::FILE_STATS))?;
-        let stats: BpfHashMap<_, FileKey, FileCounters> =
-            BpfHashMap::try_from(map).map_err(|source| TracerError::Map {
-                name: names::FILE_STATS,
-                source,
-            })?;
-        stats
-            .iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| TracerError::Map {
-                name: names::FILE_STATS,
-                source,
-            })
+        let map_err = |name| move |source| TracerError::Map { name, source };
+        let map = |name| ebpf.map(name).ok_or(TracerError::MissingMap(name));
+        let slots: BpfHashMap<_, FileKey, u32> =
+            BpfHashMap::try_from(map(names::FILE_SLOTS)?).map_err(map_err(names::FILE_SLOTS))?;
+        let stats: Array<_, FileCounters> =
+            Array::try_from(map(names::FILE_STATS)?).map_err(map_err(names::FILE_STATS))?;
+        read_counters(&slots, &stats)
     }
 
     /// Everything the kernel side could not record, plus undecodable records.

@@ -1451,9 +1451,9 @@ impl Page<'_> {
              traced-process set (an inlined bitmap) only for the calls it decodes; sync entry uses the \
              per-syscall `syscalls:sys_enter_*` tracepoints, which run only for the six sync calls. A write \
              reads its descriptor table entry (one `bpf_probe_read_kernel`); when that open file is the one \
-             this CPU's previous write resolved and no descriptor was closed since, the (device, inode) is \
-             known, otherwise file → inode → super block cost three more reads. Then a kernel hash map \
-             lookup and two atomic adds. Nothing goes to userspace per write: a record only when a file \
+             this CPU's previous write resolved and no descriptor was closed since, the (device, inode) and \
+             the slot of its counters are known, otherwise file → inode → super block cost three more reads \
+             and a hash lookup finds the slot. Then two atomic adds in that slot. Nothing goes to userspace per write: a record only when a file \
              becomes dirty, a sync finishes or an entry changes, and records are collected on a 20 ms \
              timer rather than by waking the tracer for each one (a wakeup costs the syncing thread tens \
              of µs). So the write storm (nothing but 64-byte writes) is the worst case, and syscalls that \

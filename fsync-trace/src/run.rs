@@ -151,15 +151,7 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
         &mut exporter,
     ))?;
     // Everything still in the ring buffer belongs to the trace.
-    tracer.drain(|ev| {
-        if let Some(m) = exporter.as_mut() {
-            m.live.observe(&ev, &state);
-        }
-        state.apply(ev);
-    });
-    if let Some(m) = exporter.as_mut() {
-        m.live.after_batch(&mut state);
-    }
+    drain_events(&mut tracer, &mut state, &mut live, &mut exporter);
     log_memory("after-loop");
     let end_ns = report::monotonic_ns();
     let lost = tracer.lost()?;

@@ -95,6 +95,36 @@ fn owned_map(map: &MapData, name: &'static str) -> Result<aya::maps::Map, Tracer
         .map_err(|source| TracerError::Map { name, source })
 }
 
+/// Sets slots of the CONFIG array map, in order.
+fn set_config(ebpf: &mut Ebpf, values: &[(u32, u64)]) -> Result<(), TracerError> {
+    let map_err = |source| TracerError::Map {
+        name: names::CONFIG,
+        source,
+    };
+    let map = ebpf
+        .map_mut(names::CONFIG)
+        .ok_or(TracerError::MissingMap(names::CONFIG))?;
+    let mut config: Array<_, u64> = Array::try_from(map).map_err(map_err)?;
+    for &(slot, value) in values {
+        config.set(slot, value, 0).map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Loads raw tracepoint program `name` and attaches it to tracepoint `tp`.
+fn attach_raw(ebpf: &mut Ebpf, name: &'static str, tp: &str) -> Result<(), TracerError> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(TracerError::MissingMap(name))?
+        .try_into()
+        .map_err(|source| program_error(name, source))?;
+    prog.load().map_err(|source| program_error(name, source))?;
+    prog.attach(tp)
+        .map_err(|source| program_error(name, source))?;
+    log::debug!("attached {name} to raw tracepoint {tp}");
+    Ok(())
+}
+
 /// How sync syscall entry is hooked.
 #[derive(Clone, Debug)]
 pub enum SyncEntryHook {
@@ -178,15 +208,7 @@ fn attach_sync_entry(ebpf: &mut Ebpf) -> Result<SyncEntryHook, TracerError> {
         Err(why) => why,
     };
     log::debug!("sync entry falls back to raw sys_enter: {why}");
-    let name = names::PROG_SYS_ENTER;
-    let prog: &mut RawTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(TracerError::MissingMap(name))?
-        .try_into()
-        .map_err(|source| program_error(name, source))?;
-    prog.load().map_err(|source| program_error(name, source))?;
-    prog.attach("sys_enter")
-        .map_err(|source| program_error(name, source))?;
+    attach_raw(ebpf, names::PROG_SYS_ENTER, "sys_enter")?;
     Ok(SyncEntryHook::RawSysEnter(why))
 }
 
@@ -248,22 +270,10 @@ impl Tracer {
             log::debug!("no eBPF log output: {e}");
         }
         // Config before attach, so the programs never run with a half-set configuration.
-        {
-            let map = ebpf
-                .map_mut(names::CONFIG)
-                .ok_or(TracerError::MissingMap(names::CONFIG))?;
-            let mut config: Array<_, u64> =
-                Array::try_from(map).map_err(|source| TracerError::Map {
-                    name: names::CONFIG,
-                    source,
-                })?;
-            config
-                .set(names::CONFIG_FOLLOW_FORKS, opts.follow_forks as u64, 0)
-                .map_err(|source| TracerError::Map {
-                    name: names::CONFIG,
-                    source,
-                })?;
-        }
+        set_config(
+            &mut ebpf,
+            &[(names::CONFIG_FOLLOW_FORKS, opts.follow_forks as u64)],
+        )?;
         for (name, slot) in TAILS {
             let prog: &mut RawTracePoint = ebpf
                 .program_mut(name)
@@ -289,15 +299,7 @@ impl Tracer {
             })?;
         }
         for (name, tp) in ATTACHED {
-            let prog: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .ok_or(TracerError::MissingMap(name))?
-                .try_into()
-                .map_err(|source| program_error(name, source))?;
-            prog.load().map_err(|source| program_error(name, source))?;
-            prog.attach(tp)
-                .map_err(|source| program_error(name, source))?;
-            log::debug!("attached {name} to raw tracepoint {tp}");
+            attach_raw(&mut ebpf, name, tp)?;
         }
         let sync_entry = attach_sync_entry(&mut ebpf)?;
         // Function-level hooks last: until CONFIG_FN_HOOKS says so, sys_exit still counts every
@@ -310,22 +312,10 @@ impl Tracer {
             tier: u.tier.name(),
             reason: u.reason,
         })?;
-        {
-            let map = ebpf
-                .map_mut(names::CONFIG)
-                .ok_or(TracerError::MissingMap(names::CONFIG))?;
-            let mut config: Array<_, u64> =
-                Array::try_from(map).map_err(|source| TracerError::Map {
-                    name: names::CONFIG,
-                    source,
-                })?;
-            config
-                .set(names::CONFIG_FN_HOOKS, selection.config_mask(), 0)
-                .map_err(|source| TracerError::Map {
-                    name: names::CONFIG,
-                    source,
-                })?;
-        }
+        set_config(
+            &mut ebpf,
+            &[(names::CONFIG_FN_HOOKS, selection.config_mask())],
+        )?;
         let events = RingBuf::try_from(
             ebpf.take_map(names::EVENTS)
                 .ok_or(TracerError::MissingMap(names::EVENTS))?,
@@ -381,23 +371,14 @@ impl Tracer {
     /// Starts tracing every process on the machine except this one (`--all`). New processes
     /// are traced from their first syscall; no fork following is needed.
     pub fn trace_all(&mut self) -> Result<(), TracerError> {
-        let map = self
-            .ebpf
-            .map_mut(names::CONFIG)
-            .ok_or(TracerError::MissingMap(names::CONFIG))?;
-        let mut config: Array<_, u64> =
-            Array::try_from(map).map_err(|source| TracerError::Map {
-                name: names::CONFIG,
-                source,
-            })?;
         // Our own tgid first, so there is no moment where the tracer traces itself.
-        config
-            .set(names::CONFIG_SELF_TGID, std::process::id() as u64, 0)
-            .and_then(|_| config.set(names::CONFIG_TRACE_ALL, 1, 0))
-            .map_err(|source| TracerError::Map {
-                name: names::CONFIG,
-                source,
-            })
+        set_config(
+            &mut self.ebpf,
+            &[
+                (names::CONFIG_SELF_TGID, std::process::id() as u64),
+                (names::CONFIG_TRACE_ALL, 1),
+            ],
+        )
     }
 
     /// A reader of the kernel's per-file counters with its own map descriptor, to be moved to

@@ -82,9 +82,13 @@ pub const CONFIG_SELF_TGID: u32 = 5;
 pub const CONFIG_CLOSE_EPOCH: u32 = 6;
 /// The next free slot of `FILE_STATS` (slots are never freed).
 pub const CONFIG_NEXT_FILE_SLOT: u32 = 7;
+/// Nonzero once a traced process has mapped a tracked file shared and writable: until then the
+/// writeback_dirty_folio hook (every page a write dirties) has nothing to count and returns at
+/// once.
+pub const CONFIG_ANY_MAPPED: u32 = 8;
 /// Files the kernel side can count (`FILE_STATS` slots).
 pub const FILE_SLOTS_MAX: u32 = 262_144;
-pub const CONFIG_SLOTS: u32 = 8;
+pub const CONFIG_SLOTS: u32 = 9;
 
 /// Indices into the LOST_EVENTS per-CPU array.
 pub const LOST_RINGBUF_FULL: u32 = 0;

@@ -648,6 +648,81 @@ fn writes_after_close_and_reopen_count_on_the_right_file() {
     r.assert_findings(&[]);
 }
 
+/// `cargo xtask bench` judges fsync-bound on lockstep pairs: an untraced and a traced
+/// `fsync-bound --lockstep` process taking turns through two FIFOs. The traced report must count
+/// the records exactly and nothing of the turn-passing FIFO traffic on the log file.
+#[test]
+#[ignore = "needs root: cargo xtask integration"]
+fn fsync_bound_lockstep_pair_is_traced_exactly() {
+    let (_g, d) = tempdir();
+    let (ud, td) = (format!("{d}/untraced"), format!("{d}/traced"));
+    let (u2t, t2u) = (format!("{d}/u2t.fifo"), format!("{d}/t2u.fifo"));
+    for dir in [&ud, &td] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    for f in [&u2t, &t2u] {
+        let c = std::ffi::CString::new(f.as_str()).unwrap();
+        // SAFETY: a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {f}");
+    }
+    let records = "40";
+    let untraced = Command::new(WORKLOAD)
+        .args([
+            "fsync-bound",
+            &ud,
+            "--records",
+            records,
+            "--lockstep",
+            &t2u,
+            &u2t,
+        ])
+        .args(["--lockstep-first", "--report-elapsed"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let args = os(&[
+        "--",
+        WORKLOAD,
+        "fsync-bound",
+        &td,
+        "--records",
+        records,
+        "--lockstep",
+        &u2t,
+        &t2u,
+        "--report-elapsed",
+    ]);
+    let (out, report) = trace(&args);
+    let partner = wait_output(untraced, RUN_TIMEOUT, "untraced lockstep partner");
+    assert_eq!(out.code, 0, "traced partner: {}", out.stderr);
+    assert_eq!(partner.code, 0, "untraced partner: {}", partner.stderr);
+    for (who, err) in [("traced", &out.stderr), ("untraced", &partner.stderr)] {
+        let busy: u64 = err
+            .lines()
+            .find_map(|l| l.strip_prefix("elapsed_ns="))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{who}: no elapsed_ns line in {err:?}"));
+        assert!(busy > 0, "{who}: no time in its own records");
+    }
+    let r = report.expect("a report");
+    r.assert_complete();
+    let wal = format!("{td}/wal.log");
+    r.assert_file(
+        &wal,
+        "file",
+        &[
+            ("writes", 40),
+            ("bytes_written", 40 * 4096),
+            ("fdatasyncs", 40),
+            ("unsynced_bytes", 0),
+        ],
+    );
+    r.assert_syncs(&[("fdatasync", 40, 0)]);
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn sync_file_range_is_not_durable() {

@@ -5,7 +5,7 @@ use fsync_trace_common::{mman, names, syscalls as nr, MmapRecord, RecordKind, FI
 
 use crate::{
     kernel::{current_file, file_inode, reg, KPtr},
-    maps::{count_lost, EVENTS},
+    maps::{count_lost, CONFIG, EVENTS},
     state::{file_counters, fill_header},
 };
 
@@ -33,6 +33,9 @@ pub fn sys_exit_mmap(ctx: RawTracePointContext) -> i32 {
     }
     if let Some(c) = file_counters(&inode.key) {
         unsafe { (*c).flags |= FILE_FLAG_MAPPED };
+        if let Some(any) = CONFIG.get_ptr_mut(names::CONFIG_ANY_MAPPED) {
+            unsafe { *any = 1 };
+        }
     }
     let Some(mut entry) = EVENTS.reserve::<MmapRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);

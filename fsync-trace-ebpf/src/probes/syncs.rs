@@ -1,19 +1,24 @@
 //! sys_exit of fsync, fdatasync, msync, sync, syncfs, sync_file_range: one record per call with
 //! its latency and result.
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
+    helpers::{bpf_get_current_pid_tgid, generated},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
-use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord};
+use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord, S_IFREG};
 
+use super::syscalls::{cached_tracked_file, fd_file};
 use crate::{
-    kernel::{current_file, file_inode, reg, KPtr},
+    kernel::{file_inode, load_btf, KPtr},
     maps::{count_lost, EVENTS, FILE_SLOTS, INFLIGHT_SYNCS},
     state::{fill_header, wakeup_flags},
 };
 
 #[raw_tracepoint]
 pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
-    let regs: KPtr = ctx.arg(0);
+    // BTF-typed task and saved registers: plain loads instead of helper reads (see sys_exit).
+    let task = unsafe { generated::bpf_get_current_task_btf() } as KPtr;
+    let regs = unsafe { generated::bpf_task_pt_regs(task as *mut _) } as KPtr;
     let ret: i64 = ctx.arg(1);
     let tid = bpf_get_current_pid_tgid() as u32;
     let Some(inflight) = (unsafe { INFLIGHT_SYNCS.get(&tid) }).copied() else {
@@ -29,10 +34,14 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
         nr::SYNC_FILE_RANGE => SyncOp::SyncFileRange,
         _ => return 0,
     };
-    let arg0 = reg(regs, nr::REGS_DI);
-    let arg1 = reg(regs, nr::REGS_SI);
-    let arg2 = reg(regs, nr::REGS_DX);
-    let arg3 = reg(regs, nr::REGS_R10);
+    let (arg0, arg1, arg2, arg3): (u64, u64, u64, u64) = unsafe {
+        (
+            load_btf(regs, nr::REGS_DI),
+            load_btf(regs, nr::REGS_SI),
+            load_btf(regs, nr::REGS_DX),
+            load_btf(regs, nr::REGS_R10),
+        )
+    };
     let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return 0;
@@ -65,7 +74,14 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
                     (*r).len = arg2;
                     (*r).flags = arg3;
                 }
-                if let Some(inode) = current_file(arg0 as i64).and_then(file_inode) {
+                let file = fd_file(task, arg0 as i32 as i64);
+                // The file this CPU last wrote (the usual write-then-fsync): known to be a
+                // tracked regular file with a slot, so no inode reads and no wakeup needed.
+                if let Some(key) = file.and_then(cached_tracked_file) {
+                    (*r).file = key;
+                    (*r).file_mode = S_IFREG;
+                    (*r).durable_fs = 1;
+                } else if let Some(inode) = file.and_then(file_inode) {
                     if inode.tracked() {
                         synced_file = Some(inode.key);
                     }

@@ -116,36 +116,16 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 
 /// A successful write of `bytes` to `fd` of the current task (`task`: its BTF-typed pointer).
 ///
-/// The hot path: it runs for every write of a traced process. task -> files -> fdtable are
-/// BTF-typed loads (no helper call); the fd array entry is one `bpf_probe_read_kernel`. If that
+/// The hot path: it runs for every write of a traced process ([`fd_file`]: one helper call). If that
 /// `struct file` is the one this CPU's previous write resolved, and no descriptor was closed
 /// anywhere since (`CONFIG_CLOSE_EPOCH`), it is still the same open file (it was alive in this
 /// descriptor table all along, so its memory cannot have been reused), and its inode is known:
 /// a repeated write costs one helper read instead of four.
 #[inline(always)]
 fn handle_write(task: KPtr, fd: i64, bytes: u64) {
-    if fd < 0 {
-        return;
-    }
-    let files: KPtr = unsafe { load_btf(task, off!(task_files)) };
-    if files.is_null() {
-        return;
-    }
-    let fdt: KPtr = unsafe { load_btf(files, off!(files_fdt)) };
-    if fdt.is_null() {
-        return;
-    }
-    let max_fds: u32 = unsafe { load_btf(fdt, off!(fdt_max_fds)) };
-    if fd as u64 >= max_fds as u64 {
-        return;
-    }
-    let fd_array: KPtr = unsafe { load_btf(fdt, off!(fdt_fd)) };
-    let Some(file) = read::<KPtr>(fd_array, (fd as usize) * 8) else {
+    let Some(file) = fd_file(task, fd) else {
         return;
     };
-    if file.is_null() {
-        return;
-    }
     // Read before resolving: a close during the resolution makes the entry stale at once.
     let close_epoch = config(names::CONFIG_CLOSE_EPOCH);
     let cache = WRITE_CACHE.get_ptr_mut(0);
@@ -188,6 +168,47 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) {
     }
     if let Some(counters) = counters_at(slot) {
         on_write_at(counters, &key, bytes, osync, fd as i32);
+    }
+}
+
+/// The `struct file` behind `fd` of `task` (a BTF-typed task pointer): task -> files -> fdtable
+/// are BTF-typed loads; the fd array entry is one `bpf_probe_read_kernel`.
+#[inline(always)]
+pub fn fd_file(task: KPtr, fd: i64) -> Option<KPtr> {
+    if fd < 0 {
+        return None;
+    }
+    let files: KPtr = unsafe { load_btf(task, off!(task_files)) };
+    if files.is_null() {
+        return None;
+    }
+    let fdt: KPtr = unsafe { load_btf(files, off!(files_fdt)) };
+    if fdt.is_null() {
+        return None;
+    }
+    let max_fds: u32 = unsafe { load_btf(fdt, off!(fdt_max_fds)) };
+    if fd as u64 >= max_fds as u64 {
+        return None;
+    }
+    let fd_array: KPtr = unsafe { load_btf(fdt, off!(fdt_fd)) };
+    let file = read::<KPtr>(fd_array, (fd as usize) * 8)?;
+    if file.is_null() {
+        None
+    } else {
+        Some(file)
+    }
+}
+
+/// The key of open file `file` if this CPU's write cache holds it as a tracked file (a regular
+/// file on a durable filesystem, which therefore has a `FILE_SLOTS` entry), still valid.
+#[inline(always)]
+pub fn cached_tracked_file(file: KPtr) -> Option<FileKey> {
+    let close_epoch = config(names::CONFIG_CLOSE_EPOCH);
+    let c = WRITE_CACHE.get(0)?;
+    if c.file == file as u64 && c.close_epoch == close_epoch && c.tracked != 0 {
+        Some(c.key)
+    } else {
+        None
     }
 }
 

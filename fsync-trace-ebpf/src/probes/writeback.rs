@@ -2,11 +2,11 @@
 //! through a mapping become visible), and the kernel flusher writing inodes back (recorded per
 //! file; written back is not durable).
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use fsync_trace_common::{DIRTY_BY_MAPPED_STORE, FILE_FLAG_MAPPED};
+use fsync_trace_common::{names, DIRTY_BY_MAPPED_STORE, FILE_FLAG_MAPPED};
 
 use crate::{
     kernel::{inode_info, read, KPtr},
-    maps::off,
+    maps::{config, off},
     state::existing_counters,
     state::{atomic_add, current_traced, mark_dirty},
 };
@@ -14,7 +14,8 @@ use crate::{
 /// writeback_dirty_folio(struct folio *folio, struct address_space *mapping)
 #[raw_tracepoint(tracepoint = "writeback_dirty_folio")]
 pub fn writeback_dirty_folio(ctx: RawTracePointContext) -> i32 {
-    if !current_traced() {
+    // Every write(2) dirties pages too: skip them all while no tracked file is mapped.
+    if config(names::CONFIG_ANY_MAPPED) == 0 || !current_traced() {
         return 0;
     }
     let mapping: KPtr = ctx.arg(1);

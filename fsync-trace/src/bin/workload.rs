@@ -18,6 +18,7 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::exit;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const USAGE: &str = "\
 usage: fsync-trace-workload <scenario> <dir> [options]
@@ -44,7 +45,14 @@ scenarios:
   fsync-error <mountdir>            fsync fails with EIO (needs failfs mount)
   fsync-retry <mountdir>            fsync fails once, retry succeeds (failfs)
   write-storm <dir> [--writes N]    N 64-byte writes (default 200000), no sync
-  fsync-bound <dir> [--records N]   N x (4096-byte write + fdatasync) (default 2000)
+  fsync-bound <dir> [--records N] [--lockstep IN OUT [--lockstep-first]]
+                                    N x (4096-byte write + fdatasync) (default 2000);
+                                    with --lockstep, takes turns with a second
+                                    process: waits for a byte on FIFO IN before
+                                    each record, writes one to FIFO OUT after it
+                                    (--lockstep-first: starts without waiting),
+                                    and --report-elapsed reports the time spent
+                                    in its own records only
   writev <dir>                      writev + pwritev2, fsync, writev again (unsynced)
   io-uring-fsync <dir>              2 writes, fsync through io_uring (IORING_OP_FSYNC)
   many-files <dir> [--files N]      N files written+fsynced (default 10000), dir once
@@ -250,6 +258,16 @@ impl Args {
         let v = self.rest.remove(i + 1);
         self.rest.remove(i);
         Some(v)
+    }
+
+    /// Takes `--name VALUE1 VALUE2` if present.
+    fn values2(&mut self, name: &str) -> Option<(String, String)> {
+        let i = self.rest.iter().position(|a| a == name)?;
+        if i + 2 >= self.rest.len() {
+            usage_error(&format!("{}: {name} needs two values", self.scenario));
+        }
+        let pair: Vec<String> = self.rest.drain(i..i + 3).skip(1).collect();
+        Some((pair[0].clone(), pair[1].clone()))
     }
 
     /// Takes the boolean `--name` if present.
@@ -600,15 +618,110 @@ fn write_storm(dir: &Path, writes: usize) -> Res<()> {
 }
 
 /// wal.log: N x (write 4096 + fdatasync), close. fsync-latency benchmark.
-fn fsync_bound(dir: &Path, records: usize) -> Res<()> {
+fn fsync_bound(dir: &Path, records: usize, lockstep: Option<Lockstep>) -> Res<()> {
     let path = join(dir, "wal.log");
     let fd = create(&path)?;
     let buf = record(4096, 0);
-    for _ in 0..records {
+    let Some(mut turns) = lockstep.map(Turns::open).transpose()? else {
+        for _ in 0..records {
+            write_exact_once(fd, &buf, &path)?;
+            fdatasync_or_die(fd, &path)?;
+        }
+        return close_or_die(fd, &path);
+    };
+    let mut busy = std::time::Duration::ZERO;
+    for i in 0..records {
+        turns.wait(i)?;
+        // Monotonic clock reads are vDSO calls, not syscalls: nothing a tracer sees.
+        let start = std::time::Instant::now();
         write_exact_once(fd, &buf, &path)?;
         fdatasync_or_die(fd, &path)?;
+        busy += start.elapsed();
+        turns.pass(i, records)?;
     }
+    BUSY_NS.store(busy.as_nanos() as u64, Ordering::Relaxed);
     close_or_die(fd, &path)
+}
+
+/// `--lockstep IN OUT [--lockstep-first]`: two FIFOs shared with a partner process.
+struct Lockstep {
+    input: PathBuf,
+    output: PathBuf,
+    first: bool,
+}
+
+/// Time spent in a lockstep scenario's own steps (0: not in lockstep mode, report wall time).
+static BUSY_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Two processes taking turns, one record each, so both run under the same conditions
+/// (`cargo xtask bench` runs one of them traced and compares the two: the disk and host
+/// vary too much from one whole run to the next to see a 2% difference).
+struct Turns {
+    input: libc::c_int,
+    output: libc::c_int,
+    first: bool,
+    /// A byte from the partner arrived (from then on, EOF means it ended).
+    connected: bool,
+}
+
+impl Turns {
+    fn open(l: Lockstep) -> Res<Turns> {
+        // The read end without O_NONBLOCK would wait for a writer, and the partner opens its
+        // ends in the same order: open it non-blocking, then the write end (which waits for the
+        // partner's read end), then make reads blocking again.
+        let input = open_flags(
+            &l.input,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )?;
+        let output = open_flags(&l.output, libc::O_WRONLY | libc::O_CLOEXEC)?;
+        // SAFETY: fcntl on a descriptor we own.
+        if unsafe { libc::fcntl(input, libc::F_SETFL, 0) } < 0 {
+            return Err(os_fail(format!("fcntl {}", l.input.display())));
+        }
+        Ok(Turns {
+            input,
+            output,
+            first: l.first,
+            connected: false,
+        })
+    }
+
+    /// Waits for the partner to finish its record (the first process starts at once).
+    fn wait(&mut self, i: usize) -> Res<()> {
+        if self.first && i == 0 {
+            return Ok(());
+        }
+        let mut b = 0u8;
+        // Before its first byte the partner may not have opened its write end yet (a traced
+        // partner starts after the tracer has loaded): a FIFO without a writer reads as EOF.
+        let mut retries = 0;
+        loop {
+            // SAFETY: reads one byte into `b`.
+            match unsafe { libc::read(self.input, (&raw mut b).cast(), 1) } {
+                1 => break,
+                0 if !self.connected && retries < 60_000 => {
+                    retries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                0 => return Err(fail("lockstep", "the partner process ended early")),
+                _ => return Err(os_fail("lockstep read")),
+            }
+        }
+        self.connected = true;
+        Ok(())
+    }
+
+    /// Gives the turn to the partner (after record `i`), unless the partner is done.
+    fn pass(&mut self, i: usize, records: usize) -> Res<()> {
+        if i + 1 == records && !self.first {
+            return Ok(()); // the partner has done all its records
+        }
+        // SAFETY: writes one byte from a local.
+        match unsafe { libc::write(self.output, [1u8].as_ptr().cast(), 1) } {
+            1 => Ok(()),
+            _ => Err(os_fail("lockstep write")),
+        }
+    }
 }
 
 /// f<i>.dat for i in 0..N: 1 write of 128, fsync, close; then the dir once.
@@ -965,7 +1078,19 @@ fn main() {
         "fsync-error" => Box::new(fsync_error),
         "fsync-retry" => Box::new(|d| fsync_retry(d, "fsync-retry").map(drop)),
         "write-storm" => with(a.count("--writes", 200_000), write_storm),
-        "fsync-bound" => with(a.count("--records", 2000), fsync_bound),
+        "fsync-bound" => {
+            let records = a.count("--records", 2000);
+            let first = a.flag("--lockstep-first");
+            let lockstep = a.values2("--lockstep").map(|(input, output)| Lockstep {
+                input: PathBuf::from(input),
+                output: PathBuf::from(output),
+                first,
+            });
+            if first && lockstep.is_none() {
+                usage_error("fsync-bound: --lockstep-first needs --lockstep IN OUT");
+            }
+            Box::new(move |d| fsync_bound(d, records, lockstep))
+        }
         "many-files" => with(a.count("--files", 10_000), many_files),
         "writev" => Box::new(writev),
         "io-uring-fsync" => Box::new(io_uring_fsync),
@@ -982,7 +1107,10 @@ fn main() {
         exit(1);
     }
     if report_elapsed {
-        let elapsed = start.elapsed().as_nanos();
+        let elapsed = match BUSY_NS.load(Ordering::Relaxed) {
+            0 => start.elapsed().as_nanos(),
+            busy => busy as u128,
+        };
         // SAFETY: getrusage fills the zeroed struct we own.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };

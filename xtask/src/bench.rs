@@ -306,6 +306,9 @@ struct Sample {
     /// Peak RSS of the outer process tree (wait4 reports the largest of tracer and workload).
     maxrss_kb: u64,
     load1: f64,
+    /// Share of the machine's CPU time the hypervisor gave to something else during the run
+    /// (steal time in /proc/stat, over wall time × CPUs).
+    steal: f64,
 }
 
 /// Other processes holding BPF programs (another tracer attached to the syscall tracepoints
@@ -468,6 +471,7 @@ impl Bench {
             self.foreign_runs += 1;
             self.foreign.extend(foreign);
         }
+        let steal_before = steal_ticks();
         let start = Instant::now();
         let child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
         let pid = child.id() as i32;
@@ -497,6 +501,7 @@ impl Bench {
             }
         }
         let wall_ns = start.elapsed().as_nanos() as u64;
+        let steal = steal_share(steal_ticks().saturating_sub(steal_before), wall_ns);
         let err = fs::read_to_string(&stderr_path).unwrap_or_default();
         let label = self.label(tool);
         if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
@@ -527,6 +532,7 @@ impl Bench {
             workload_cpu_us: workload_cpu,
             maxrss_kb: ru.ru_maxrss.max(0) as u64,
             load1,
+            steal,
         };
         let mut report = None;
         match tool {
@@ -685,6 +691,52 @@ impl Bench {
         }
         Ok((u, t))
     }
+}
+
+/// Steal time of all CPUs so far, in clock ticks (`cpu` line of /proc/stat, 8th value).
+fn steal_ticks() -> u64 {
+    fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().next()?.to_string();
+            line.split_whitespace().nth(8)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// `ticks` of steal time as a share of `wall_ns` on every CPU.
+fn steal_share(ticks: u64, wall_ns: u64) -> f64 {
+    // SAFETY: plain sysconf calls.
+    let (hz, cpus) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_NPROCESSORS_ONLN),
+        )
+    };
+    if hz <= 0 || cpus <= 0 || wall_ns == 0 {
+        return f64::NAN;
+    }
+    ticks as f64 * 1e9 / hz as f64 / (wall_ns as f64 * cpus as f64)
+}
+
+/// Pearson correlation of the pairs (None with fewer than 3 or no variance).
+fn pearson(xy: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+    let v: Vec<(f64, f64)> = xy.filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    if v.len() < 3 {
+        return None;
+    }
+    let n = v.len() as f64;
+    let (mx, my) = (
+        v.iter().map(|p| p.0).sum::<f64>() / n,
+        v.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in &v {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
 fn tv_us(t: libc::timeval) -> u64 {
@@ -1579,8 +1631,24 @@ impl Page<'_> {
         );
         let _ = writeln!(
             s,
-            "| 1-min load at the start of each run | min {lo:.2}, median {mid:.2}, max {hi:.2} |\n"
+            "| 1-min load at the start of each run | min {lo:.2}, median {mid:.2}, max {hi:.2} |"
         );
+        let mut steal: Vec<f64> = self
+            .samples
+            .values()
+            .flatten()
+            .map(|s| s.steal * 100.0)
+            .filter(|x| x.is_finite())
+            .collect();
+        steal.sort_by(|a, b| a.total_cmp(b));
+        if let (Some(lo), Some(hi)) = (steal.first(), steal.last()) {
+            let _ = writeln!(
+                s,
+                "| CPU time the hypervisor took (steal) during each run | min {lo:.1}%, median {:.1}%, max {hi:.1}% |",
+                steal[steal.len() / 2]
+            );
+        }
+        s.push('\n');
         let spreads: Vec<(String, f64)> = self
             .workloads
             .iter()
@@ -1630,6 +1698,17 @@ impl Page<'_> {
                 s,
                 "Largest spread of any cell: {:.0}% ({name}).",
                 100.0 * sp
+            );
+        }
+        if let Some(r) = self
+            .samples
+            .get(&(Kind::FsyncBound, Tool::Untraced))
+            .and_then(|v| pearson(v.iter().map(|s| (s.steal, s.elapsed_ns as f64))))
+        {
+            let _ = writeln!(
+                s,
+                "Much of it is the host: over the untraced fsync-bound runs, run time and the \
+                 hypervisor's steal time correlate with Pearson r = {r:.2}."
             );
         }
         if self.bench.foreign_runs > 0 {
@@ -1701,20 +1780,32 @@ impl Page<'_> {
             .iter()
             .filter(|t| **t != Tool::Untraced)
             .collect();
-        let groups: Vec<(&Workload, Vec<(&Tool, f64)>)> = self
+        let mut groups: Vec<(String, Vec<(&Tool, f64)>)> = self
             .workloads
             .iter()
             .map(|w| {
                 (
-                    w,
+                    w.name().to_string(),
                     traced
                         .iter()
                         .filter_map(|t| Some((*t, self.ratio(w.kind, t)?)))
                         .collect::<Vec<_>>(),
                 )
             })
-            .filter(|(_, bars)| !bars.is_empty())
             .collect();
+        // The lockstep pairs right after the fsync-bound whole runs.
+        let lockstep: Vec<(&Tool, f64)> = traced
+            .iter()
+            .filter_map(|t| Some((*t, self.lockstep_ratio(t)?.0)))
+            .collect();
+        if let Some(i) = self
+            .workloads
+            .iter()
+            .position(|w| w.kind == Kind::FsyncBound)
+        {
+            groups.insert(i + 1, ("fsync-bound, lockstep".into(), lockstep));
+        }
+        groups.retain(|(_, bars)| !bars.is_empty());
         let max_ratio = groups
             .iter()
             .flat_map(|(_, b)| b.iter().map(|x| x.1))
@@ -1728,7 +1819,7 @@ impl Page<'_> {
             .find(|&t| t >= max_ratio * 1.05)
             .unwrap_or(max_ratio * 1.2)
             .max(1.5);
-        let (left, plot_w, right) = (150.0, 520.0, 90.0);
+        let (left, plot_w, right) = (170.0, 520.0, 90.0);
         // 1, 2, 5, 10, ... always; 1.1, 1.25, 1.5, 3 where they are at least 30 px from every other
         // tick, so labels do not run into each other.
         let primary = |t: f64| {
@@ -1789,7 +1880,7 @@ impl Page<'_> {
         );
         let _ = writeln!(
             s,
-            r##"<text x="{left}" y="40" fill="#555">median of {} interleaved runs ({} for fsync-bound) · lower is better · 1× = untraced · log scale</text>"##,
+            r##"<text x="{left}" y="40" fill="#555">median of {} interleaved runs ({} for fsync-bound; lockstep: median of pairs) · lower is better · log scale</text>"##,
             self.reps,
             self.reps * FSYNC_BOUND_REPS_FACTOR
         );
@@ -1844,7 +1935,7 @@ impl Page<'_> {
                 r#"<text x="{}" y="{:.1}" text-anchor="end" font-weight="bold">{}</text>"#,
                 left - 10.0,
                 y + gh / 2.0 + 4.0,
-                xml(w.name())
+                xml(w)
             );
             for (t, r) in bars {
                 let bw = (x(*r) - left).max(1.5);

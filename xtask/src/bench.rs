@@ -1880,7 +1880,7 @@ impl Page<'_> {
         );
         let _ = writeln!(
             s,
-            r##"<text x="{left}" y="40" fill="#555">median of {} interleaved runs ({} for fsync-bound; lockstep: median of pairs) · lower is better · log scale</text>"##,
+            r##"<text x="{left}" y="40" fill="#555">median of {} runs ({} for fsync-bound, and of the lockstep pairs) · lower is better · log scale</text>"##,
             self.reps,
             self.reps * FSYNC_BOUND_REPS_FACTOR
         );

@@ -164,6 +164,7 @@ pub struct Report {
     pub processes: Vec<ProcessEntry>,
     /// Boxed: built while the analysis is consumed, each entry can reuse the memory of the file
     /// state it replaces (100,000 files: no second full copy).
+    #[allow(clippy::vec_box)]
     pub files: Vec<Box<FileEntry>>,
     pub syncs: Vec<OpEntry>,
     pub findings: Vec<FindingEntry>,

@@ -154,7 +154,7 @@ fn kinds(a: &Analysis) -> Vec<(FindingKind, String, Option<String>)> {
         .collect()
 }
 
-fn file<'a>(a: &'a Analysis, key: FileKey) -> &'a FileState {
+fn file(a: &Analysis, key: FileKey) -> &FileState {
     &a.files
         .iter()
         .find(|(f, _)| f.key == key)

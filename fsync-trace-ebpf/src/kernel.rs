@@ -103,26 +103,45 @@ pub fn inode_info(inode: KPtr) -> Option<InodeInfo> {
     })
 }
 
-/// The `struct file *` behind `fd` in the current task, if any.
+/// The `struct file *` behind `fd` of `task` (a BTF-typed task pointer, from
+/// `bpf_get_current_task_btf`): task -> files -> fdtable are BTF-typed loads; the fd array entry
+/// is one `bpf_probe_read_kernel`.
 #[inline(always)]
-pub fn current_file(fd: i64) -> Option<KPtr> {
+pub fn task_file(task: KPtr, fd: i64) -> Option<KPtr> {
     if fd < 0 {
         return None;
     }
-    let task = unsafe { bpf_get_current_task() } as KPtr;
-    let files: KPtr = read(task, off!(task_files))?;
-    let fdt: KPtr = read(files, off!(files_fdt))?;
-    let max_fds: u32 = read(fdt, off!(fdt_max_fds))?;
+    let files: KPtr = unsafe { load_btf(task, off!(task_files)) };
+    if files.is_null() {
+        return None;
+    }
+    let fdt: KPtr = unsafe { load_btf(files, off!(files_fdt)) };
+    if fdt.is_null() {
+        return None;
+    }
+    let max_fds: u32 = unsafe { load_btf(fdt, off!(fdt_max_fds)) };
     if fd as u64 >= max_fds as u64 {
         return None;
     }
-    let fd_array: KPtr = read(fdt, off!(fdt_fd))?;
+    let fd_array: KPtr = unsafe { load_btf(fdt, off!(fdt_fd)) };
     let file: KPtr = read(fd_array, (fd as usize) * 8)?;
     if file.is_null() {
         None
     } else {
         Some(file)
     }
+}
+
+/// The `struct file *` behind `fd` in the current task, if any.
+#[inline(always)]
+pub fn current_file(fd: i64) -> Option<KPtr> {
+    task_file(current_task_btf(), fd)
+}
+
+/// The current task as a BTF-typed pointer (fields are plain loads, see [`load_btf`]).
+#[inline(always)]
+pub fn current_task_btf() -> KPtr {
+    (unsafe { generated::bpf_get_current_task_btf() }) as KPtr
 }
 
 #[inline(always)]

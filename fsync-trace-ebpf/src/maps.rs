@@ -33,6 +33,16 @@ pub struct WriteCache {
     pub osync: u32,
 }
 
+impl WriteCache {
+    /// Still the entry of open file `file`: the same `struct file` and no descriptor closed
+    /// anywhere since (`close_epoch` is the current `CONFIG_CLOSE_EPOCH`), so its memory cannot
+    /// have been freed and reused for another file.
+    #[inline(always)]
+    pub fn holds(&self, file: *const u8, close_epoch: u64) -> bool {
+        self.file == file as u64 && self.close_epoch == close_epoch
+    }
+}
+
 #[map]
 pub static WRITE_CACHE: PerCpuArray<WriteCache> = PerCpuArray::with_max_entries(1, 0);
 

@@ -446,18 +446,7 @@ impl Bench {
 
     /// One run in a fresh, empty work dir, with earlier runs' dirty data already written back.
     fn run(&mut self, tool: &Tool, w: &Workload, poll_hwm: bool) -> Result<Outcome> {
-        let work = self.work_dir();
-        if work.exists() {
-            fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
-        }
-        fs::create_dir_all(&work)?;
-        for f in ["report.json", "bpftrace.txt"] {
-            let _ = fs::remove_file(self.scratch.join(f));
-        }
-        // SAFETY: plain syscall. Flushes the previous run's files so its write-back does not
-        // land in this run's time.
-        unsafe { libc::sync() };
-        std::thread::sleep(Duration::from_millis(100));
+        let work = self.fresh_work_dir()?;
         let stderr_path = self.scratch.join("stderr.txt");
         let stderr = fs::File::create(&stderr_path)?;
         let mut cmd = self.command(tool, w)?;
@@ -537,24 +526,7 @@ impl Bench {
         let mut report = None;
         match tool {
             Tool::FsyncTrace(tier) => {
-                let path = self.scratch.join("report.json");
-                let text = fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let r: Value = serde_json::from_str(&text)
-                    .with_context(|| format!("parsing {}", path.display()))?;
-                let got = r
-                    .get("tier")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-                    .to_string();
-                match tier {
-                    Some(t) if *t != got => bail!("asked for the {t} tier, the report says {got}"),
-                    Some(_) => {}
-                    None => self.default_tier = Some(got),
-                }
-                w.check(&r, &fs::canonicalize(&work)?)
-                    .with_context(|| format!("{} / {label}: the report is not exact", w.name()))?;
-                report = Some(r);
+                report = Some(self.checked_report(tier.as_deref(), w, &work, w.name())?);
             }
             Tool::Bpftrace => {
                 // The script's own counts: proves it saw every write (fd 2 is the elapsed line).
@@ -585,16 +557,60 @@ impl Bench {
         })
     }
 
+    /// An empty work dir, with earlier runs' outputs removed and their dirty data written back
+    /// (so that write-back does not land in the next run's time).
+    fn fresh_work_dir(&self) -> Result<PathBuf> {
+        let work = self.work_dir();
+        if work.exists() {
+            fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+        }
+        fs::create_dir_all(&work)?;
+        for f in ["report.json", "bpftrace.txt"] {
+            let _ = fs::remove_file(self.scratch.join(f));
+        }
+        // SAFETY: plain syscall.
+        unsafe { libc::sync() };
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(work)
+    }
+
+    /// The fsync-trace report of the run that just ended (asked for tier `tier`, None: the
+    /// default, which is remembered), checked for exact counts of workload `w` run in `dir`.
+    fn checked_report(
+        &mut self,
+        tier: Option<&str>,
+        w: &Workload,
+        dir: &Path,
+        what: &str,
+    ) -> Result<Value> {
+        let path = self.scratch.join("report.json");
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let r: Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let got = r
+            .get("tier")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        match tier {
+            Some(t) if t != got => bail!("asked for the {t} tier, the report says {got}"),
+            Some(_) => {}
+            None => self.default_tier = Some(got),
+        }
+        let label = self.label(&Tool::FsyncTrace(tier.map(String::from)));
+        w.check(&r, &fs::canonicalize(dir)?)
+            .with_context(|| format!("{what} / {label}: the report is not exact"))?;
+        Ok(r)
+    }
+
     /// One lockstep pair of fsync-bound (`fsync-trace-workload fsync-bound --lockstep`): an
     /// untraced and a traced process take turns, one record (append + fdatasync) each, and each
     /// reports only the time spent in its own records. Both see the disk and the host in the same
     /// state, millisecond by millisecond, which whole runs seconds apart do not. Returns
     /// (untraced, traced) time in ns; the traced report is checked for exact counts.
     fn lockstep(&mut self, tool: &Tool, w: &Workload, traced_first: bool) -> Result<(u64, u64)> {
-        let work = self.work_dir();
-        if work.exists() {
-            fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
-        }
+        let work = self.fresh_work_dir()?;
         let (udir, tdir) = (work.join("untraced"), work.join("traced"));
         fs::create_dir_all(&udir)?;
         fs::create_dir_all(&tdir)?;
@@ -610,10 +626,6 @@ impl Bench {
                 );
             }
         }
-        let _ = fs::remove_file(self.scratch.join("report.json"));
-        // SAFETY: plain syscall (see `run`).
-        unsafe { libc::sync() };
-        std::thread::sleep(Duration::from_millis(100));
         let args = |dir: &Path, input: &Path, output: &Path, first: bool| {
             let mut a = vec![
                 "fsync-bound".to_string(),
@@ -675,19 +687,8 @@ impl Bench {
         };
         let (u, t) = (busy(&uerr)?, busy(&terr)?);
         let _ = fs::remove_file(&uerr);
-        if matches!(tool, Tool::FsyncTrace(_)) {
-            let path = self.scratch.join("report.json");
-            let r: Value = serde_json::from_str(
-                &fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?,
-            )
-            .with_context(|| format!("parsing {}", path.display()))?;
-            w.check(&r, &fs::canonicalize(&tdir)?).with_context(|| {
-                format!(
-                    "fsync-bound lockstep / {}: the report is not exact",
-                    self.label(tool)
-                )
-            })?;
+        if let Tool::FsyncTrace(tier) = tool {
+            self.checked_report(tier.as_deref(), w, &tdir, "fsync-bound lockstep")?;
         }
         Ok((u, t))
     }
@@ -1178,16 +1179,21 @@ fn check_disk_fs(dir: &Path) -> Result<()> {
 // Output: Markdown page and SVG chart.
 // ---------------------------------------------------------------------------------------------
 
-fn median(v: &mut [u64]) -> f64 {
-    v.sort_unstable();
+fn median(v: &[u64]) -> f64 {
+    median_f64(&mut v.iter().map(|&x| x as f64).collect::<Vec<_>>())
+}
+
+/// The median of `v` (NaN if empty), which it leaves sorted.
+fn median_f64(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n == 0 {
         return f64::NAN;
     }
     if n % 2 == 1 {
-        v[n / 2] as f64
+        v[n / 2]
     } else {
-        (v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
@@ -1254,7 +1260,7 @@ struct Page<'a> {
 impl Page<'_> {
     fn cell(&self, w: Kind, t: &Tool) -> Option<Cell> {
         let s = self.samples.get(&(w, t.clone()))?;
-        let pick = |f: fn(&Sample) -> u64| median(&mut s.iter().map(f).collect::<Vec<_>>());
+        let pick = |f: fn(&Sample) -> u64| median(&s.iter().map(f).collect::<Vec<_>>());
         Some(Cell {
             elapsed: pick(|s| s.elapsed_ns),
             wall: pick(|s| s.wall_ns),
@@ -1274,13 +1280,8 @@ impl Page<'_> {
     fn lockstep_ratio(&self, t: &Tool) -> Option<(f64, f64, f64, usize)> {
         let pairs = self.lockstep.get(t).filter(|p| !p.is_empty())?;
         let mut r: Vec<f64> = pairs.iter().map(|&(u, t)| t as f64 / u as f64).collect();
-        r.sort_by(|a, b| a.total_cmp(b));
+        let med = median_f64(&mut r);
         let n = r.len();
-        let med = if n % 2 == 1 {
-            r[n / 2]
-        } else {
-            (r[n / 2 - 1] + r[n / 2]) / 2.0
-        };
         Some((med, r[0], r[n - 1], n))
     }
 
@@ -1293,14 +1294,14 @@ impl Page<'_> {
             let Some((med, lo, hi, n)) = self.lockstep_ratio(t) else {
                 continue;
             };
-            let mut u: Vec<u64> = pairs.iter().map(|p| p.0).collect();
-            let mut tr: Vec<u64> = pairs.iter().map(|p| p.1).collect();
+            let u: Vec<u64> = pairs.iter().map(|p| p.0).collect();
+            let tr: Vec<u64> = pairs.iter().map(|p| p.1).collect();
             let _ = writeln!(
                 s,
                 "| **{}** | {n} | {} | {} | **{med:.3}×** | {lo:.3}× – {hi:.3}× |",
                 self.bench.label(t),
-                fmt_ns_f(median(&mut u)),
-                fmt_ns_f(median(&mut tr)),
+                fmt_ns_f(median(&u)),
+                fmt_ns_f(median(&tr)),
             );
         }
         s

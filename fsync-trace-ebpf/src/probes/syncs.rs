@@ -7,9 +7,9 @@ use aya_ebpf::{
 };
 use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord, S_IFREG};
 
-use super::syscalls::{cached_tracked_file, fd_file};
+use super::syscalls::cached_tracked_file;
 use crate::{
-    kernel::{file_inode, load_btf, KPtr},
+    kernel::{current_task_btf, file_inode, load_btf, task_file, KPtr},
     maps::{count_lost, EVENTS, FILE_SLOTS, INFLIGHT_SYNCS},
     state::{fill_header, wakeup_flags},
 };
@@ -17,7 +17,7 @@ use crate::{
 #[raw_tracepoint]
 pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
     // BTF-typed task and saved registers: plain loads instead of helper reads (see sys_exit).
-    let task = unsafe { generated::bpf_get_current_task_btf() } as KPtr;
+    let task = current_task_btf();
     let regs = unsafe { generated::bpf_task_pt_regs(task as *mut _) } as KPtr;
     let ret: i64 = ctx.arg(1);
     let tid = bpf_get_current_pid_tgid() as u32;
@@ -74,7 +74,7 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
                     (*r).len = arg2;
                     (*r).flags = arg3;
                 }
-                let file = fd_file(task, arg0 as i32 as i64);
+                let file = task_file(task, arg0 as i32 as i64);
                 // The file this CPU last wrote (the usual write-then-fsync): known to be a
                 // tracked regular file with a slot, so no inode reads and no wakeup needed.
                 if let Some(key) = file.and_then(cached_tracked_file) {

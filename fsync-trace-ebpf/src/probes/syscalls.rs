@@ -12,7 +12,7 @@ use fsync_trace_common::{
 };
 
 use crate::{
-    kernel::{load_btf, read, KPtr},
+    kernel::{current_task_btf, load_btf, read, task_file, KPtr},
     maps::{config, count_lost, off, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
     state::{bump_close_epoch, bump_epoch, counters_at, current_traced, file_slot, on_write_at},
 };
@@ -74,7 +74,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     // The thread's saved user registers, as a BTF-typed pointer (the same registers the
     // tracepoint passes as its first argument, which is an untyped pointer): its fields are
     // plain loads the verifier checks against BTF, not helper calls.
-    let task = unsafe { generated::bpf_get_current_task_btf() } as KPtr;
+    let task = current_task_btf();
     let regs = unsafe { generated::bpf_task_pt_regs(task as *mut _) } as KPtr;
     let id: u64 = unsafe { load_btf(regs, nr::REGS_ORIG_AX) };
     // Most syscalls on the machine are of no interest: that is settled before the (costlier)
@@ -116,14 +116,14 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 
 /// A successful write of `bytes` to `fd` of the current task (`task`: its BTF-typed pointer).
 ///
-/// The hot path: it runs for every write of a traced process ([`fd_file`]: one helper call). If that
+/// The hot path: it runs for every write of a traced process ([`task_file`]: one helper call). If that
 /// `struct file` is the one this CPU's previous write resolved, and no descriptor was closed
 /// anywhere since (`CONFIG_CLOSE_EPOCH`), it is still the same open file (it was alive in this
 /// descriptor table all along, so its memory cannot have been reused), and its inode is known:
 /// a repeated write costs one helper read instead of four.
 #[inline(always)]
 fn handle_write(task: KPtr, fd: i64, bytes: u64) {
-    let Some(file) = fd_file(task, fd) else {
+    let Some(file) = task_file(task, fd) else {
         return;
     };
     // Read before resolving: a close during the resolution makes the entry stale at once.
@@ -131,7 +131,7 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) {
     let cache = WRITE_CACHE.get_ptr_mut(0);
     if let Some(c) = cache {
         let c = unsafe { &mut *c };
-        if c.file == file as u64 && c.close_epoch == close_epoch {
+        if c.holds(file, close_epoch) {
             if c.tracked != 0 {
                 let key = c.key;
                 if let Some(counters) = counters_at(c.slot) {
@@ -171,41 +171,12 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) {
     }
 }
 
-/// The `struct file` behind `fd` of `task` (a BTF-typed task pointer): task -> files -> fdtable
-/// are BTF-typed loads; the fd array entry is one `bpf_probe_read_kernel`.
-#[inline(always)]
-pub fn fd_file(task: KPtr, fd: i64) -> Option<KPtr> {
-    if fd < 0 {
-        return None;
-    }
-    let files: KPtr = unsafe { load_btf(task, off!(task_files)) };
-    if files.is_null() {
-        return None;
-    }
-    let fdt: KPtr = unsafe { load_btf(files, off!(files_fdt)) };
-    if fdt.is_null() {
-        return None;
-    }
-    let max_fds: u32 = unsafe { load_btf(fdt, off!(fdt_max_fds)) };
-    if fd as u64 >= max_fds as u64 {
-        return None;
-    }
-    let fd_array: KPtr = unsafe { load_btf(fdt, off!(fdt_fd)) };
-    let file = read::<KPtr>(fd_array, (fd as usize) * 8)?;
-    if file.is_null() {
-        None
-    } else {
-        Some(file)
-    }
-}
-
 /// The key of open file `file` if this CPU's write cache holds it as a tracked file (a regular
 /// file on a durable filesystem, which therefore has a `FILE_SLOTS` entry), still valid.
 #[inline(always)]
 pub fn cached_tracked_file(file: KPtr) -> Option<FileKey> {
-    let close_epoch = config(names::CONFIG_CLOSE_EPOCH);
     let c = WRITE_CACHE.get(0)?;
-    if c.file == file as u64 && c.close_epoch == close_epoch && c.tracked != 0 {
+    if c.holds(file, config(names::CONFIG_CLOSE_EPOCH)) && c.tracked != 0 {
         Some(c.key)
     } else {
         None

@@ -111,15 +111,24 @@ fn set_config(ebpf: &mut Ebpf, values: &[(u32, u64)]) -> Result<(), TracerError>
     Ok(())
 }
 
-/// Loads raw tracepoint program `name` and attaches it to tracepoint `tp`.
-fn attach_raw(ebpf: &mut Ebpf, name: &'static str, tp: &str) -> Result<(), TracerError> {
+/// Loads raw tracepoint program `name`.
+fn load_raw<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut RawTracePoint, TracerError> {
     let prog: &mut RawTracePoint = ebpf
         .program_mut(name)
         .ok_or(TracerError::MissingMap(name))?
         .try_into()
         .map_err(|source| program_error(name, source))?;
     prog.load().map_err(|source| program_error(name, source))?;
-    prog.attach(tp)
+    Ok(prog)
+}
+
+/// Loads raw tracepoint program `name` and attaches it to tracepoint `tp`.
+fn attach_raw(ebpf: &mut Ebpf, name: &'static str, tp: &str) -> Result<(), TracerError> {
+    load_raw(ebpf, name)?
+        .attach(tp)
         .map_err(|source| program_error(name, source))?;
     log::debug!("attached {name} to raw tracepoint {tp}");
     Ok(())
@@ -275,13 +284,7 @@ impl Tracer {
             &[(names::CONFIG_FOLLOW_FORKS, opts.follow_forks as u64)],
         )?;
         for (name, slot) in TAILS {
-            let prog: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .ok_or(TracerError::MissingMap(name))?
-                .try_into()
-                .map_err(|source| program_error(name, source))?;
-            prog.load().map_err(|source| program_error(name, source))?;
-            let fd = prog
+            let fd = load_raw(&mut ebpf, name)?
                 .fd()
                 .map_err(|source| program_error(name, source))?
                 .try_clone()

@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod soak;
 mod vm;
 
 #[derive(Parser)]
@@ -32,6 +33,9 @@ enum Cmd {
     /// Prove the fentry, kprobe and tracepoint tiers agree on a second kernel (Debian's 6.1 cloud
     /// kernel under QEMU/TCG), and check the tier choice on this one (root).
     Vm(vm::VmArgs),
+    /// Memory soak of `fsync-trace --all` under steady syncs and file churn (root); writes
+    /// docs/soak.md.
+    Soak(soak::SoakArgs),
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -51,6 +55,7 @@ fn main() -> Result<()> {
         Cmd::Demo { json } => demo(json),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Vm(args) => vm::run(args),
+        Cmd::Soak(args) => soak::run(args),
         Cmd::Integration { args } => {
             // SAFETY: plain syscall.
             if unsafe { libc_geteuid() } != 0 {

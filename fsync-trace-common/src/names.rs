@@ -9,6 +9,8 @@ pub const EVENTS: &str = "EVENTS";
 pub const LOST_EVENTS: &str = "LOST_EVENTS";
 pub const CONFIG: &str = "CONFIG";
 pub const SYS_EXIT_TAILS: &str = "SYS_EXIT_TAILS";
+pub const SLOT_OWNERS: &str = "SLOT_OWNERS";
+pub const FREE_SLOTS: &str = "FREE_SLOTS";
 
 // Globals set at load time.
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
@@ -30,6 +32,7 @@ pub const PROG_SYS_EXIT_OPEN: &str = "sys_exit_open";
 pub const PROG_SYS_EXIT_NAMESPACE: &str = "sys_exit_namespace";
 pub const PROG_SYS_EXIT_SYNC: &str = "sys_exit_sync";
 pub const PROG_SYS_EXIT_MMAP: &str = "sys_exit_mmap";
+pub const PROG_SYS_EXIT_NAME: &str = "sys_exit_name";
 pub const PROG_PROCESS_FORK: &str = "sched_process_fork";
 pub const PROG_PROCESS_EXIT: &str = "sched_process_exit";
 pub const PROG_DIRTY_FOLIO: &str = "writeback_dirty_folio";
@@ -57,7 +60,9 @@ pub const TAIL_OPEN: u32 = 0;
 pub const TAIL_NAMESPACE: u32 = 1;
 pub const TAIL_SYNC: u32 = 2;
 pub const TAIL_MMAP: u32 = 3;
-pub const TAIL_SLOTS: u32 = 4;
+/// A write found a file with no `Name` record yet: walk its path (kept out of the hot program).
+pub const TAIL_NAME: u32 = 4;
+pub const TAIL_SLOTS: u32 = 5;
 
 /// Indices into the CONFIG array map.
 pub const CONFIG_FOLLOW_FORKS: u32 = 0;
@@ -80,15 +85,19 @@ pub const CONFIG_SELF_TGID: u32 = 5;
 /// Bumped whenever any process may have freed an open file (`syscalls::may_free_files`, task
 /// exit): invalidates every CPU's cache of the last written file.
 pub const CONFIG_CLOSE_EPOCH: u32 = 6;
-/// The next free slot of `FILE_STATS` (slots are never freed).
+/// The next never-used slot of `FILE_STATS` (freed slots are reused first, from `FREE_SLOTS`).
 pub const CONFIG_NEXT_FILE_SLOT: u32 = 7;
 /// Nonzero once a traced process has mapped a tracked file shared and writable: until then the
 /// writeback_dirty_folio hook (every page a write dirties) has nothing to count and returns at
 /// once.
 pub const CONFIG_ANY_MAPPED: u32 = 8;
-/// Files the kernel side can count (`FILE_STATS` slots).
+/// Slots of `FILE_STATS` in this run (`--file-slots`; the slot maps are sized to it at load).
+pub const CONFIG_FILE_SLOTS: u32 = 9;
+/// Slots handed out so far, fresh or reused (userspace subtracts the ones it freed).
+pub const CONFIG_SLOTS_ALLOCATED: u32 = 10;
+/// Default number of files the kernel side can count (`--file-slots`).
 pub const FILE_SLOTS_MAX: u32 = 262_144;
-pub const CONFIG_SLOTS: u32 = 9;
+pub const CONFIG_SLOTS: u32 = 11;
 
 /// Indices into the LOST_EVENTS per-CPU array.
 pub const LOST_RINGBUF_FULL: u32 = 0;

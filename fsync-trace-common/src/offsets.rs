@@ -38,6 +38,10 @@ pub struct KernelOffsets {
     pub mapping_host: u32,
     /// `task_struct.flags` (PF_IO_WORKER / PF_KTHREAD: no syscall of the thread's own).
     pub task_flags: u32,
+    /// `inode.i_generation`: with dev and number, the file's identity (`FileKey::gen`).
+    pub inode_i_generation: u32,
+    /// `inode.__i_nlink` (the link count; `i_nlink` is its read-only alias in a union).
+    pub inode_i_nlink: u32,
     /// Set to 1 by userspace when the offsets come from BTF (0 in the object as built).
     pub ready: u32,
 }

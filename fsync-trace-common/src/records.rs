@@ -12,12 +12,17 @@ pub const NAME_BUF: usize = 256;
 /// Maximum directory levels walked; deeper paths are reported truncated.
 pub const MAX_PATH_DEPTH: u32 = 48;
 
-/// A file's identity: kernel `dev_t` of its superblock and inode number.
+/// A file's identity: kernel `dev_t` of its superblock, inode number and the inode's
+/// generation (`i_generation`). The number alone is not an identity: ext4 hands a freed number
+/// to the next new file at once, but gives every new inode a fresh random generation (as xfs,
+/// btrfs and f2fs do), so a reused number with a new generation is a new file with a fresh
+/// history. Filesystems that leave the generation 0 are covered by the create seen at open
+/// (`OpenRecord::prior`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileKey {
     pub dev: u32,
-    pub _pad: u32,
+    pub gen: u32,
     pub ino: u64,
 }
 
@@ -42,8 +47,13 @@ pub struct FileCounters {
     pub flags: u64,
 }
 
+/// No slot (`OpenRecord::prior_slot`).
+pub const NO_SLOT: u32 = u32::MAX;
+
 /// The file is mapped shared and writable by a traced process: dirtied pages count.
 pub const FILE_FLAG_MAPPED: u64 = 1;
+/// A `Name` record (the file's path walked from its dentry) was sent for this slot.
+pub const FILE_FLAG_NAMED: u64 = 2;
 
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +65,7 @@ pub enum RecordKind {
     Mmap = 5,
     Fork = 6,
     Exit = 7,
+    Name = 8,
 }
 
 impl RecordKind {
@@ -67,6 +78,7 @@ impl RecordKind {
             5 => Self::Mmap,
             6 => Self::Fork,
             7 => Self::Exit,
+            8 => Self::Name,
             _ => return None,
         })
     }
@@ -102,6 +114,9 @@ pub struct DirtyRecord {
     pub mapped_pages_before: u64,
     pub source: u32,
     pub fd: i32,
+    /// The `FILE_STATS` slot the `*_before` counters are from (slots are reclaimed and reused).
+    pub slot: u32,
+    pub _pad: u32,
 }
 
 /// Which call a [`SyncRecord`] describes.
@@ -180,6 +195,30 @@ pub struct OpenRecord {
     /// Where the path starts in `path` (it is assembled backwards from the end of the usable area).
     pub path_start: u32,
     /// Non-zero if the walk stopped before reaching the root.
+    pub path_truncated: u32,
+    /// `i_nlink` of the opened inode at the end of the open.
+    pub nlink: u32,
+    /// `NO_SLOT`, or the slot `prior` was read from: the open created the file, yet its key
+    /// already had counters, so the inode number was reused without a new generation. Those
+    /// counters are the previous file's final ones; the kernel dropped the key's slot (userspace
+    /// frees it) and the new file starts from zero in a fresh one.
+    pub prior_slot: u32,
+    pub prior: FileCounters,
+    pub path: [u8; PATH_BUF + PATH_SLACK],
+}
+
+/// The first sight of a file in the kernel through a descriptor (a write, sync or shared
+/// mapping): its path walked from the descriptor's dentry, so files opened before tracing
+/// started (inherited, or opened before `-p` attached) have their real name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct NameRecord {
+    pub hdr: RecordHeader,
+    pub file: FileKey,
+    /// `i_nlink` now: 0 means the file has no name left (deleted, or an unlinked O_TMPFILE).
+    pub nlink: u32,
+    pub open_flags: u32,
+    pub path_start: u32,
     pub path_truncated: u32,
     pub path: [u8; PATH_BUF + PATH_SLACK],
 }
@@ -327,7 +366,8 @@ mod pod {
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
 const _: () = assert!(core::mem::size_of::<FileCounters>() == 64);
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 40);
-const _: () = assert!(core::mem::size_of::<DirtyRecord>() == 40 + 16 + 24 + 8);
+const _: () = assert!(core::mem::size_of::<DirtyRecord>() == 40 + 16 + 24 + 16);
+const _: () = assert!(core::mem::size_of::<NameRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40 + 8 + 8 + 8 + 16 + 8 + 24);
 const _: () = assert!(core::mem::size_of::<OpenRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8));

@@ -71,6 +71,7 @@ pub struct InodeInfo {
     pub key: FileKey,
     pub mode: u32,
     pub magic: u64,
+    pub inode: KPtr,
 }
 
 impl InodeInfo {
@@ -96,11 +97,19 @@ pub fn inode_info(inode: KPtr) -> Option<InodeInfo> {
     let sb: KPtr = read(inode, off!(inode_i_sb))?;
     let dev: u32 = read(sb, off!(sb_s_dev))?;
     let magic: u64 = read(sb, off!(sb_s_magic))?;
+    let gen: u32 = read(inode, off!(inode_i_generation)).unwrap_or(0);
     Some(InodeInfo {
-        key: FileKey { dev, _pad: 0, ino },
+        key: FileKey { dev, gen, ino },
         mode: mode as u32,
         magic,
+        inode,
     })
+}
+
+/// The link count of `inode` now (0: no name left).
+#[inline(always)]
+pub fn inode_nlink(inode: KPtr) -> u32 {
+    read(inode, off!(inode_i_nlink)).unwrap_or(0)
 }
 
 /// The `struct file *` behind `fd` of `task` (a BTF-typed task pointer, from

@@ -1,7 +1,7 @@
 //! Maps shared by all programs. Names match `fsync_trace_common::names`.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, ProgramArray, Queue, RingBuf},
 };
 use fsync_trace_common::{names, FileCounters, FileKey, InflightCall, InflightSync, KernelOffsets};
 
@@ -47,7 +47,7 @@ impl WriteCache {
 pub static WRITE_CACHE: PerCpuArray<WriteCache> = PerCpuArray::with_max_entries(1, 0);
 
 /// Exact per-file counters, by slot (`FILE_SLOTS`). An array is preallocated: 16 MiB of kernel
-/// memory for 262,144 files.
+/// memory for the default 262,144 files (userspace sizes the slot maps to `--file-slots`).
 #[map]
 pub static FILE_STATS: Array<FileCounters> = Array::with_max_entries(names::FILE_SLOTS_MAX, 0);
 
@@ -62,6 +62,13 @@ pub static FILE_SLOTS: HashMap<FileKey, u32> = HashMap::with_max_entries(names::
 /// `state::file_slot`).
 #[map]
 pub static SLOT_OWNERS: HashMap<u32, FileKey> = HashMap::with_max_entries(names::FILE_SLOTS_MAX, 1);
+
+/// Slots userspace freed (files removed, or durable and idle, in long runs), handed out again
+/// before fresh ones. Userspace pushes a slot only after zeroing it and after a grace period in
+/// which every CPU's write cache was invalidated (`CONFIG_CLOSE_EPOCH`), so no write can still
+/// count into it for its old file.
+#[map]
+pub static FREE_SLOTS: Queue<u32> = Queue::with_max_entries(names::FILE_SLOTS_MAX, 0);
 
 /// Sync calls between sys_enter and sys_exit, by thread id.
 #[map]
@@ -126,6 +133,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     vfsmount_mnt_root: 0,
     mapping_host: 0,
     task_flags: 0,
+    inode_i_generation: 0,
+    inode_i_nlink: 0,
     ready: 0,
 };
 

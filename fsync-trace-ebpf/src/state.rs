@@ -3,13 +3,16 @@
 //! these, so fentry/kprobe/tracepoint programs produce identical facts.
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns};
 use fsync_trace_common::{
-    names, DirtyRecord, FileCounters, FileKey, RecordHeader, RecordKind, SyncOp, SyncRecord,
-    DIRTY_BY_WRITE,
+    names, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader, RecordKind, SyncOp,
+    SyncRecord, DIRTY_BY_WRITE, FILE_FLAG_NAMED,
 };
 
-use crate::maps::{
-    config, count_lost, CONFIG, EVENTS, EVENTS_BYTES, FILE_SLOTS, FILE_STATS, SLOT_OWNERS,
-    TRACED_BITS, TRACED_TGIDS,
+use crate::{
+    kernel::{inode_nlink, path_at, read, walk_path, KPtr},
+    maps::{
+        config, count_lost, off, CONFIG, EVENTS, EVENTS_BYTES, FILE_SLOTS, FILE_STATS, FREE_SLOTS,
+        SLOT_OWNERS, TRACED_BITS, TRACED_TGIDS,
+    },
 };
 
 /// True if the current process is traced. First thing every program checks. With
@@ -113,38 +116,27 @@ pub fn bump_epoch() {
     }
 }
 
-/// The `FILE_STATS` slot of `key`, given on first sight.
+/// The `FILE_STATS` slot of `key`, given on first sight: a slot userspace freed
+/// (`FREE_SLOTS`), else a never-used one.
 #[inline(always)]
 pub fn file_slot(key: &FileKey) -> Option<u32> {
     if let Some(slot) = unsafe { FILE_SLOTS.get(key) } {
         return Some(*slot);
     }
-    let next = CONFIG.get_ptr_mut(names::CONFIG_NEXT_FILE_SLOT)?;
-    // Claim a new slot. Without a fetch-and-add (BPF CPU v3, which aya-build does not select),
-    // two CPUs can read the same counter value: `SLOT_OWNERS` (BPF_NOEXIST) lets only one of
-    // them have it, and the other bumps the counter and tries again. Slots skipped this way
-    // stay unused.
-    let mut claimed = None;
-    for _ in 0..4 {
-        atomic_add(next, 1);
-        let candidate = unsafe { core::ptr::read_volatile(next) }.saturating_sub(1);
-        if candidate >= names::FILE_SLOTS_MAX as u64 {
-            break;
-        }
-        let candidate = candidate as u32;
-        if SLOT_OWNERS.insert(&candidate, key, 1).is_ok() {
-            claimed = Some(candidate);
-            break;
-        }
-    }
-    let Some(slot) = claimed else {
-        count_lost(names::LOST_FILE_MAP_FULL);
-        return None;
+    let (slot, reused) = match FREE_SLOTS.pop() {
+        Ok(Some(slot)) => (slot, true),
+        _ => (fresh_slot(key)?, false),
     };
-    // BPF_NOEXIST: if another CPU gave this file a slot meanwhile, use that one (ours stays
-    // unused).
+    // BPF_NOEXIST: if another CPU gave this file a slot meanwhile, use that one (a reused slot
+    // goes back to the free list; a fresh one stays unused).
     if FILE_SLOTS.insert(key, &slot, 1).is_ok() {
+        if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_SLOTS_ALLOCATED) {
+            atomic_add(p, 1);
+        }
         return Some(slot);
+    }
+    if reused {
+        let _ = FREE_SLOTS.push(slot, 0);
     }
     match unsafe { FILE_SLOTS.get(key) } {
         Some(s) => Some(*s),
@@ -153,6 +145,30 @@ pub fn file_slot(key: &FileKey) -> Option<u32> {
             None
         }
     }
+}
+
+/// A slot never handed out before, or None (counted as lost) when the table is full.
+#[inline(always)]
+fn fresh_slot(key: &FileKey) -> Option<u32> {
+    let next = CONFIG.get_ptr_mut(names::CONFIG_NEXT_FILE_SLOT)?;
+    let max = config(names::CONFIG_FILE_SLOTS);
+    // Claim a new slot. Without a fetch-and-add (BPF CPU v3, which aya-build does not select),
+    // two CPUs can read the same counter value: `SLOT_OWNERS` (BPF_NOEXIST) lets only one of
+    // them have it, and the other bumps the counter and tries again. Slots skipped this way
+    // stay unused.
+    for _ in 0..4 {
+        atomic_add(next, 1);
+        let candidate = unsafe { core::ptr::read_volatile(next) }.saturating_sub(1);
+        if candidate >= max {
+            break;
+        }
+        let candidate = candidate as u32;
+        if SLOT_OWNERS.insert(&candidate, key, 1).is_ok() {
+            return Some(candidate);
+        }
+    }
+    count_lost(names::LOST_FILE_MAP_FULL);
+    None
 }
 
 /// The counters in `slot`.
@@ -170,8 +186,14 @@ pub fn file_counters(key: &FileKey) -> Option<*mut FileCounters> {
 /// The counters of `key` if it has any (never creates them).
 #[inline(always)]
 pub fn existing_counters(key: &FileKey) -> Option<*mut FileCounters> {
-    let slot = unsafe { FILE_SLOTS.get(key) }?;
-    counters_at(*slot)
+    existing_slot(key).map(|(_, c)| c)
+}
+
+/// The slot and counters of `key` if it has any (never creates them).
+#[inline(always)]
+pub fn existing_slot(key: &FileKey) -> Option<(u32, *mut FileCounters)> {
+    let slot = *unsafe { FILE_SLOTS.get(key) }?;
+    Some((slot, counters_at(slot)?))
 }
 
 /// Atomic `*p += v` (result unused, so it compiles to BPF_XADD): exact counts when threads on
@@ -185,18 +207,33 @@ pub fn atomic_add(p: *mut u64, v: u64) {
     };
 }
 
-/// A successful write of `bytes` to `key` through a descriptor with open flags `f_flags`.
+/// A successful write of `bytes` to open file `file` (`key`) through a descriptor with open
+/// flags `f_flags`; sends the file's name on first sight.
 #[inline(always)]
-pub fn on_write(key: &FileKey, bytes: u64, osync: bool, fd: i32) {
-    if let Some(c) = file_counters(key) {
-        on_write_at(c, key, bytes, osync, fd);
+pub fn on_write(file: KPtr, key: &FileKey, bytes: u64, osync: bool, fd: i32) {
+    let Some(slot) = file_slot(key) else {
+        return;
+    };
+    if let Some(c) = counters_at(slot) {
+        if on_write_at(c, slot, key, bytes, osync, fd) {
+            emit_name(file, key, c);
+        }
     }
 }
 
-/// [`on_write`] with the file's counters already found.
+/// [`on_write`] with the file's counters (in `slot`) already found. True if the file's name
+/// has not been sent yet (the caller sends it: [`emit_name`]).
 #[inline(always)]
-pub fn on_write_at(c: *mut FileCounters, key: &FileKey, bytes: u64, osync: bool, fd: i32) {
+pub fn on_write_at(
+    c: *mut FileCounters,
+    slot: u32,
+    key: &FileKey,
+    bytes: u64,
+    osync: bool,
+    fd: i32,
+) -> bool {
     unsafe {
+        let unnamed = (*c).flags & FILE_FLAG_NAMED == 0;
         if osync {
             atomic_add(&raw mut (*c).sync_writes, 1);
             atomic_add(&raw mut (*c).sync_write_bytes, bytes);
@@ -205,7 +242,7 @@ pub fn on_write_at(c: *mut FileCounters, key: &FileKey, bytes: u64, osync: bool,
                 (*c).dirty_gen = 0;
                 emit_sync_write(key, fd);
             }
-            return;
+            return unnamed;
         }
         let writes_before = (*c).writes;
         let bytes_before = (*c).bytes;
@@ -215,13 +252,62 @@ pub fn on_write_at(c: *mut FileCounters, key: &FileKey, bytes: u64, osync: bool,
         mark_dirty(
             key,
             c,
+            slot,
             writes_before,
             bytes_before,
             pages_before,
             DIRTY_BY_WRITE,
             fd,
         );
+        unnamed
     }
+}
+
+/// Sends the name of open file `file` (`key`, a tracked file) unless it was sent already;
+/// gives the file a slot if it has none (a file synced or mapped before it is written).
+#[inline(always)]
+pub fn name_on_first_sight(file: KPtr, key: &FileKey) {
+    if let Some(c) = file_counters(key) {
+        if unsafe { (*c).flags } & FILE_FLAG_NAMED == 0 {
+            emit_name(file, key, c);
+        }
+    }
+}
+
+/// Atomic `*p |= v` (flags are also set by other programs on other CPUs).
+#[inline(always)]
+pub fn atomic_or(p: *mut u64, v: u64) {
+    unsafe {
+        core::intrinsics::atomic_or::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(p, v)
+    };
+}
+
+/// Sends the name of open file `file` (`key`, counters `c`): its path walked from the
+/// descriptor's dentry and its link count. Once per slot (`FILE_FLAG_NAMED`): a file opened
+/// before tracing started gets its real name, not a guess from /proc made later.
+#[inline(always)]
+pub fn emit_name(file: KPtr, key: &FileKey, c: *mut FileCounters) {
+    let Some((mnt, dentry)) = path_at(file, off!(file_f_path)) else {
+        return;
+    };
+    let inode: KPtr = read(file, off!(file_f_inode)).unwrap_or(core::ptr::null());
+    let f_flags: u32 = read(file, off!(file_f_flags)).unwrap_or(0);
+    let Some(mut entry) = EVENTS.reserve::<NameRecord>(0) else {
+        count_lost(names::LOST_RINGBUF_FULL);
+        return;
+    };
+    atomic_or(unsafe { &raw mut (*c).flags }, FILE_FLAG_NAMED);
+    let r = entry.as_mut_ptr();
+    unsafe {
+        fill_header(&raw mut (*r).hdr, RecordKind::Name);
+        (*r).file = *key;
+        (*r).nlink = inode_nlink(inode);
+        (*r).open_flags = f_flags;
+        let (start, truncated) = walk_path(mnt, dentry, (*r).path.as_mut_ptr());
+        (*r).path_start = start;
+        (*r).path_truncated = truncated;
+    }
+    entry.submit(wakeup_flags());
 }
 
 /// Sends a `Dirty` record if userspace has not been told about this file in this epoch.
@@ -229,6 +315,7 @@ pub fn on_write_at(c: *mut FileCounters, key: &FileKey, bytes: u64, osync: bool,
 pub fn mark_dirty(
     key: &FileKey,
     c: *mut FileCounters,
+    slot: u32,
     writes_before: u64,
     bytes_before: u64,
     mapped_pages_before: u64,
@@ -255,10 +342,9 @@ pub fn mark_dirty(
         (*r).mapped_pages_before = mapped_pages_before;
         (*r).source = source;
         (*r).fd = fd;
-        // The first time a file is dirtied under trace, userspace may have to name it from
-        // /proc/PID/fd (opened before tracing began): wake it while the process still exists.
-        let first = writes_before == 0 && mapped_pages_before == 0;
-        entry.submit(if first { 0 } else { wakeup_flags() });
+        (*r).slot = slot;
+        (*r)._pad = 0;
+        entry.submit(wakeup_flags());
     }
 }
 

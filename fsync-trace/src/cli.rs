@@ -53,6 +53,17 @@ pub struct Cli {
     #[arg(long, value_name = "N", requires = "metrics", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub metrics_top_files: Option<u16>,
 
+    /// Size of the kernel's per-file table (files counted at once; slots of removed files, and
+    /// of durable idle files when it fills, are reused). 64 bytes of kernel memory per slot.
+    #[arg(long, value_name = "N", default_value_t = fsync_trace_common::names::FILE_SLOTS_MAX, value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+    pub file_slots: u32,
+
+    /// Keep at most N file states in memory: beyond, durable idle files (no unsynced data or
+    /// entries) are released, least recently active first, and counted in the report
+    /// (`released_files`). Default: 200000, or 20000 with --all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(100..=100_000_000))]
+    pub max_files: Option<u64>,
+
     /// Say what is being attached and why (and log details).
     #[arg(short = 'v', long)]
     pub verbose: bool,

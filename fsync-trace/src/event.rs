@@ -79,6 +79,8 @@ pub enum EventKind {
         pages_before: u64,
         by_mapping: bool,
         fd: i32,
+        /// The kernel slot the `*_before` counters are from.
+        slot: u32,
     },
     /// A sync-family call finished. `ts` of the event is its exit time.
     Sync {
@@ -101,6 +103,19 @@ pub enum EventKind {
         open_flags: u32,
         created: bool,
         fd: i32,
+        /// The inode's link count after the open.
+        nlink: u32,
+        /// The open created the file under a key that had counters (an inode number reused
+        /// without a new generation): the old slot and the earlier file's final counters.
+        prior: Option<(u32, fsync_trace_common::FileCounters)>,
+    },
+    /// The first sight of a file through a descriptor: its path walked in the kernel and its
+    /// link count (0: deleted).
+    Name {
+        file: FileKey,
+        path: String,
+        nlink: u32,
+        open_flags: u32,
     },
     Namespace {
         op: NamespaceOp,

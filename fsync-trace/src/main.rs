@@ -6,6 +6,7 @@ mod cli;
 mod error;
 mod event;
 mod metrics;
+mod reclaim;
 mod report;
 mod run;
 mod state;

@@ -19,6 +19,7 @@ use crate::{
     error::RunError,
     event::EventKind,
     metrics::{self, Exporter},
+    reclaim::Reclaimer,
     report::{self, Clock, Report},
     state::{DurabilityState, FinalCounters, ProcResolver},
     tracer::{Tracer, TracerOptions},
@@ -26,6 +27,9 @@ use crate::{
 
 /// Exit status when `--fail-on` matched.
 pub const EXIT_FINDINGS: i32 = 3;
+/// `--max-files` defaults: a trace of some processes, and the daemon (`--all`).
+const DEFAULT_MAX_FILES: u64 = 200_000;
+const DEFAULT_MAX_FILES_ALL: u64 = 20_000;
 
 pub fn run(cli: Cli) -> Result<i32, RunError> {
     let target = cli.target().map_err(RunError::Usage)?;
@@ -64,6 +68,7 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     let tracer = Tracer::start(&TracerOptions {
         follow_forks: follow,
         tier: cli.tier,
+        file_slots: cli.file_slots,
     });
     // The maps exist now; a traced command must not inherit the raised limit.
     restore_memlock_limit(memlock);
@@ -141,6 +146,12 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     };
     let duration = cli.duration.map(Duration::from_secs_f64);
     let all = target == Target::All;
+    let max_files = cli.max_files.unwrap_or(if all {
+        DEFAULT_MAX_FILES_ALL
+    } else {
+        DEFAULT_MAX_FILES
+    });
+    let mut reclaimer = Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX));
     let child_status = runtime.block_on(event_loop(
         &mut tracer,
         &mut state,
@@ -149,6 +160,7 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
         duration,
         all,
         &mut exporter,
+        &mut reclaimer,
     ))?;
     // Everything still in the ring buffer belongs to the trace.
     drain_events(&mut tracer, &mut state, &mut live, &mut exporter);
@@ -198,6 +210,7 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
 
 /// Waits for records until every traced process is gone (never with `all`), a signal, or the
 /// duration. Returns the command's exit status when there is one.
+#[allow(clippy::too_many_arguments)]
 async fn event_loop(
     tracer: &mut Tracer,
     state: &mut DurabilityState<ProcResolver>,
@@ -206,6 +219,7 @@ async fn event_loop(
     duration: Option<Duration>,
     all: bool,
     exporter: &mut Option<Exporter>,
+    reclaimer: &mut Reclaimer,
 ) -> Result<Option<i32>, RunError> {
     // SAFETY: the ring buffer fd stays open, unchanged, for the whole loop (the tracer outlives
     // this AsyncFd, which is dropped at the end of this function).
@@ -240,7 +254,11 @@ async fn event_loop(
                 drain_events(tracer, state, live, exporter);
                 guard.clear_ready();
             }
-            _ = flush.tick() => drain_events(tracer, state, live, exporter),
+            _ = flush.tick() => {
+                drain_events(tracer, state, live, exporter);
+                // Between drains: no record is applied while a slot moves.
+                reclaimer.tick(tracer, state)?;
+            }
             scan = metrics::next_scan(exporter) => {
                 // At most once a second: data-at-risk gauges from the latest kernel counters.
                 if let (Some(m), Some(counters)) = (exporter.as_mut(), scan) {

@@ -23,7 +23,7 @@ use fsync_trace_common::{
 use crate::{
     kernel::{current_syscall, file_inode, read, reg, KPtr},
     maps::{count_lost, off, INFLIGHT_CALLS, INFLIGHT_SYNCS},
-    state::{bump_epoch, current_traced, emit_file_sync, on_write},
+    state::{bump_epoch, current_traced, emit_file_sync, name_on_first_sight, on_write},
 };
 
 #[inline(always)]
@@ -105,6 +105,7 @@ pub fn write_done(file: KPtr, ret: i64) {
         _ => -1,
     };
     on_write(
+        file,
         &inode.key,
         ret as u64,
         f_flags & open_flags::O_DSYNC != 0,
@@ -144,5 +145,10 @@ pub fn fsync_range_exit(ret: i64) {
     } else {
         SyncOp::Fsync
     };
-    emit_file_sync(op, ret, call.enter_ns, file_inode(call.file as KPtr));
+    let file = call.file as KPtr;
+    let inode = file_inode(file);
+    if let Some(i) = inode.filter(|i| i.tracked()) {
+        name_on_first_sight(file, &i.key);
+    }
+    emit_file_sync(op, ret, call.enter_ns, inode);
 }

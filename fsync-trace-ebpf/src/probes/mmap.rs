@@ -6,7 +6,7 @@ use fsync_trace_common::{mman, names, syscalls as nr, MmapRecord, RecordKind, FI
 use crate::{
     kernel::{current_file, file_inode, reg, KPtr},
     maps::{count_lost, CONFIG, EVENTS},
-    state::{file_counters, fill_header},
+    state::{atomic_or, file_counters, fill_header, name_on_first_sight},
 };
 
 #[raw_tracepoint]
@@ -25,14 +25,18 @@ pub fn sys_exit_mmap(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let fd = reg(regs, nr::REGS_R8) as i32;
-    let Some(inode) = current_file(fd as i64).and_then(file_inode) else {
+    let Some(file) = current_file(fd as i64) else {
+        return 0;
+    };
+    let Some(inode) = file_inode(file) else {
         return 0;
     };
     if !inode.is_reg() || !inode.tracked() {
         return 0;
     }
+    name_on_first_sight(file, &inode.key);
     if let Some(c) = file_counters(&inode.key) {
-        unsafe { (*c).flags |= FILE_FLAG_MAPPED };
+        atomic_or(unsafe { &raw mut (*c).flags }, FILE_FLAG_MAPPED);
         if let Some(any) = CONFIG.get_ptr_mut(names::CONFIG_ANY_MAPPED) {
             unsafe { *any = 1 };
         }

@@ -1,12 +1,12 @@
 //! sys_exit of open, openat, openat2, creat: identity, path and durability flags of files a
 //! traced process can change (opened for writing, created, or a directory).
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use fsync_trace_common::{names, OpenRecord, RecordKind, FMODE_CREATED};
+use fsync_trace_common::{names, FileCounters, OpenRecord, RecordKind, FMODE_CREATED, NO_SLOT};
 
 use crate::{
-    kernel::{current_file, dentry_inode, file_inode, path_at, read, walk_path, KPtr},
-    maps::{count_lost, off, EVENTS},
-    state::{fill_header, wakeup_flags},
+    kernel::{current_file, dentry_inode, file_inode, inode_nlink, path_at, read, walk_path, KPtr},
+    maps::{count_lost, off, EVENTS, FILE_SLOTS},
+    state::{existing_slot, fill_header, wakeup_flags},
 };
 
 /// f_mode bit: the file was opened for writing.
@@ -55,6 +55,19 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
         let (start, truncated) = walk_path(mnt, dentry, (*r).path.as_mut_ptr());
         (*r).path_start = start;
         (*r).path_truncated = truncated;
+        (*r).nlink = inode_nlink(inode.inode);
+        (*r).prior_slot = NO_SLOT;
+        (*r).prior = FileCounters::default();
+        if f_mode & FMODE_CREATED != 0 {
+            // A new inode under a key that has counters: the number was reused and the
+            // generation did not change (a filesystem without generations). The old file's
+            // counters go to userspace with this record; the new file gets a fresh slot.
+            if let Some((slot, c)) = existing_slot(&inode.key) {
+                (*r).prior_slot = slot;
+                (*r).prior = *c;
+                let _ = FILE_SLOTS.remove(&inode.key);
+            }
+        }
     }
     entry.submit(wakeup_flags());
     0

@@ -10,8 +10,8 @@ use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord, 
 use super::syscalls::cached_tracked_file;
 use crate::{
     kernel::{current_task_btf, file_inode, load_btf, task_file, KPtr},
-    maps::{count_lost, EVENTS, FILE_SLOTS, INFLIGHT_SYNCS},
-    state::{fill_header, wakeup_flags},
+    maps::{count_lost, EVENTS, INFLIGHT_SYNCS},
+    state::{fill_header, name_on_first_sight, wakeup_flags},
 };
 
 #[raw_tracepoint]
@@ -42,12 +42,28 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
             load_btf(regs, nr::REGS_R10),
         )
     };
+    // The file synced through a descriptor: the one this CPU last wrote (the usual
+    // write-then-fsync: a tracked regular file with a slot and a name, no inode reads), or
+    // resolved here, and named first if it never was (opened before tracing, never written).
+    let file = match op {
+        SyncOp::Msync | SyncOp::Sync => None,
+        _ => task_file(task, arg0 as i32 as i64),
+    };
+    let cached = file.and_then(cached_tracked_file);
+    let inode = match cached {
+        Some(_) => None,
+        None => file.and_then(file_inode),
+    };
+    if let (Some(f), Some(i)) = (file, inode) {
+        if i.tracked() {
+            name_on_first_sight(f, &i.key);
+        }
+    }
     let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return 0;
     };
     let r = entry.as_mut_ptr();
-    let mut synced_file = None;
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Sync);
         (*r).op = op as u32;
@@ -74,17 +90,11 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
                     (*r).len = arg2;
                     (*r).flags = arg3;
                 }
-                let file = task_file(task, arg0 as i32 as i64);
-                // The file this CPU last wrote (the usual write-then-fsync): known to be a
-                // tracked regular file with a slot, so no inode reads and no wakeup needed.
-                if let Some(key) = file.and_then(cached_tracked_file) {
+                if let Some(key) = cached {
                     (*r).file = key;
                     (*r).file_mode = S_IFREG;
                     (*r).durable_fs = 1;
-                } else if let Some(inode) = file.and_then(file_inode) {
-                    if inode.tracked() {
-                        synced_file = Some(inode.key);
-                    }
+                } else if let Some(inode) = inode {
                     (*r).file = inode.key;
                     (*r).file_mode = inode.mode;
                     (*r).durable_fs = inode.tracked() as u32;
@@ -92,11 +102,6 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
             }
         }
     }
-    // A file never written or mapped under trace may be unknown to userspace, which then names
-    // it from /proc/PID/fd: wake it while the process still exists.
-    // (The key is looked up from the stack: kernels before 6.3 refuse ring buffer memory as a
-    // map key.)
-    let unknown_file = synced_file.is_some_and(|key| unsafe { FILE_SLOTS.get(&key).is_none() });
-    entry.submit(if unknown_file { 0 } else { wakeup_flags() });
+    entry.submit(wakeup_flags());
     0
 }

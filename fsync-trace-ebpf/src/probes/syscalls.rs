@@ -8,13 +8,17 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use fsync_trace_common::{
-    is_durable_fs, names, open_flags, syscalls as nr, FileKey, InflightSync, S_IFMT, S_IFREG,
+    is_durable_fs, names, open_flags, syscalls as nr, FileKey, InflightSync, FILE_FLAG_NAMED,
+    S_IFMT, S_IFREG,
 };
 
 use crate::{
-    kernel::{current_task_btf, load_btf, read, task_file, KPtr},
+    kernel::{current_task_btf, file_inode, load_btf, read, task_file, KPtr},
     maps::{config, count_lost, off, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
-    state::{bump_close_epoch, bump_epoch, counters_at, current_traced, file_slot, on_write_at},
+    state::{
+        bump_close_epoch, bump_epoch, counters_at, current_traced, emit_name, existing_counters,
+        file_slot, on_write_at,
+    },
 };
 
 /// Entry of a sync syscall: bump the durability epoch and remember when the call started.
@@ -89,8 +93,12 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
             return 0;
         }
         let fd: u64 = unsafe { load_btf(regs, nr::REGS_DI) };
-        handle_write(task, fd as i64, ret as u64);
-        return 0;
+        if !handle_write(task, fd as i64, ret as u64) {
+            return 0;
+        }
+        // First sight of this file: its name is walked in a tail call, so the dentry walk
+        // does not weigh on the hot program.
+        names::TAIL_NAME
     } else if nr::may_free_files(id) {
         // Any process: a struct file a traced process wrote through may be freed by another
         // process sharing it.
@@ -121,10 +129,12 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 /// anywhere since (`CONFIG_CLOSE_EPOCH`), it is still the same open file (it was alive in this
 /// descriptor table all along, so its memory cannot have been reused), and its inode is known:
 /// a repeated write costs one helper read instead of four.
+///
+/// True if the file's name has not been sent yet (`sys_exit_name` sends it).
 #[inline(always)]
-fn handle_write(task: KPtr, fd: i64, bytes: u64) {
+fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
     let Some(file) = task_file(task, fd) else {
-        return;
+        return false;
     };
     // Read before resolving: a close during the resolution makes the entry stale at once.
     let close_epoch = config(names::CONFIG_CLOSE_EPOCH);
@@ -135,14 +145,14 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) {
             if c.tracked != 0 {
                 let key = c.key;
                 if let Some(counters) = counters_at(c.slot) {
-                    on_write_at(counters, &key, bytes, c.osync != 0, fd as i32);
+                    return on_write_at(counters, c.slot, &key, bytes, c.osync != 0, fd as i32);
                 }
             }
-            return;
+            return false;
         }
     }
     let Some(resolved) = resolve_file(file) else {
-        return;
+        return false;
     };
     let Some((key, osync)) = resolved else {
         // Not tracked (pipe, tmpfs, ...): remember that too.
@@ -152,10 +162,10 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) {
             c.close_epoch = close_epoch;
             c.tracked = 0;
         }
-        return;
+        return false;
     };
     let Some(slot) = file_slot(&key) else {
-        return;
+        return false;
     };
     if let Some(c) = cache {
         let c = unsafe { &mut *c };
@@ -166,9 +176,31 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) {
         c.slot = slot;
         c.osync = osync as u32;
     }
-    if let Some(counters) = counters_at(slot) {
-        on_write_at(counters, &key, bytes, osync, fd as i32);
+    match counters_at(slot) {
+        Some(counters) => on_write_at(counters, slot, &key, bytes, osync, fd as i32),
+        None => false,
     }
+}
+
+/// Tail of `sys_exit` for a write to a file whose name was never sent: walks the path of the
+/// written descriptor and sends it ([`emit_name`]).
+#[raw_tracepoint]
+pub fn sys_exit_name(_ctx: RawTracePointContext) -> i32 {
+    let task = current_task_btf();
+    let regs = unsafe { generated::bpf_task_pt_regs(task as *mut _) } as KPtr;
+    let fd: u64 = unsafe { load_btf(regs, nr::REGS_DI) };
+    let Some(file) = task_file(task, fd as i64) else {
+        return 0;
+    };
+    let Some(inode) = file_inode(file) else {
+        return 0;
+    };
+    if let Some(c) = existing_counters(&inode.key) {
+        if unsafe { (*c).flags } & FILE_FLAG_NAMED == 0 {
+            emit_name(file, &inode.key, c);
+        }
+    }
+    0
 }
 
 /// The key of open file `file` if this CPU's write cache holds it as a tracked file (a regular
@@ -213,8 +245,10 @@ fn resolve_file(file: KPtr) -> Option<Option<(FileKey, bool)>> {
         return Some(None);
     }
     let dev = w.field::<u32>(&buf, dev_off)?;
+    // Far from the other inode fields: its own read (on a write-cache miss only).
+    let gen: u32 = read(inode, off!(inode_i_generation)).unwrap_or(0);
     let osync = f_flags & open_flags::O_DSYNC != 0;
-    Some(Some((FileKey { dev, _pad: 0, ino }, osync)))
+    Some(Some((FileKey { dev, gen, ino }, osync)))
 }
 
 /// Enough for super_block {s_dev .. s_magic} (88 bytes on 6.x) and inode {i_mode .. i_ino} (72).

@@ -7,8 +7,7 @@ use fsync_trace_common::{names, DIRTY_BY_MAPPED_STORE, FILE_FLAG_MAPPED};
 use crate::{
     kernel::{inode_info, read, KPtr},
     maps::{config, off},
-    state::existing_counters,
-    state::{atomic_add, current_traced, mark_dirty},
+    state::{atomic_add, current_traced, existing_counters, existing_slot, mark_dirty},
 };
 
 /// writeback_dirty_folio(struct folio *folio, struct address_space *mapping)
@@ -25,7 +24,7 @@ pub fn writeback_dirty_folio(ctx: RawTracePointContext) -> i32 {
     let Some(inode) = inode_info(host) else {
         return 0;
     };
-    let Some(c) = existing_counters(&inode.key) else {
+    let Some((slot, c)) = existing_slot(&inode.key) else {
         return 0;
     };
     unsafe {
@@ -38,6 +37,7 @@ pub fn writeback_dirty_folio(ctx: RawTracePointContext) -> i32 {
         mark_dirty(
             &inode.key,
             c,
+            slot,
             writes,
             bytes,
             pages_before,

@@ -40,7 +40,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fsync_trace_common::{kdev_major, kdev_minor, FileCounters, FileKey, SyncOp, PAGE_SIZE};
+use fsync_trace_common::{kdev_major, kdev_minor, FileCounters, FileKey, SyncOp};
 use prometheus_client::{
     collector::Collector,
     encoding::{
@@ -642,15 +642,14 @@ fn build_snapshot<R: Resolver>(
             continue;
         }
         if f.is_dir {
-            s.unsynced_dir_entries += f.pending.len() as u64;
+            s.unsynced_dir_entries += f.pending_count() as u64;
             continue;
         }
         let Some(first) = f.dirty.first() else {
             continue;
         };
         let c = counters.get(&f.key).copied().unwrap_or_default();
-        let bytes = c.bytes.saturating_sub(first.bytes_before)
-            + c.mapped_dirty_pages.saturating_sub(first.pages_before) * PAGE_SIZE;
+        let (_, bytes, _) = f.unsynced(&c);
         s.unsynced_files += 1;
         s.unsynced_bytes += bytes;
         s.oldest_unsynced_ns = Some(

@@ -13,17 +13,17 @@ use crate::{
 const DEV: u32 = (8 << 20) | 1;
 const DIR: FileKey = FileKey {
     dev: DEV,
-    _pad: 0,
+    gen: 0,
     ino: 100,
 };
 const F: FileKey = FileKey {
     dev: DEV,
-    _pad: 0,
+    gen: 0,
     ino: 1,
 };
 const G: FileKey = FileKey {
     dev: DEV,
-    _pad: 0,
+    gen: 0,
     ino: 2,
 };
 
@@ -55,6 +55,8 @@ fn create(ts: u64, pid: u32, file: FileKey, path: &str) -> Event {
             open_flags: 1,
             created: true,
             fd: 3,
+            nlink: 1,
+            prior: None,
         },
     )
 }
@@ -70,6 +72,7 @@ fn dirty(ts: u64, pid: u32, file: FileKey, bytes_before: u64) -> Event {
             pages_before: 0,
             by_mapping: false,
             fd: 3,
+            slot: 0,
         },
     )
 }
@@ -324,6 +327,7 @@ fn data_at_risk_snapshot() {
             pages_before: 0,
             by_mapping: false,
             fd: 3,
+            slot: 0,
         },
     });
     feed(&mut live, &mut state, events);
@@ -377,7 +381,7 @@ fn cardinality_is_bounded() {
     for i in 0..(MAX_COMMS as u32 + 10) {
         let key = FileKey {
             dev: DEV,
-            _pad: 0,
+            gen: 0,
             ino: 1000 + i as u64,
         };
         events.push(Event {
@@ -390,13 +394,14 @@ fn cardinality_is_bounded() {
                 pages_before: 0,
                 by_mapping: false,
                 fd: 3,
+                slot: 0,
             },
         });
     }
     for d in 0..(MAX_DEVICES as u32 + 5) {
         let key = FileKey {
             dev: (9 << 20) | d,
-            _pad: 0,
+            gen: 0,
             ino: 1,
         };
         events.push(sync(1, 2, 10, SyncOp::Fsync, Some(key), 0));
@@ -407,7 +412,7 @@ fn cardinality_is_bounded() {
             (
                 FileKey {
                     dev: DEV,
-                    _pad: 0,
+                    gen: 0,
                     ino: 1000 + i,
                 },
                 FileCounters {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::{
-    state::{Analysis, Finding},
+    state::{Analysis, Finding, Latency},
     tracer::LostCounts,
 };
 pub use text::render_text;
@@ -55,22 +55,14 @@ pub struct LatencySummary {
     pub max: u64,
 }
 
-/// Nearest-rank percentiles of `samples_ns`, in microseconds.
-pub fn latency_summary_us(samples_ns: &[u64]) -> LatencySummary {
-    if samples_ns.is_empty() {
-        return LatencySummary::default();
-    }
-    let mut v: Vec<u64> = samples_ns.iter().map(|ns| ns / 1000).collect();
-    v.sort_unstable();
-    let rank = |p: f64| -> u64 {
-        let r = ((p / 100.0) * v.len() as f64).ceil() as usize;
-        v[r.clamp(1, v.len()) - 1]
-    };
+/// Nearest-rank percentiles of `l`, in microseconds (exact up to
+/// [`crate::state::latency::EXACT_SAMPLES`] calls, then within the histogram's precision).
+pub fn latency_summary_us(l: &Latency) -> LatencySummary {
     LatencySummary {
-        count: v.len() as u64,
-        p50: rank(50.0),
-        p99: rank(99.0),
-        max: v[v.len() - 1],
+        count: l.count(),
+        p50: l.percentile(50.0) / 1000,
+        p99: l.percentile(99.0) / 1000,
+        max: l.max() / 1000,
     }
 }
 
@@ -85,6 +77,8 @@ pub struct ProcessEntry {
 #[derive(Clone, Debug, Serialize)]
 pub struct FileEntry {
     pub path: String,
+    /// Every live name the trace knows for the file (hard links); empty once removed.
+    pub names: Vec<String>,
     pub dev: String,
     pub ino: u64,
     #[serde(rename = "type")]
@@ -101,6 +95,7 @@ pub struct FileEntry {
     pub mapped_dirty_pages: u64,
     /// Times the kernel's flusher wrote the file back (not a durable point).
     pub kernel_writebacks: u64,
+    /// No name left (link count zero): its data no longer matters.
     pub removed: bool,
     /// Durability-relevant flags the file was opened with (O_SYNC, O_DSYNC, O_DIRECT, O_APPEND, O_TMPFILE).
     pub open_flags: Vec<&'static str>,
@@ -168,6 +163,14 @@ pub struct Report {
     pub files: Vec<Box<FileEntry>>,
     pub syncs: Vec<OpEntry>,
     pub findings: Vec<FindingEntry>,
+    /// Durable, idle files whose state long-run bounds released (`--max-files`): they are in
+    /// no row above.
+    pub released_files: u64,
+    /// Exited processes forgotten beyond the bound (not in `processes`).
+    pub released_processes: u64,
+    /// Kernel per-file slots handed back for reuse (removed files, idle files when the table
+    /// fills): nothing is lost by it.
+    pub reclaimed_slots: u64,
 }
 
 fn dev_string(dev: u32) -> String {
@@ -180,6 +183,7 @@ fn dev_string(dev: u32) -> String {
 
 impl Report {
     pub fn build(a: Analysis, tier: &str, lost: LostCounts, clock: Clock, end_ns: u64) -> Self {
+        let released = a.released;
         let files = a
             .files
             .into_iter()
@@ -199,7 +203,8 @@ impl Report {
                 };
                 let open_flags = open_flag_names(f.open_flags);
                 Box::new(FileEntry {
-                    path: f.path.as_deref().unwrap_or("<unknown>").to_string(),
+                    path: crate::state::display_path(&f),
+                    names: f.names.iter().map(|n| n.to_string()).collect(),
                     dev: dev_string(f.key.dev),
                     ino: f.key.ino,
                     kind: if f.is_dir { "dir" } else { "file" },
@@ -207,7 +212,7 @@ impl Report {
                     bytes_written: c.bytes + c.sync_write_bytes,
                     fsyncs: f.fsyncs,
                     fdatasyncs: f.fdatasyncs,
-                    fsync_latency_us: latency_summary_us(&f.sync_latency_ns),
+                    fsync_latency_us: latency_summary_us(&f.sync_latency),
                     max_dirty_window_ms: f.max_dirty_window_ns / 1_000_000,
                     unsynced_bytes: unsynced,
                     sync_writes: c.sync_writes,
@@ -225,7 +230,7 @@ impl Report {
                 op: op.name(),
                 calls: s.calls,
                 errors: s.errors,
-                latency_us: latency_summary_us(&s.latency_ns),
+                latency_us: latency_summary_us(&s.latency),
             })
             .collect();
         let findings = a
@@ -262,6 +267,9 @@ impl Report {
             files,
             syncs,
             findings,
+            released_files: released.files,
+            released_processes: released.processes,
+            reclaimed_slots: released.reclaimed_slots,
         }
     }
 }
@@ -287,19 +295,24 @@ mod tests {
 
     #[test]
     fn nearest_rank_percentiles() {
-        let s: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        let of = |samples: &[u64]| {
+            let mut l = Latency::per_file();
+            samples.iter().for_each(|&s| l.record(s));
+            latency_summary_us(&l)
+        };
+        let s: Vec<u64> = (1..=64).map(|i| i * 1000).collect();
         assert_eq!(
-            latency_summary_us(&s),
+            of(&s),
             LatencySummary {
-                count: 100,
-                p50: 50,
-                p99: 99,
-                max: 100
+                count: 64,
+                p50: 32,
+                p99: 64,
+                max: 64
             }
         );
-        assert_eq!(latency_summary_us(&[]), LatencySummary::default());
+        assert_eq!(of(&[]), LatencySummary::default());
         assert_eq!(
-            latency_summary_us(&[7000]),
+            of(&[7000]),
             LatencySummary {
                 count: 1,
                 p50: 7,
@@ -309,7 +322,7 @@ mod tests {
         );
         let two = [1000, 9000];
         assert_eq!(
-            latency_summary_us(&two),
+            of(&two),
             LatencySummary {
                 count: 2,
                 p50: 1,

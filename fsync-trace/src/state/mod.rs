@@ -1,33 +1,45 @@
 //! The durability state machine: decoded events in, per-file / per-directory state and findings
 //! out. Pure apart from the [`Resolver`] seam; it never knows which tier fed it.
+//!
+//! A file is an inode with a lifetime and a set of names: its key is (device, inode number,
+//! generation), so a new file that reuses a freed number starts a fresh history; `link` adds a
+//! name, `unlink` or a rename over it removes one, and the file is removed only when no name is
+//! left (names this trace never saw are counted from the kernel's `i_nlink`, read at every open
+//! and first sight). The modules: `names` (the name index and namespace operations), `sync`
+//! (durable points), `finish` (the final analysis), `retention` (bounded memory in long runs),
+//! `latency` (bounded latency histograms).
 mod finding;
+mod finish;
+pub mod latency;
+mod names;
 mod paths;
 mod resolve;
+mod retention;
+mod sync;
 #[cfg(test)]
 mod tests;
 
 use smallvec::SmallVec;
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::Arc,
 };
 
 pub use finding::{errno_name, Finding, FindingKind};
-use fsync_trace_common::{mman, open_flags, FileCounters, FileKey, NamespaceOp, SyncOp, PAGE_SIZE};
+pub use finish::Analysis;
+use fsync_trace_common::{open_flags, FileCounters, FileKey, SyncOp, PAGE_SIZE};
+pub use latency::Latency;
+pub use names::EntryOp;
 pub use paths::{join, normalize, split_parent};
 #[cfg(test)]
 pub use resolve::NoResolver;
 pub use resolve::{ProcResolver, Resolver};
+pub use retention::{Released, SlotWork};
 
-use crate::event::{Actor, Event, EventKind, NameRef};
+use crate::event::{Actor, Event, EventKind};
 
-/// renameat2 flag: atomically swap the two names.
-const RENAME_EXCHANGE: u32 = 2;
-/// Pending-entry operations that add a name / remove a name.
-const ADDITIONS: [&str; 5] = ["create", "mkdir", "link", "symlink", "rename"];
-const REMOVALS: [&str; 3] = ["unlink", "rmdir", "rename (old name)"];
-
-/// Data made dirty since the last durable point, as announced by one `Dirty` event.
+/// Data made dirty since the last durable point, as announced by one `Dirty` event. The
+/// `*_before` counters are absolute for this file's life (see [`FileState::absolute`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirtySpan {
     pub since: u64,
@@ -40,19 +52,34 @@ pub struct DirtySpan {
 /// A directory entry changed and not yet covered by a sync of its directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingEntry {
-    pub name: String,
-    pub op: &'static str,
+    pub op: EntryOp,
     pub ts: u64,
     pub actor: Actor,
+}
+
+/// What a file carries over from kernel slots that were reclaimed while it lived (rare: long
+/// runs only), boxed so that ordinary files do not pay for it.
+#[derive(Clone, Debug, Default)]
+pub struct Carried {
+    /// Sum of the counters of this file's reclaimed slots.
+    pub counters: FileCounters,
+    /// The last reclaimed slot and what was carried before it: a `Dirty` record from that slot
+    /// still in the ring buffer when it was reclaimed is placed with this base.
+    pub last_slot: Option<(u32, FileCounters)>,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct FileState {
     pub key: FileKey,
-    /// Shared with the `paths` index (one allocation per name, however long).
+    /// The name shown: the first live name, or the last one it had once it has none. Shared
+    /// with the name index (one allocation per name, however long).
     pub path: Option<Arc<str>>,
+    /// Every live name this trace knows (absolute paths); `path` is the first.
+    pub names: SmallVec<[Arc<str>; 1]>,
+    /// Names the kernel counts (`i_nlink`) that this trace never saw (made before it started).
+    pub other_links: u32,
     pub is_dir: bool,
-    /// Unlinked / replaced / removed: its data no longer matters.
+    /// No name left (link count zero): its data no longer matters.
     pub removed: bool,
     /// Dirty announcements since the last durable point, oldest first (at most a few: one per
     /// durability epoch).
@@ -62,20 +89,65 @@ pub struct FileState {
     pub fdatasyncs: u64,
     pub other_syncs: u64,
     /// fsync + fdatasync latencies of this file.
-    /// Inline up to one sample (most files are synced once, if at all): no heap block per file.
-    pub sync_latency_ns: SmallVec<[u64; 1]>,
+    pub sync_latency: Latency,
     /// errno of a failed sync not yet followed by a successful one.
     pub failed_sync: Option<i32>,
     /// Every durability-relevant open flag seen on this file (O_SYNC, O_DSYNC, O_DIRECT,
     /// O_APPEND, O_TMPFILE), OR-ed.
     pub open_flags: u32,
-    /// Directories: entry changes not yet synced.
-    pub pending: Vec<PendingEntry>,
+    /// Directories: entry changes not yet synced, by entry name (each name's own changes in
+    /// order): an entry change costs the same however large the directory.
+    pub pending: HashMap<Box<str>, SmallVec<[PendingEntry; 1]>>,
+    /// Counters of reclaimed kernel slots (long runs).
+    pub carried: Option<Box<Carried>>,
+    /// Last event that touched the file (ns), for releasing idle files in long runs.
+    pub last_active: u64,
 }
 
 impl FileState {
     pub fn is_dirty(&self) -> bool {
         !self.dirty.is_empty()
+    }
+
+    /// Unsynced directory entry changes (all names).
+    pub fn pending_count(&self) -> usize {
+        self.pending.values().map(|v| v.len()).sum()
+    }
+
+    /// This life's counters: the kernel's current slot `c` plus what reclaimed slots held.
+    pub fn absolute(&self, c: &FileCounters) -> FileCounters {
+        match &self.carried {
+            None => *c,
+            Some(carried) => add_counters(&carried.counters, c),
+        }
+    }
+
+    /// (writes, bytes, mapped pages) not yet durable, given the kernel's current counters.
+    pub fn unsynced(&self, c: &FileCounters) -> (u64, u64, u64) {
+        let Some(first) = self.dirty.first() else {
+            return (0, 0, 0);
+        };
+        let a = self.absolute(c);
+        let pages = a.mapped_dirty_pages.saturating_sub(first.pages_before);
+        (
+            a.writes.saturating_sub(first.writes_before),
+            a.bytes.saturating_sub(first.bytes_before) + pages * PAGE_SIZE,
+            pages,
+        )
+    }
+}
+
+/// `a + b`, counter by counter (flags and epochs are the kernel's, not summed).
+pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
+    FileCounters {
+        writes: a.writes + b.writes,
+        bytes: a.bytes + b.bytes,
+        sync_writes: a.sync_writes + b.sync_writes,
+        sync_write_bytes: a.sync_write_bytes + b.sync_write_bytes,
+        mapped_dirty_pages: a.mapped_dirty_pages + b.mapped_dirty_pages,
+        kernel_writebacks: a.kernel_writebacks + b.kernel_writebacks,
+        dirty_gen: b.dirty_gen,
+        flags: b.flags,
     }
 }
 
@@ -88,11 +160,21 @@ pub struct ProcessInfo {
 }
 
 /// Calls of one sync operation, across files.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct OpStats {
     pub calls: u64,
     pub errors: u64,
-    pub latency_ns: Vec<u64>,
+    pub latency: Latency,
+}
+
+impl Default for OpStats {
+    fn default() -> Self {
+        OpStats {
+            calls: 0,
+            errors: 0,
+            latency: Latency::per_op(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -133,12 +215,20 @@ pub struct DurabilityState<R: Resolver> {
     /// Boxed: the table stays small while it grows (no 2x copies of whole states on resize),
     /// and `finish` moves pointers, not states, into the report order.
     files: HashMap<FileKey, Box<FileState>>,
-    /// Current path -> file, for resolving names in namespace operations.
-    paths: HashMap<Arc<str>, FileKey>,
+    /// Earlier lives of keys whose inode number was reused on a filesystem without
+    /// generations, with their final counters.
+    past_lives: Vec<(Box<FileState>, FileCounters)>,
+    /// Live name -> file. Ordered, so the names under a renamed directory are one range.
+    paths: BTreeMap<Arc<str>, FileKey>,
     processes: BTreeMap<u32, ProcessInfo>,
+    /// Exited processes, oldest first (released beyond a bound in long runs).
+    exited: VecDeque<u32>,
     mappings: HashMap<u32, Vec<Mapping>>,
     findings: Vec<Finding>,
     ops: BTreeMap<SyncOp, OpStats>,
+    /// Kernel slots to detach or free (see [`SlotWork`]).
+    slot_work: SlotWork,
+    released: Released,
     /// Bookkeeping for live metrics; None unless [`DurabilityState::track_live`] was called.
     live: Option<Live>,
 }
@@ -156,19 +246,18 @@ struct Live {
     exit_unsynced_entries: u64,
 }
 
-/// The final state: every file with its counters, and all findings, worst first.
-#[derive(Clone, Debug)]
-pub struct Analysis {
-    pub files: Vec<(Box<FileState>, FileCounters)>,
-    pub findings: Vec<Finding>,
-    pub processes: Vec<ProcessInfo>,
-    pub ops: BTreeMap<SyncOp, OpStats>,
-}
-
-fn display_path(f: &FileState) -> String {
+/// The name shown for a file: its path, or why it has none.
+pub fn display_path(f: &FileState) -> String {
     f.path.as_deref().map(str::to_string).unwrap_or_else(|| {
+        let why = if f.open_flags & (open_flags::O_TMPFILE & !open_flags::O_DIRECTORY) != 0 {
+            "anonymous (O_TMPFILE, never linked)"
+        } else if f.removed {
+            "deleted"
+        } else {
+            "name never seen"
+        };
         format!(
-            "<unknown path: dev {}:{} inode {}>",
+            "<unknown path: {why}; dev {}:{} inode {}>",
             f.key.dev >> 20,
             f.key.dev & 0xfffff,
             f.key.ino
@@ -181,11 +270,15 @@ impl<R: Resolver> DurabilityState<R> {
         Self {
             resolver,
             files: HashMap::new(),
-            paths: HashMap::new(),
+            past_lives: Vec::new(),
+            paths: BTreeMap::new(),
             processes: BTreeMap::new(),
+            exited: VecDeque::new(),
             mappings: HashMap::new(),
             findings: Vec::new(),
             ops: BTreeMap::new(),
+            slot_work: SlotWork::default(),
+            released: Released::default(),
             live: None,
         }
     }
@@ -246,13 +339,13 @@ impl<R: Resolver> DurabilityState<R> {
             if !f.is_dir && f.dirty.first().is_some_and(|d| d.actor.pid == pid) {
                 files += 1;
             }
-            if f.is_dir && !f.pending.is_empty() {
+            if f.is_dir {
                 // Entry names whose last unsynced change is this process's.
-                let mut last: HashMap<&str, u32> = HashMap::new();
-                for e in &f.pending {
-                    last.insert(e.name.as_str(), e.actor.pid);
-                }
-                entries += last.values().filter(|&&p| p == pid).count() as u64;
+                entries += f
+                    .pending
+                    .values()
+                    .filter(|v| v.last().is_some_and(|e| e.actor.pid == pid))
+                    .count() as u64;
             }
         }
         if let Some(l) = &mut self.live {
@@ -287,17 +380,30 @@ impl<R: Resolver> DurabilityState<R> {
         })
     }
 
-    fn set_path(&mut self, key: FileKey, path: String, is_dir: bool) {
-        let path: Arc<str> = path.into();
+    /// The file `key`, marked active at `ts`.
+    fn file_at(&mut self, key: FileKey, ts: u64) -> &mut FileState {
         let f = self.file(key);
-        f.is_dir |= is_dir;
-        let old = f.path.replace(path.clone());
-        if let Some(old) = old {
-            if old != path && self.paths.get(&*old) == Some(&key) {
-                self.paths.remove(&*old);
+        f.last_active = f.last_active.max(ts);
+        f
+    }
+
+    /// A kernel reading of the file's link count, while it has the names it has now.
+    fn set_nlink(&mut self, key: FileKey, nlink: u32) {
+        let f = self.file(key);
+        f.other_links = nlink.saturating_sub(f.names.len() as u32);
+        if nlink == 0 && !f.removed {
+            // Deleted before we learned of it (or never linked): no name can hold its data.
+            let names = std::mem::take(&mut f.names);
+            f.removed = true;
+            for n in names {
+                if self.paths.get(&n) == Some(&key) {
+                    self.paths.remove(&n);
+                }
             }
+            self.slot_work.detach(key);
+        } else if nlink > 0 {
+            f.removed = false;
         }
-        self.paths.insert(path, key);
     }
 
     pub fn apply(&mut self, ev: Event) {
@@ -319,27 +425,30 @@ impl<R: Resolver> DurabilityState<R> {
                 writes_before,
                 bytes_before,
                 pages_before,
-                fd,
+                slot,
                 ..
             } => {
+                self.touched(actor.pid, file);
+                let f = self.file_at(file, ts);
+                // The counters are the slot's: place them on this life's absolute scale.
+                let base = match &f.carried {
+                    None => FileCounters::default(),
+                    Some(c) => match c.last_slot {
+                        Some((s, base)) if s == slot => base,
+                        _ => c.counters,
+                    },
+                };
                 let span = DirtySpan {
                     since: ts,
-                    writes_before,
-                    bytes_before,
-                    pages_before,
-                    actor: actor.clone(),
+                    writes_before: base.writes + writes_before,
+                    bytes_before: base.bytes + bytes_before,
+                    pages_before: base.mapped_dirty_pages + pages_before,
+                    actor,
                 };
-                self.touched(actor.pid, file);
-                let f = self.file(file);
                 // Exact capacity: most files have one open span, and a Vec's first push
                 // would reserve four (100k files: 24 MiB).
                 f.dirty.reserve_exact(1);
                 f.dirty.push(span);
-                if f.path.is_none() && fd >= 0 {
-                    if let Some(path) = self.resolver.fd_path(actor.pid, fd) {
-                        self.set_path(file, path, false);
-                    }
-                }
             }
             EventKind::Sync {
                 op,
@@ -347,22 +456,28 @@ impl<R: Resolver> DurabilityState<R> {
                 ret,
                 file,
                 is_dir,
-                fd,
                 addr,
                 len,
                 flags,
+                ..
+            } => self.on_sync(
+                ts, &actor, op, enter_ns, ret, file, is_dir, addr, len, flags,
+            ),
+            EventKind::Name {
+                file,
+                path,
+                nlink,
+                open_flags: oflags,
             } => {
-                // A file opened before tracing started (or read-only) has no path yet.
-                if let Some(key) = file {
-                    if fd >= 0 && self.files.get(&key).is_none_or(|f| f.path.is_none()) {
-                        if let Some(path) = self.resolver.fd_path(actor.pid, fd) {
-                            self.set_path(key, path, is_dir);
-                        }
-                    }
+                let f = self.file_at(file, ts);
+                f.open_flags |= durability_flags(oflags);
+                if nlink > 0 {
+                    self.add_name(file, path.into(), false);
+                } else if f.path.is_none() {
+                    // Deleted: the walked name is the one it had; show it as such.
+                    f.path = Some(path.into());
                 }
-                self.on_sync(
-                    ts, &actor, op, enter_ns, ret, file, is_dir, addr, len, flags,
-                )
+                self.set_nlink(file, nlink);
             }
             EventKind::Open {
                 file,
@@ -371,22 +486,27 @@ impl<R: Resolver> DurabilityState<R> {
                 path,
                 open_flags: oflags,
                 created,
+                nlink,
+                prior,
                 ..
             } => {
-                self.set_path(file, path.clone(), is_dir);
-                let f = self.file(file);
-                f.open_flags |= oflags
-                    & (open_flags::O_SYNC
-                        | open_flags::O_DIRECT
-                        | open_flags::O_APPEND
-                        | open_flags::O_TMPFILE);
+                if let Some((slot, counters)) = prior {
+                    self.new_life(file, slot, counters);
+                }
+                self.file_at(file, ts).open_flags |= durability_flags(oflags);
+                self.add_name(file, path.as_str().into(), is_dir);
+                self.set_nlink(file, nlink);
                 if created {
                     let (dir_path, name) = split_parent(&path);
                     if self.files.get(&parent).is_none_or(|d| d.path.is_none()) {
-                        self.set_path(parent, dir_path.to_string(), true);
+                        self.add_name(parent, dir_path.into(), true);
                     }
-                    let op = if is_dir { "mkdir" } else { "create" };
-                    self.pending(parent, name.to_string(), op, ts, &actor);
+                    let op = if is_dir {
+                        EntryOp::Mkdir
+                    } else {
+                        EntryOp::Create
+                    };
+                    self.pending(parent, name, op, ts, &actor);
                 }
             }
             EventKind::Namespace {
@@ -396,6 +516,7 @@ impl<R: Resolver> DurabilityState<R> {
                 flags,
             } => self.on_namespace(ts, &actor, op, old, new, flags),
             EventKind::Mmap { file, addr, len } => {
+                self.file_at(file, ts);
                 self.mappings
                     .entry(actor.pid)
                     .or_default()
@@ -412,433 +533,40 @@ impl<R: Resolver> DurabilityState<R> {
             }
             EventKind::Exit => {
                 if let Some(p) = self.processes.get_mut(&actor.pid) {
-                    p.exited = true;
+                    if !p.exited {
+                        p.exited = true;
+                        self.exited.push_back(actor.pid);
+                    }
                 }
                 self.mappings.remove(&actor.pid);
                 self.on_exit_live(actor.pid);
+                self.release_exited_processes();
             }
         }
     }
 
-    fn pending(&mut self, dir: FileKey, name: String, op: &'static str, ts: u64, actor: &Actor) {
-        self.touched(actor.pid, dir);
-        let d = self.file(dir);
-        d.is_dir = true;
-        // Removing a name that was itself added since the last directory sync leaves the durable
-        // state of the directory as it was: the two changes cancel out.
-        if REMOVALS.contains(&op) {
-            let before = d.pending.len();
-            d.pending
-                .retain(|e| !(e.name == name && ADDITIONS.contains(&e.op)));
-            if d.pending.len() != before {
-                return;
-            }
-        }
-        d.pending.push(PendingEntry {
-            name,
-            op,
-            ts,
-            actor: actor.clone(),
-        });
-    }
-
-    /// A durable point for `key` that started at `enter` and finished at `exit`: data announced
-    /// dirty before `enter` is now durable; later announcements stay dirty.
-    fn durable(&mut self, key: FileKey, enter: u64, exit: u64) {
-        let Some(f) = self.files.get_mut(&key) else {
+    /// The open that created `key` found counters under it: the inode number was reused (with
+    /// no new generation), so the state there is an earlier file's. It keeps its history (and
+    /// the final counters the kernel handed over) and is dead: its number belongs to a new file.
+    fn new_life(&mut self, key: FileKey, slot: u32, counters: FileCounters) {
+        self.slot_work.free(slot);
+        let Some(mut old) = self.files.remove(&key) else {
             return;
         };
-        if let Some(first) = f.dirty.first() {
-            if first.since < enter {
-                let window = exit.saturating_sub(first.since);
-                f.max_dirty_window_ns = f.max_dirty_window_ns.max(window);
-                if let Some(l) = &mut self.live {
-                    l.windows_ns.push(window);
-                }
+        let final_counters = old.absolute(&counters);
+        for n in std::mem::take(&mut old.names) {
+            if self.paths.get(&n) == Some(&key) {
+                self.paths.remove(&n);
             }
         }
-        f.dirty.retain(|d| d.since >= enter);
-        if f.is_dir {
-            f.pending.retain(|e| e.ts >= enter);
-        }
-        // Memory: most files end up synced; an emptied Vec still holds its buffer (4 spans for
-        // a file, every entry ever pending for a directory), so give it back.
-        if f.dirty.is_empty() {
-            f.dirty = Vec::new();
-        }
-        if f.pending.is_empty() {
-            f.pending = Vec::new();
-        }
+        old.removed = true;
+        old.carried = None;
+        self.past_lives.push((old, final_counters));
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_sync(
-        &mut self,
-        ts: u64,
-        actor: &Actor,
-        op: SyncOp,
-        enter: u64,
-        ret: i64,
-        file: Option<FileKey>,
-        is_dir: bool,
-        addr: u64,
-        len: u64,
-        flags: u64,
-    ) {
-        let latency = ts.saturating_sub(enter);
-        if op != SyncOp::SyncWrite {
-            let s = self.ops.entry(op).or_default();
-            s.calls += 1;
-            s.latency_ns.push(latency);
-            if ret < 0 {
-                s.errors += 1;
-            }
-        }
-        // The files this call is about.
-        let targets: Vec<FileKey> = match op {
-            SyncOp::Msync => self
-                .mappings
-                .get(&actor.pid)
-                .map(|maps| {
-                    maps.iter()
-                        .filter(|m| {
-                            m.addr < addr.saturating_add(len) && addr < m.addr.saturating_add(m.len)
-                        })
-                        .map(|m| m.file)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            SyncOp::Sync => Vec::new(),
-            _ => file.into_iter().collect(),
-        };
-        for &key in &targets {
-            let f = self.file(key);
-            f.is_dir |= is_dir && op != SyncOp::Msync;
-            match op {
-                SyncOp::Fsync => f.fsyncs += 1,
-                SyncOp::Fdatasync => f.fdatasyncs += 1,
-                SyncOp::SyncWrite => {}
-                _ => f.other_syncs += 1,
-            }
-            if matches!(op, SyncOp::Fsync | SyncOp::Fdatasync) {
-                f.sync_latency_ns.push(latency);
-            }
-        }
-        if ret < 0 {
-            let errno = (-ret) as i32;
-            for &key in &targets {
-                self.file(key).failed_sync = Some(errno);
-                let path = display_path(&self.files[&key]);
-                self.findings.push(Finding {
-                    kind: FindingKind::FsyncError,
-                    path: path.clone(),
-                    pid: actor.pid,
-                    comm: actor.comm.to_string(),
-                    ts,
-                    message: format!(
-                        "{}() of {path} failed with {} (errno {errno}); the kernel may already have dropped the unwritten pages",
-                        op.name(), errno_name(errno)
-                    ),
-                    fix: "treat a failed fsync as fatal for this file: rewrite the data from your own copy (or crash and recover from the log) instead of continuing".into(),
-                    errno: Some(errno),
-                    op: Some(op.name().into()),
-                    ..Finding::blank()
-                });
-            }
-            return;
-        }
-        let durable_point = match op {
-            SyncOp::Fsync
-            | SyncOp::Fdatasync
-            | SyncOp::SyncWrite
-            | SyncOp::Sync
-            | SyncOp::Syncfs => true,
-            SyncOp::Msync => flags & mman::MS_SYNC != 0,
-            SyncOp::SyncFileRange => false,
-        };
-        // A success after a failure on the same file: the classic "fsync retry" trap.
-        if durable_point || op == SyncOp::SyncFileRange {
-            for &key in &targets {
-                if let Some(errno) = self.file(key).failed_sync.take() {
-                    let path = display_path(&self.files[&key]);
-                    self.findings.push(Finding {
-                        kind: FindingKind::FsyncRetryAfterError,
-                        path: path.clone(),
-                        pid: actor.pid,
-                        comm: actor.comm.to_string(),
-                        ts,
-                        message: format!(
-                            "{}() of {path} reported success after an earlier sync failed with {} (errno {errno}): the data from before the failure may be lost although this call succeeded",
-                            op.name(), errno_name(errno)
-                        ),
-                        fix: "do not retry fsync after a failure and trust the result; reopen and rewrite the data, or recover from the log".into(),
-                        errno: Some(errno),
-                        op: Some(op.name().into()),
-                        ..Finding::blank()
-                    });
-                }
-            }
-        }
-        if !durable_point {
-            return;
-        }
-        match op {
-            SyncOp::Sync => {
-                let keys: Vec<FileKey> = self.files.keys().copied().collect();
-                for k in keys {
-                    self.durable(k, enter, ts);
-                }
-            }
-            SyncOp::Syncfs => {
-                if let Some(dev) = file.map(|f| f.dev) {
-                    let keys: Vec<FileKey> = self
-                        .files
-                        .keys()
-                        .filter(|k| k.dev == dev)
-                        .copied()
-                        .collect();
-                    for k in keys {
-                        self.durable(k, enter, ts);
-                    }
-                }
-            }
-            _ => {
-                for key in targets {
-                    self.durable(key, enter, ts);
-                }
-            }
-        }
-    }
-
-    /// (directory, directory path, entry name) of a name used by a namespace operation.
-    fn entry_of(&mut self, pid: u32, n: &NameRef) -> Option<(FileKey, String, String)> {
-        let name = n.name.trim_end_matches('/');
-        if name.is_empty() {
-            return None;
-        }
-        let abs = if name.starts_with('/') {
-            normalize(name)
-        } else {
-            join(&n.base_path, name)
-        };
-        let (dir_path, entry) = split_parent(&abs);
-        let (dir_path, entry) = (dir_path.to_string(), entry.to_string());
-        if !name.contains('/') {
-            if !n.base_durable {
-                return None;
-            }
-            return Some((n.base_dir, dir_path, entry));
-        }
-        if let Some(&k) = self.paths.get(dir_path.as_str()) {
-            if self.files.get(&k).is_some_and(|f| f.is_dir) {
-                return Some((k, dir_path, entry));
-            }
-        }
-        let (k, durable) = self.resolver.dir_of_path(pid, &dir_path)?;
-        durable.then_some((k, dir_path, entry))
-    }
-
-    fn on_namespace(
-        &mut self,
-        ts: u64,
-        actor: &Actor,
-        op: NamespaceOp,
-        old: NameRef,
-        new: Option<NameRef>,
-        flags: u32,
-    ) {
-        let Some((odir, odir_path, oentry)) = self.entry_of(actor.pid, &old) else {
-            // Not on a durable filesystem (or unresolvable): nothing to track.
-            return;
-        };
-        let old_abs = join(&odir_path, &oentry);
-        if self.files.get(&odir).is_none_or(|d| d.path.is_none()) {
-            self.set_path(odir, odir_path.clone(), true);
-        }
-        match op {
-            NamespaceOp::Unlink | NamespaceOp::Rmdir => {
-                self.pending(odir, oentry, op.name(), ts, actor);
-                if let Some(k) = self.paths.remove(old_abs.as_str()) {
-                    self.file(k).removed = true;
-                }
-            }
-            NamespaceOp::Mkdir | NamespaceOp::Symlink => {
-                self.pending(odir, oentry, op.name(), ts, actor)
-            }
-            NamespaceOp::Link | NamespaceOp::Rename => {
-                let Some(new) = new else { return };
-                let Some((ndir, ndir_path, nentry)) = self.entry_of(actor.pid, &new) else {
-                    return;
-                };
-                if self.files.get(&ndir).is_none_or(|d| d.path.is_none()) {
-                    self.set_path(ndir, ndir_path.clone(), true);
-                }
-                let new_abs = join(&ndir_path, &nentry);
-                if op == NamespaceOp::Link {
-                    self.pending(ndir, nentry, "link", ts, actor);
-                    return;
-                }
-                self.pending(odir, oentry.clone(), "rename (old name)", ts, actor);
-                self.pending(ndir, nentry.clone(), "rename", ts, actor);
-                self.on_rename(ts, actor, &old_abs, &new_abs, flags & RENAME_EXCHANGE != 0);
-            }
-        }
-    }
-
-    fn on_rename(&mut self, ts: u64, actor: &Actor, old_abs: &str, new_abs: &str, exchange: bool) {
-        let moved = self.paths.get(old_abs).copied().or_else(|| {
-            if exchange {
-                None
-            } else {
-                self.resolver.file_of_path(actor.pid, new_abs)
-            }
-        });
-        let replaced = self.paths.get(new_abs).copied();
-        if let Some(k) = moved {
-            let f = self.file(k);
-            if !f.is_dir && f.is_dirty() {
-                self.findings.push(Finding {
-                    kind: FindingKind::RenameBeforeFsync,
-                    path: new_abs.to_string(),
-                    pid: actor.pid,
-                    comm: actor.comm.to_string(),
-                    ts,
-                    message: format!(
-                        "{old_abs} was renamed to {new_abs} while its data was not yet durable: after a crash {new_abs} can be empty or hold partial data"
-                    ),
-                    fix: format!("fsync (or fdatasync) the file before renaming it over {new_abs}, then fsync the directory"),
-                    source: Some(old_abs.to_string()),
-                    ..Finding::blank()
-                });
-            }
-        }
-        if exchange {
-            if let Some(k) = moved {
-                self.set_path(k, new_abs.to_string(), false);
-            }
-            if let Some(k) = replaced {
-                self.set_path(k, old_abs.to_string(), false);
-            }
-            return;
-        }
-        if let (Some(r), m) = (replaced, moved) {
-            if Some(r) != m {
-                self.file(r).removed = true;
-                self.paths.remove(new_abs);
-            }
-        }
-        if let Some(k) = moved {
-            let is_dir = self.files.get(&k).is_some_and(|f| f.is_dir);
-            self.set_path(k, new_abs.to_string(), is_dir);
-        }
-        // Everything under a renamed directory moves with it.
-        let prefix = format!("{old_abs}/");
-        let under: Vec<(Arc<str>, FileKey)> = self
-            .paths
-            .iter()
-            .filter(|(p, _)| p.starts_with(&prefix))
-            .map(|(p, k)| (p.clone(), *k))
-            .collect();
-        for (p, k) in under {
-            let moved_path = format!("{new_abs}/{}", &p[prefix.len()..]);
-            let is_dir = self.files.get(&k).is_some_and(|f| f.is_dir);
-            self.set_path(k, moved_path, is_dir);
-        }
-    }
-
-    /// Ends the trace at `end_ns` with the kernel's final per-file counters.
-    pub fn finish(mut self, end_ns: u64, counters: &FinalCounters) -> Analysis {
-        // Not needed any more, and this is the trace's memory peak: the name index (the names
-        // themselves stay, shared with the file states).
-        drop(std::mem::take(&mut self.paths));
-        drop(std::mem::take(&mut self.mappings));
-        for &(key, _) in counters.0.iter() {
-            let missing_path = self.files.get(&key).is_none_or(|f| f.path.is_none());
-            self.file(key);
-            if missing_path {
-                log::debug!("no path known for dev {} inode {}", key.dev, key.ino);
-            }
-        }
-        let mut findings = std::mem::take(&mut self.findings);
-        let mut files = Vec::new();
-        for (key, mut f) in self.files.drain() {
-            let c = counters.get(&key).copied().unwrap_or_default();
-            if let Some(first) = f.dirty.first().cloned() {
-                f.max_dirty_window_ns = f
-                    .max_dirty_window_ns
-                    .max(end_ns.saturating_sub(first.since));
-                if !f.removed && !f.is_dir {
-                    let bytes = c.bytes.saturating_sub(first.bytes_before)
-                        + c.mapped_dirty_pages.saturating_sub(first.pages_before) * PAGE_SIZE;
-                    let writes = c.writes.saturating_sub(first.writes_before);
-                    let pages = c.mapped_dirty_pages.saturating_sub(first.pages_before);
-                    let path = display_path(&f);
-                    let what = match (writes, pages) {
-                        (w, 0) => format!("{w} write(s), {bytes} bytes"),
-                        (0, p) => format!("{p} page(s) stored through a shared mapping"),
-                        (w, p) => format!("{w} write(s) and {p} mapped page(s), {bytes} bytes"),
-                    };
-                    findings.push(Finding {
-                        kind: FindingKind::UnsyncedWrite,
-                        path: path.clone(),
-                        pid: first.actor.pid,
-                        comm: first.actor.comm.to_string(),
-                        ts: first.since,
-                        message: format!("{what} to {path} were never made durable (no fsync/fdatasync/msync(MS_SYNC) after them)"),
-                        fix: "fsync or fdatasync the file (or msync(MS_SYNC) the mapping) before relying on the data; closing it is not enough".into(),
-                        unsynced_bytes: Some(bytes),
-                        unsynced_writes: Some(writes),
-                        ..Finding::blank()
-                    });
-                }
-            }
-            if f.is_dir && !f.removed && !f.pending.is_empty() {
-                // One finding per entry name: the last change and how many changes.
-                let mut by_name: BTreeMap<String, (PendingEntry, u64)> = BTreeMap::new();
-                for e in &f.pending {
-                    let slot = by_name
-                        .entry(e.name.clone())
-                        .or_insert_with(|| (e.clone(), 0));
-                    slot.0 = e.clone();
-                    slot.1 += 1;
-                }
-                let dir = display_path(&f);
-                for (name, (e, count)) in by_name {
-                    findings.push(Finding {
-                        kind: FindingKind::UnsyncedParentDir,
-                        path: dir.clone(),
-                        pid: e.actor.pid,
-                        comm: e.actor.comm.to_string(),
-                        ts: e.ts,
-                        message: format!(
-                            "directory entry {name:?} in {dir} changed ({}{}) and the directory was never fsynced afterwards: the change can vanish after a crash",
-                            e.op,
-                            if count > 1 { format!(", {count} changes") } else { String::new() }
-                        ),
-                        fix: format!("open {dir} with O_RDONLY|O_DIRECTORY and fsync it after creating, renaming or removing entries"),
-                        entry: Some(name),
-                        op: Some(e.op.to_string()),
-                        count,
-                        ..Finding::blank()
-                    });
-                }
-            }
-            files.push((f, c));
-        }
-        findings.sort_by(|a, b| {
-            a.kind
-                .cmp(&b.kind)
-                .then(b.unsynced_bytes.cmp(&a.unsynced_bytes))
-                .then(a.ts.cmp(&b.ts))
-                .then(a.path.cmp(&b.path))
-                .then(a.entry.cmp(&b.entry))
-        });
-        files.sort_by(|a, b| a.0.path.cmp(&b.0.path).then(a.0.key.cmp(&b.0.key)));
-        Analysis {
-            files,
-            findings,
-            processes: self.processes.into_values().collect(),
-            ops: self.ops,
-        }
-    }
+/// The open flags that matter for durability.
+fn durability_flags(flags: u32) -> u32 {
+    flags
+        & (open_flags::O_SYNC | open_flags::O_DIRECT | open_flags::O_APPEND | open_flags::O_TMPFILE)
 }

@@ -10,8 +10,6 @@ pub trait Resolver {
     fn dir_of_path(&self, pid: u32, path: &str) -> Option<(FileKey, bool)>;
     /// Identity of the file at `path` as process `pid` sees it.
     fn file_of_path(&self, pid: u32, path: &str) -> Option<FileKey>;
-    /// Path of descriptor `fd` of process `pid`.
-    fn fd_path(&self, pid: u32, fd: i32) -> Option<String>;
 }
 
 /// Resolves nothing: the state machine then relies on the event stream alone (tests).
@@ -24,9 +22,6 @@ impl Resolver for NoResolver {
         None
     }
     fn file_of_path(&self, _: u32, _: &str) -> Option<FileKey> {
-        None
-    }
-    fn fd_path(&self, _: u32, _: i32) -> Option<String> {
         None
     }
 }
@@ -58,6 +53,34 @@ fn fs_magic(pid: u32, path: &str) -> Option<u64> {
     try_one(format!("/proc/{pid}/root{path}")).or_else(|| try_one(path.to_string()))
 }
 
+/// `FS_IOC_GETVERSION` (`_IOR('v', 1, long)`): the inode's generation (ext4, xfs, btrfs...).
+const FS_IOC_GETVERSION: libc::c_ulong = 0x8008_7601;
+
+/// The generation of the inode at `path` (the third part of a [`FileKey`]), 0 where the
+/// filesystem does not report one (as the kernel side then reads: such filesystems leave
+/// `i_generation` 0).
+fn generation(pid: u32, path: &str) -> u32 {
+    let try_one = |p: String| -> Option<u32> {
+        let c = std::ffi::CString::new(p).ok()?;
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+        // SAFETY: valid C string; the descriptor is closed below.
+        let fd = unsafe { libc::open(c.as_ptr(), flags) };
+        if fd < 0 {
+            return None;
+        }
+        let mut gen: libc::c_long = 0;
+        // SAFETY: the ioctl writes at most a long into `gen`.
+        let ok = unsafe { libc::ioctl(fd, FS_IOC_GETVERSION, &mut gen) } == 0;
+        // SAFETY: our own descriptor.
+        unsafe { libc::close(fd) };
+        // ext4 writes an int: the low half of the long on x86_64.
+        ok.then_some(gen as u32)
+    };
+    try_one(format!("/proc/{pid}/root{path}"))
+        .or_else(|| try_one(path.to_string()))
+        .unwrap_or(0)
+}
+
 impl Resolver for ProcResolver {
     fn dir_of_path(&self, pid: u32, path: &str) -> Option<(FileKey, bool)> {
         let m = stat_in(pid, path)?;
@@ -68,7 +91,7 @@ impl Resolver for ProcResolver {
         Some((
             FileKey {
                 dev: kernel_dev(m.dev()),
-                _pad: 0,
+                gen: generation(pid, path),
                 ino: m.ino(),
             },
             durable,
@@ -78,13 +101,8 @@ impl Resolver for ProcResolver {
         let m = stat_in(pid, path)?;
         Some(FileKey {
             dev: kernel_dev(m.dev()),
-            _pad: 0,
+            gen: generation(pid, path),
             ino: m.ino(),
         })
-    }
-    fn fd_path(&self, pid: u32, fd: i32) -> Option<String> {
-        let p = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
-        let s = p.to_string_lossy().into_owned();
-        s.starts_with('/').then_some(s)
     }
 }

@@ -3,25 +3,26 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::event::{Actor, Event, EventKind, NameRef};
+use fsync_trace_common::{mman, NamespaceOp};
 
 const DIR: FileKey = FileKey {
     dev: 8,
-    _pad: 0,
+    gen: 0,
     ino: 100,
 };
 const F: FileKey = FileKey {
     dev: 8,
-    _pad: 0,
+    gen: 0,
     ino: 1,
 };
 const G: FileKey = FileKey {
     dev: 8,
-    _pad: 0,
+    gen: 0,
     ino: 2,
 };
 const OTHER_DEV: FileKey = FileKey {
     dev: 9,
-    _pad: 0,
+    gen: 0,
     ino: 1,
 };
 
@@ -52,6 +53,8 @@ fn open(ts: u64, file: FileKey, path: &str, created: bool) -> Event {
             open_flags: 1,
             created,
             fd: 3,
+            nlink: 1,
+            prior: None,
         },
     )
 }
@@ -67,6 +70,8 @@ fn open_dir(ts: u64) -> Event {
             open_flags: 0,
             created: false,
             fd: 4,
+            nlink: 1,
+            prior: None,
         },
     )
 }
@@ -81,6 +86,7 @@ fn dirty(ts: u64, file: FileKey, writes_before: u64, bytes_before: u64) -> Event
             pages_before: 0,
             by_mapping: false,
             fd: 3,
+            slot: 0,
         },
     )
 }
@@ -202,7 +208,7 @@ fn fsync_after_writes_is_a_durable_point() {
     assert!(a.findings.is_empty(), "{:?}", a.findings);
     let f = file(&a, F);
     assert_eq!((f.fsyncs, f.max_dirty_window_ns), (1, 20));
-    assert_eq!(f.sync_latency_ns.as_slice(), [10]);
+    assert_eq!((f.sync_latency.count(), f.sync_latency.max()), (1, 10));
 }
 
 #[test]
@@ -282,6 +288,7 @@ fn msync_ms_sync_over_a_mapping_makes_the_file_durable() {
                 pages_before: 0,
                 by_mapping: true,
                 fd: -1,
+                slot: 0,
             },
         ),
         ev(
@@ -551,7 +558,7 @@ fn a_failed_fsync_leaves_the_data_unsynced() {
 fn renaming_a_directory_moves_the_paths_below_it() {
     let sub = FileKey {
         dev: 8,
-        _pad: 0,
+        gen: 0,
         ino: 50,
     };
     let mut events = vec![ev(
@@ -564,6 +571,8 @@ fn renaming_a_directory_moves_the_paths_below_it() {
             open_flags: 0,
             created: false,
             fd: 5,
+            nlink: 1,
+            prior: None,
         },
     )];
     events.push(open(2, F, "/d/a/f", false));

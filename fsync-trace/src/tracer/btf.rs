@@ -383,6 +383,8 @@ pub fn offsets(btf: &Btf) -> Result<KernelOffsets, TracerError> {
         vfsmount_mnt_root: o("vfsmount", "mnt_root")?,
         mapping_host: o("address_space", "host")?,
         task_flags: o("task_struct", "flags")?,
+        inode_i_generation: o("inode", "i_generation")?,
+        inode_i_nlink: o("inode", "__i_nlink")?,
         ready: 1,
     })
 }

@@ -1,8 +1,8 @@
 //! Ring buffer bytes -> [`Event`]. Pure; tested with records built in Rust.
 use fsync_trace_common::{
-    open_flags, BaseDir, DirtyRecord, ExitRecord, ForkRecord, MmapRecord, NamespaceOp,
+    open_flags, BaseDir, DirtyRecord, ExitRecord, ForkRecord, MmapRecord, NameRecord, NamespaceOp,
     NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp, SyncRecord,
-    DIRTY_BY_MAPPED_STORE, FMODE_CREATED, PATH_BUF, S_IFDIR, S_IFMT,
+    DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
 };
 use thiserror::Error;
 
@@ -96,6 +96,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 pages_before: r.mapped_pages_before,
                 by_mapping: r.source == DIRTY_BY_MAPPED_STORE,
                 fd: r.fd,
+                slot: r.slot,
             }
         }
         RecordKind::Sync => {
@@ -126,6 +127,17 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 created: r.f_mode & FMODE_CREATED != 0
                     && r.open_flags & (open_flags::O_TMPFILE & !open_flags::O_DIRECTORY) == 0,
                 fd: r.fd,
+                nlink: r.nlink,
+                prior: (r.prior_slot != NO_SLOT).then_some((r.prior_slot, r.prior)),
+            }
+        }
+        RecordKind::Name => {
+            let r: Box<NameRecord> = Box::new(read(bytes, k)?);
+            EventKind::Name {
+                file: r.file,
+                path: walked_path(&r.path, r.path_start, r.path_truncated),
+                nlink: r.nlink,
+                open_flags: r.open_flags,
             }
         }
         RecordKind::Namespace => {
@@ -190,7 +202,7 @@ mod tests {
             hdr: header(RecordKind::Dirty),
             file: FileKey {
                 dev: 7,
-                _pad: 0,
+                gen: 0,
                 ino: 9,
             },
             writes_before: 3,
@@ -198,6 +210,8 @@ mod tests {
             mapped_pages_before: 0,
             source: 0,
             fd: 5,
+            slot: 11,
+            _pad: 0,
         };
         let e = decode(&as_bytes(&r)).unwrap();
         assert_eq!(e.ts, 1000);
@@ -214,14 +228,15 @@ mod tests {
             EventKind::Dirty {
                 file: FileKey {
                     dev: 7,
-                    _pad: 0,
+                    gen: 0,
                     ino: 9
                 },
                 writes_before: 3,
                 bytes_before: 300,
                 pages_before: 0,
                 by_mapping: false,
-                fd: 5
+                fd: 5,
+                slot: 11,
             }
         );
     }
@@ -236,12 +251,12 @@ mod tests {
             hdr: header(RecordKind::Open),
             file: FileKey {
                 dev: 1,
-                _pad: 0,
+                gen: 0,
                 ino: 2,
             },
             parent: FileKey {
                 dev: 1,
-                _pad: 0,
+                gen: 0,
                 ino: 3,
             },
             mode: 0o100644,
@@ -250,6 +265,9 @@ mod tests {
             fd: 3,
             path_start: start as u32,
             path_truncated: 0,
+            nlink: 1,
+            prior_slot: NO_SLOT,
+            prior: Default::default(),
             path,
         };
         match decode(&as_bytes(&r)).unwrap().kind {
@@ -257,14 +275,48 @@ mod tests {
                 path,
                 created,
                 is_dir,
+                nlink,
+                prior,
                 ..
             } => {
                 assert_eq!(path, "/var/tmp/x.dat");
                 assert!(created);
                 assert!(!is_dir);
+                assert_eq!((nlink, prior), (1, None));
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn decodes_a_name_record() {
+        let mut path = [0u8; PATH_BUF + PATH_SLACK];
+        let p = b"/var/tmp/app.log";
+        let start = PATH_BUF - p.len();
+        path[start..PATH_BUF].copy_from_slice(p);
+        let file = FileKey {
+            dev: 1,
+            gen: 77,
+            ino: 5,
+        };
+        let r = NameRecord {
+            hdr: header(RecordKind::Name),
+            file,
+            nlink: 2,
+            open_flags: 0o2001,
+            path_start: start as u32,
+            path_truncated: 0,
+            path,
+        };
+        assert_eq!(
+            decode(&as_bytes(&r)).unwrap().kind,
+            EventKind::Name {
+                file,
+                path: "/var/tmp/app.log".into(),
+                nlink: 2,
+                open_flags: 0o2001,
+            }
+        );
     }
 
     #[test]

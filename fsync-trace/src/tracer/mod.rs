@@ -15,6 +15,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 pub use btf::VMLINUX_BTF;
+mod slots;
 pub use error::TracerError;
 use fsync_trace_common::{names, FileCounters, FileKey};
 pub use tier::{Selection, Tier};
@@ -30,6 +31,8 @@ pub struct TracerOptions {
     pub follow_forks: bool,
     /// Use this tier or fail; None: the best one that works here.
     pub tier: Option<Tier>,
+    /// Files the kernel side can count at once (`--file-slots`); 0: the default.
+    pub file_slots: u32,
 }
 
 /// Events that could not be recorded, by reason.
@@ -59,6 +62,9 @@ pub struct Tracer {
     selection: Selection,
     sync_entry: SyncEntryHook,
     undecodable: u64,
+    file_slots: u32,
+    /// Slots this tracer pushed back onto `FREE_SLOTS`.
+    freed_slots: u64,
 }
 
 /// Every file's counters: its slot from `FILE_SLOTS`, then that slot of `FILE_STATS`.
@@ -222,7 +228,8 @@ fn attach_sync_entry(ebpf: &mut Ebpf) -> Result<SyncEntryHook, TracerError> {
 }
 
 /// Tail-called handlers of the sys_exit dispatcher, by slot.
-const TAILS: [(&str, u32); 4] = [
+const TAILS: [(&str, u32); 5] = [
+    (names::PROG_SYS_EXIT_NAME, names::TAIL_NAME),
     (names::PROG_SYS_EXIT_OPEN, names::TAIL_OPEN),
     (names::PROG_SYS_EXIT_NAMESPACE, names::TAIL_NAMESPACE),
     (names::PROG_SYS_EXIT_SYNC, names::TAIL_SYNC),
@@ -264,24 +271,39 @@ impl Tracer {
         // No kernel BTF for the loader: the programs use no CO-RE relocations (offsets come from
         // `OFFSETS`), and aya's parse of vmlinux BTF would cost tens of MiB of peak memory.
         // fentry/fexit programs get aya's BTF only when they are tried (tracer/attach.rs).
-        let mut ebpf = EbpfLoader::new()
+        let file_slots = match opts.file_slots {
+            0 => names::FILE_SLOTS_MAX,
+            n => n,
+        };
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(None)
-            .override_global(names::OFFSETS_GLOBAL, &offsets, true)
-            .load(EBPF_OBJECT)
-            .map_err(|e| {
-                if e.to_string().contains("Operation not permitted") {
-                    TracerError::NotPermitted(e.to_string())
-                } else {
-                    TracerError::Load(e)
-                }
-            })?;
+            .override_global(names::OFFSETS_GLOBAL, &offsets, true);
+        for map in [
+            names::FILE_STATS,
+            names::FILE_SLOTS,
+            names::SLOT_OWNERS,
+            names::FREE_SLOTS,
+        ] {
+            loader.map_max_entries(map, file_slots);
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT).map_err(|e| {
+            if e.to_string().contains("Operation not permitted") {
+                TracerError::NotPermitted(e.to_string())
+            } else {
+                TracerError::Load(e)
+            }
+        })?;
         if let Err(e) = aya_log::EbpfLogger::init(&mut ebpf) {
             log::debug!("no eBPF log output: {e}");
         }
         // Config before attach, so the programs never run with a half-set configuration.
         set_config(
             &mut ebpf,
-            &[(names::CONFIG_FOLLOW_FORKS, opts.follow_forks as u64)],
+            &[
+                (names::CONFIG_FOLLOW_FORKS, opts.follow_forks as u64),
+                (names::CONFIG_FILE_SLOTS, file_slots as u64),
+            ],
         )?;
         for (name, slot) in TAILS {
             let fd = load_raw(&mut ebpf, name)?
@@ -333,7 +355,14 @@ impl Tracer {
             selection,
             sync_entry,
             undecodable: 0,
+            file_slots,
+            freed_slots: 0,
         })
+    }
+
+    /// Size of the kernel's per-file table in this run.
+    pub fn file_slots(&self) -> u32 {
+        self.file_slots
     }
 
     /// How sync syscall entry is hooked (for `--verbose`).

@@ -1,0 +1,120 @@
+//! The end of a trace: every file with its final counters, and the findings that are only
+//! known then (data never made durable, entries whose directory was never synced).
+use std::collections::BTreeMap;
+
+use fsync_trace_common::{FileCounters, SyncOp};
+
+use super::{
+    display_path, names::pending_by_name, DurabilityState, FileState, FinalCounters, Finding,
+    FindingKind, OpStats, ProcessInfo, Released, Resolver,
+};
+
+/// The final state: every file with its counters (this life's, across reclaimed slots), and
+/// all findings, worst first.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    pub files: Vec<(Box<FileState>, FileCounters)>,
+    pub findings: Vec<Finding>,
+    pub processes: Vec<ProcessInfo>,
+    pub ops: BTreeMap<SyncOp, OpStats>,
+    /// What long-run bounds released from memory before the end.
+    pub released: Released,
+}
+
+impl<R: Resolver> DurabilityState<R> {
+    /// Ends the trace at `end_ns` with the kernel's final per-file counters.
+    pub fn finish(mut self, end_ns: u64, counters: &FinalCounters) -> Analysis {
+        // Not needed any more, and this is the trace's memory peak: the name index (the names
+        // themselves stay, shared with the file states).
+        drop(std::mem::take(&mut self.paths));
+        drop(std::mem::take(&mut self.mappings));
+        for &(key, _) in counters.0.iter() {
+            let missing_path = self.files.get(&key).is_none_or(|f| f.path.is_none());
+            self.file(key);
+            if missing_path {
+                log::debug!("no path known for dev {} inode {}", key.dev, key.ino);
+            }
+        }
+        let mut findings = std::mem::take(&mut self.findings);
+        let mut files = std::mem::take(&mut self.past_lives);
+        for (_, mut f) in self.files.drain() {
+            let slot = counters.get(&f.key).copied().unwrap_or_default();
+            let c = f.absolute(&slot);
+            if let Some(first) = f.dirty.first().cloned() {
+                f.max_dirty_window_ns = f
+                    .max_dirty_window_ns
+                    .max(end_ns.saturating_sub(first.since));
+                if !f.removed && !f.is_dir {
+                    findings.push(unsynced_write(&f, &slot, &first));
+                }
+            }
+            if f.is_dir && !f.removed && !f.pending.is_empty() {
+                unsynced_entries(&f, &mut findings);
+            }
+            files.push((f, c));
+        }
+        findings.sort_by(|a, b| {
+            a.kind
+                .cmp(&b.kind)
+                .then(b.unsynced_bytes.cmp(&a.unsynced_bytes))
+                .then(a.ts.cmp(&b.ts))
+                .then(a.path.cmp(&b.path))
+                .then(a.entry.cmp(&b.entry))
+        });
+        files.sort_by(|a, b| a.0.path.cmp(&b.0.path).then(a.0.key.cmp(&b.0.key)));
+        Analysis {
+            files,
+            findings,
+            processes: self.processes.into_values().collect(),
+            ops: self.ops,
+            released: self.released,
+        }
+    }
+}
+
+/// The finding for a file whose data was never made durable (`slot`: the kernel's counters).
+fn unsynced_write(f: &FileState, slot: &FileCounters, first: &super::DirtySpan) -> Finding {
+    let (writes, bytes, pages) = f.unsynced(slot);
+    let path = display_path(f);
+    let what = match (writes, pages) {
+        (w, 0) => format!("{w} write(s), {bytes} bytes"),
+        (0, p) => format!("{p} page(s) stored through a shared mapping"),
+        (w, p) => format!("{w} write(s) and {p} mapped page(s), {bytes} bytes"),
+    };
+    Finding {
+        kind: FindingKind::UnsyncedWrite,
+        path: path.clone(),
+        pid: first.actor.pid,
+        comm: first.actor.comm.to_string(),
+        ts: first.since,
+        message: format!("{what} to {path} were never made durable (no fsync/fdatasync/msync(MS_SYNC) after them)"),
+        fix: "fsync or fdatasync the file (or msync(MS_SYNC) the mapping) before relying on the data; closing it is not enough".into(),
+        unsynced_bytes: Some(bytes),
+        unsynced_writes: Some(writes),
+        ..Finding::blank()
+    }
+}
+
+/// One finding per entry name of directory `f` left unsynced: the last change and how many.
+fn unsynced_entries(f: &FileState, findings: &mut Vec<Finding>) {
+    let dir = display_path(f);
+    for (name, e, count) in pending_by_name(&f.pending) {
+        findings.push(Finding {
+            kind: FindingKind::UnsyncedParentDir,
+            path: dir.clone(),
+            pid: e.actor.pid,
+            comm: e.actor.comm.to_string(),
+            ts: e.ts,
+            message: format!(
+                "directory entry {name:?} in {dir} changed ({}{}) and the directory was never fsynced afterwards: the change can vanish after a crash",
+                e.op,
+                if count > 1 { format!(", {count} changes") } else { String::new() }
+            ),
+            fix: format!("open {dir} with O_RDONLY|O_DIRECTORY and fsync it after creating, renaming or removing entries"),
+            entry: Some(name.to_string()),
+            op: Some(e.op.name().to_string()),
+            count,
+            ..Finding::blank()
+        });
+    }
+}

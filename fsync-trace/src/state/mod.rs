@@ -18,6 +18,8 @@ mod retention;
 mod sync;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_identity;
 
 use smallvec::SmallVec;
 use std::{

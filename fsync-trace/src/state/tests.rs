@@ -5,28 +5,28 @@ use super::*;
 use crate::event::{Actor, Event, EventKind, NameRef};
 use fsync_trace_common::{mman, NamespaceOp};
 
-const DIR: FileKey = FileKey {
+pub(super) const DIR: FileKey = FileKey {
     dev: 8,
     gen: 0,
     ino: 100,
 };
-const F: FileKey = FileKey {
+pub(super) const F: FileKey = FileKey {
     dev: 8,
     gen: 0,
     ino: 1,
 };
-const G: FileKey = FileKey {
+pub(super) const G: FileKey = FileKey {
     dev: 8,
     gen: 0,
     ino: 2,
 };
-const OTHER_DEV: FileKey = FileKey {
+pub(super) const OTHER_DEV: FileKey = FileKey {
     dev: 9,
     gen: 0,
     ino: 1,
 };
 
-fn actor() -> Actor {
+pub(super) fn actor() -> Actor {
     Actor {
         pid: 10,
         tid: 10,
@@ -34,7 +34,7 @@ fn actor() -> Actor {
     }
 }
 
-fn ev(ts: u64, kind: EventKind) -> Event {
+pub(super) fn ev(ts: u64, kind: EventKind) -> Event {
     Event {
         ts,
         actor: actor(),
@@ -42,7 +42,7 @@ fn ev(ts: u64, kind: EventKind) -> Event {
     }
 }
 
-fn open(ts: u64, file: FileKey, path: &str, created: bool) -> Event {
+pub(super) fn open(ts: u64, file: FileKey, path: &str, created: bool) -> Event {
     ev(
         ts,
         EventKind::Open {
@@ -59,7 +59,7 @@ fn open(ts: u64, file: FileKey, path: &str, created: bool) -> Event {
     )
 }
 
-fn open_dir(ts: u64) -> Event {
+pub(super) fn open_dir(ts: u64) -> Event {
     ev(
         ts,
         EventKind::Open {
@@ -76,7 +76,7 @@ fn open_dir(ts: u64) -> Event {
     )
 }
 
-fn dirty(ts: u64, file: FileKey, writes_before: u64, bytes_before: u64) -> Event {
+pub(super) fn dirty(ts: u64, file: FileKey, writes_before: u64, bytes_before: u64) -> Event {
     ev(
         ts,
         EventKind::Dirty {
@@ -91,7 +91,7 @@ fn dirty(ts: u64, file: FileKey, writes_before: u64, bytes_before: u64) -> Event
     )
 }
 
-fn sync(enter: u64, exit: u64, op: SyncOp, file: Option<FileKey>, ret: i64) -> Event {
+pub(super) fn sync(enter: u64, exit: u64, op: SyncOp, file: Option<FileKey>, ret: i64) -> Event {
     ev(
         exit,
         EventKind::Sync {
@@ -108,7 +108,7 @@ fn sync(enter: u64, exit: u64, op: SyncOp, file: Option<FileKey>, ret: i64) -> E
     )
 }
 
-fn name(n: &str) -> NameRef {
+pub(super) fn name(n: &str) -> NameRef {
     NameRef {
         base_dir: DIR,
         base_path: "/d".into(),
@@ -117,7 +117,7 @@ fn name(n: &str) -> NameRef {
     }
 }
 
-fn ns(ts: u64, op: NamespaceOp, old: &str, new: Option<&str>) -> Event {
+pub(super) fn ns(ts: u64, op: NamespaceOp, old: &str, new: Option<&str>) -> Event {
     ev(
         ts,
         EventKind::Namespace {
@@ -129,7 +129,7 @@ fn ns(ts: u64, op: NamespaceOp, old: &str, new: Option<&str>) -> Event {
     )
 }
 
-fn counters(entries: &[(FileKey, u64, u64)]) -> HashMap<FileKey, FileCounters> {
+pub(super) fn counters(entries: &[(FileKey, u64, u64)]) -> HashMap<FileKey, FileCounters> {
     entries
         .iter()
         .map(|&(k, writes, bytes)| {
@@ -145,7 +145,7 @@ fn counters(entries: &[(FileKey, u64, u64)]) -> HashMap<FileKey, FileCounters> {
         .collect()
 }
 
-fn run(events: Vec<Event>, end: u64, c: &[(FileKey, u64, u64)]) -> Analysis {
+pub(super) fn run(events: Vec<Event>, end: u64, c: &[(FileKey, u64, u64)]) -> Analysis {
     let mut s = DurabilityState::new(NoResolver);
     for e in events {
         s.apply(e);
@@ -153,14 +153,14 @@ fn run(events: Vec<Event>, end: u64, c: &[(FileKey, u64, u64)]) -> Analysis {
     s.finish(end, &counters(c).into())
 }
 
-fn kinds(a: &Analysis) -> Vec<(FindingKind, String, Option<String>)> {
+pub(super) fn kinds(a: &Analysis) -> Vec<(FindingKind, String, Option<String>)> {
     a.findings
         .iter()
         .map(|f| (f.kind, f.path.clone(), f.entry.clone()))
         .collect()
 }
 
-fn file(a: &Analysis, key: FileKey) -> &FileState {
+pub(super) fn file(a: &Analysis, key: FileKey) -> &FileState {
     &a.files
         .iter()
         .find(|(f, _)| f.key == key)

@@ -519,10 +519,13 @@ impl<R: Resolver> DurabilityState<R> {
             } => self.on_namespace(ts, &actor, op, old, new, flags),
             EventKind::Mmap { file, addr, len } => {
                 self.file_at(file, ts);
-                self.mappings
-                    .entry(actor.pid)
-                    .or_default()
-                    .push(Mapping { addr, len, file });
+                let maps = self.mappings.entry(actor.pid).or_default();
+                // A new mapping replaces whatever the range held (munmap is not traced): the
+                // list stays as long as the process's live mappings, not its history.
+                maps.retain(|m| {
+                    m.addr.saturating_add(m.len) <= addr || addr.saturating_add(len) <= m.addr
+                });
+                maps.push(Mapping { addr, len, file });
             }
             EventKind::Fork { child } => {
                 let comm = actor.comm.to_string();

@@ -81,7 +81,7 @@ pub static INFLIGHT_CALLS: HashMap<u64, InflightCall> = HashMap::with_max_entrie
 
 /// Size of `EVENTS`. Its pages count twice in the tracer's RSS (the kernel maps the data area
 /// twice so records can wrap), and records are few (state changes, drained every few ms), so
-/// 8 MiB is plenty (see `state::wakeup_flags`).
+/// 4 MiB is plenty (see `state::wakeup_flags`).
 pub const EVENTS_BYTES: u32 = 4 * 1024 * 1024;
 
 /// State changes for userspace.

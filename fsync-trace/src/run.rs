@@ -390,7 +390,7 @@ fn process_tgid(pid: u32) -> Result<u32, RunError> {
         .ok_or(RunError::NoSuchProcess(pid))
 }
 
-/// Kernels before 5.11 charge BPF maps (the 16 MiB ring buffer among them) to RLIMIT_MEMLOCK;
+/// Kernels before 5.11 charge BPF maps (the 4 MiB ring buffer among them) to RLIMIT_MEMLOCK;
 /// later ones use memory cgroups and ignore it. Raising the hard limit needs CAP_SYS_RESOURCE
 /// (see deploy/README.md); without it loading fails on those kernels only. Returns the limit to
 /// restore once the maps are created.

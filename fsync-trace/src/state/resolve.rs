@@ -70,7 +70,7 @@ fn generation(pid: u32, path: &str) -> u32 {
         }
         let mut gen: libc::c_long = 0;
         // SAFETY: the ioctl writes at most a long into `gen`.
-        let ok = unsafe { libc::ioctl(fd, FS_IOC_GETVERSION, &mut gen) } == 0;
+        let ok = unsafe { libc::ioctl(fd, FS_IOC_GETVERSION as _, &mut gen) } == 0;
         // SAFETY: our own descriptor.
         unsafe { libc::close(fd) };
         // ext4 writes an int: the low half of the long on x86_64.

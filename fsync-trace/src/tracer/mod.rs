@@ -253,14 +253,22 @@ fn program_error(name: &'static str, source: aya::programs::ProgramError) -> Tra
 }
 
 fn is_eperm_program(e: &aya::programs::ProgramError) -> bool {
-    let mut src: Option<&dyn std::error::Error> = Some(e);
+    is_eperm(e)
+}
+
+/// True if `e` or one of its sources is an OS error EPERM (the kernel refused: lockdown, or
+/// missing capabilities), found through the error chain, not the message.
+fn is_eperm(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return io.raw_os_error() == Some(libc::EPERM);
+            if io.raw_os_error() == Some(libc::EPERM) {
+                return true;
+            }
         }
         src = s.source();
     }
-    e.to_string().contains("Operation not permitted")
+    false
 }
 
 impl Tracer {
@@ -294,9 +302,6 @@ impl Tracer {
                 TracerError::Load(e)
             }
         })?;
-        if let Err(e) = aya_log::EbpfLogger::init(&mut ebpf) {
-            log::debug!("no eBPF log output: {e}");
-        }
         // Config before attach, so the programs never run with a half-set configuration.
         set_config(
             &mut ebpf,

@@ -171,6 +171,9 @@ pub struct Report {
     /// Kernel per-file slots handed back for reuse (removed files, idle files when the table
     /// fills): nothing is lost by it.
     pub reclaimed_slots: u64,
+    /// What the reader should know about how the trace ran (a command still running when it
+    /// ended, child processes not followed...), one sentence each.
+    pub notes: Vec<String>,
 }
 
 fn dev_string(dev: u32) -> String {
@@ -270,6 +273,7 @@ impl Report {
             released_files: released.files,
             released_processes: released.processes,
             reclaimed_slots: released.reclaimed_slots,
+            notes: Vec::new(),
         }
     }
 }

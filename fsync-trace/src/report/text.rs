@@ -37,6 +37,9 @@ pub fn render_text(r: &Report) -> String {
             r.lost.inflight_table_full + r.lost.process_table_full + r.lost.undecodable
         );
     }
+    for note in &r.notes {
+        let _ = writeln!(out, "NOTE: {note}");
+    }
     let _ = writeln!(out);
     if r.files.is_empty() {
         let _ = writeln!(out, "No writes or syncs to durable files were seen.");

@@ -15,7 +15,9 @@ use crate::{state::FindingKind, tracer::Tier};
 )]
 pub struct Cli {
     /// Trace this running process (all its threads); repeat for several.
-    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
+    // allow_negative_numbers: `-p -1` is a bad PID, not an unknown flag (clap's hint for that
+    // would suggest `-- -1`, which runs "-1" as a command).
+    #[arg(short = 'p', long = "pid", value_name = "PID", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
     pub pids: Vec<u32>,
 
     /// Also trace children forked after tracing starts (always on with --).

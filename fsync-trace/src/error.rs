@@ -11,6 +11,8 @@ pub enum RunError {
     NotRoot,
     #[error("no such process: {0}")]
     NoSuchProcess(u32),
+    #[error("process {0} is a kernel thread: it makes no system calls of its own to trace")]
+    KernelThread(u32),
     #[error("cannot write the report to {path}: {source}")]
     Output {
         path: String,
@@ -23,6 +25,8 @@ pub enum RunError {
     Spawn(std::io::Error),
     #[error("{command}: command not found")]
     CommandNotFound { command: String },
+    #[error("{command} is a directory, not a command to run")]
+    CommandIsDirectory { command: String },
     #[error("{command}: {source}")]
     Exec {
         command: String,
@@ -44,7 +48,7 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::CommandNotFound { .. } => 127,
-            RunError::Exec { .. } => 126,
+            RunError::Exec { .. } | RunError::CommandIsDirectory { .. } => 126,
             RunError::Usage(_) => 2,
             _ => 1,
         }

@@ -6,6 +6,7 @@ mod cli;
 mod error;
 mod event;
 mod metrics;
+mod procfs;
 mod reclaim;
 mod report;
 mod run;

@@ -19,6 +19,7 @@ use crate::{
     error::RunError,
     event::EventKind,
     metrics::{self, Exporter},
+    procfs,
     reclaim::Reclaimer,
     report::{self, Clock, Report},
     state::{DurabilityState, FinalCounters, ProcResolver},
@@ -51,6 +52,12 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     // And on a metrics address that cannot be served.
     let metrics_listener = match cli.metrics {
         Some(addr) => {
+            if !addr.ip().is_loopback() {
+                eprintln!(
+                    "fsync-trace: warning: metrics on {addr} can be read from other hosts (file paths and process names included); use 127.0.0.1:{} for this host only",
+                    addr.port()
+                );
+            }
             Some(metrics::server::bind(addr).map_err(|source| RunError::Metrics { addr, source })?)
         }
         None => None,
@@ -58,7 +65,13 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     let initial: Vec<(u32, String)> = match &target {
         Target::Pids(pids) => pids
             .iter()
-            .map(|&p| process_tgid(p).map(|t| (t, comm_of(t))))
+            .map(|&p| {
+                let t = procfs::tgid(p).ok_or(RunError::NoSuchProcess(p))?;
+                if procfs::is_kernel_thread(t) {
+                    return Err(RunError::KernelThread(p));
+                }
+                Ok((t, procfs::comm(t)))
+            })
             .collect::<Result<_, _>>()?,
         Target::Command(_) | Target::All => Vec::new(),
     };
@@ -93,18 +106,39 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     let mut state = DurabilityState::new(ProcResolver);
     let mut live: HashSet<u32> = HashSet::new();
     let mut child: Option<u32> = None;
+    let mut notes: Vec<String> = Vec::new();
     match &target {
         Target::Pids(_) => {
             for (tgid, comm) in &initial {
                 tracer.trace_tgid(*tgid)?;
                 state.add_process(*tgid, comm);
+                describe(&mut state, *tgid);
                 live.insert(*tgid);
+            }
+            if follow {
+                // Forks from now on are followed in the kernel (the root is traced); children
+                // that existed already are adopted here, after their parent was traced, so a
+                // child forked meanwhile is caught by one or the other.
+                let roots: Vec<u32> = initial.iter().map(|(t, _)| *t).collect();
+                for pid in adopt_descendants(&mut tracer, &mut state, &roots)? {
+                    live.insert(pid);
+                }
+            } else {
+                for (tgid, comm) in &initial {
+                    let kids = procfs::children(*tgid).len();
+                    if kids > 0 {
+                        notes.push(format!(
+                            "process {tgid} ({comm}) has {kids} child process(es) that were not traced: with -f its existing and future children are traced too"
+                        ));
+                    }
+                }
             }
         }
         Target::Command(cmd) => {
             let spawned = spawn_stopped(cmd)?;
             tracer.trace_tgid(spawned.pid)?;
             state.add_process(spawned.pid, &cmd[0].to_string_lossy());
+            state.describe_process(spawned.pid, None, None, Some(std::process::id()));
             live.insert(spawned.pid);
             child = Some(spawned.pid);
             spawned.resume(cmd)?;
@@ -152,7 +186,7 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
         DEFAULT_MAX_FILES
     });
     let mut reclaimer = Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX));
-    let child_status = runtime.block_on(event_loop(
+    let ended = runtime.block_on(event_loop(
         &mut tracer,
         &mut state,
         &mut live,
@@ -162,6 +196,20 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
         &mut exporter,
         &mut reclaimer,
     ))?;
+    // The runtime has nothing left to wait for (the command is reaped on a thread of its own).
+    runtime.shutdown_background();
+    let child_status = match ended {
+        Ended::Done(status) => status,
+        Ended::Stopped { signal } => {
+            if let Some(pid) = child {
+                notes.push(format!(
+                    "the trace was stopped by {} while the command (pid {pid}) was still running; it keeps running untraced",
+                    signal_name(signal)
+                ));
+            }
+            child.map(|_| 128 + signal)
+        }
+    };
     // Everything still in the ring buffer belongs to the trace.
     drain_events(&mut tracer, &mut state, &mut live, &mut exporter);
     log_memory("after-loop");
@@ -178,7 +226,8 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
         .fail_on
         .as_ref()
         .is_some_and(|f| analysis.findings.iter().any(|x| f.matches(x.kind)));
-    let report = Report::build(analysis, tier.name(), lost, clock, end_ns);
+    let mut report = Report::build(analysis, tier.name(), lost, clock, end_ns);
+    report.notes = notes;
     log_memory("report");
     // Streamed, not built as one string: with 100,000 files the JSON is tens of MiB.
     let written = {
@@ -220,7 +269,7 @@ async fn event_loop(
     all: bool,
     exporter: &mut Option<Exporter>,
     reclaimer: &mut Reclaimer,
-) -> Result<Option<i32>, RunError> {
+) -> Result<Ended, RunError> {
     // SAFETY: the ring buffer fd stays open, unchanged, for the whole loop (the tracer outlives
     // this AsyncFd, which is dropped at the end of this function).
     let events = unsafe {
@@ -240,13 +289,14 @@ async fn event_loop(
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (status_tx, mut status_rx) = tokio::sync::oneshot::channel::<i32>();
     if let Some(pid) = child {
-        // waitpid blocks: reap the command on a blocking thread.
-        tokio::task::spawn_blocking(move || {
+        // waitpid blocks: reap the command on a thread of its own, not the runtime's blocking
+        // pool, so a trace stopped while the command still runs does not wait for it to exit.
+        std::thread::spawn(move || {
             let _ = status_tx.send(wait_exit_status(pid as i32));
         });
     }
     let mut child_status: Option<i32> = None;
-    let mut signals = 0;
+    let mut interrupts = 0;
     loop {
         tokio::select! {
             guard = events.readable() => {
@@ -270,17 +320,17 @@ async fn event_loop(
                 if let Some(pid) = child { live.remove(&pid); }
             }
             _ = sigint.recv() => {
-                signals += 1;
-                if !forward_or_stop(child, child_status, signals, libc::SIGINT) { break; }
+                interrupts += 1;
+                if !forward_interrupt(child, child_status, interrupts) {
+                    return Ok(stopped(child, child_status, libc::SIGINT));
+                }
             }
-            _ = sigterm.recv() => {
-                signals += 1;
-                if !forward_or_stop(child, child_status, signals, libc::SIGTERM) { break; }
-            }
+            // SIGTERM always ends the trace with a report (the command keeps its own fate).
+            _ = sigterm.recv() => return Ok(stopped(child, child_status, libc::SIGTERM)),
             _ = &mut deadline => break,
             _ = poll.tick() => {
                 // Exit records can be lost if the ring buffer overflows: also look at /proc.
-                live.retain(|&pid| Some(pid) == child || process_alive(pid));
+                live.retain(|&pid| Some(pid) == child || procfs::alive(pid));
                 if let Some(m) = exporter.as_mut() {
                     match tracer.lost() {
                         Ok(lost) => m.live.set_lost(lost),
@@ -293,7 +343,31 @@ async fn event_loop(
             break;
         }
     }
-    Ok(child_status)
+    Ok(Ended::Done(child_status))
+}
+
+/// How the event loop ended.
+enum Ended {
+    /// The traced processes are gone (with the command's exit status), or the duration passed.
+    Done(Option<i32>),
+    /// A signal stopped the trace; the command, if any, may still be running.
+    Stopped { signal: i32 },
+}
+
+/// The loop was stopped by `signal`: if the command had exited meanwhile, that is all.
+fn stopped(child: Option<u32>, status: Option<i32>, signal: i32) -> Ended {
+    match (child, status) {
+        (Some(_), None) => Ended::Stopped { signal },
+        _ => Ended::Done(status),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGINT => "SIGINT (Ctrl-C)",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
 }
 
 /// Memory at the end-of-trace phases, for `--verbose` (the peak with many files is here).
@@ -319,9 +393,13 @@ fn drain_events(
     exporter: &mut Option<Exporter>,
 ) {
     tracer.drain(|ev| {
+        if !state.knows_process(ev.actor.pid) {
+            describe(state, ev.actor.pid);
+        }
         match &ev.kind {
             EventKind::Fork { child } => {
                 live.insert(*child);
+                describe(state, *child);
             }
             EventKind::Exit => {
                 live.remove(&ev.actor.pid);
@@ -338,17 +416,56 @@ fn drain_events(
     }
 }
 
-/// With a command, the first Ctrl-C / SIGTERM is passed on to it and tracing continues until it
-/// exits (as strace does); a second one stops at once. Without one, any signal stops.
-fn forward_or_stop(child: Option<u32>, status: Option<i32>, signals: u32, sig: i32) -> bool {
+/// With a command, the first Ctrl-C is passed on to it and tracing continues until it exits (as
+/// strace does); a second one stops at once. Without one, Ctrl-C stops. True: keep tracing.
+fn forward_interrupt(child: Option<u32>, status: Option<i32>, interrupts: u32) -> bool {
     match (child, status) {
-        (Some(pid), None) if signals == 1 => {
+        (Some(pid), None) if interrupts == 1 => {
             // SAFETY: plain syscall; the child is ours and not yet reaped.
-            unsafe { libc::kill(pid as i32, sig) };
+            unsafe { libc::kill(pid as i32, libc::SIGINT) };
             true
         }
         _ => false,
     }
+}
+
+/// Traces the existing descendants of `roots` (children of children too), until a pass finds
+/// none new: a process forked by a traced one is followed in the kernel, so only those forked
+/// before their parent was traced are found here. Returns the pids adopted.
+fn adopt_descendants(
+    tracer: &mut Tracer,
+    state: &mut DurabilityState<ProcResolver>,
+    roots: &[u32],
+) -> Result<Vec<u32>, RunError> {
+    let mut seen: HashSet<u32> = roots.iter().copied().collect();
+    let mut queue: Vec<u32> = roots.to_vec();
+    let mut adopted = Vec::new();
+    while let Some(parent) = queue.pop() {
+        for pid in procfs::children(parent) {
+            if !seen.insert(pid) || procfs::is_kernel_thread(pid) {
+                continue;
+            }
+            tracer.trace_tgid(pid)?;
+            state.add_process(pid, &procfs::comm(pid));
+            describe(state, pid);
+            adopted.push(pid);
+            queue.push(pid);
+        }
+    }
+    if !adopted.is_empty() {
+        log::debug!("adopted {} existing descendant process(es)", adopted.len());
+    }
+    Ok(adopted)
+}
+
+/// Names process `pid` from /proc while it lives: its name, its role, its parent.
+fn describe(state: &mut DurabilityState<ProcResolver>, pid: u32) {
+    state.describe_process(
+        pid,
+        Some(procfs::comm(pid)),
+        procfs::role(pid),
+        procfs::ppid(pid),
+    );
 }
 
 struct FdRef(RawFd);
@@ -377,17 +494,6 @@ fn wait_exit_status(pid: i32) -> i32 {
     } else {
         1
     }
-}
-
-/// Thread-group id of `pid` (a thread id is accepted and mapped to its process).
-fn process_tgid(pid: u32) -> Result<u32, RunError> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|_| RunError::NoSuchProcess(pid))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or(RunError::NoSuchProcess(pid))
 }
 
 /// Kernels before 5.11 charge BPF maps (the 4 MiB ring buffer among them) to RLIMIT_MEMLOCK;
@@ -423,23 +529,6 @@ fn restore_memlock_limit(old: Option<libc::rlimit>) {
     if let Some(old) = old {
         // SAFETY: valid pointer to a plain struct; lowering a limit needs no privilege.
         unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &old) };
-    }
-}
-
-fn comm_of(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// Alive and not a zombie.
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
     }
 }
 
@@ -542,6 +631,9 @@ impl Spawned {
             let command = cmd[0].to_string_lossy().into_owned();
             if errno == libc::ENOENT {
                 return Err(RunError::CommandNotFound { command });
+            }
+            if errno == libc::EACCES && std::path::Path::new(&cmd[0]).is_dir() {
+                return Err(RunError::CommandIsDirectory { command });
             }
             return Err(RunError::Exec {
                 command,

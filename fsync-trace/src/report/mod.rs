@@ -69,9 +69,26 @@ pub fn latency_summary_us(l: &Latency) -> LatencySummary {
 #[derive(Clone, Debug, Serialize)]
 pub struct ProcessEntry {
     pub pid: u32,
+    /// The process's name (its main thread's).
     pub comm: String,
+    /// From the command line where it says more than the name (`postgres: checkpointer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<u32>,
+    /// Sync calls of the process and the time its threads spent in them.
+    pub syncs: u64,
+    pub sync_time_us: u64,
+    /// Threads that made sync calls.
+    pub threads: Vec<ThreadEntry>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ThreadEntry {
+    pub tid: u32,
+    pub comm: String,
+    pub syncs: u64,
+    pub sync_time_us: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -264,7 +281,20 @@ impl Report {
                 .map(|p| ProcessEntry {
                     pid: p.pid,
                     comm: p.comm.clone(),
+                    role: p.role.clone(),
                     parent: p.parent,
+                    syncs: p.syncs,
+                    sync_time_us: p.sync_ns / 1000,
+                    threads: p
+                        .threads
+                        .iter()
+                        .map(|(&tid, t)| ThreadEntry {
+                            tid,
+                            comm: t.comm.clone(),
+                            syncs: t.syncs,
+                            sync_time_us: t.sync_ns / 1000,
+                        })
+                        .collect(),
                 })
                 .collect(),
             files,

@@ -156,9 +156,26 @@ pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessInfo {
     pub pid: u32,
+    /// The process's name (its main thread's), not the name of whichever thread acted.
     pub comm: String,
+    /// What the process says it is, from its command line, where that differs from the name
+    /// (PostgreSQL's `postgres: checkpointer`).
+    pub role: Option<String>,
     pub parent: Option<u32>,
     pub exited: bool,
+    /// Sync calls made and time spent in them (ns), by the whole process.
+    pub syncs: u64,
+    pub sync_ns: u64,
+    /// Threads that made sync calls (tid -> name, calls, ns).
+    pub threads: BTreeMap<u32, ThreadInfo>,
+}
+
+/// Sync calls of one thread.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadInfo {
+    pub comm: String,
+    pub syncs: u64,
+    pub sync_ns: u64,
 }
 
 /// Calls of one sync operation, across files.
@@ -365,6 +382,35 @@ impl<R: Resolver> DurabilityState<R> {
         });
     }
 
+    /// What /proc says of process `pid` while it lives: its name, role and parent (each only
+    /// if known).
+    pub fn describe_process(
+        &mut self,
+        pid: u32,
+        comm: Option<String>,
+        role: Option<String>,
+        parent: Option<u32>,
+    ) {
+        let p = self.processes.entry(pid).or_insert_with(|| ProcessInfo {
+            pid,
+            ..Default::default()
+        });
+        if let Some(c) = comm.filter(|c| !c.is_empty()) {
+            p.comm = c;
+        }
+        if role.is_some() {
+            p.role = role;
+        }
+        if p.parent.is_none() {
+            p.parent = parent;
+        }
+    }
+
+    /// True if process `pid` is known.
+    pub fn knows_process(&self, pid: u32) -> bool {
+        self.processes.contains_key(&pid)
+    }
+
     pub fn files(&self) -> impl Iterator<Item = &FileState> {
         self.files.values().map(|f| &**f)
     }
@@ -417,9 +463,28 @@ impl<R: Resolver> DurabilityState<R> {
                 pid: actor.pid,
                 ..Default::default()
             });
-        // Only on a change (exec): no allocation per event.
-        if !actor.comm.as_str().is_empty() && p.comm != actor.comm.as_str() {
+        // The process's name is its main thread's (another thread's name, Redis'
+        // `bio_aof_fsync`, is not the process's); only on a change (exec): no allocation per
+        // event.
+        let main_thread = actor.tid == actor.pid || actor.tid == 0;
+        if !actor.comm.as_str().is_empty()
+            && (main_thread || p.comm.is_empty())
+            && p.comm != actor.comm.as_str()
+        {
             p.comm = actor.comm.to_string();
+        }
+        if let EventKind::Sync { op, enter_ns, .. } = &kind {
+            if *op != SyncOp::SyncWrite {
+                let ns = ts.saturating_sub(*enter_ns);
+                p.syncs += 1;
+                p.sync_ns += ns;
+                let t = p.threads.entry(actor.tid).or_default();
+                if t.comm != actor.comm.as_str() {
+                    t.comm = actor.comm.to_string();
+                }
+                t.syncs += 1;
+                t.sync_ns += ns;
+            }
         }
         match kind {
             EventKind::Dirty {
@@ -533,7 +598,7 @@ impl<R: Resolver> DurabilityState<R> {
                     pid: child,
                     comm,
                     parent: Some(actor.pid),
-                    exited: false,
+                    ..Default::default()
                 });
             }
             EventKind::Exit => {

@@ -23,7 +23,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Run the root-only integration tests (load the real eBPF programs into this kernel).
+    /// Run the root-only integration tests (load the real eBPF programs into this kernel): the
+    /// `integration` and `identity` test targets of fsync-trace.
     Integration {
         /// Extra arguments for the test harness (e.g. a test name filter).
         args: Vec<String>,
@@ -65,10 +66,14 @@ fn main() -> Result<()> {
                 .args([
                     "test",
                     "--release",
+                    // Both targets run even if the first one has failures.
+                    "--no-fail-fast",
                     "-p",
                     "fsync-trace",
                     "--test",
                     "integration",
+                    "--test",
+                    "identity",
                     "--",
                     "--include-ignored",
                     "--test-threads=1",

@@ -56,6 +56,18 @@ scenarios:
   writev <dir>                      writev + pwritev2, fsync, writev again (unsynced)
   io-uring-fsync <dir>              2 writes, fsync through io_uring (IORING_OP_FSYNC)
   many-files <dir> [--files N]      N files written+fsynced (default 10000), dir once
+  inode-reuse <dir> [--files N] [--print-inodes]
+                                    N x (f<i>.dat: write, fsync, close, unlink), then
+                                    N new g<j>.dat written once, never synced (default 40;
+                                    ext4 hands the freed inode numbers out again); dir
+                                    fsynced last (--print-inodes: each file's inode on stderr)
+  link-unlink <dir>                 tmp written (no fsync), link tmp -> final, unlink tmp,
+                                    dir fsynced (Git's loose objects)
+  unlink-one-name <dir>             a written, link a -> b, dir fsynced, unlink a, dir fsynced
+  table-churn <dir> [--files N] [--new M]
+                                    N files written+fsynced (default 3000), all unlinked,
+                                    dir fsynced; M new files written once, never synced
+                                    (default 500); dir fsynced again
   demo <dir> [--fuse <mountdir>]    the bundled demo: a tiny key-value store
 
 Any scenario also takes --report-elapsed: at the end, print one line
@@ -223,6 +235,38 @@ fn rename_or_die(from: &Path, to: &Path) -> Res<()> {
         )));
     }
     Ok(())
+}
+
+fn link_or_die(from: &Path, to: &Path) -> Res<()> {
+    let (f, t) = (cpath(from)?, cpath(to)?);
+    // SAFETY: both are valid C strings.
+    if unsafe { libc::link(f.as_ptr(), t.as_ptr()) } != 0 {
+        return Err(os_fail(format!(
+            "link {} -> {}",
+            from.display(),
+            to.display()
+        )));
+    }
+    Ok(())
+}
+
+fn unlink_or_die(path: &Path) -> Res<()> {
+    let c = cpath(path)?;
+    // SAFETY: valid C string.
+    if unsafe { libc::unlink(c.as_ptr()) } != 0 {
+        return Err(os_fail(format!("unlink {}", path.display())));
+    }
+    Ok(())
+}
+
+/// The inode number of an open file (one fstat(2): not a write, nothing a tracer counts).
+fn inode_of(fd: libc::c_int, path: &Path) -> Res<u64> {
+    // SAFETY: fstat fills the zeroed struct we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(os_fail(format!("fstat {}", path.display())));
+    }
+    Ok(st.st_ino)
 }
 
 // ---------------------------------------------------------------------------
@@ -733,6 +777,78 @@ fn many_files(dir: &Path, files: usize) -> Res<()> {
     dirfsync(dir)
 }
 
+/// Files of one inode number with separate lifetimes. N rounds of: f<i>.dat created, 1 write
+/// of 100 B, fsync, close, unlink (ext4 reuses the freed inode number at once, so all of them
+/// usually get the same one); then g<j>.dat for j in 0..N: created, 1 write of 100 B, close,
+/// never synced (g0 usually gets the number the f files had); then the dir fsynced, so every
+/// entry change is durable and only the g files' data is at risk. With `print`, one line
+/// `inodes f=I,I,... g=I,I,...` (fstat of each file while it was open) on stderr at the end.
+fn inode_reuse(dir: &Path, files: usize, print: bool) -> Res<()> {
+    let mut f_inodes = Vec::with_capacity(files);
+    for i in 0..files {
+        let path = join(dir, &format!("f{i}.dat"));
+        let fd = create(&path)?;
+        write_exact_once(fd, &record(100, i), &path)?;
+        fsync_or_die(fd, &path)?;
+        f_inodes.push(inode_of(fd, &path)?);
+        close_or_die(fd, &path)?;
+        unlink_or_die(&path)?;
+    }
+    let mut g_inodes = Vec::with_capacity(files);
+    for j in 0..files {
+        let path = join(dir, &format!("g{j}.dat"));
+        let fd = create(&path)?;
+        write_exact_once(fd, &record(100, j), &path)?;
+        g_inodes.push(inode_of(fd, &path)?);
+        close_or_die(fd, &path)?;
+    }
+    dirfsync(dir)?;
+    if print {
+        let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        say!("inodes f={} g={}", list(&f_inodes), list(&g_inodes));
+    }
+    Ok(())
+}
+
+/// Git's loose objects: tmp created, 1 write of 100 B, close, never synced; link tmp -> final;
+/// unlink tmp; dir fsynced. One file, whose only name at the end is `final`.
+fn link_unlink(dir: &Path) -> Res<()> {
+    let (tmp, fin) = (join(dir, "tmp"), join(dir, "final"));
+    write_file(&tmp, 1, 100, false)?;
+    link_or_die(&tmp, &fin)?;
+    unlink_or_die(&tmp)?;
+    dirfsync(dir)
+}
+
+/// a created, 1 write of 100 B, close, never synced; link a -> b; dir fsynced; unlink a; dir
+/// fsynced. The file lives on as b.
+fn unlink_one_name(dir: &Path) -> Res<()> {
+    let (a, b) = (join(dir, "a"), join(dir, "b"));
+    write_file(&a, 1, 100, false)?;
+    link_or_die(&a, &b)?;
+    dirfsync(dir)?;
+    unlink_or_die(&a)?;
+    dirfsync(dir)
+}
+
+/// More files than a small tracer table holds, most of them gone by the end: c<i>.dat for i in
+/// 0..N: created, 1 write of 100 B, fsync, close; then all N unlinked; dir fsynced; then
+/// n<j>.dat for j in 0..M: created, 1 write of 100 B, close, never synced; dir fsynced again.
+/// At the end only the M new files hold data at risk.
+fn table_churn(dir: &Path, (files, new): (usize, usize)) -> Res<()> {
+    for i in 0..files {
+        write_file(&join(dir, &format!("c{i}.dat")), 1, 100, true)?;
+    }
+    for i in 0..files {
+        unlink_or_die(&join(dir, &format!("c{i}.dat")))?;
+    }
+    dirfsync(dir)?;
+    for j in 0..new {
+        write_file(&join(dir, &format!("n{j}.dat")), 1, 100, false)?;
+    }
+    dirfsync(dir)
+}
+
 /// One vectored write of `parts` (lengths) at `offset`, or at the file position if None
 /// (writev(2), else pwritev2(2) with no flags).
 fn write_vectored(fd: libc::c_int, parts: &[usize], offset: Option<i64>, path: &Path) -> Res<()> {
@@ -1092,6 +1208,17 @@ fn main() {
             Box::new(move |d| fsync_bound(d, records, lockstep))
         }
         "many-files" => with(a.count("--files", 10_000), many_files),
+        "inode-reuse" => {
+            let files = a.count("--files", 40);
+            let print = a.flag("--print-inodes");
+            Box::new(move |d| inode_reuse(d, files, print))
+        }
+        "link-unlink" => Box::new(link_unlink),
+        "unlink-one-name" => Box::new(unlink_one_name),
+        "table-churn" => with(
+            (a.count("--files", 3000), a.count("--new", 500)),
+            table_churn,
+        ),
         "writev" => Box::new(writev),
         "io-uring-fsync" => Box::new(io_uring_fsync),
         "demo" => with(a.value("--fuse").map(PathBuf::from), |d, fuse| {

@@ -51,14 +51,29 @@ impl Reclaimer {
     ) -> Result<(), TracerError> {
         state.release_idle_files(self.max_files);
         let total = tracer.file_slots() as f64;
-        let in_use = tracer.slots_in_use()? as f64;
+        // Slots in their grace period are on their way back: not counted again.
+        let in_use = tracer
+            .slots_in_use()?
+            .saturating_sub(self.quarantine.len() as u64) as f64;
         if in_use > total * HIGH_WATER {
             state.detach_idle_slots((in_use - total * LOW_WATER) as usize);
         }
         let now = monotonic_ns();
         let work = state.take_slot_work();
+        if !work.detach.is_empty() {
+            log::debug!(
+                "slots: {in_use} in use of {total}, detaching {}, {} in grace",
+                work.detach.len(),
+                self.quarantine.len()
+            );
+        }
         for key in work.detach {
-            if let Some((slot, counters)) = tracer.detach_slot(key)? {
+            let Some((slot, counters)) = tracer.detach_slot(key)? else {
+                // None to give back (never had one: the table was full; or detached already).
+                state.slot_gone(key);
+                continue;
+            };
+            {
                 state.absorb_slot(key, slot, counters, true);
                 self.quarantine.push_back(Quarantined {
                     at: now,

@@ -383,7 +383,12 @@ fn descriptor_opened_before_pid_attach_is_reported_by_its_path() {
     r.assert_unsynced_write(&file, 3, 300);
     assert_eq!(
         r.processes(),
-        vec![(pid as u64, "python3".to_string(), None)]
+        // -p: the root process's parent is read from /proc (this test spawned it).
+        vec![(
+            pid as u64,
+            "python3".to_string(),
+            Some(std::process::id() as u64)
+        )]
     );
     r.assert_names(&file, &[&file]);
     r.assert_identity();

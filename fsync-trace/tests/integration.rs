@@ -863,7 +863,12 @@ fn assert_writer_report(r: &Report, file: &str, pid: u32) {
     r.assert_unsynced_write(file, 2, 200);
     assert_eq!(
         r.processes(),
-        vec![(pid as u64, "python3".to_string(), None)]
+        // -p: the root process's parent is read from /proc (this test spawned it).
+        vec![(
+            pid as u64,
+            "python3".to_string(),
+            Some(std::process::id() as u64)
+        )]
     );
     assert_eq!(
         r.finding("unsynced_write", file)["pid"].as_u64(),

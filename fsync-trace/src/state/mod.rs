@@ -104,6 +104,9 @@ pub struct FileState {
     pub carried: Option<Box<Carried>>,
     /// Last event that touched the file (ns), for releasing idle files in long runs.
     pub last_active: u64,
+    /// The kernel gave the file a slot (it was written, synced or mapped) and it was not
+    /// detached since: only such files can give one back.
+    pub has_slot: bool,
 }
 
 impl FileState {
@@ -497,6 +500,7 @@ impl<R: Resolver> DurabilityState<R> {
             } => {
                 self.touched(actor.pid, file);
                 let f = self.file_at(file, ts);
+                f.has_slot = true;
                 // The counters are the slot's: place them on this life's absolute scale.
                 let base = match &f.carried {
                     None => FileCounters::default(),
@@ -537,6 +541,7 @@ impl<R: Resolver> DurabilityState<R> {
                 open_flags: oflags,
             } => {
                 let f = self.file_at(file, ts);
+                f.has_slot = true;
                 f.open_flags |= durability_flags(oflags);
                 if nlink > 0 {
                     self.add_name(file, path.into(), false);
@@ -583,7 +588,7 @@ impl<R: Resolver> DurabilityState<R> {
                 flags,
             } => self.on_namespace(ts, &actor, op, old, new, flags),
             EventKind::Mmap { file, addr, len } => {
-                self.file_at(file, ts);
+                self.file_at(file, ts).has_slot = true;
                 let maps = self.mappings.entry(actor.pid).or_default();
                 // A new mapping replaces whatever the range held (munmap is not traced): the
                 // list stays as long as the process's live mappings, not its history.

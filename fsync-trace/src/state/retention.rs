@@ -69,13 +69,20 @@ impl<R: Resolver> DurabilityState<R> {
         carried.counters = add_counters(&carried.counters, &counters);
     }
 
+    /// The kernel holds no slot for `key`.
+    pub fn slot_gone(&mut self, key: FileKey) {
+        if let Some(f) = self.files.get_mut(&key) {
+            f.has_slot = false;
+        }
+    }
+
     /// Asks for the slots of up to `n` durable files, least recently active first, to be
     /// detached (the kernel table is filling). Their states stay.
     pub fn detach_idle_slots(&mut self, n: usize) {
         let mut idle: Vec<(u64, FileKey)> = self
             .files
             .values()
-            .filter(|f| releasable(f) && !f.removed)
+            .filter(|f| f.has_slot && releasable(f) && !f.removed)
             .map(|f| (f.last_active, f.key))
             .collect();
         idle.sort_unstable();

@@ -79,6 +79,7 @@ impl<R: Resolver> DurabilityState<R> {
         };
         for &key in &targets {
             let f = self.file_at(key, ts);
+            f.has_slot |= op != SyncOp::Msync;
             f.is_dir |= is_dir && op != SyncOp::Msync;
             match op {
                 SyncOp::Fsync => f.fsyncs += 1,

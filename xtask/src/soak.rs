@@ -135,7 +135,12 @@ pub fn run(args: SoakArgs) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the soak loads eBPF programs (fsync-trace --all): run as root");
     }
-    if !(args.minutes > 0.0) || args.files == 0 || args.fsync_rate == 0 || args.file_rate == 0 {
+    if args.minutes.is_nan()
+        || args.minutes <= 0.0
+        || args.files == 0
+        || args.fsync_rate == 0
+        || args.file_rate == 0
+    {
         bail!("--minutes, --files, --fsync-rate and --file-rate must be positive");
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -364,8 +369,7 @@ impl Soak {
             .stderr(Stdio::inherit());
         let load_start = Instant::now();
         let mut load_child = KillOnDrop(load_cmd.spawn().context("starting the load generator")?);
-        let progress: Arc<Mutex<(BTreeMap<String, u64>, Option<BTreeMap<String, u64>>)>> =
-            Default::default();
+        let progress: Arc<Mutex<LoadProgress>> = Default::default();
         let reader = {
             let progress = progress.clone();
             let stdout = load_child.0.stdout.take().context("load stdout")?;
@@ -411,7 +415,7 @@ impl Soak {
                 if s.rss > max_rss.rss {
                     max_rss = s.clone();
                 }
-                if tick % SERIES_EVERY == 0 {
+                if tick.is_multiple_of(SERIES_EVERY) {
                     eprintln!(
                         "[soak] {name}: t={:>5.0}s VmRSS {} (anon {}) VmHWM {}  {}",
                         t,
@@ -540,6 +544,9 @@ impl Soak {
         }
     }
 }
+
+/// The load generator's latest `progress` line and its `done` line.
+type LoadProgress = (BTreeMap<String, u64>, Option<BTreeMap<String, u64>>);
 
 /// The load generator, killed if the soak gives up while it runs.
 struct KillOnDrop(std::process::Child);
@@ -912,7 +919,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

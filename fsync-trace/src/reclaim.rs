@@ -17,8 +17,8 @@ const GRACE_NS: u64 = 50_000_000;
 
 /// Above this share of the kernel table in use, durable idle files give their slots back, down
 /// to `LOW_WATER`.
-const HIGH_WATER: f64 = 0.75;
-const LOW_WATER: f64 = 0.5;
+const HIGH_WATER: f64 = 0.5;
+const LOW_WATER: f64 = 0.25;
 
 /// A detached slot in its grace period: when, which file (None: the kernel detached it), and
 /// the counters read when it was detached.

@@ -599,12 +599,13 @@ impl<R: Resolver> DurabilityState<R> {
             }
             EventKind::Fork { child } => {
                 let comm = actor.comm.to_string();
-                self.processes.entry(child).or_insert_with(|| ProcessInfo {
+                let c = self.processes.entry(child).or_insert_with(|| ProcessInfo {
                     pid: child,
                     comm,
-                    parent: Some(actor.pid),
                     ..Default::default()
                 });
+                // The fork is the truth (/proc may have been read after the child was gone).
+                c.parent = Some(actor.pid);
             }
             EventKind::Exit => {
                 if let Some(p) = self.processes.get_mut(&actor.pid) {

@@ -142,8 +142,9 @@ impl<R: Resolver> DurabilityState<R> {
     }
 }
 
-/// Nothing to report about the file but its totals: no unsynced data or entries, no failed
-/// sync awaiting a retry.
+/// Nothing to report about the file but its totals: removed, or no unsynced data or entries
+/// and no failed sync awaiting a retry.
 fn releasable(f: &super::FileState) -> bool {
-    !f.is_dirty() && f.pending.is_empty() && f.failed_sync.is_none()
+    // A removed file's unsynced data no longer matters: it is no finding either.
+    (f.removed && !f.is_dir) || (!f.is_dirty() && f.pending.is_empty() && f.failed_sync.is_none())
 }

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   prometheus                           # metrics integration test (real server + promtool)
   fuse3 libfuse3-dev                   # failing-fsync FUSE filesystem in the tests
   sqlite3 libsqlite3-dev               # embedded database workload
+  git                                  # real-program identity tests (Debian git at /usr/bin/git)
   qemu-system-x86 busybox-static cpio e2fsprogs   # second-kernel (kprobe/fentry) runs
 )
 

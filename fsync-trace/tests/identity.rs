@@ -381,15 +381,7 @@ fn descriptor_opened_before_pid_attach_is_reported_by_its_path() {
     r.assert_syncs(&[]);
     r.assert_findings(&[fid("unsynced_write", &file, None)]);
     r.assert_unsynced_write(&file, 3, 300);
-    assert_eq!(
-        r.processes(),
-        // -p: the root process's parent is read from /proc (this test spawned it).
-        vec![(
-            pid as u64,
-            "python3".to_string(),
-            Some(std::process::id() as u64)
-        )]
-    );
+    r.assert_adopted_process(pid, "python3");
     r.assert_names(&file, &[&file]);
     r.assert_identity();
 }

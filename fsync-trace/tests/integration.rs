@@ -864,15 +864,7 @@ fn assert_writer_report(r: &Report, file: &str, pid: u32) {
     r.assert_syncs(&[("fsync", 1, 0)]);
     r.assert_findings(&[fid("unsynced_write", file, None)]);
     r.assert_unsynced_write(file, 2, 200);
-    assert_eq!(
-        r.processes(),
-        // -p: the root process's parent is read from /proc (this test spawned it).
-        vec![(
-            pid as u64,
-            "python3".to_string(),
-            Some(std::process::id() as u64)
-        )]
-    );
+    r.assert_adopted_process(pid, "python3");
     assert_eq!(
         r.finding("unsynced_write", file)["pid"].as_u64(),
         Some(pid as u64)

@@ -107,6 +107,7 @@ impl<R: Resolver> DurabilityState<R> {
             .collect();
         idle.sort_unstable();
         let excess = self.files.len() - target;
+        let mut gone = std::collections::HashSet::new();
         for (_, key) in idle.into_iter().take(excess) {
             let Some(f) = self.files.remove(&key) else {
                 continue;
@@ -116,16 +117,18 @@ impl<R: Resolver> DurabilityState<R> {
                     self.paths.remove(n);
                 }
             }
-            self.mappings
-                .values_mut()
-                .for_each(|m| m.retain(|m| m.file != key));
-            if let Some(l) = &mut self.live {
-                l.touched.values_mut().for_each(|t| {
-                    t.remove(&key);
-                });
-            }
             self.slot_work.detach(key);
             self.released.files += 1;
+            gone.insert(key);
+        }
+        // One pass over what still refers to them, not one per released file.
+        self.mappings
+            .values_mut()
+            .for_each(|m| m.retain(|m| !gone.contains(&m.file)));
+        if let Some(l) = &mut self.live {
+            l.touched
+                .values_mut()
+                .for_each(|t| t.retain(|k| !gone.contains(k)));
         }
     }
 

@@ -246,14 +246,10 @@ const ATTACHED: [(&str, &str); 5] = [
 ];
 
 fn program_error(name: &'static str, source: aya::programs::ProgramError) -> TracerError {
-    if is_eperm_program(&source) {
+    if is_eperm(&source) {
         return TracerError::NotPermitted(format!("{name}: {source}"));
     }
     TracerError::Program { name, source }
-}
-
-fn is_eperm_program(e: &aya::programs::ProgramError) -> bool {
-    is_eperm(e)
 }
 
 /// True if `e` or one of its sources is an OS error EPERM (the kernel refused: lockdown, or

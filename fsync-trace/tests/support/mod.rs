@@ -357,6 +357,21 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The report's only process is `pid`, named `comm`, adopted with `-p`: its parent is read
+    /// from /proc (this test process spawned it).
+    pub fn assert_adopted_process(&self, pid: u32, comm: &str) {
+        assert_eq!(
+            self.processes(),
+            vec![(
+                pid as u64,
+                comm.to_string(),
+                Some(std::process::id() as u64)
+            )]
+        );
+    }
+}
+
 /// comm of the workload binary as the kernel stores it (15 characters).
 pub const WORKLOAD_COMM: &str = "fsync-trace-wor";
 
@@ -685,16 +700,31 @@ pub fn bpf_objects_of(pid: u32) -> BTreeSet<(bpf::Kind, u32)> {
     out
 }
 
+/// Fails the test if the tracer exited (with its stderr).
+fn assert_still_running(tracer: &mut Child) {
+    if let Some(status) = tracer.try_wait().unwrap() {
+        let mut err = String::new();
+        let _ = tracer.stderr.take().map(|mut e| e.read_to_string(&mut err));
+        panic!("fsync-trace exited before tracing: {status}; stderr: {err}");
+    }
+}
+
+/// True once process `pid` has a SIGINT handler (the tracer installs it when attached).
+fn catches_sigint(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
+}
+
 /// Waits until tracer `tracer` traces `target` (its TRACED_TGIDS map holds the pid) and has
 /// its SIGINT handler in place; returns the BPF objects it holds then.
 pub fn wait_until_tracing(tracer: &mut Child, target: u32) -> BTreeSet<(bpf::Kind, u32)> {
     let start = Instant::now();
     loop {
-        if let Some(status) = tracer.try_wait().unwrap() {
-            let mut err = String::new();
-            let _ = tracer.stderr.take().map(|mut e| e.read_to_string(&mut err));
-            panic!("fsync-trace exited before tracing: {status}; stderr: {err}");
-        }
+        assert_still_running(tracer);
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "fsync-trace never started tracing pid {target}"
@@ -710,13 +740,7 @@ pub fn wait_until_tracing(tracer: &mut Child, target: u32) -> BTreeSet<(bpf::Kin
                 bpf::map_name(&fd).is_ok_and(|n| n == "TRACED_TGIDS")
                     && bpf::map_has_u32(&fd, target, 4).unwrap_or(false)
             });
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", tracer.id())).unwrap_or_default();
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0);
+        let caught = catches_sigint(tracer.id());
         if traced && caught {
             // The leak check after exit looks these up by id: make sure the lookup sees them now.
             for &(kind, id) in &objs {
@@ -736,24 +760,14 @@ pub fn wait_until_tracing(tracer: &mut Child, target: u32) -> BTreeSet<(bpf::Kin
 pub fn wait_until_attached(tracer: &mut Child) {
     let start = Instant::now();
     loop {
-        if let Some(status) = tracer.try_wait().unwrap() {
-            let mut err = String::new();
-            let _ = tracer.stderr.take().map(|mut e| e.read_to_string(&mut err));
-            panic!("fsync-trace exited before tracing: {status}; stderr: {err}");
-        }
+        assert_still_running(tracer);
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "fsync-trace never attached"
         );
         let objs = bpf_objects_of(tracer.id());
         let links = objs.iter().filter(|o| o.0 == bpf::Kind::Link).count();
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", tracer.id())).unwrap_or_default();
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0);
+        let caught = catches_sigint(tracer.id());
         if links > 0 && caught {
             return;
         }

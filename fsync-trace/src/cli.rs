@@ -11,7 +11,7 @@ use crate::{state::FindingKind, tracer::Tier};
     version,
     about = "Shows where a program's data is not yet durable: unsynced writes and directory entries, renames before fsync, fsync errors, fsync latency.",
     override_usage = "fsync-trace [OPTIONS] -p PID [-p PID ...]\n       fsync-trace [OPTIONS] -- COMMAND [ARGS ...]\n       fsync-trace [OPTIONS] --all [--metrics ADDR]",
-    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, or \"any\".\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, build_info.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 1 on errors; 127 if COMMAND was not found."
+    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, or \"any\".\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
 )]
 pub struct Cli {
     /// Trace this running process (all its threads); repeat for several.
@@ -60,11 +60,37 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = fsync_trace_common::names::FILE_SLOTS_MAX, value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
     pub file_slots: u32,
 
+    /// Size of the kernel-to-tracer event buffer in MiB (a power of two, 1 to 1024; default 4).
+    /// Raise it for bursts of many thousand file creations, renames or removals per second:
+    /// records that do not fit are lost (counted and reported). Costs up to twice as much
+    /// resident memory once the buffer has been filled.
+    #[arg(long, value_name = "MIB", default_value_t = 4, value_parser = parse_ring_buffer)]
+    pub ring_buffer_mib: u32,
+
     /// Keep at most N file states in memory: beyond, durable idle files (no unsynced data or
     /// entries) are released, least recently active first, and counted in the report
     /// (`released_files`). Default: 200000, or 20000 with --all.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(100..=100_000_000))]
     pub max_files: Option<u64>,
+
+    /// Suppress the findings the rules of FILE mark as by design (TOML `[[rule]]` tables with
+    /// kind, path glob, optional role, and a required reason); repeatable.
+    #[arg(long = "suppress", value_name = "FILE")]
+    pub suppress: Vec<PathBuf>,
+
+    /// Load the shipped rules for a program's by-design findings: postgresql, redis, sqlite
+    /// or git; repeatable.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+
+    /// List suppressed findings in the text report too (JSON always lists them).
+    #[arg(long)]
+    pub show_suppressed: bool,
+
+    /// Report more than N findings of one kind in one directory as one finding with every
+    /// name (`entries`); 0 never groups.
+    #[arg(long, value_name = "N", default_value_t = crate::analysis::DEFAULT_GROUP_OVER)]
+    pub group_over: usize,
 
     /// Say what is being attached and why (and log details).
     #[arg(short = 'v', long)]
@@ -96,6 +122,13 @@ fn parse_duration(s: &str) -> Result<f64, String> {
         return Err("must be more than 0 and at most one year (31536000)".into());
     }
     Ok(v)
+}
+
+fn parse_ring_buffer(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=1024).contains(&n) && n.is_power_of_two() => Ok(n),
+        _ => Err(format!("{s:?} is not a power of two from 1 to 1024")),
+    }
 }
 
 fn parse_tier(s: &str) -> Result<Tier, String> {
@@ -184,6 +217,23 @@ mod tests {
             parse(&["--json", "--", "ls", "-l"]).unwrap().target(),
             Ok(Target::Command(vec!["ls".into(), "-l".into()]))
         );
+    }
+
+    #[test]
+    fn ring_buffer_is_a_power_of_two() {
+        assert_eq!(parse(&["--all"]).unwrap().ring_buffer_mib, 4);
+        assert_eq!(
+            parse(&["--all", "--ring-buffer-mib", "32"])
+                .unwrap()
+                .ring_buffer_mib,
+            32
+        );
+        for bad in ["0", "3", "2048", "x"] {
+            assert!(
+                parse(&["--all", "--ring-buffer-mib", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub enum RunError {
         source: std::io::Error,
     },
     #[error("{0}")]
+    Suppress(#[from] crate::analysis::SuppressError),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -49,7 +51,7 @@ impl RunError {
         match self {
             RunError::CommandNotFound { .. } => 127,
             RunError::Exec { .. } | RunError::CommandIsDirectory { .. } => 126,
-            RunError::Usage(_) => 2,
+            RunError::Usage(_) | RunError::Suppress(_) => 2,
             _ => 1,
         }
     }

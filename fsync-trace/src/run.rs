@@ -15,6 +15,7 @@ use tokio::{
 };
 
 use crate::{
+    analysis::{self, Rules},
     cli::{Cli, Target},
     error::RunError,
     event::EventKind,
@@ -34,6 +35,8 @@ const DEFAULT_MAX_FILES_ALL: u64 = 20_000;
 
 pub fn run(cli: Cli) -> Result<i32, RunError> {
     let target = cli.target().map_err(RunError::Usage)?;
+    // A bad rule file is refused before anything is traced.
+    let rules = Rules::load(&cli.profiles, &cli.suppress)?;
     // SAFETY: plain syscall.
     if unsafe { libc::geteuid() } != 0 {
         return Err(RunError::NotRoot);
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
         follow_forks: follow,
         tier: cli.tier,
         file_slots: cli.file_slots,
+        ring_buffer_mib: cli.ring_buffer_mib,
     });
     // The maps exist now; a traced command must not inherit the raised limit.
     restore_memlock_limit(memlock);
@@ -219,14 +223,21 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     // Ends tracing: detaches every program.
     let counters = FinalCounters::new(tracer.into_file_counters()?);
     log_memory("counters");
-    let analysis = state.finish(end_ns, &counters);
+    let mut analysis = state.finish(end_ns, &counters);
     drop(counters);
+    let judged = analysis::judge(
+        std::mem::take(&mut analysis.findings),
+        &analysis.processes,
+        &rules,
+        cli.group_over,
+    );
     log_memory("analysis");
+    // Suppressed findings never fail the run.
     let failed_on = cli
         .fail_on
         .as_ref()
-        .is_some_and(|f| analysis.findings.iter().any(|x| f.matches(x.kind)));
-    let mut report = Report::build(analysis, tier.name(), lost, clock, end_ns);
+        .is_some_and(|f| judged.findings.iter().any(|x| f.matches(x.kind)));
+    let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
     report.notes = notes;
     log_memory("report");
     // Streamed, not built as one string: with 100,000 files the JSON is tens of MiB.
@@ -237,7 +248,7 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
                 .map_err(std::io::Error::other)
                 .and_then(|_| out.write_all(b"\n"))
         } else {
-            out.write_all(report::render_text(&report).as_bytes())
+            out.write_all(report::render_text(&report, cli.show_suppressed).as_bytes())
         };
         r.and_then(|_| out.flush())
     };
@@ -404,7 +415,11 @@ fn drain_events(
             EventKind::Exit => {
                 live.remove(&ev.actor.pid);
             }
-            _ => {}
+            _ => {
+                if state.wants_role(ev.actor.pid) {
+                    describe(state, ev.actor.pid);
+                }
+            }
         }
         if let Some(m) = exporter.as_mut() {
             m.live.observe(&ev, state);

@@ -68,6 +68,10 @@ scenarios:
                                     N files written+fsynced (default 3000), all unlinked,
                                     dir fsynced; M new files written once, never synced
                                     (default 500); dir fsynced again
+  entry-storm <dir> [--files N]     storm/ made, dir fsynced; N empty files created in
+                                    storm/ (default 100000), storm/ fsynced, then all
+                                    unlinked, storm/ never fsynced again (N unsynced
+                                    removals in one directory)
   demo <dir> [--fuse <mountdir>]    the bundled demo: a tiny key-value store
 
 Any scenario also takes --report-elapsed: at the end, print one line
@@ -777,6 +781,28 @@ fn many_files(dir: &Path, files: usize) -> Res<()> {
     dirfsync(dir)
 }
 
+/// A create/remove storm in one directory: `storm/` made and the dir fsynced, N empty files
+/// `s<i>` created (and closed) in it and `storm/` fsynced, then all N unlinked and `storm/`
+/// never fsynced again: N removals of one directory left unsynced.
+fn entry_storm(dir: &Path, files: usize) -> Res<()> {
+    let storm = join(dir, "storm");
+    let c = cpath(&storm)?;
+    // SAFETY: valid C string.
+    if unsafe { libc::mkdir(c.as_ptr(), 0o755) } != 0 {
+        return Err(os_fail(format!("mkdir {}", storm.display())));
+    }
+    dirfsync(dir)?;
+    for i in 0..files {
+        let path = join(&storm, &format!("s{i}"));
+        close_or_die(create(&path)?, &path)?;
+    }
+    dirfsync(&storm)?;
+    for i in 0..files {
+        unlink_or_die(&join(&storm, &format!("s{i}")))?;
+    }
+    Ok(())
+}
+
 /// Files of one inode number with separate lifetimes. N rounds of: f<i>.dat created, 1 write
 /// of 100 B, fsync, close, unlink (ext4 reuses the freed inode number at once, so all of them
 /// usually get the same one); then g<j>.dat for j in 0..N: created, 1 write of 100 B, close,
@@ -1219,6 +1245,7 @@ fn main() {
             (a.count("--files", 3000), a.count("--new", 500)),
             table_churn,
         ),
+        "entry-storm" => with(a.count("--files", 100_000), entry_storm),
         "writev" => Box::new(writev),
         "io-uring-fsync" => Box::new(io_uring_fsync),
         "demo" => with(a.value("--fuse").map(PathBuf::from), |d, fuse| {

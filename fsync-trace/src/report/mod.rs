@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::{
+    analysis::{Judged, SuppressedBy},
     state::{Analysis, Finding, Latency},
     tracer::LostCounts,
 };
@@ -156,6 +157,13 @@ pub struct FindingEntry {
 }
 
 #[derive(Clone, Debug, Serialize)]
+pub struct SuppressedEntry {
+    #[serde(flatten)]
+    pub finding: FindingEntry,
+    pub suppressed_by: SuppressedBy,
+}
+
+#[derive(Clone, Debug, Serialize)]
 pub struct LostEntry {
     pub ring_buffer_full: u64,
     pub file_table_full: u64,
@@ -180,6 +188,10 @@ pub struct Report {
     pub files: Vec<Box<FileEntry>>,
     pub syncs: Vec<OpEntry>,
     pub findings: Vec<FindingEntry>,
+    /// Findings that `--suppress` / `--profile` rules mark as by design, counted one by one
+    /// (before grouping) and listed apart (grouped like `findings`).
+    pub suppressed: u64,
+    pub suppressed_findings: Vec<SuppressedEntry>,
     /// Durable, idle files whose state long-run bounds released (`--max-files`): they are in
     /// no row above.
     pub released_files: u64,
@@ -202,7 +214,14 @@ fn dev_string(dev: u32) -> String {
 }
 
 impl Report {
-    pub fn build(a: Analysis, tier: &str, lost: LostCounts, clock: Clock, end_ns: u64) -> Self {
+    pub fn build(
+        a: Analysis,
+        judged: Judged,
+        tier: &str,
+        lost: LostCounts,
+        clock: Clock,
+        end_ns: u64,
+    ) -> Self {
         let released = a.released;
         let files = a
             .files
@@ -253,12 +272,17 @@ impl Report {
                 latency_us: latency_summary_us(&s.latency),
             })
             .collect();
-        let findings = a
-            .findings
-            .iter()
-            .map(|f| FindingEntry {
-                finding: f.clone(),
-                time: humantime::format_rfc3339_millis(clock.wall_of(f.ts)).to_string(),
+        let entry = |finding: Finding| FindingEntry {
+            time: humantime::format_rfc3339_millis(clock.wall_of(finding.ts)).to_string(),
+            finding,
+        };
+        let findings = judged.findings.into_iter().map(entry).collect();
+        let suppressed_findings = judged
+            .suppressed
+            .into_iter()
+            .map(|s| SuppressedEntry {
+                finding: entry(s.finding),
+                suppressed_by: s.suppressed_by,
             })
             .collect();
         let total = lost.total();
@@ -300,6 +324,8 @@ impl Report {
             files,
             syncs,
             findings,
+            suppressed: judged.suppressed_count,
+            suppressed_findings,
             released_files: released.files,
             released_processes: released.processes,
             reclaimed_slots: released.reclaimed_slots,

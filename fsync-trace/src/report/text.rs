@@ -18,7 +18,14 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-pub fn render_text(r: &Report) -> String {
+/// Rows of the file table at most: beyond, the files with the most data at risk (then the
+/// most writes) are shown and the rest counted (the JSON report has every file).
+const MAX_FILE_ROWS: usize = 100;
+/// Width of the FILE column; a longer path gets a line of its own.
+const PATH_WIDTH: usize = 48;
+
+/// The text report; `show_suppressed` lists suppressed findings (else only their count).
+pub fn render_text(r: &Report, show_suppressed: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -56,7 +63,18 @@ pub fn render_text(r: &Report) -> String {
             "DIRTY ms",
             "UNSYNCED"
         );
-        for f in &r.files {
+        let mut shown: Vec<&super::FileEntry> = r.files.iter().map(|f| &**f).collect();
+        if shown.len() > MAX_FILE_ROWS {
+            shown.sort_by(|a, b| {
+                b.unsynced_bytes
+                    .cmp(&a.unsynced_bytes)
+                    .then(b.writes.cmp(&a.writes))
+                    .then(a.path.cmp(&b.path))
+            });
+            shown.truncate(MAX_FILE_ROWS);
+            shown.sort_by(|a, b| a.path.cmp(&b.path));
+        }
+        for f in &shown {
             let mut path = f.path.clone();
             if f.kind == "dir" {
                 path.push('/');
@@ -72,6 +90,10 @@ pub fn render_text(r: &Report) -> String {
             } else {
                 "-".into()
             };
+            if path.chars().count() > PATH_WIDTH {
+                let _ = writeln!(out, "{path}");
+                path.clear();
+            }
             let _ = writeln!(
                 out,
                 "{:<48} {:>7} {:>10} {:>6} {:>6} {:>21} {:>10} {:>10}",
@@ -89,6 +111,13 @@ pub fn render_text(r: &Report) -> String {
                 }
             );
         }
+    }
+    if r.files.len() > MAX_FILE_ROWS {
+        let _ = writeln!(
+            out,
+            "... and {} more file(s), with less data at risk (every file is in --json)",
+            r.files.len() - MAX_FILE_ROWS
+        );
     }
     if !r.syncs.is_empty() {
         let _ = writeln!(out);
@@ -130,6 +159,35 @@ pub fn render_text(r: &Report) -> String {
             );
             let _ = writeln!(out, "     {}", f2.message);
             let _ = writeln!(out, "     fix: {}", f2.fix);
+        }
+    }
+    if r.suppressed > 0 {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{} finding(s) suppressed as by design (--suppress / --profile){}",
+            r.suppressed,
+            if show_suppressed {
+                ":"
+            } else {
+                "; --show-suppressed lists them"
+            }
+        );
+        if show_suppressed {
+            for s in &r.suppressed_findings {
+                let f = &s.finding.finding;
+                let what = match (&f.entries, &f.entry) {
+                    (Some(all), _) => format!(" ({} entries)", all.len()),
+                    (None, Some(e)) => format!(" entry {e:?}"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(out, "  - [{}] {}{what}", f.kind.name(), f.path);
+                let _ = writeln!(
+                    out,
+                    "     by design: {} ({})",
+                    s.suppressed_by.reason, s.suppressed_by.rule
+                );
+            }
         }
     }
     out

@@ -60,8 +60,13 @@ pub struct Finding {
     pub unsynced_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unsynced_writes: Option<u64>,
-    /// How many times the same thing happened (e.g. an entry changed in several transactions).
+    /// How many times the same thing happened (e.g. an entry changed in several transactions;
+    /// for a grouped finding, the sum over its members).
     pub count: u64,
+    /// A grouped finding (many of one kind in one directory): every member's name, first one
+    /// first (`entry` is that first name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Vec<String>>,
 }
 
 impl Finding {
@@ -83,7 +88,18 @@ impl Finding {
             unsynced_bytes: None,
             unsynced_writes: None,
             count: 1,
+            entries: None,
         }
+    }
+
+    /// The report's order: worst kind first, then most data at risk, then earliest.
+    pub fn report_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+        a.kind
+            .cmp(&b.kind)
+            .then(b.unsynced_bytes.cmp(&a.unsynced_bytes))
+            .then(a.ts.cmp(&b.ts))
+            .then(a.path.cmp(&b.path))
+            .then(a.entry.cmp(&b.entry))
     }
 }
 

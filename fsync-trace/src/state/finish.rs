@@ -53,14 +53,7 @@ impl<R: Resolver> DurabilityState<R> {
             }
             files.push((f, c));
         }
-        findings.sort_by(|a, b| {
-            a.kind
-                .cmp(&b.kind)
-                .then(b.unsynced_bytes.cmp(&a.unsynced_bytes))
-                .then(a.ts.cmp(&b.ts))
-                .then(a.path.cmp(&b.path))
-                .then(a.entry.cmp(&b.entry))
-        });
+        findings.sort_by(Finding::report_order);
         files.sort_by(|a, b| a.0.path.cmp(&b.0.path).then(a.0.key.cmp(&b.0.key)));
         Analysis {
             files,

@@ -171,6 +171,9 @@ pub struct ProcessInfo {
     pub sync_ns: u64,
     /// Threads that made sync calls (tid -> name, calls, ns).
     pub threads: BTreeMap<u32, ThreadInfo>,
+    /// A process seen first at its fork still has its parent's command line: its role is read
+    /// again once, when it first acts ([`DurabilityState::wants_role`]).
+    pub role_rechecked: bool,
 }
 
 /// Sync calls of one thread.
@@ -406,6 +409,18 @@ impl<R: Resolver> DurabilityState<R> {
         }
         if p.parent.is_none() {
             p.parent = parent;
+        }
+    }
+
+    /// True once for a known process with no role yet: the caller reads it again from /proc
+    /// (a forked server process renames itself just after the fork).
+    pub fn wants_role(&mut self, pid: u32) -> bool {
+        match self.processes.get_mut(&pid) {
+            Some(p) if p.role.is_none() && !p.role_rechecked => {
+                p.role_rechecked = true;
+                true
+            }
+            _ => false,
         }
     }
 

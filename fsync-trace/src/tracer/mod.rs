@@ -33,6 +33,8 @@ pub struct TracerOptions {
     pub tier: Option<Tier>,
     /// Files the kernel side can count at once (`--file-slots`); 0: the default.
     pub file_slots: u32,
+    /// Size of the event ring buffer in MiB (a power of two); 0: the object's own (4 MiB).
+    pub ring_buffer_mib: u32,
 }
 
 /// Events that could not be recorded, by reason.
@@ -290,6 +292,9 @@ impl Tracer {
             names::FREE_SLOTS,
         ] {
             loader.map_max_entries(map, file_slots);
+        }
+        if opts.ring_buffer_mib != 0 {
+            loader.map_max_entries(names::EVENTS, opts.ring_buffer_mib << 20);
         }
         let mut ebpf = loader.load(EBPF_OBJECT).map_err(|e| {
             if e.to_string().contains("Operation not permitted") {

@@ -21,6 +21,10 @@ pub static TRACED_BITS: Array<u64> = Array::with_max_entries(1 << 16, 0);
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct WriteCache {
+    /// The thread (`task_struct`) and descriptor the entry was resolved for: while no
+    /// descriptor is closed anywhere (`close_epoch`), that fd still names the same open file.
+    pub task: u64,
+    pub fd: i64,
     /// The `struct file` the fd pointed at, and `CONFIG_CLOSE_EPOCH` when it was resolved.
     pub file: u64,
     pub close_epoch: u64,
@@ -40,6 +44,14 @@ impl WriteCache {
     #[inline(always)]
     pub fn holds(&self, file: *const u8, close_epoch: u64) -> bool {
         self.file == file as u64 && self.close_epoch == close_epoch
+    }
+
+    /// Still the entry of descriptor `fd` of thread `task`: a descriptor only names another
+    /// open file after a close, dup2/dup3, exec, unshare or io_uring call, and each of those
+    /// (and every task exit, so a `task_struct` is not reused unseen) moves `close_epoch`.
+    #[inline(always)]
+    pub fn holds_fd(&self, task: *const u8, fd: i64, close_epoch: u64) -> bool {
+        self.task == task as u64 && self.fd == fd && self.close_epoch == close_epoch
     }
 }
 

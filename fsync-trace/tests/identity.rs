@@ -60,7 +60,16 @@ fn workload_inodes(stderr: &str) -> (Vec<u64>, Vec<u64>) {
 fn reused_inode_number_starts_a_fresh_history() {
     const N: usize = 40;
     let (_g, d) = tempdir();
-    let (out, r) = trace(&os(&["--", WORKLOAD, "inode-reuse", &d, "--print-inodes"]));
+    // One finding per file (not one grouped finding for the directory): --group-over 0.
+    let (out, r) = trace(&os(&[
+        "--group-over",
+        "0",
+        "--",
+        WORKLOAD,
+        "inode-reuse",
+        &d,
+        "--print-inodes",
+    ]));
     assert_eq!(out.code, 0, "inode-reuse: stderr: {}", out.stderr);
     let r = r.unwrap_or_else(|| panic!("no report; stderr: {}", out.stderr));
     r.assert_complete();
@@ -804,7 +813,15 @@ fn all_mode_reclaims_slots_of_a_small_file_table() {
     let (_rg, rdir) = tempdir();
     let report = format!("{rdir}/report.json");
     let mut tracer = spawn_tracer(
-        &["--all", "--file-slots", "1024", "--duration", "120"],
+        &[
+            "--all",
+            "--file-slots",
+            "1024",
+            "--duration",
+            "120",
+            "--group-over",
+            "0",
+        ],
         &report,
     );
     wait_until_attached(&mut tracer);

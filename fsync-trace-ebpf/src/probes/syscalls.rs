@@ -14,7 +14,7 @@ use fsync_trace_common::{
 
 use crate::{
     kernel::{current_task_btf, file_inode, load_btf, read, task_file, KPtr},
-    maps::{config, count_lost, off, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
+    maps::{config, count_lost, off, WriteCache, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
     state::{
         bump_close_epoch, bump_epoch, counters_at, current_traced, emit_name, existing_counters,
         file_slot, on_write_at,
@@ -124,31 +124,36 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 
 /// A successful write of `bytes` to `fd` of the current task (`task`: its BTF-typed pointer).
 ///
-/// The hot path: it runs for every write of a traced process ([`task_file`]: one helper call). If that
-/// `struct file` is the one this CPU's previous write resolved, and no descriptor was closed
-/// anywhere since (`CONFIG_CLOSE_EPOCH`), it is still the same open file (it was alive in this
+/// The hot path: it runs for every write of a traced process. If the same thread wrote the same
+/// descriptor last on this CPU and no descriptor was closed anywhere since
+/// (`CONFIG_CLOSE_EPOCH`), the file and its slot are known without any kernel read. Else the
+/// descriptor is resolved ([`task_file`]: one helper call); if that `struct file` is the one
+/// this CPU's previous write resolved, it is still the same open file (it was alive in a
 /// descriptor table all along, so its memory cannot have been reused), and its inode is known:
 /// a repeated write costs one helper read instead of four.
 ///
 /// True if the file's name has not been sent yet (`sys_exit_name` sends it).
 #[inline(always)]
 fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
-    let Some(file) = task_file(task, fd) else {
-        return false;
-    };
     // Read before resolving: a close during the resolution makes the entry stale at once.
     let close_epoch = config(names::CONFIG_CLOSE_EPOCH);
     let cache = WRITE_CACHE.get_ptr_mut(0);
     if let Some(c) = cache {
         let c = unsafe { &mut *c };
+        // The same thread writing the same descriptor again: no descriptor-table walk at all.
+        if c.holds_fd(task, fd, close_epoch) {
+            return cached_write(c, bytes, fd);
+        }
+    }
+    let Some(file) = task_file(task, fd) else {
+        return false;
+    };
+    if let Some(c) = cache {
+        let c = unsafe { &mut *c };
         if c.holds(file, close_epoch) {
-            if c.tracked != 0 {
-                let key = c.key;
-                if let Some(counters) = counters_at(c.slot) {
-                    return on_write_at(counters, c.slot, &key, bytes, c.osync != 0, fd as i32);
-                }
-            }
-            return false;
+            c.task = task as u64;
+            c.fd = fd;
+            return cached_write(c, bytes, fd);
         }
     }
     let Some(resolved) = resolve_file(file) else {
@@ -158,6 +163,8 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
         // Not tracked (pipe, tmpfs, ...): remember that too.
         if let Some(c) = cache {
             let c = unsafe { &mut *c };
+            c.task = task as u64;
+            c.fd = fd;
             c.file = file as u64;
             c.close_epoch = close_epoch;
             c.tracked = 0;
@@ -169,6 +176,8 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
     };
     if let Some(c) = cache {
         let c = unsafe { &mut *c };
+        c.task = task as u64;
+        c.fd = fd;
         c.file = file as u64;
         c.close_epoch = close_epoch;
         c.tracked = 1;
@@ -178,6 +187,19 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
     }
     match counters_at(slot) {
         Some(counters) => on_write_at(counters, slot, &key, bytes, osync, fd as i32),
+        None => false,
+    }
+}
+
+/// A write to the open file this CPU's write cache holds (still valid).
+#[inline(always)]
+fn cached_write(c: &WriteCache, bytes: u64, fd: i64) -> bool {
+    if c.tracked == 0 {
+        return false;
+    }
+    let key = c.key;
+    match counters_at(c.slot) {
+        Some(counters) => on_write_at(counters, c.slot, &key, bytes, c.osync != 0, fd as i32),
         None => false,
     }
 }

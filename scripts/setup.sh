@@ -38,10 +38,14 @@ fi
 if systemctl is-active --quiet prometheus 2>/dev/null; then systemctl stop prometheus || true; fi
 
 if ! rustup run "$NIGHTLY" rustc --version >/dev/null 2>&1 \
-   || ! rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null | grep -q '^rust-src'; then
-  log "installing $NIGHTLY with rust-src"
-  rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src
+   || ! rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null | grep -q '^rust-src' \
+   || ! rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null | grep -q '^clippy'; then
+  log "installing $NIGHTLY with rust-src and clippy"
+  rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src --component clippy
 fi
+# fmt and clippy of the userspace crates (scripts/test.sh checks both).
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup target list --installed | grep -q x86_64-unknown-linux-musl \
   || rustup target add x86_64-unknown-linux-musl
 

@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+step "format and lints (userspace crates; then the eBPF crate alone, for its BPF target)"
+cargo fmt --all -- --check
+cargo clippy --release --all-targets -- -D warnings
+cargo +"$(cat bpf-toolchain)" clippy -p fsync-trace-ebpf --release --target bpfel-unknown-none \
+  -Z build-std=core --target-dir target/ebpf-clippy -- -D warnings
+
 step "unit tests"
 cargo test --release
 

@@ -32,7 +32,7 @@ pub fn current_traced() -> bool {
         }
     }
     // TRACED_TGIDS is the truth (userspace and the fork hook add to it); cache the answer.
-    if unsafe { TRACED_TGIDS.get(&tgid).is_none() } {
+    if unsafe { TRACED_TGIDS.get(tgid).is_none() } {
         return false;
     }
     if let Some(w) = word {
@@ -48,7 +48,7 @@ pub fn current_traced() -> bool {
 /// Stops tracing process `tgid` (it exited: its pid may be reused by an untraced process).
 #[inline(always)]
 pub fn untrace(tgid: u32) {
-    let _ = TRACED_TGIDS.remove(&tgid);
+    let _ = TRACED_TGIDS.remove(tgid);
     if let Some(w) = TRACED_BITS.get_ptr_mut(tgid >> 6) {
         let keep = !(1u64 << (tgid & 63));
         unsafe {
@@ -129,7 +129,7 @@ pub fn file_slot(key: &FileKey) -> Option<u32> {
     };
     // BPF_NOEXIST: if another CPU gave this file a slot meanwhile, use that one (a reused slot
     // goes back to the free list; a fresh one stays unused).
-    if FILE_SLOTS.insert(key, &slot, 1).is_ok() {
+    if FILE_SLOTS.insert(key, slot, 1).is_ok() {
         if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_SLOTS_ALLOCATED) {
             atomic_add(p, 1);
         }
@@ -163,7 +163,7 @@ fn fresh_slot(key: &FileKey) -> Option<u32> {
             break;
         }
         let candidate = candidate as u32;
-        if SLOT_OWNERS.insert(&candidate, key, 1).is_ok() {
+        if SLOT_OWNERS.insert(candidate, key, 1).is_ok() {
             return Some(candidate);
         }
     }
@@ -311,6 +311,8 @@ pub fn emit_name(file: KPtr, key: &FileKey, c: *mut FileCounters) {
 }
 
 /// Sends a `Dirty` record if userspace has not been told about this file in this epoch.
+// Inlined into each caller: a struct of these would only be another copy on the 512-byte stack.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn mark_dirty(
     key: &FileKey,

@@ -44,7 +44,7 @@ fn current_tid() -> u32 {
 pub fn call_enter(hook: u64, file: KPtr, datasync: u32, sp: u64) -> bool {
     let key = inflight_call_key(current_tid(), hook);
     if hook != CALL_WRITE {
-        if let Some(c) = INFLIGHT_CALLS.get_ptr_mut(&key) {
+        if let Some(c) = INFLIGHT_CALLS.get_ptr_mut(key) {
             unsafe {
                 if sp == 0 || sp < (*c).sp {
                     (*c).depth += 1;
@@ -60,7 +60,7 @@ pub fn call_enter(hook: u64, file: KPtr, datasync: u32, sp: u64) -> bool {
         depth: 0,
         sp,
     };
-    if INFLIGHT_CALLS.insert(&key, &call, 0).is_err() {
+    if INFLIGHT_CALLS.insert(key, call, 0).is_err() {
         count_lost(names::LOST_INFLIGHT_MAP_FULL);
         return false;
     }
@@ -73,14 +73,14 @@ pub fn call_enter(hook: u64, file: KPtr, datasync: u32, sp: u64) -> bool {
 #[inline(always)]
 pub fn call_exit(hook: u64) -> Option<InflightCall> {
     let key = inflight_call_key(current_tid(), hook);
-    let c = INFLIGHT_CALLS.get_ptr_mut(&key)?;
+    let c = INFLIGHT_CALLS.get_ptr_mut(key)?;
     unsafe {
         if (*c).depth > 0 {
             (*c).depth -= 1;
             return None;
         }
         let call = *c;
-        let _ = INFLIGHT_CALLS.remove(&key);
+        let _ = INFLIGHT_CALLS.remove(key);
         Some(call)
     }
 }
@@ -116,7 +116,7 @@ pub fn write_done(file: KPtr, ret: i64) {
 /// True if a vfs_fsync_range call on this thread is already recorded elsewhere.
 #[inline(always)]
 fn sync_covered() -> bool {
-    if unsafe { INFLIGHT_SYNCS.get(&current_tid()) }.is_some() {
+    if unsafe { INFLIGHT_SYNCS.get(current_tid()) }.is_some() {
         return true; // the sync syscall's own record
     }
     matches!(current_syscall(), Some((id, _)) if nr::is_write(id))

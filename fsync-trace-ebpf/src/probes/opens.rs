@@ -65,7 +65,7 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
             if let Some((slot, c)) = existing_slot(&inode.key) {
                 (*r).prior_slot = slot;
                 (*r).prior = *c;
-                let _ = FILE_SLOTS.remove(&inode.key);
+                let _ = FILE_SLOTS.remove(inode.key);
             }
         }
     }

@@ -26,7 +26,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     if pid != tgid {
         return 0; // a new thread of a traced process: already covered by its tgid
     }
-    if TRACED_TGIDS.insert(&tgid, &1, 0).is_err() {
+    if TRACED_TGIDS.insert(tgid, 1, 0).is_err() {
         count_lost(names::LOST_TGID_MAP_FULL);
         return 0;
     }

@@ -21,10 +21,10 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
     let regs = unsafe { generated::bpf_task_pt_regs(task as *mut _) } as KPtr;
     let ret: i64 = ctx.arg(1);
     let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(inflight) = (unsafe { INFLIGHT_SYNCS.get(&tid) }).copied() else {
+    let Some(inflight) = (unsafe { INFLIGHT_SYNCS.get(tid) }).copied() else {
         return 0;
     };
-    let _ = INFLIGHT_SYNCS.remove(&tid);
+    let _ = INFLIGHT_SYNCS.remove(tid);
     let op = match inflight.nr {
         nr::FSYNC => SyncOp::Fsync,
         nr::FDATASYNC => SyncOp::Fdatasync,

@@ -39,7 +39,7 @@ fn on_sync_enter(id: u64) {
         enter_ns: unsafe { bpf_ktime_get_ns() },
         nr: id,
     };
-    if INFLIGHT_SYNCS.insert(&tid, &inflight, 0).is_err() {
+    if INFLIGHT_SYNCS.insert(tid, inflight, 0).is_err() {
         count_lost(names::LOST_INFLIGHT_MAP_FULL);
     }
 }
@@ -336,7 +336,7 @@ impl Window {
     fn field<T: Copy>(&self, buf: &MaybeUninit<[u8; WINDOW]>, off: usize) -> Option<T> {
         if self.whole && off >= self.start {
             let at = off - self.start;
-            if at + size_of::<T>() <= WINDOW && at % align_of::<T>() == 0 {
+            if at + size_of::<T>() <= WINDOW && at.is_multiple_of(align_of::<T>()) {
                 // SAFETY: `at..at + size_of::<T>()` is inside the span `read` filled.
                 return Some(unsafe { (buf.as_ptr().cast::<u8>().add(at) as *const T).read() });
             }

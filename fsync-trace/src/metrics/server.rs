@@ -1,23 +1,22 @@
-//! A minimal HTTP/1.1 server for `/metrics` on a tokio `TcpListener`: one request per connection
-//! (`Connection: close`), GET and HEAD only. Enough for Prometheus, curl and promtool without
-//! pulling an HTTP stack into a tracer.
+//! The `/metrics` endpoint: hyper's HTTP/1.1 server on the tracer's tokio runtime, GET and
+//! HEAD only, one request per connection, at most `MAX_CONNECTIONS` at once.
 //!
 //! Format: OpenMetrics 1.0 when the client accepts `application/openmetrics-text` (Prometheus
 //! does), else the classic text format 0.0.4 (curl, `promtool check metrics` of Prometheus 2.x,
 //! which does not parse OpenMetrics info metrics).
 use std::{
+    convert::Infallible,
     io,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::Arc,
     time::Duration,
 };
 
+use http_body_util::Full;
+use hyper::{body::Bytes, header, server::conn::http1, service::service_fn, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    sync::Semaphore,
-};
+use tokio::{net::TcpListener, sync::Semaphore};
 
 use super::{encode_openmetrics, to_classic_text};
 
@@ -27,7 +26,6 @@ pub const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const MAX_CONNECTIONS: usize = 32;
 /// A client has this long to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_HEAD: usize = 16 * 1024;
 
 /// Parses `--metrics ADDR`: `PORT` (meaning 127.0.0.1:PORT), `IP:PORT`, `[IPv6]:PORT` or
 /// `localhost:PORT`. All interfaces only when written out (`0.0.0.0:PORT`, `[::]:PORT`).
@@ -78,7 +76,17 @@ pub async fn serve(listener: std::net::TcpListener, registry: Arc<Registry>) {
             Ok((stream, _)) => {
                 let registry = registry.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = handle(stream, &registry).await {
+                    let service = service_fn(move |req| {
+                        let registry = registry.clone();
+                        async move { Ok::<_, Infallible>(answer(&req, &registry)) }
+                    });
+                    let served = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(READ_TIMEOUT)
+                        .keep_alive(false)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    if let Err(e) = served {
                         log::debug!("metrics request: {e}");
                     }
                     drop(permit);
@@ -93,7 +101,7 @@ pub async fn serve(listener: std::net::TcpListener, registry: Arc<Registry>) {
     }
 }
 
-/// The parts of a request head we use.
+/// The parts of a request we use.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request<'a> {
     pub method: &'a str,
@@ -101,35 +109,27 @@ pub struct Request<'a> {
     pub openmetrics: bool,
 }
 
-pub fn parse_head(head: &str) -> Option<Request<'_>> {
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let method = first.next()?;
-    let target = first.next()?;
-    first.next().filter(|v| v.starts_with("HTTP/"))?;
-    let path = target.split('?').next().unwrap_or(target);
-    let openmetrics = lines.any(|l| {
-        l.split_once(':').is_some_and(|(k, v)| {
-            k.trim().eq_ignore_ascii_case("accept")
-                && v.to_ascii_lowercase()
+impl<'a> Request<'a> {
+    pub fn of<B>(req: &'a hyper::Request<B>) -> Self {
+        let openmetrics = req.headers().get_all(header::ACCEPT).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.to_ascii_lowercase()
                     .contains("application/openmetrics-text")
-        })
-    });
-    Some(Request {
-        method,
-        path,
-        openmetrics,
-    })
+            })
+        });
+        Request {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            openmetrics,
+        }
+    }
 }
 
 /// Status, content type and body of the answer to `req`.
-pub fn respond(req: Option<&Request>, registry: &Registry) -> (&'static str, &'static str, String) {
-    let Some(req) = req else {
-        return ("400 Bad Request", "text/plain", "bad request\n".into());
-    };
+pub fn respond(req: &Request, registry: &Registry) -> (StatusCode, &'static str, String) {
     if req.method != "GET" && req.method != "HEAD" {
         return (
-            "405 Method Not Allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "only GET and HEAD\n".into(),
         );
@@ -138,71 +138,34 @@ pub fn respond(req: Option<&Request>, registry: &Registry) -> (&'static str, &'s
         "/metrics" => {
             let om = encode_openmetrics(registry);
             if req.openmetrics {
-                ("200 OK", OPENMETRICS_TYPE, om)
+                (StatusCode::OK, OPENMETRICS_TYPE, om)
             } else {
-                ("200 OK", TEXT_TYPE, to_classic_text(&om))
+                (StatusCode::OK, TEXT_TYPE, to_classic_text(&om))
             }
         }
         "/" => (
-            "200 OK",
+            StatusCode::OK,
             "text/plain",
             "fsync-trace: metrics are on /metrics\n".into(),
         ),
         _ => (
-            "404 Not Found",
+            StatusCode::NOT_FOUND,
             "text/plain",
             "not found: try /metrics\n".into(),
         ),
     }
 }
 
-async fn handle(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream, &mut buf))
-        .await
-        .map_err(|_| {
-            io::Error::new(io::ErrorKind::TimedOut, "request head not received in time")
-        })??;
-    let req = std::str::from_utf8(&buf[..head]).ok().and_then(parse_head);
-    let head_only = req.as_ref().is_some_and(|r| r.method == "HEAD");
-    let (status, ctype, body) = respond(req.as_ref(), registry);
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+/// [`respond`] as an HTTP response (hyper leaves out the body of a HEAD answer).
+fn answer<B>(req: &hyper::Request<B>, registry: &Registry) -> hyper::Response<Full<Bytes>> {
+    let (status, ctype, body) = respond(&Request::of(req), registry);
+    let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(ctype),
     );
-    if !head_only {
-        out.push_str(&body);
-    }
-    tokio::time::timeout(READ_TIMEOUT, stream.write_all(out.as_bytes()))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client not reading"))??;
-    let _ = stream.shutdown().await;
-    Ok(())
-}
-
-/// Reads until the end of the request head; returns its length.
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let mut chunk = [0u8; 2048];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed before the request head",
-            ));
-        }
-        let from = buf.len().saturating_sub(3);
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
-            return Ok(from + i + 4);
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-    }
+    res
 }
 
 #[cfg(test)]
@@ -237,64 +200,65 @@ mod tests {
         assert!(parse_addr("example.com:80").is_err());
     }
 
+    fn request(method: &str, uri: &str, accept: Option<&str>) -> hyper::Request<()> {
+        let mut b = hyper::Request::builder().method(method).uri(uri);
+        if let Some(a) = accept {
+            b = b.header("accept", a);
+        }
+        b.body(()).unwrap()
+    }
+
     #[test]
-    fn request_heads() {
-        let r = parse_head("GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n").unwrap();
+    fn requests() {
+        let req = request(
+            "GET",
+            "/metrics?x=1",
+            Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
+        );
         assert_eq!(
-            r,
+            Request::of(&req),
             Request {
                 method: "GET",
                 path: "/metrics",
                 openmetrics: true
             }
         );
-        let r = parse_head("GET /metrics HTTP/1.0\r\naccept: */*\r\n\r\n").unwrap();
-        assert!(!r.openmetrics);
-        assert!(parse_head("garbage").is_none());
+        let req = request("GET", "/metrics", Some("*/*"));
+        assert!(!Request::of(&req).openmetrics);
         let reg = Registry::default();
-        assert_eq!(
+        let status = |m: &str, p: &str| {
             respond(
-                Some(&Request {
-                    method: "POST",
-                    path: "/metrics",
-                    openmetrics: false
-                }),
-                &reg
+                &Request {
+                    method: m,
+                    path: p,
+                    openmetrics: false,
+                },
+                &reg,
             )
-            .0,
-            "405 Method Not Allowed"
-        );
-        assert_eq!(
-            respond(
-                Some(&Request {
-                    method: "GET",
-                    path: "/x",
-                    openmetrics: false
-                }),
-                &reg
-            )
-            .0,
-            "404 Not Found"
-        );
+            .0
+        };
+        assert_eq!(status("POST", "/metrics"), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(status("GET", "/x"), StatusCode::NOT_FOUND);
         let (status, ctype, body) = respond(
-            Some(&Request {
+            &Request {
                 method: "GET",
                 path: "/metrics",
                 openmetrics: true,
-            }),
+            },
             &reg,
         );
-        assert_eq!((status, ctype), ("200 OK", OPENMETRICS_TYPE));
+        assert_eq!((status, ctype), (StatusCode::OK, OPENMETRICS_TYPE));
         assert!(body.ends_with("# EOF\n"));
     }
 
     #[tokio::test]
     async fn serves_over_tcp() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let m = crate::metrics::Metrics::new("tracepoint", 0);
         tokio::spawn(serve(listener, m.registry()));
-        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(
             b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text\r\n\r\n",
         )

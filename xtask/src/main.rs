@@ -1,11 +1,15 @@
-//! Tasks cargo cannot do alone: root integration runs, the demo, (later) VM kernels and benches.
+//! Tasks cargo cannot do alone: the demo, the root-only integration tests, the overhead
+//! benchmark (bench), the tier check on a second kernel (vm) and the memory soak (soak).
 use std::{path::Path, process::Command};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+use util::{cargo, run};
+
 mod bench;
 mod soak;
+mod util;
 mod vm;
 
 #[derive(Parser)]
@@ -24,7 +28,7 @@ enum Cmd {
         json: bool,
     },
     /// Run the root-only integration tests (load the real eBPF programs into this kernel): the
-    /// `integration` and `identity` test targets of fsync-trace.
+    /// `integration`, `identity` and `servers` test targets of fsync-trace.
     Integration {
         /// Extra arguments for the test harness (e.g. a test name filter).
         args: Vec<String>,
@@ -39,18 +43,6 @@ enum Cmd {
     Soak(soak::SoakArgs),
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
-    if !status.success() {
-        bail!("{cmd:?} failed: {status}");
-    }
-    Ok(())
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-}
-
 fn main() -> Result<()> {
     match Xtask::parse().cmd {
         Cmd::Demo { json } => demo(json),
@@ -58,8 +50,7 @@ fn main() -> Result<()> {
         Cmd::Vm(args) => vm::run(args),
         Cmd::Soak(args) => soak::run(args),
         Cmd::Integration { args } => {
-            // SAFETY: plain syscall.
-            if unsafe { libc_geteuid() } != 0 {
+            if !util::is_root() {
                 bail!("integration tests load eBPF programs: run as root");
             }
             run(cargo()
@@ -74,6 +65,8 @@ fn main() -> Result<()> {
                     "integration",
                     "--test",
                     "identity",
+                    "--test",
+                    "servers",
                     "--",
                     "--include-ignored",
                     "--test-threads=1",
@@ -140,9 +133,4 @@ fn demo(json: bool) -> Result<()> {
     let _ = Command::new("fusermount3").arg("-u").arg(&mnt).status();
     let _ = fuse.wait();
     result
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }

@@ -360,6 +360,16 @@ mod pod {
     unsafe impl aya::Pod for InflightSync {}
     unsafe impl aya::Pod for InflightCall {}
     unsafe impl aya::Pod for crate::offsets::KernelOffsets {}
+    // Ring buffer records: #[repr(C)], explicit padding fields, sizes asserted below.
+    unsafe impl aya::Pod for RecordHeader {}
+    unsafe impl aya::Pod for DirtyRecord {}
+    unsafe impl aya::Pod for SyncRecord {}
+    unsafe impl aya::Pod for OpenRecord {}
+    unsafe impl aya::Pod for NameRecord {}
+    unsafe impl aya::Pod for NamespaceRecord {}
+    unsafe impl aya::Pod for MmapRecord {}
+    unsafe impl aya::Pod for ForkRecord {}
+    unsafe impl aya::Pod for ExitRecord {}
 }
 
 // Layout checks: these types are read from raw bytes on the other side of the boundary.

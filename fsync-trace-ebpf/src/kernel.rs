@@ -194,8 +194,11 @@ const _: () = assert!(PATH_BUF.is_power_of_two() && PATH_SLACK >= 256);
 ///
 /// Why backwards: names are only known walking up from the leaf; writing from the end avoids
 /// a second pass. Offsets are masked so the verifier can bound every copy.
+///
+/// # Safety
+/// `buf` points to at least `PATH_BUF + PATH_SLACK` writable bytes (a record's path field).
 #[inline(always)]
-pub fn walk_path(mnt: KPtr, dentry: KPtr, buf: *mut u8) -> (u32, u32) {
+pub unsafe fn walk_path(mnt: KPtr, dentry: KPtr, buf: *mut u8) -> (u32, u32) {
     let mut pos: usize = PATH_BUF;
     let mut d = dentry;
     // container_of(vfsmount, struct mount, mnt)

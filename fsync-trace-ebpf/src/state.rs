@@ -81,8 +81,12 @@ pub fn wakeup_flags() -> u64 {
     }
 }
 
+/// Fills the header every record starts with (the current task, the time).
+///
+/// # Safety
+/// `hdr` points to a reserved, not yet submitted ring buffer record.
 #[inline(always)]
-pub fn fill_header(hdr: *mut RecordHeader, kind: RecordKind) {
+pub unsafe fn fill_header(hdr: *mut RecordHeader, kind: RecordKind) {
     let pid_tgid = bpf_get_current_pid_tgid();
     unsafe {
         (*hdr).kind = kind as u32;
@@ -104,7 +108,8 @@ pub fn current_gen() -> u64 {
 #[inline(always)]
 pub fn bump_close_epoch() {
     if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_CLOSE_EPOCH) {
-        atomic_add(p, 1);
+        // SAFETY: a CONFIG slot.
+        unsafe { atomic_add(p, 1) };
     }
 }
 
@@ -112,7 +117,8 @@ pub fn bump_close_epoch() {
 #[inline(always)]
 pub fn bump_epoch() {
     if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_SYNC_EPOCH) {
-        atomic_add(p, 1);
+        // SAFETY: a CONFIG slot.
+        unsafe { atomic_add(p, 1) };
     }
 }
 
@@ -131,7 +137,8 @@ pub fn file_slot(key: &FileKey) -> Option<u32> {
     // goes back to the free list; a fresh one stays unused).
     if FILE_SLOTS.insert(key, slot, 1).is_ok() {
         if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_SLOTS_ALLOCATED) {
-            atomic_add(p, 1);
+            // SAFETY: a CONFIG slot.
+            unsafe { atomic_add(p, 1) };
         }
         return Some(slot);
     }
@@ -157,7 +164,8 @@ fn fresh_slot(key: &FileKey) -> Option<u32> {
     // them have it, and the other bumps the counter and tries again. Slots skipped this way
     // stay unused.
     for _ in 0..4 {
-        atomic_add(next, 1);
+        // SAFETY: a CONFIG slot.
+        unsafe { atomic_add(next, 1) };
         let candidate = unsafe { core::ptr::read_volatile(next) }.saturating_sub(1);
         if candidate >= max {
             break;
@@ -198,8 +206,11 @@ pub fn existing_slot(key: &FileKey) -> Option<(u32, *mut FileCounters)> {
 
 /// Atomic `*p += v` (result unused, so it compiles to BPF_XADD): exact counts when threads on
 /// several CPUs write the same file.
+///
+/// # Safety
+/// `p` points to an aligned `u64` in map memory (a map value or a reserved record).
 #[inline(always)]
-pub fn atomic_add(p: *mut u64, v: u64) {
+pub unsafe fn atomic_add(p: *mut u64, v: u64) {
     unsafe {
         core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
             p, v,
@@ -215,16 +226,22 @@ pub fn on_write(file: KPtr, key: &FileKey, bytes: u64, osync: bool, fd: i32) {
         return;
     };
     if let Some(c) = counters_at(slot) {
-        if on_write_at(c, slot, key, bytes, osync, fd) {
-            emit_name(file, key, c);
+        // SAFETY: `c` is the FILE_STATS value of `slot`.
+        unsafe {
+            if on_write_at(c, slot, key, bytes, osync, fd) {
+                emit_name(file, key, c);
+            }
         }
     }
 }
 
 /// [`on_write`] with the file's counters (in `slot`) already found. True if the file's name
 /// has not been sent yet (the caller sends it: [`emit_name`]).
+///
+/// # Safety
+/// `c` is the `FILE_STATS` value of `slot` ([`counters_at`]).
 #[inline(always)]
-pub fn on_write_at(
+pub unsafe fn on_write_at(
     c: *mut FileCounters,
     slot: u32,
     key: &FileKey,
@@ -268,15 +285,21 @@ pub fn on_write_at(
 #[inline(always)]
 pub fn name_on_first_sight(file: KPtr, key: &FileKey) {
     if let Some(c) = file_counters(key) {
-        if unsafe { (*c).flags } & FILE_FLAG_NAMED == 0 {
-            emit_name(file, key, c);
+        // SAFETY: `c` is this file's FILE_STATS value.
+        unsafe {
+            if (*c).flags & FILE_FLAG_NAMED == 0 {
+                emit_name(file, key, c);
+            }
         }
     }
 }
 
 /// Atomic `*p |= v` (flags are also set by other programs on other CPUs).
+///
+/// # Safety
+/// `p` points to an aligned `u64` in map memory.
 #[inline(always)]
-pub fn atomic_or(p: *mut u64, v: u64) {
+pub unsafe fn atomic_or(p: *mut u64, v: u64) {
     unsafe {
         core::intrinsics::atomic_or::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(p, v)
     };
@@ -285,8 +308,11 @@ pub fn atomic_or(p: *mut u64, v: u64) {
 /// Sends the name of open file `file` (`key`, counters `c`): its path walked from the
 /// descriptor's dentry and its link count. Once per slot (`FILE_FLAG_NAMED`): a file opened
 /// before tracing started gets its real name, not a guess from /proc made later.
+///
+/// # Safety
+/// `c` is the `FILE_STATS` value of the file's slot.
 #[inline(always)]
-pub fn emit_name(file: KPtr, key: &FileKey, c: *mut FileCounters) {
+pub unsafe fn emit_name(file: KPtr, key: &FileKey, c: *mut FileCounters) {
     let Some((mnt, dentry)) = path_at(file, off!(file_f_path)) else {
         return;
     };
@@ -313,8 +339,11 @@ pub fn emit_name(file: KPtr, key: &FileKey, c: *mut FileCounters) {
 /// Sends a `Dirty` record if userspace has not been told about this file in this epoch.
 // Inlined into each caller: a struct of these would only be another copy on the 512-byte stack.
 #[allow(clippy::too_many_arguments)]
+///
+/// # Safety
+/// `c` is the `FILE_STATS` value of `slot`.
 #[inline(always)]
-pub fn mark_dirty(
+pub unsafe fn mark_dirty(
     key: &FileKey,
     c: *mut FileCounters,
     slot: u32,

@@ -36,7 +36,8 @@ pub fn sys_exit_mmap(ctx: RawTracePointContext) -> i32 {
     }
     name_on_first_sight(file, &inode.key);
     if let Some(c) = file_counters(&inode.key) {
-        atomic_or(unsafe { &raw mut (*c).flags }, FILE_FLAG_MAPPED);
+        // SAFETY: `c` is this file's FILE_STATS value.
+        unsafe { atomic_or(&raw mut (*c).flags, FILE_FLAG_MAPPED) };
         if let Some(any) = CONFIG.get_ptr_mut(names::CONFIG_ANY_MAPPED) {
             unsafe { *any = 1 };
         }

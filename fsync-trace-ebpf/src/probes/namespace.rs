@@ -103,8 +103,12 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// Resolves `dirfd` (or the cwd) into base directory `b`: identity and path.
+///
+/// # Safety
+/// `b` points into a reserved, not yet submitted ring buffer record.
 #[inline(always)]
-fn fill_base(b: *mut BaseDir, dirfd: u64) {
+unsafe fn fill_base(b: *mut BaseDir, dirfd: u64) {
     unsafe {
         (*b).dir = Default::default();
         (*b).fs_magic = 0;

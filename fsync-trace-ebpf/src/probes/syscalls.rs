@@ -186,7 +186,8 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
         c.osync = osync as u32;
     }
     match counters_at(slot) {
-        Some(counters) => on_write_at(counters, slot, &key, bytes, osync, fd as i32),
+        // SAFETY: `counters` is the FILE_STATS value of `slot`.
+        Some(counters) => unsafe { on_write_at(counters, slot, &key, bytes, osync, fd as i32) },
         None => false,
     }
 }
@@ -199,7 +200,10 @@ fn cached_write(c: &WriteCache, bytes: u64, fd: i64) -> bool {
     }
     let key = c.key;
     match counters_at(c.slot) {
-        Some(counters) => on_write_at(counters, c.slot, &key, bytes, c.osync != 0, fd as i32),
+        // SAFETY: `counters` is the FILE_STATS value of the cached slot.
+        Some(counters) => unsafe {
+            on_write_at(counters, c.slot, &key, bytes, c.osync != 0, fd as i32)
+        },
         None => false,
     }
 }
@@ -219,7 +223,8 @@ pub fn sys_exit_name(_ctx: RawTracePointContext) -> i32 {
     };
     if let Some(c) = existing_counters(&inode.key) {
         if unsafe { (*c).flags } & FILE_FLAG_NAMED == 0 {
-            emit_name(file, &inode.key, c);
+            // SAFETY: `c` is this file's FILE_STATS value.
+            unsafe { emit_name(file, &inode.key, c) };
         }
     }
     0

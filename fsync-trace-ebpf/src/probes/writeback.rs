@@ -58,6 +58,7 @@ pub fn writeback_single_inode(ctx: RawTracePointContext) -> i32 {
     let Some(c) = existing_counters(&info.key) else {
         return 0;
     };
-    atomic_add(unsafe { &raw mut (*c).kernel_writebacks }, 1);
+    // SAFETY: `c` is this file's FILE_STATS value.
+    unsafe { atomic_add(&raw mut (*c).kernel_writebacks, 1) };
     0
 }

@@ -88,14 +88,6 @@ pub const SYNC_OPS: [SyncOp; 6] = [
     SyncOp::Sync,
 ];
 
-const LOST_REASONS: [&str; 5] = [
-    "ring_buffer_full",
-    "file_table_full",
-    "inflight_table_full",
-    "process_table_full",
-    "undecodable",
-];
-
 /// Sync latency buckets: 10 µs doubling to ~10.5 s (21 buckets, then +Inf).
 fn latency_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(10e-6, 2.0, 21)
@@ -399,7 +391,7 @@ impl Metrics {
         for kind in FindingKind::ALL {
             let _ = findings.get_or_create(&KindLabel { kind: kind.name() });
         }
-        for reason in LOST_REASONS {
+        for reason in LostCounts::REASONS {
             let _ = lost.get_or_create(&ReasonLabel { reason });
         }
         Metrics {
@@ -584,14 +576,8 @@ impl LiveMetrics {
 
     /// The kernel's and decoder's loss counters (cumulative).
     pub fn set_lost(&mut self, lost: LostCounts) {
-        let now = [
-            lost.ring_buffer_full,
-            lost.file_table_full,
-            lost.inflight_table_full,
-            lost.process_table_full,
-            lost.undecodable,
-        ];
-        for (i, reason) in LOST_REASONS.iter().enumerate() {
+        let now = lost.by_reason();
+        for (i, reason) in LostCounts::REASONS.iter().enumerate() {
             if now[i] > self.lost[i] {
                 self.m
                     .lost

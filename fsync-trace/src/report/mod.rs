@@ -164,22 +164,13 @@ pub struct SuppressedEntry {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct LostEntry {
-    pub ring_buffer_full: u64,
-    pub file_table_full: u64,
-    pub inflight_table_full: u64,
-    pub process_table_full: u64,
-    pub undecodable: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub version: u32,
     pub tier: String,
     pub lost_events: u64,
     /// False if anything was lost: the report then undercounts.
     pub complete: bool,
-    pub lost: LostEntry,
+    pub lost: LostCounts,
     pub duration_ms: u64,
     pub processes: Vec<ProcessEntry>,
     /// Boxed: built while the analysis is consumed, each entry can reuse the memory of the file
@@ -291,13 +282,7 @@ impl Report {
             tier: tier.to_string(),
             lost_events: total,
             complete: total == 0,
-            lost: LostEntry {
-                ring_buffer_full: lost.ring_buffer_full,
-                file_table_full: lost.file_table_full,
-                inflight_table_full: lost.inflight_table_full,
-                process_table_full: lost.process_table_full,
-                undecodable: lost.undecodable,
-            },
+            lost,
             duration_ms: end_ns.saturating_sub(clock.mono_ns) / 1_000_000,
             processes: a
                 .processes

@@ -2,29 +2,32 @@
 //! on its own thread), the stop signals, and the memlock limit BPF maps need on old kernels.
 use std::{
     ffi::{CString, OsString},
-    os::{fd::RawFd, unix::ffi::OsStrExt},
+    os::{fd::OwnedFd, unix::ffi::OsStrExt},
+};
+
+use nix::{
+    errno::Errno,
+    fcntl::OFlag,
+    sys::{
+        resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY},
+        signal::{kill, pthread_sigmask, raise, SigSet, SigmaskHow, Signal},
+        wait::{waitpid, WaitPidFlag, WaitStatus},
+    },
+    unistd::{execvp, fork, pipe2, ForkResult, Pid},
 };
 
 use crate::error::RunError;
 
+/// Waits for process `pid` to end: its exit status, or 128 + the signal that killed it.
 pub(super) fn wait_exit_status(pid: i32) -> i32 {
-    let mut status = 0;
     loop {
-        // SAFETY: valid out pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
+        match waitpid(Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            // Stopped / continued: it has not ended yet.
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => return 1,
         }
-        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return 1;
-        }
-    }
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        1
     }
 }
 
@@ -32,35 +35,19 @@ pub(super) fn wait_exit_status(pid: i32) -> i32 {
 /// later ones use memory cgroups and ignore it. Raising the hard limit needs CAP_SYS_RESOURCE
 /// (see deploy/README.md); without it loading fails on those kernels only. Returns the limit to
 /// restore once the maps are created.
-pub(super) fn raise_memlock_limit() -> Option<libc::rlimit> {
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid pointers to plain structs.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut old) != 0 {
-            return None;
-        }
-        let unlimited = libc::rlimit {
-            rlim_cur: libc::RLIM_INFINITY,
-            rlim_max: libc::RLIM_INFINITY,
-        };
-        if libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) != 0 {
-            log::debug!(
-                "cannot raise RLIMIT_MEMLOCK: {}",
-                std::io::Error::last_os_error()
-            );
-            return None;
-        }
+pub(super) fn raise_memlock_limit() -> Option<(u64, u64)> {
+    let old = getrlimit(Resource::RLIMIT_MEMLOCK).ok()?;
+    if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY) {
+        log::debug!("cannot raise RLIMIT_MEMLOCK: {e}");
+        return None;
     }
     Some(old)
 }
 
-pub(super) fn restore_memlock_limit(old: Option<libc::rlimit>) {
-    if let Some(old) = old {
-        // SAFETY: valid pointer to a plain struct; lowering a limit needs no privilege.
-        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &old) };
+pub(super) fn restore_memlock_limit(old: Option<(u64, u64)>) {
+    if let Some((soft, hard)) = old {
+        // Lowering a limit needs no privilege.
+        let _ = setrlimit(Resource::RLIMIT_MEMLOCK, soft, hard);
     }
 }
 
@@ -70,26 +57,22 @@ pub(super) fn block_stop_signals() {
 
 /// Blocks or unblocks SIGINT and SIGTERM in the calling thread (async-signal-safe).
 pub(super) fn set_stop_signals_blocked(blocked: bool) {
-    // SAFETY: sigset manipulation on a local; pthread_sigmask only affects this thread.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let how = if blocked {
-            libc::SIG_BLOCK
-        } else {
-            libc::SIG_UNBLOCK
-        };
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
-    }
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    let how = if blocked {
+        SigmaskHow::SIG_BLOCK
+    } else {
+        SigmaskHow::SIG_UNBLOCK
+    };
+    let _ = pthread_sigmask(how, Some(&set), None);
 }
 
 /// A command forked and stopped before exec, so tracing is in place before its first instruction.
 pub(super) struct Spawned {
     pub(super) pid: u32,
     /// Read end of a close-on-exec pipe: EOF means exec succeeded, 4 bytes are its errno.
-    exec_result: RawFd,
+    exec_result: OwnedFd,
 }
 
 pub(super) fn spawn_stopped(cmd: &[OsString]) -> Result<Spawned, RunError> {
@@ -100,66 +83,49 @@ pub(super) fn spawn_stopped(cmd: &[OsString]) -> Result<Spawned, RunError> {
                 .map_err(|_| RunError::Usage("command arguments cannot contain NUL bytes".into()))
         })
         .collect::<Result<_, _>>()?;
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: valid out array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(RunError::Spawn(std::io::Error::last_os_error()));
-    }
-    // SAFETY: fork before any other thread exists (the runtime starts later); the child only
-    // calls async-signal-safe functions before exec.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(RunError::Spawn(std::io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        unsafe {
-            libc::close(fds[0]);
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(|e| RunError::Spawn(e.into()))?;
+    // SAFETY: fork before any other thread exists (the runtime starts later), so the child may
+    // allocate; it only execs or exits.
+    let pid = match unsafe { fork() }.map_err(|e| RunError::Spawn(e.into()))? {
+        ForkResult::Parent { child } => child,
+        ForkResult::Child => {
+            drop(read_end);
             // The command gets the signal mask we started with.
             set_stop_signals_blocked(false);
-            libc::raise(libc::SIGSTOP);
-            libc::execvp(argv_ptrs[0], argv_ptrs.as_ptr());
-            let errno = *libc::__errno_location();
-            libc::write(fds[1], &errno as *const i32 as *const libc::c_void, 4);
-            libc::_exit(127);
+            let _ = raise(Signal::SIGSTOP);
+            let errno = match execvp(&argv[0], &argv) {
+                Err(e) => e as i32,
+                Ok(never) => match never {},
+            };
+            let _ = nix::unistd::write(&write_end, &errno.to_ne_bytes());
+            // SAFETY: leaving the forked child without running the parent's exit handlers.
+            unsafe { libc::_exit(127) };
         }
-    }
-    // SAFETY: closing our copy of the write end.
-    unsafe { libc::close(fds[1]) };
-    let mut status = 0;
-    // SAFETY: valid out pointer; wait for the child to stop itself.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
-    if r != pid || !libc::WIFSTOPPED(status) {
-        unsafe { libc::close(fds[0]) };
-        return Err(RunError::Spawn(std::io::Error::other(
+    };
+    // Our copy of the write end: the child's closes on exec.
+    drop(write_end);
+    // Wait for the child to stop itself.
+    match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {
+        Ok(WaitStatus::Stopped(..)) => Ok(Spawned {
+            pid: pid.as_raw() as u32,
+            exec_result: read_end,
+        }),
+        _ => Err(RunError::Spawn(std::io::Error::other(
             "the command did not start",
-        )));
+        ))),
     }
-    Ok(Spawned {
-        pid: pid as u32,
-        exec_result: fds[0],
-    })
 }
 
 impl Spawned {
     /// Lets the stopped command run, and reports whether its exec worked.
     pub(super) fn resume(self, cmd: &[OsString]) -> Result<(), RunError> {
-        // SAFETY: our stopped child.
-        unsafe { libc::kill(self.pid as i32, libc::SIGCONT) };
-        let mut errno = 0i32;
-        // SAFETY: reading 4 bytes into an i32.
-        let n = unsafe {
-            libc::read(
-                self.exec_result,
-                &mut errno as *mut i32 as *mut libc::c_void,
-                4,
-            )
-        };
-        unsafe { libc::close(self.exec_result) };
+        let pid = Pid::from_raw(self.pid as i32);
+        let _ = kill(pid, Signal::SIGCONT);
+        let mut errno = [0u8; 4];
+        let n = nix::unistd::read(&self.exec_result, &mut errno).unwrap_or(0);
         if n == 4 {
-            let mut status = 0;
-            unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
+            let errno = i32::from_ne_bytes(errno);
+            let _ = waitpid(pid, None);
             let command = cmd[0].to_string_lossy().into_owned();
             if errno == libc::ENOENT {
                 return Err(RunError::CommandNotFound { command });

@@ -103,18 +103,10 @@ impl Finding {
     }
 }
 
-pub fn errno_name(errno: i32) -> &'static str {
-    match errno {
-        libc::EIO => "EIO",
-        libc::ENOSPC => "ENOSPC",
-        libc::EDQUOT => "EDQUOT",
-        libc::EBADF => "EBADF",
-        libc::EINVAL => "EINVAL",
-        libc::EROFS => "EROFS",
-        libc::EINTR => "EINTR",
-        libc::ENOMEM => "ENOMEM",
-        libc::ENOSYS => "ENOSYS",
-        libc::ENOTSUP => "ENOTSUP",
-        _ => "error",
+/// The symbolic name of `errno` (`EIO`), or "error" for a number the C library does not know.
+pub fn errno_name(errno: i32) -> String {
+    match nix::errno::Errno::from_raw(errno) {
+        nix::errno::Errno::UnknownErrno => "error".into(),
+        e => format!("{e:?}"),
     }
 }

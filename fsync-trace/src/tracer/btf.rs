@@ -298,7 +298,10 @@ pub fn kernel_offsets(path: &str) -> Result<KernelOffsets, TracerError> {
 pub fn open(path: &str) -> Result<Btf, TracerError> {
     let data = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => TracerError::NoBtf(path.to_string()),
-        _ => TracerError::Btf(format!("{path}: {e}")),
+        _ => TracerError::BtfRead {
+            path: path.to_string(),
+            source: e,
+        },
     })?;
     Btf::from_bytes(data).map_err(|e| match e {
         TracerError::Btf(msg) => TracerError::Btf(format!("{path}: {msg}")),

@@ -24,7 +24,7 @@ pub enum DecodeError {
     BadValue(u32),
 }
 
-fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
+fn read<T: aya::Pod>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
     let expected = std::mem::size_of::<T>();
     if bytes.len() < expected {
         return Err(DecodeError::Size {
@@ -33,8 +33,8 @@ fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
             expected,
         });
     }
-    // SAFETY: T is a #[repr(C)] plain-old-data record, length checked; read_unaligned copes with
-    // any alignment of the ring buffer slice.
+    // SAFETY: T is plain old data (aya::Pod: any bytes are a valid T), the length is checked;
+    // read_unaligned copes with any alignment of the ring buffer slice.
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 

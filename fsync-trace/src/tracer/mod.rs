@@ -38,7 +38,7 @@ pub struct TracerOptions {
 }
 
 /// Events that could not be recorded, by reason.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LostCounts {
     pub ring_buffer_full: u64,
     pub file_table_full: u64,
@@ -49,12 +49,28 @@ pub struct LostCounts {
 }
 
 impl LostCounts {
+    /// Every reason, named as in the JSON report and the `lost_events_total{reason}` metric.
+    pub const REASONS: [&'static str; 5] = [
+        "ring_buffer_full",
+        "file_table_full",
+        "inflight_table_full",
+        "process_table_full",
+        "undecodable",
+    ];
+
+    /// The counts in the order of [`Self::REASONS`].
+    pub fn by_reason(&self) -> [u64; 5] {
+        [
+            self.ring_buffer_full,
+            self.file_table_full,
+            self.inflight_table_full,
+            self.process_table_full,
+            self.undecodable,
+        ]
+    }
+
     pub fn total(&self) -> u64 {
-        self.ring_buffer_full
-            + self.file_table_full
-            + self.inflight_table_full
-            + self.process_table_full
-            + self.undecodable
+        self.by_reason().iter().sum()
     }
 }
 
@@ -97,7 +113,7 @@ fn owned_map(map: &MapData, name: &'static str) -> Result<aya::maps::Map, Tracer
         .fd()
         .as_fd()
         .try_clone_to_owned()
-        .map_err(TracerError::Io)?;
+        .map_err(|source| TracerError::FdClone { name, source })?;
     MapData::from_fd(fd)
         .and_then(aya::maps::Map::from_map_data)
         .map_err(|source| TracerError::Map { name, source })
@@ -126,7 +142,7 @@ fn load_raw<'a>(
 ) -> Result<&'a mut RawTracePoint, TracerError> {
     let prog: &mut RawTracePoint = ebpf
         .program_mut(name)
-        .ok_or(TracerError::MissingMap(name))?
+        .ok_or(TracerError::MissingProgram(name))?
         .try_into()
         .map_err(|source| program_error(name, source))?;
     prog.load().map_err(|source| program_error(name, source))?;
@@ -249,7 +265,10 @@ const ATTACHED: [(&str, &str); 5] = [
 
 fn program_error(name: &'static str, source: aya::programs::ProgramError) -> TracerError {
     if is_eperm(&source) {
-        return TracerError::NotPermitted(format!("{name}: {source}"));
+        return TracerError::NotPermitted {
+            what: name,
+            source: Box::new(source),
+        };
     }
     TracerError::Program { name, source }
 }
@@ -297,8 +316,11 @@ impl Tracer {
             loader.map_max_entries(names::EVENTS, opts.ring_buffer_mib << 20);
         }
         let mut ebpf = loader.load(EBPF_OBJECT).map_err(|e| {
-            if e.to_string().contains("Operation not permitted") {
-                TracerError::NotPermitted(e.to_string())
+            if is_eperm(&e) {
+                TracerError::NotPermitted {
+                    what: "loading the eBPF object",
+                    source: Box::new(e),
+                }
             } else {
                 TracerError::Load(e)
             }
@@ -316,7 +338,7 @@ impl Tracer {
                 .fd()
                 .map_err(|source| program_error(name, source))?
                 .try_clone()
-                .map_err(TracerError::Io)?;
+                .map_err(|source| TracerError::FdClone { name, source })?;
             let map = ebpf
                 .map_mut(names::SYS_EXIT_TAILS)
                 .ok_or(TracerError::MissingMap(names::SYS_EXIT_TAILS))?;

@@ -108,6 +108,7 @@ pub fn run(cli: Cli) -> Result<i32, RunError> {
     }
     let clock = Clock::now();
     let mut state = DurabilityState::new(ProcResolver);
+    state.start_at(clock.mono_ns);
     let mut live: HashSet<u32> = HashSet::new();
     let mut child: Option<u32> = None;
     let mut notes: Vec<String> = Vec::new();

@@ -91,6 +91,7 @@ fn sync(enter: u64, exit: u64, pid: u32, op: SyncOp, file: Option<FileKey>, ret:
             addr: 0,
             len: 0,
             flags: 0,
+            counters: None,
         },
     )
 }

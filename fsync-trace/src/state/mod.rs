@@ -7,7 +7,9 @@
 //! left (names this trace never saw are counted from the kernel's `i_nlink`, read at every open
 //! and first sight). The modules: `names` (the name index and namespace operations), `sync`
 //! (durable points), `finish` (the final analysis), `retention` (bounded memory in long runs),
-//! `latency` (bounded latency histograms).
+//! `latency` (bounded latency histograms), `cost` (what syncs cost and covered).
+mod advice;
+pub mod cost;
 mod finding;
 mod finish;
 pub mod latency;
@@ -19,6 +21,8 @@ mod sync;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_cost;
+#[cfg(test)]
 mod tests_identity;
 
 use smallvec::SmallVec;
@@ -27,6 +31,7 @@ use std::{
     sync::Arc,
 };
 
+use cost::SyncCost;
 pub use finding::{errno_name, Finding, FindingKind};
 pub use finish::Analysis;
 use fsync_trace_common::{open_flags, FileCounters, FileKey, SyncOp, PAGE_SIZE};
@@ -107,9 +112,20 @@ pub struct FileState {
     /// The kernel gave the file a slot (it was written, synced or mapped) and it was not
     /// detached since: only such files can give one back.
     pub has_slot: bool,
+    /// What its syncs cost and covered; from its first sync on (most files are never synced
+    /// or only once: a box keeps the others small).
+    pub cost: Option<Box<SyncCost>>,
 }
 
 impl FileState {
+    /// Something the write counters do not show changed (a truncation, a directory entry):
+    /// the next sync is not redundant.
+    pub fn changed_since_durable(&mut self) {
+        if let Some(c) = &mut self.cost {
+            c.changed = true;
+        }
+    }
+
     pub fn is_dirty(&self) -> bool {
         !self.dirty.is_empty()
     }
@@ -117,6 +133,19 @@ impl FileState {
     /// Unsynced directory entry changes (all names).
     pub fn pending_count(&self) -> usize {
         self.pending.values().map(|v| v.len()).sum()
+    }
+
+    /// What to add to counters read from kernel slot `slot` to place them on this life's
+    /// absolute scale: nothing while no slot was reclaimed; the base before the last reclaimed
+    /// slot for a record from that slot (made before it was detached); else all carried.
+    pub fn base_for_slot(&self, slot: u32) -> FileCounters {
+        match &self.carried {
+            None => FileCounters::default(),
+            Some(c) => match c.last_slot {
+                Some((s, base)) if s == slot => base,
+                _ => c.counters,
+            },
+        }
     }
 
     /// This life's counters: the kernel's current slot `c` plus what reclaimed slots held.
@@ -156,7 +185,7 @@ pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ProcessInfo {
     pub pid: u32,
     /// The process's name (its main thread's), not the name of whichever thread acted.
@@ -174,6 +203,13 @@ pub struct ProcessInfo {
     /// A process seen first at its fork still has its parent's command line: its role is read
     /// again once, when it first acts ([`DurabilityState::wants_role`]).
     pub role_rechecked: bool,
+    /// When it was first seen (its fork, or its first event); None: traced from the start.
+    pub since_ns: Option<u64>,
+    /// When it exited.
+    pub exit_ns: Option<u64>,
+    /// What its syncs cost and covered (writes and bytes of the files it synced), from its
+    /// first sync on.
+    pub cost: Option<Box<SyncCost>>,
 }
 
 /// Sync calls of one thread.
@@ -256,6 +292,8 @@ pub struct DurabilityState<R: Resolver> {
     released: Released,
     /// Bookkeeping for live metrics; None unless [`DurabilityState::track_live`] was called.
     live: Option<Live>,
+    /// When the trace started (CLOCK_MONOTONIC ns): [`Self::start_at`], else the first event.
+    start_ns: Option<u64>,
 }
 
 /// What live metrics need beyond the final analysis (see `metrics`).
@@ -305,7 +343,13 @@ impl<R: Resolver> DurabilityState<R> {
             slot_work: SlotWork::default(),
             released: Released::default(),
             live: None,
+            start_ns: None,
         }
+    }
+
+    /// The trace started at `ns` (CLOCK_MONOTONIC): the wall time shares are measured from it.
+    pub fn start_at(&mut self, ns: u64) {
+        self.start_ns = Some(ns);
     }
 
     /// Keeps what live metrics need: which files each process left unsynced (checked at its
@@ -474,11 +518,13 @@ impl<R: Resolver> DurabilityState<R> {
 
     pub fn apply(&mut self, ev: Event) {
         let Event { ts, actor, kind } = ev;
+        self.start_ns.get_or_insert(ts);
         let p = self
             .processes
             .entry(actor.pid)
             .or_insert_with(|| ProcessInfo {
                 pid: actor.pid,
+                since_ns: Some(ts),
                 ..Default::default()
             });
         // The process's name is its main thread's (another thread's name, Redis'
@@ -502,6 +548,7 @@ impl<R: Resolver> DurabilityState<R> {
                 }
                 t.syncs += 1;
                 t.sync_ns += ns;
+                p.cost.get_or_insert_default().call(*enter_ns, ts);
             }
         }
         match kind {
@@ -517,13 +564,7 @@ impl<R: Resolver> DurabilityState<R> {
                 let f = self.file_at(file, ts);
                 f.has_slot = true;
                 // The counters are the slot's: place them on this life's absolute scale.
-                let base = match &f.carried {
-                    None => FileCounters::default(),
-                    Some(c) => match c.last_slot {
-                        Some((s, base)) if s == slot => base,
-                        _ => c.counters,
-                    },
-                };
+                let base = f.base_for_slot(slot);
                 let span = DirtySpan {
                     since: ts,
                     writes_before: base.writes + writes_before,
@@ -545,9 +586,10 @@ impl<R: Resolver> DurabilityState<R> {
                 addr,
                 len,
                 flags,
+                counters,
                 ..
             } => self.on_sync(
-                ts, &actor, op, enter_ns, ret, file, is_dir, addr, len, flags,
+                ts, &actor, op, enter_ns, ret, file, is_dir, addr, len, flags, counters,
             ),
             EventKind::Name {
                 file,
@@ -580,7 +622,12 @@ impl<R: Resolver> DurabilityState<R> {
                 if let Some((slot, counters)) = prior {
                     self.new_life(file, slot, counters);
                 }
-                self.file_at(file, ts).open_flags |= durability_flags(oflags);
+                let f = self.file_at(file, ts);
+                f.open_flags |= durability_flags(oflags);
+                if oflags & open_flags::O_TRUNC != 0 && !is_dir {
+                    // Truncated: a change the write counters do not show.
+                    f.changed_since_durable();
+                }
                 self.add_name(file, path.as_str().into(), is_dir);
                 self.set_nlink(file, nlink);
                 if created {
@@ -617,6 +664,7 @@ impl<R: Resolver> DurabilityState<R> {
                 let c = self.processes.entry(child).or_insert_with(|| ProcessInfo {
                     pid: child,
                     comm,
+                    since_ns: Some(ts),
                     ..Default::default()
                 });
                 // The fork is the truth (/proc may have been read after the child was gone).
@@ -626,6 +674,7 @@ impl<R: Resolver> DurabilityState<R> {
                 if let Some(p) = self.processes.get_mut(&actor.pid) {
                     if !p.exited {
                         p.exited = true;
+                        p.exit_ns = Some(ts);
                         self.exited.push_back(actor.pid);
                     }
                 }

@@ -9,7 +9,7 @@ use super::{
 /// Records per sync the `sync_per_write` fix quotes as an example of batching.
 const EXAMPLE_BATCH: u64 = 16;
 
-/// The advice findings for file `f` (none for a removed file or one never synced); `trace_ns`
+/// The advice findings for file `f` (none if it was never synced); `trace_ns`
 /// is the trace's wall time (the share of time in sync is taken of it).
 pub fn advice(f: &FileState, trace_ns: u64) -> Vec<Finding> {
     let Some(c) = &f.cost else {

@@ -56,9 +56,8 @@ impl<R: Resolver> DurabilityState<R> {
             if f.is_dir && !f.removed && !f.pending.is_empty() {
                 unsynced_entries(&f, &mut findings);
             }
-            if !f.removed {
-                findings.extend(advice(&f, trace_ns));
-            }
+            // Removed files too: SQLite deletes its WAL at close, and its syncs cost the same.
+            findings.extend(advice(&f, trace_ns));
             files.push((f, c));
         }
         findings.sort_by(Finding::report_order);

@@ -304,6 +304,9 @@ struct Live {
     touched: HashMap<u32, HashSet<FileKey>>,
     /// Dirty windows (first dirtying to durable point, ns) closed since the last drain.
     windows_ns: Vec<u64>,
+    /// Writes covered by each fsync/fdatasync with a reading, and whether it was redundant,
+    /// since the last drain.
+    covered: Vec<(u64, bool)>,
     /// Files with unsynced data / directory entry names left unsynced by exited processes.
     exit_unsynced_files: u64,
     exit_unsynced_entries: u64,
@@ -373,6 +376,16 @@ impl<R: Resolver> DurabilityState<R> {
         if let Some(l) = &mut self.live {
             for w in l.windows_ns.drain(..) {
                 sink(w);
+            }
+        }
+    }
+
+    /// Hands over, per fsync/fdatasync since the last call, the writes it covered and whether
+    /// it was redundant (with [`Self::track_live`]).
+    pub fn drain_covered(&mut self, mut sink: impl FnMut(u64, bool)) {
+        if let Some(l) = &mut self.live {
+            for (w, r) in l.covered.drain(..) {
+                sink(w, r);
             }
         }
     }

@@ -239,6 +239,9 @@ impl<R: Resolver> DurabilityState<R> {
                 cost.first_redundant = Some((exit, actor.clone()));
             }
         }
+        if let Some(l) = &mut self.live {
+            l.covered.push((writes, redundant));
+        }
         cost.last = now;
         cost.durable_known = true;
         cost.changed = false;

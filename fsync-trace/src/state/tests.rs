@@ -3,7 +3,7 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::event::{Actor, Event, EventKind, NameRef};
-use fsync_trace_common::{mman, NamespaceOp};
+use fsync_trace_common::{mman, NamespaceOp, PAGE_SIZE};
 
 pub(super) const DIR: FileKey = FileKey {
     dev: 8,

@@ -1,5 +1,6 @@
 //! Unit tests of what syncs cost and covered, and of the advice kinds, fed with event
 //! sequences (no kernel).
+use super::cost::SyncCost;
 use super::tests::{actor, dirty, open, open_dir, sync, DIR, F};
 use super::*;
 use crate::event::{Event, EventKind, SyncCounters};

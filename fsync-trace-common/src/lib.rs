@@ -56,6 +56,7 @@ pub const S_IFDIR: u32 = 0o040000;
 pub mod open_flags {
     pub const O_ACCMODE: u32 = 0o3;
     pub const O_CREAT: u32 = 0o100;
+    pub const O_TRUNC: u32 = 0o1000;
     pub const O_APPEND: u32 = 0o2000;
     pub const O_DSYNC: u32 = 0o10000;
     pub const O_DIRECT: u32 = 0o40000;

@@ -178,6 +178,15 @@ pub struct SyncRecord {
     pub addr: u64,
     pub len: u64,
     pub flags: u64,
+    /// `file`'s `FILE_STATS` counters (writes, bytes, mapped pages) read in the kernel when the
+    /// call returned: per sync, never per write. What a sync covered is the difference from
+    /// the previous sync's reading (userspace). Valid only if `counters_slot` is not `NO_SLOT`
+    /// (the slot they are from, as for `DirtyRecord::slot`: slots are reclaimed and reused).
+    pub writes: u64,
+    pub bytes: u64,
+    pub mapped_pages: u64,
+    pub counters_slot: u32,
+    pub _pad: u32,
 }
 
 /// A successful open of a regular file or directory on a durable filesystem.
@@ -189,6 +198,8 @@ pub struct OpenRecord {
     /// Directory holding the opened entry (for the created-entry rule).
     pub parent: FileKey,
     pub mode: u32,
+    /// The open file's `f_flags`, plus `O_TRUNC` if the call asked to truncate (the kernel
+    /// clears that bit from `f_flags`).
     pub open_flags: u32,
     pub f_mode: u32,
     pub fd: i32,
@@ -378,7 +389,7 @@ const _: () = assert!(core::mem::size_of::<FileCounters>() == 64);
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 40);
 const _: () = assert!(core::mem::size_of::<DirtyRecord>() == 40 + 16 + 24 + 16);
 const _: () = assert!(core::mem::size_of::<NameRecord>().is_multiple_of(8));
-const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40 + 8 + 8 + 8 + 16 + 8 + 24);
+const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40 + 8 + 8 + 8 + 16 + 8 + 24 + 32);
 const _: () = assert!(core::mem::size_of::<OpenRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<MmapRecord>() == 40 + 16 + 40 + 8);

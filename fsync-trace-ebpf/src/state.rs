@@ -4,7 +4,7 @@
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns};
 use fsync_trace_common::{
     names, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader, RecordKind, SyncOp,
-    SyncRecord, DIRTY_BY_WRITE, FILE_FLAG_NAMED,
+    SyncRecord, DIRTY_BY_WRITE, FILE_FLAG_NAMED, NO_SLOT,
 };
 
 use crate::{
@@ -431,6 +431,27 @@ fn emit_sync(
         (*r).addr = 0;
         (*r).len = 0;
         (*r).flags = 0;
+        fill_sync_counters(r, file.filter(|f| f.2).map(|f| f.0));
     }
     entry.submit(wakeup_flags());
+}
+
+/// The counters of the synced file `key` (a tracked file) at the sync's return, into record
+/// `r`: one hash lookup per sync, so userspace knows exactly how many writes and bytes each
+/// sync covered without any per-write record. `NO_SLOT` if the file has no slot.
+#[inline(always)]
+pub fn fill_sync_counters(r: *mut SyncRecord, key: Option<FileKey>) {
+    unsafe {
+        (*r).writes = 0;
+        (*r).bytes = 0;
+        (*r).mapped_pages = 0;
+        (*r).counters_slot = NO_SLOT;
+        (*r)._pad = 0;
+        if let Some((slot, c)) = key.and_then(|k| existing_slot(&k)) {
+            (*r).writes = (*c).writes;
+            (*r).bytes = (*c).bytes;
+            (*r).mapped_pages = (*c).mapped_dirty_pages;
+            (*r).counters_slot = slot;
+        }
+    }
 }

@@ -11,7 +11,7 @@ use crate::{state::FindingKind, tracer::Tier};
     version,
     about = "Shows where a program's data is not yet durable: unsynced writes and directory entries, renames before fsync, fsync errors, fsync latency.",
     override_usage = "fsync-trace [OPTIONS] -p PID [-p PID ...]\n       fsync-trace [OPTIONS] -- COMMAND [ARGS ...]\n       fsync-trace [OPTIONS] --all [--metrics ADDR]",
-    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, or \"any\".\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
+    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
 )]
 pub struct Cli {
     /// Trace this running process (all its threads); repeat for several.
@@ -141,8 +141,9 @@ fn parse_tier(s: &str) -> Result<Tier, String> {
 }
 
 fn parse_kinds(s: &str) -> Result<FailOn, String> {
+    // Advice kinds (what durability costs) are not durability bugs: only when named.
     if s.trim() == "any" {
-        return Ok(FailOn(FindingKind::ALL.to_vec()));
+        return Ok(FailOn(FindingKind::BUGS.to_vec()));
     }
     let mut kinds = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -322,6 +323,23 @@ mod tests {
                 .0
                 .len(),
             5
+        );
+        // Advice is never part of "any", only when named.
+        let any = parse(&["--fail-on", "any", "-p", "1"])
+            .unwrap()
+            .fail_on
+            .unwrap();
+        assert!(
+            !any.matches(FindingKind::SyncPerWrite) && !any.matches(FindingKind::RedundantSync)
+        );
+        let named = parse(&["--fail-on", "any_bug_free", "-p", "1"]);
+        assert!(named.is_err());
+        let named = parse(&["--fail-on", "redundant_sync,unsynced_write", "-p", "1"])
+            .unwrap()
+            .fail_on
+            .unwrap();
+        assert!(
+            named.matches(FindingKind::RedundantSync) && !named.matches(FindingKind::SyncPerWrite)
         );
         let err = parse(&["--fail-on", "bogus", "-p", "1"])
             .unwrap_err()

@@ -69,6 +69,16 @@ pub struct NameRef {
     pub name: String,
 }
 
+/// A file's kernel counters read when a sync returned, from kernel slot `slot` (slot-relative,
+/// like a `Dirty` event's `*_before`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncCounters {
+    pub slot: u32,
+    pub writes: u64,
+    pub bytes: u64,
+    pub mapped_pages: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventKind {
     /// The file got dirty (first write or mapped store since the durability epoch changed).
@@ -94,6 +104,8 @@ pub enum EventKind {
         addr: u64,
         len: u64,
         flags: u64,
+        /// The synced file's counters when the call returned (None: no tracked file, or msync).
+        counters: Option<SyncCounters>,
     },
     Open {
         file: FileKey,

@@ -1,16 +1,54 @@
 //! sys_exit of open, openat, openat2, creat: identity, path and durability flags of files a
 //! traced process can change (opened for writing, created, or a directory).
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use fsync_trace_common::{names, FileCounters, OpenRecord, RecordKind, FMODE_CREATED, NO_SLOT};
+use aya_ebpf::{
+    helpers::{bpf_probe_read_user, generated},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use fsync_trace_common::{
+    names, open_flags::O_TRUNC, syscalls as nr, FileCounters, OpenRecord, RecordKind,
+    FMODE_CREATED, NO_SLOT,
+};
 
 use crate::{
-    kernel::{current_file, dentry_inode, file_inode, inode_nlink, path_at, read, walk_path, KPtr},
+    kernel::{
+        current_file, current_task_btf, dentry_inode, file_inode, inode_nlink, load_btf, path_at,
+        read, walk_path, KPtr,
+    },
     maps::{count_lost, off, EVENTS, FILE_SLOTS},
     state::{existing_slot, fill_header, wakeup_flags},
 };
 
 /// f_mode bit: the file was opened for writing.
 const FMODE_WRITE: u32 = 0x2;
+
+/// `O_TRUNC` if the open asked for truncation: the kernel clears it from `f_flags` once the
+/// file is open, so it is read from the syscall's own flags (creat always truncates; openat2
+/// passes them in `struct open_how`, whose first field is the u64 `flags`).
+#[inline(always)]
+fn truncating() -> u32 {
+    let task = current_task_btf();
+    let regs = unsafe { generated::bpf_task_pt_regs(task as *mut _) } as KPtr;
+    let (id, flags): (u64, u64) = unsafe {
+        match load_btf::<u64>(regs, nr::REGS_ORIG_AX) {
+            nr::OPEN => (nr::OPEN, load_btf(regs, nr::REGS_SI)),
+            nr::OPENAT => (nr::OPENAT, load_btf(regs, nr::REGS_DX)),
+            nr::OPENAT2 => {
+                let how: u64 = load_btf(regs, nr::REGS_DX);
+                (
+                    nr::OPENAT2,
+                    bpf_probe_read_user(how as *const u64).unwrap_or(0),
+                )
+            }
+            other => (other, 0),
+        }
+    };
+    if id == nr::CREAT || flags & O_TRUNC as u64 != 0 {
+        O_TRUNC
+    } else {
+        0
+    }
+}
 
 #[raw_tracepoint]
 pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
@@ -44,7 +82,8 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
         fill_header(&raw mut (*r).hdr, RecordKind::Open);
         (*r).file = inode.key;
         (*r).mode = inode.mode;
-        (*r).open_flags = f_flags;
+        // f_flags never holds O_TRUNC (cleared at open): set, it says this open truncated.
+        (*r).open_flags = f_flags | truncating();
         (*r).f_mode = f_mode;
         (*r).fd = ret as i32;
         (*r).parent = Default::default();

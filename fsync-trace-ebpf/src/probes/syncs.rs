@@ -11,7 +11,7 @@ use super::syscalls::cached_tracked_file;
 use crate::{
     kernel::{current_task_btf, file_inode, load_btf, task_file, KPtr},
     maps::{count_lost, EVENTS, INFLIGHT_SYNCS},
-    state::{fill_header, name_on_first_sight, wakeup_flags},
+    state::{fill_header, fill_sync_counters, name_on_first_sight, wakeup_flags},
 };
 
 #[raw_tracepoint]
@@ -76,6 +76,12 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
         (*r).addr = 0;
         (*r).len = 0;
         (*r).flags = 0;
+        // The synced file's counters now: what this sync covered (a tracked file only).
+        let tracked_key = match cached {
+            Some(key) => Some(key),
+            None => inode.filter(|i| i.tracked()).map(|i| i.key),
+        };
+        fill_sync_counters(r, tracked_key);
         match op {
             SyncOp::Msync => {
                 (*r).addr = arg0;

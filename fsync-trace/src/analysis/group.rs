@@ -71,6 +71,8 @@ fn merge(dir: String, mut members: Vec<Finding>) -> Finding {
     };
     let unsynced_bytes = sum(|m| m.unsynced_bytes);
     let unsynced_writes = sum(|m| m.unsynced_writes);
+    let syncs = sum(|m| m.syncs);
+    let sync_time_us = sum(|m| m.sync_time_us);
     let count = members.iter().map(|m| m.count).sum();
     let mut sample = names
         .iter()
@@ -98,6 +100,12 @@ fn merge(dir: String, mut members: Vec<Finding>) -> Finding {
         FindingKind::FsyncRetryAfterError => {
             format!("{n} files in {dir} were synced again after a failed sync")
         }
+        FindingKind::SyncPerWrite => {
+            format!("{n} files in {dir} were synced after nearly every write ({count} syncs)")
+        }
+        FindingKind::RedundantSync => format!(
+            "{n} files in {dir} were synced with nothing to make durable ({count} redundant syncs)"
+        ),
     };
     Finding {
         path: dir,
@@ -108,6 +116,8 @@ fn merge(dir: String, mut members: Vec<Finding>) -> Finding {
         unsynced_writes,
         count,
         entries: Some(names),
+        syncs,
+        sync_time_us,
         ..first
     }
 }

@@ -12,6 +12,9 @@
 //! on stdout; on any error the program prints
 //! `workload: <scenario>: <what>: <err>` to stderr and exits 1.
 
+#[path = "workload/cost.rs"]
+mod cost;
+
 use std::ffi::CString;
 use std::fmt;
 use std::io::{self, Write};
@@ -72,6 +75,16 @@ scenarios:
                                     storm/ (default 100000), storm/ fsynced, then all
                                     unlinked, storm/ never fsynced again (N unsynced
                                     removals in one directory)
+  per-record-sync <dir> [--records N]
+                                    log.dat: N x (100-byte write + fdatasync) (default 50),
+                                    close; dir fsynced: N+1 syncs (sync_per_write)
+  batched-sync <dir> [--records N] [--batch B]
+                                    log.dat: N 100-byte writes (default 320), an fdatasync
+                                    after every B (default 16) and after a last partial
+                                    batch, close; dir fsynced (group commit)
+  double-fsync <dir>                d.dat: 3 writes, fsync x3 (2 redundant), write, fsync,
+                                    close; reopened O_TRUNC, fsync (not redundant), close;
+                                    dir fsynced twice (the second redundant): 7 fsyncs
   demo <dir> [--fuse <mountdir>]    the bundled demo: a tiny key-value store
 
 Any scenario also takes --report-elapsed: at the end, print one line
@@ -1248,6 +1261,12 @@ fn main() {
         "entry-storm" => with(a.count("--files", 100_000), entry_storm),
         "writev" => Box::new(writev),
         "io-uring-fsync" => Box::new(io_uring_fsync),
+        "per-record-sync" => with(a.count("--records", 50), cost::per_record_sync),
+        "batched-sync" => with(
+            (a.count("--records", 320), a.count("--batch", 16)),
+            cost::batched_sync,
+        ),
+        "double-fsync" => Box::new(cost::double_fsync),
         "demo" => with(a.value("--fuse").map(PathBuf::from), |d, fuse| {
             demo(d, fuse.as_deref())
         }),

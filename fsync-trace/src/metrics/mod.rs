@@ -98,6 +98,11 @@ fn window_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(1e-3, 4.0, 12)
 }
 
+/// Writes per sync: 0 (redundant), 1, 2 (one sync per record), then powers of two to 4096.
+fn writes_per_sync_buckets() -> impl Iterator<Item = f64> {
+    [0.0].into_iter().chain(exponential_buckets(1.0, 2.0, 13))
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(latency_buckets())
 }
@@ -311,6 +316,8 @@ pub struct Metrics {
     sync_latency: Family<SyncLabels, Histogram>,
     sync_errors: Family<OpLabel, Counter>,
     dirty_window: Histogram,
+    writes_per_sync: Histogram,
+    redundant_syncs: Counter,
     writes: Counter,
     written_bytes: Counter,
     findings: Family<KindLabel, Counter>,
@@ -347,6 +354,18 @@ impl Metrics {
             "Time from a file's first unsynced write (or mapped store) to the durable point that covered it",
             Unit::Seconds,
             dirty_window.clone(),
+        );
+        let writes_per_sync = Histogram::new(writes_per_sync_buckets());
+        registry.register(
+            "writes_per_sync",
+            "Writes each fsync/fdatasync of a file covered (since the file's previous sync): many syncs at 1 or 2 are one sync per record, where group commit would pay less",
+            writes_per_sync.clone(),
+        );
+        let redundant_syncs = Counter::default();
+        registry.register(
+            "redundant_syncs",
+            "fsync/fdatasync calls with nothing to make durable (no write, truncation, mapped store or entry change since the file's previous successful sync)",
+            redundant_syncs.clone(),
         );
         let writes = Counter::default();
         registry.register("writes", "Writes by traced processes to files on durable filesystems (kernel counters, refreshed at most once a second)", writes.clone());
@@ -388,7 +407,9 @@ impl Metrics {
         for op in SYNC_OPS {
             let _ = sync_errors.get_or_create(&OpLabel { op: op.name() });
         }
-        for kind in FindingKind::ALL {
+        // Durability bugs only: advice is judged at the end of a trace (redundant syncs have
+        // their own counter).
+        for kind in FindingKind::BUGS {
             let _ = findings.get_or_create(&KindLabel { kind: kind.name() });
         }
         for reason in LostCounts::REASONS {
@@ -399,6 +420,8 @@ impl Metrics {
             sync_latency,
             sync_errors,
             dirty_window,
+            writes_per_sync,
+            redundant_syncs,
             writes,
             written_bytes,
             findings,
@@ -572,6 +595,13 @@ impl LiveMetrics {
         self.exit_counts = (writes, entries);
         let window = &self.m.dirty_window;
         state.drain_dirty_windows(|ns| window.observe(ns as f64 / 1e9));
+        let (per_sync, redundant) = (&self.m.writes_per_sync, &self.m.redundant_syncs);
+        state.drain_covered(|writes, was_redundant| {
+            per_sync.observe(writes as f64);
+            if was_redundant {
+                redundant.inc();
+            }
+        });
     }
 
     /// The kernel's and decoder's loss counters (cumulative).

@@ -91,6 +91,7 @@ fn sync(enter: u64, exit: u64, pid: u32, op: SyncOp, file: Option<FileKey>, ret:
             addr: 0,
             len: 0,
             flags: 0,
+            counters: None,
         },
     )
 }
@@ -589,4 +590,54 @@ fn file_stats_scanner_adds_growth_and_hands_over_scans() {
         sample(&text, "fsync_trace_written_bytes_total"),
         Some(110.0)
     );
+}
+
+#[test]
+fn writes_per_sync_and_redundant_syncs_are_counted() {
+    let (mut live, mut state) = new_live();
+    let with_counters = |enter: u64, exit: u64, writes: u64| {
+        let mut e = sync(enter, exit, 10, SyncOp::Fdatasync, Some(F), 0);
+        if let EventKind::Sync { counters, .. } = &mut e.kind {
+            *counters = Some(crate::event::SyncCounters {
+                slot: 0,
+                writes,
+                bytes: writes * 100,
+                mapped_pages: 0,
+            });
+        }
+        e
+    };
+    let events = vec![
+        create(1_000, 10, F, "/d/wal"),
+        dirty(2_000, 10, F, 0),
+        with_counters(3_000, 4_000, 1), // 1 write
+        with_counters(5_000, 6_000, 1), // nothing new: redundant
+        dirty(7_000, 10, F, 100),
+        with_counters(8_000, 9_000, 4), // 3 writes
+    ];
+    feed(&mut live, &mut state, events);
+    let text = live.metrics().encode();
+    assert!(
+        text.contains("\n# TYPE fsync_trace_writes_per_sync histogram\n"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "fsync_trace_writes_per_sync_count"),
+        Some(3.0)
+    );
+    assert_eq!(sample(&text, "fsync_trace_writes_per_sync_sum"), Some(4.0));
+    assert_eq!(
+        sample(&text, "fsync_trace_writes_per_sync_bucket{le=\"0.0\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "fsync_trace_writes_per_sync_bucket{le=\"2.0\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&text, "fsync_trace_redundant_syncs_total"),
+        Some(1.0)
+    );
+    // Advice kinds are not durability findings: no findings_total series for them.
+    assert!(!text.contains("kind=\"redundant_sync\""), "{text}");
 }

@@ -8,7 +8,10 @@ use serde::Serialize;
 
 use crate::{
     analysis::{Judged, SuppressedBy},
-    state::{Analysis, Finding, Latency},
+    state::{
+        cost::{serial_ceiling, share, SyncCost},
+        Analysis, Finding, Latency,
+    },
     tracer::LostCounts,
 };
 pub use text::render_text;
@@ -67,6 +70,61 @@ pub fn latency_summary_us(l: &Latency) -> LatencySummary {
     }
 }
 
+/// Writes or bytes covered per sync: over the successful fsync/fdatasync calls whose record
+/// read the file's counters (`syncs`), the median and the largest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PerSync {
+    pub syncs: u64,
+    pub p50: u64,
+    pub max: u64,
+}
+
+/// What durability cost a file or a process (fields flattened into its row).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CostEntry {
+    /// Writes and bytes (mapped pages as 4 KiB each) each sync covered, since the previous one.
+    pub writes_per_sync: PerSync,
+    pub bytes_per_sync: PerSync,
+    /// Sync calls per second of wall time (the trace's for a file, the process's own for a
+    /// process).
+    pub syncs_per_sec: f64,
+    /// Most sync calls running at the same time.
+    pub max_syncs_in_flight: u32,
+    /// Sync calls that had nothing to make durable (`redundant_sync`).
+    pub redundant_syncs: u64,
+}
+
+fn round(v: f64, places: i32) -> f64 {
+    let m = 10f64.powi(places);
+    (v * m).round() / m
+}
+
+fn cost_entry(c: Option<&SyncCost>, calls: u64, wall_ns: u64) -> CostEntry {
+    let per_sec = if wall_ns == 0 {
+        0.0
+    } else {
+        round(calls as f64 * 1e9 / wall_ns as f64, 2)
+    };
+    let Some(c) = c else {
+        return CostEntry {
+            syncs_per_sec: per_sec,
+            ..Default::default()
+        };
+    };
+    let per_sync = |d: &crate::state::cost::Counts| PerSync {
+        syncs: d.count(),
+        p50: d.median(),
+        max: d.max(),
+    };
+    CostEntry {
+        writes_per_sync: per_sync(&c.writes_per_sync),
+        bytes_per_sync: per_sync(&c.bytes_per_sync),
+        syncs_per_sec: per_sec,
+        max_syncs_in_flight: c.in_flight.max(),
+        redundant_syncs: c.redundant,
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ProcessEntry {
     pub pid: u32,
@@ -80,6 +138,14 @@ pub struct ProcessEntry {
     /// Sync calls of the process and the time its threads spent in them.
     pub syncs: u64,
     pub sync_time_us: u64,
+    /// Wall time the process was traced: from the start of the trace (or its fork, or its
+    /// first event) to its exit (or the end).
+    pub wall_time_us: u64,
+    /// Share of its threads' wall time spent blocked in sync calls: sync time over wall time
+    /// times the threads that made sync calls (threads that never synced are not seen).
+    pub sync_time_share: f64,
+    #[serde(flatten)]
+    pub cost: CostEntry,
     /// Threads that made sync calls.
     pub threads: Vec<ThreadEntry>,
 }
@@ -90,6 +156,8 @@ pub struct ThreadEntry {
     pub comm: String,
     pub syncs: u64,
     pub sync_time_us: u64,
+    /// Share of the process's wall time this thread spent in sync calls.
+    pub sync_time_share: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -117,6 +185,14 @@ pub struct FileEntry {
     pub removed: bool,
     /// Durability-relevant flags the file was opened with (O_SYNC, O_DSYNC, O_DIRECT, O_APPEND, O_TMPFILE).
     pub open_flags: Vec<&'static str>,
+    /// Time spent in sync calls on the file (every sync op naming it but O_SYNC writes).
+    pub sync_time_us: u64,
+    #[serde(flatten)]
+    pub cost: CostEntry,
+    /// One commit after another, each waiting for its sync: 1 / median fsync latency, per
+    /// second; null if the file's syncs ever overlapped (the ceiling is then higher) or it has
+    /// no fsync/fdatasync.
+    pub serial_commit_ceiling_per_sec: Option<f64>,
 }
 
 /// Names of the durability-relevant open flags in `flags`.
@@ -178,7 +254,11 @@ pub struct Report {
     #[allow(clippy::vec_box)]
     pub files: Vec<Box<FileEntry>>,
     pub syncs: Vec<OpEntry>,
+    /// Durability bugs, worst first.
     pub findings: Vec<FindingEntry>,
+    /// Advice on what durability costs (`sync_per_write`, `redundant_sync`): the same shape
+    /// as `findings`, kept apart because these are not durability bugs.
+    pub advice: Vec<FindingEntry>,
     /// Findings that `--suppress` / `--profile` rules mark as by design, counted one by one
     /// (before grouping) and listed apart (grouped like `findings`).
     pub suppressed: u64,
@@ -214,6 +294,7 @@ impl Report {
         end_ns: u64,
     ) -> Self {
         let released = a.released;
+        let trace_ns = a.end_ns.saturating_sub(a.start_ns);
         let files = a
             .files
             .into_iter()
@@ -232,6 +313,11 @@ impl Report {
                     _ => 0,
                 };
                 let open_flags = open_flag_names(f.open_flags);
+                let cost = f.cost.as_deref();
+                let calls = cost.map_or(0, |c| c.calls);
+                let ceiling = serial_ceiling(f.sync_latency.percentile(50.0))
+                    .filter(|_| cost.is_some_and(|c| c.in_flight.max() <= 1))
+                    .map(|v| round(v, 1));
                 Box::new(FileEntry {
                     path: crate::state::display_path(&f),
                     names: f.names.iter().map(|n| n.to_string()).collect(),
@@ -250,6 +336,9 @@ impl Report {
                     kernel_writebacks: c.kernel_writebacks,
                     removed: f.removed,
                     open_flags,
+                    sync_time_us: cost.map_or(0, |c| c.sync_ns / 1000),
+                    cost: cost_entry(cost, calls, trace_ns),
+                    serial_commit_ceiling_per_sec: ceiling,
                 })
             })
             .collect();
@@ -267,7 +356,12 @@ impl Report {
             time: humantime::format_rfc3339_millis(clock.wall_of(finding.ts)).to_string(),
             finding,
         };
-        let findings = judged.findings.into_iter().map(entry).collect();
+        let (advice, findings): (Vec<Finding>, Vec<Finding>) = judged
+            .findings
+            .into_iter()
+            .partition(|f| f.kind.is_advice());
+        let findings = findings.into_iter().map(entry).collect();
+        let advice = advice.into_iter().map(entry).collect();
         let suppressed_findings = judged
             .suppressed
             .into_iter()
@@ -287,28 +381,40 @@ impl Report {
             processes: a
                 .processes
                 .iter()
-                .map(|p| ProcessEntry {
-                    pid: p.pid,
-                    comm: p.comm.clone(),
-                    role: p.role.clone(),
-                    parent: p.parent,
-                    syncs: p.syncs,
-                    sync_time_us: p.sync_ns / 1000,
-                    threads: p
-                        .threads
-                        .iter()
-                        .map(|(&tid, t)| ThreadEntry {
-                            tid,
-                            comm: t.comm.clone(),
-                            syncs: t.syncs,
-                            sync_time_us: t.sync_ns / 1000,
-                        })
-                        .collect(),
+                .map(|p| {
+                    let wall = p
+                        .exit_ns
+                        .unwrap_or(a.end_ns)
+                        .saturating_sub(p.since_ns.unwrap_or(a.start_ns));
+                    let threads = p.threads.len().max(1) as u64;
+                    ProcessEntry {
+                        pid: p.pid,
+                        comm: p.comm.clone(),
+                        role: p.role.clone(),
+                        parent: p.parent,
+                        syncs: p.syncs,
+                        sync_time_us: p.sync_ns / 1000,
+                        wall_time_us: wall / 1000,
+                        sync_time_share: round(share(p.sync_ns, wall.saturating_mul(threads)), 4),
+                        cost: cost_entry(p.cost.as_deref(), p.syncs, wall),
+                        threads: p
+                            .threads
+                            .iter()
+                            .map(|(&tid, t)| ThreadEntry {
+                                tid,
+                                comm: t.comm.clone(),
+                                syncs: t.syncs,
+                                sync_time_us: t.sync_ns / 1000,
+                                sync_time_share: round(share(t.sync_ns, wall), 4),
+                            })
+                            .collect(),
+                    }
                 })
                 .collect(),
             files,
             syncs,
             findings,
+            advice,
             suppressed: judged.suppressed_count,
             suppressed_findings,
             released_files: released.files,

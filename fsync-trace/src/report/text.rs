@@ -1,9 +1,31 @@
-//! The report for people: a table per file, then the findings, worst first.
+//! The report for people: a table per file, what durability cost, then the findings, worst
+//! first, and the advice.
+mod cost;
+
 use std::fmt::Write as _;
 
-use super::Report;
+use super::{FindingEntry, Report};
 
-fn human_bytes(b: u64) -> String {
+/// Numbered findings (or advice) with their message and fix.
+fn list_findings(out: &mut String, entries: &[FindingEntry]) {
+    for (i, f) in entries.iter().enumerate() {
+        let f2 = &f.finding;
+        let _ = writeln!(
+            out,
+            "{:>3}. [{}] {} (pid {} {}, {})",
+            i + 1,
+            f2.kind.name(),
+            f2.path,
+            f2.pid,
+            f2.comm,
+            f.time
+        );
+        let _ = writeln!(out, "     {}", f2.message);
+        let _ = writeln!(out, "     fix: {}", f2.fix);
+    }
+}
+
+pub(super) fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut i = 0;
@@ -140,26 +162,22 @@ pub fn render_text(r: &Report, show_suppressed: bool) -> String {
             );
         }
     }
+    cost::render_cost(&mut out, r);
     let _ = writeln!(out);
     if r.findings.is_empty() {
         let _ = writeln!(out, "No durability findings.");
     } else {
         let _ = writeln!(out, "{} finding(s), worst first:", r.findings.len());
-        for (i, f) in r.findings.iter().enumerate() {
-            let f2 = &f.finding;
-            let _ = writeln!(
-                out,
-                "{:>3}. [{}] {} (pid {} {}, {})",
-                i + 1,
-                f2.kind.name(),
-                f2.path,
-                f2.pid,
-                f2.comm,
-                f.time
-            );
-            let _ = writeln!(out, "     {}", f2.message);
-            let _ = writeln!(out, "     fix: {}", f2.fix);
-        }
+        list_findings(&mut out, &r.findings);
+    }
+    if !r.advice.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{} advice item(s) on what durability costs (not durability bugs):",
+            r.advice.len()
+        );
+        list_findings(&mut out, &r.advice);
     }
     if r.suppressed > 0 {
         let _ = writeln!(out);

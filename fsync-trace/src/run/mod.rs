@@ -154,14 +154,17 @@ impl Session {
         } else {
             DEFAULT_MAX_FILES
         });
+        let clock = Clock::now();
+        let mut state = DurabilityState::new(ProcResolver);
+        state.start_at(clock.mono_ns);
         let mut session = Session {
             target,
             rules,
             output,
             metrics_listener,
             tracer,
-            state: DurabilityState::new(ProcResolver),
-            clock: Clock::now(),
+            state,
+            clock,
             live: HashSet::new(),
             child: None,
             exporter: None,

@@ -4,22 +4,43 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
-    /// Ordered by severity, worst first.
+    /// Durability bugs, ordered by severity, worst first.
     FsyncRetryAfterError,
     FsyncError,
     RenameBeforeFsync,
     UnsyncedWrite,
     UnsyncedParentDir,
+    /// Advice, after every bug: what durability costs, never a durability bug (reported apart,
+    /// and matched by `--fail-on` only when named).
+    SyncPerWrite,
+    RedundantSync,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 5] = [
+    /// Every kind, bugs then advice.
+    pub const ALL: [FindingKind; 7] = [
+        Self::FsyncRetryAfterError,
+        Self::FsyncError,
+        Self::RenameBeforeFsync,
+        Self::UnsyncedWrite,
+        Self::UnsyncedParentDir,
+        Self::SyncPerWrite,
+        Self::RedundantSync,
+    ];
+
+    /// The durability bugs (what `--fail-on any` means).
+    pub const BUGS: [FindingKind; 5] = [
         Self::FsyncRetryAfterError,
         Self::FsyncError,
         Self::RenameBeforeFsync,
         Self::UnsyncedWrite,
         Self::UnsyncedParentDir,
     ];
+
+    /// Advice on what durability costs, not a durability bug.
+    pub fn is_advice(self) -> bool {
+        !Self::BUGS.contains(&self)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -28,6 +49,8 @@ impl FindingKind {
             Self::RenameBeforeFsync => "rename_before_fsync",
             Self::UnsyncedWrite => "unsynced_write",
             Self::UnsyncedParentDir => "unsynced_parent_dir",
+            Self::SyncPerWrite => "sync_per_write",
+            Self::RedundantSync => "redundant_sync",
         }
     }
 
@@ -67,6 +90,12 @@ pub struct Finding {
     /// first (`entry` is that first name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<String>>,
+    /// Advice: the sync calls it is about (all syncs of the file for `sync_per_write`, the
+    /// redundant ones for `redundant_sync`) and the time they took, in µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syncs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_time_us: Option<u64>,
 }
 
 impl Finding {
@@ -89,6 +118,8 @@ impl Finding {
             unsynced_writes: None,
             count: 1,
             entries: None,
+            syncs: None,
+            sync_time_us: None,
         }
     }
 

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use fsync_trace_common::{FileCounters, SyncOp};
 
 use super::{
-    display_path, names::pending_by_name, DurabilityState, FileState, FinalCounters, Finding,
-    FindingKind, OpStats, ProcessInfo, Released, Resolver,
+    advice::advice, display_path, names::pending_by_name, DurabilityState, FileState,
+    FinalCounters, Finding, FindingKind, OpStats, ProcessInfo, Released, Resolver,
 };
 
 /// The final state: every file with its counters (this life's, across reclaimed slots), and
@@ -19,6 +19,9 @@ pub struct Analysis {
     pub ops: BTreeMap<SyncOp, OpStats>,
     /// What long-run bounds released from memory before the end.
     pub released: Released,
+    /// When the trace started and ended (CLOCK_MONOTONIC ns).
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 impl<R: Resolver> DurabilityState<R> {
@@ -36,6 +39,8 @@ impl<R: Resolver> DurabilityState<R> {
             }
         }
         let mut findings = std::mem::take(&mut self.findings);
+        let start_ns = self.start_ns.unwrap_or(end_ns);
+        let trace_ns = end_ns.saturating_sub(start_ns);
         let mut files = std::mem::take(&mut self.past_lives);
         for (_, mut f) in self.files.drain() {
             let slot = counters.get(&f.key).copied().unwrap_or_default();
@@ -51,6 +56,8 @@ impl<R: Resolver> DurabilityState<R> {
             if f.is_dir && !f.removed && !f.pending.is_empty() {
                 unsynced_entries(&f, &mut findings);
             }
+            // Removed files too: SQLite deletes its WAL at close, and its syncs cost the same.
+            findings.extend(advice(&f, trace_ns));
             files.push((f, c));
         }
         findings.sort_by(Finding::report_order);
@@ -61,6 +68,8 @@ impl<R: Resolver> DurabilityState<R> {
             processes: self.processes.into_values().collect(),
             ops: self.ops,
             released: self.released,
+            start_ns,
+            end_ns,
         }
     }
 }

@@ -7,7 +7,10 @@
 //! left (names this trace never saw are counted from the kernel's `i_nlink`, read at every open
 //! and first sight). The modules: `names` (the name index and namespace operations), `sync`
 //! (durable points), `finish` (the final analysis), `retention` (bounded memory in long runs),
-//! `latency` (bounded latency histograms).
+//! `latency` (bounded latency histograms), `cost` (what syncs cost and covered).
+mod advice;
+pub mod cost;
+mod file;
 mod finding;
 mod finish;
 pub mod latency;
@@ -19,17 +22,21 @@ mod sync;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_cost;
+#[cfg(test)]
 mod tests_identity;
 
-use smallvec::SmallVec;
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::Arc,
 };
 
+pub use file::{
+    add_counters, display_path, Carried, DirtySpan, FileState, OpStats, PendingEntry, ProcessInfo,
+};
 pub use finding::{errno_name, Finding, FindingKind};
 pub use finish::Analysis;
-use fsync_trace_common::{open_flags, FileCounters, FileKey, SyncOp, PAGE_SIZE};
+use fsync_trace_common::{open_flags, FileCounters, FileKey, SyncOp};
 pub use latency::Latency;
 pub use names::EntryOp;
 pub use paths::{join, normalize, split_parent};
@@ -38,169 +45,7 @@ pub use resolve::NoResolver;
 pub use resolve::{ProcResolver, Resolver};
 pub use retention::{Released, SlotWork};
 
-use crate::event::{Actor, Event, EventKind};
-
-/// Data made dirty since the last durable point, as announced by one `Dirty` event. The
-/// `*_before` counters are absolute for this file's life (see [`FileState::absolute`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DirtySpan {
-    pub since: u64,
-    pub writes_before: u64,
-    pub bytes_before: u64,
-    pub pages_before: u64,
-    pub actor: Actor,
-}
-
-/// A directory entry changed and not yet covered by a sync of its directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingEntry {
-    pub op: EntryOp,
-    pub ts: u64,
-    pub actor: Actor,
-}
-
-/// What a file carries over from kernel slots that were reclaimed while it lived (rare: long
-/// runs only), boxed so that ordinary files do not pay for it.
-#[derive(Clone, Debug, Default)]
-pub struct Carried {
-    /// Sum of the counters of this file's reclaimed slots.
-    pub counters: FileCounters,
-    /// The last reclaimed slot and what was carried before it: a `Dirty` record from that slot
-    /// still in the ring buffer when it was reclaimed is placed with this base.
-    pub last_slot: Option<(u32, FileCounters)>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct FileState {
-    pub key: FileKey,
-    /// The name shown: the first live name, or the last one it had once it has none. Shared
-    /// with the name index (one allocation per name, however long).
-    pub path: Option<Arc<str>>,
-    /// Every live name this trace knows (absolute paths); `path` is the first.
-    pub names: SmallVec<[Arc<str>; 1]>,
-    /// Names the kernel counts (`i_nlink`) that this trace never saw (made before it started).
-    pub other_links: u32,
-    pub is_dir: bool,
-    /// No name left (link count zero): its data no longer matters.
-    pub removed: bool,
-    /// Dirty announcements since the last durable point, oldest first (at most a few: one per
-    /// durability epoch).
-    pub dirty: Vec<DirtySpan>,
-    pub max_dirty_window_ns: u64,
-    pub fsyncs: u64,
-    pub fdatasyncs: u64,
-    pub other_syncs: u64,
-    /// fsync + fdatasync latencies of this file.
-    pub sync_latency: Latency,
-    /// errno of a failed sync not yet followed by a successful one.
-    pub failed_sync: Option<i32>,
-    /// Every durability-relevant open flag seen on this file (O_SYNC, O_DSYNC, O_DIRECT,
-    /// O_APPEND, O_TMPFILE), OR-ed.
-    pub open_flags: u32,
-    /// Directories: entry changes not yet synced, by entry name (each name's own changes in
-    /// order): an entry change costs the same however large the directory.
-    pub pending: HashMap<Box<str>, SmallVec<[PendingEntry; 1]>>,
-    /// Counters of reclaimed kernel slots (long runs).
-    pub carried: Option<Box<Carried>>,
-    /// Last event that touched the file (ns), for releasing idle files in long runs.
-    pub last_active: u64,
-    /// The kernel gave the file a slot (it was written, synced or mapped) and it was not
-    /// detached since: only such files can give one back.
-    pub has_slot: bool,
-}
-
-impl FileState {
-    pub fn is_dirty(&self) -> bool {
-        !self.dirty.is_empty()
-    }
-
-    /// Unsynced directory entry changes (all names).
-    pub fn pending_count(&self) -> usize {
-        self.pending.values().map(|v| v.len()).sum()
-    }
-
-    /// This life's counters: the kernel's current slot `c` plus what reclaimed slots held.
-    pub fn absolute(&self, c: &FileCounters) -> FileCounters {
-        match &self.carried {
-            None => *c,
-            Some(carried) => add_counters(&carried.counters, c),
-        }
-    }
-
-    /// (writes, bytes, mapped pages) not yet durable, given the kernel's current counters.
-    pub fn unsynced(&self, c: &FileCounters) -> (u64, u64, u64) {
-        let Some(first) = self.dirty.first() else {
-            return (0, 0, 0);
-        };
-        let a = self.absolute(c);
-        let pages = a.mapped_dirty_pages.saturating_sub(first.pages_before);
-        (
-            a.writes.saturating_sub(first.writes_before),
-            a.bytes.saturating_sub(first.bytes_before) + pages * PAGE_SIZE,
-            pages,
-        )
-    }
-}
-
-/// `a + b`, counter by counter (flags and epochs are the kernel's, not summed).
-pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
-    FileCounters {
-        writes: a.writes + b.writes,
-        bytes: a.bytes + b.bytes,
-        sync_writes: a.sync_writes + b.sync_writes,
-        sync_write_bytes: a.sync_write_bytes + b.sync_write_bytes,
-        mapped_dirty_pages: a.mapped_dirty_pages + b.mapped_dirty_pages,
-        kernel_writebacks: a.kernel_writebacks + b.kernel_writebacks,
-        dirty_gen: b.dirty_gen,
-        flags: b.flags,
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProcessInfo {
-    pub pid: u32,
-    /// The process's name (its main thread's), not the name of whichever thread acted.
-    pub comm: String,
-    /// What the process says it is, from its command line, where that differs from the name
-    /// (PostgreSQL's `postgres: checkpointer`).
-    pub role: Option<String>,
-    pub parent: Option<u32>,
-    pub exited: bool,
-    /// Sync calls made and time spent in them (ns), by the whole process.
-    pub syncs: u64,
-    pub sync_ns: u64,
-    /// Threads that made sync calls (tid -> name, calls, ns).
-    pub threads: BTreeMap<u32, ThreadInfo>,
-    /// A process seen first at its fork still has its parent's command line: its role is read
-    /// again once, when it first acts ([`DurabilityState::wants_role`]).
-    pub role_rechecked: bool,
-}
-
-/// Sync calls of one thread.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ThreadInfo {
-    pub comm: String,
-    pub syncs: u64,
-    pub sync_ns: u64,
-}
-
-/// Calls of one sync operation, across files.
-#[derive(Clone, Debug)]
-pub struct OpStats {
-    pub calls: u64,
-    pub errors: u64,
-    pub latency: Latency,
-}
-
-impl Default for OpStats {
-    fn default() -> Self {
-        OpStats {
-            calls: 0,
-            errors: 0,
-            latency: Latency::per_op(),
-        }
-    }
-}
+use crate::event::{Event, EventKind};
 
 #[derive(Clone, Copy, Debug)]
 struct Mapping {
@@ -256,6 +101,8 @@ pub struct DurabilityState<R: Resolver> {
     released: Released,
     /// Bookkeeping for live metrics; None unless [`DurabilityState::track_live`] was called.
     live: Option<Live>,
+    /// When the trace started (CLOCK_MONOTONIC ns): [`Self::start_at`], else the first event.
+    start_ns: Option<u64>,
 }
 
 /// What live metrics need beyond the final analysis (see `metrics`).
@@ -266,28 +113,12 @@ struct Live {
     touched: HashMap<u32, HashSet<FileKey>>,
     /// Dirty windows (first dirtying to durable point, ns) closed since the last drain.
     windows_ns: Vec<u64>,
+    /// Writes covered by each fsync/fdatasync with a reading, and whether it was redundant,
+    /// since the last drain.
+    covered: Vec<(u64, bool)>,
     /// Files with unsynced data / directory entry names left unsynced by exited processes.
     exit_unsynced_files: u64,
     exit_unsynced_entries: u64,
-}
-
-/// The name shown for a file: its path, or why it has none.
-pub fn display_path(f: &FileState) -> String {
-    f.path.as_deref().map(str::to_string).unwrap_or_else(|| {
-        let why = if f.open_flags & (open_flags::O_TMPFILE & !open_flags::O_DIRECTORY) != 0 {
-            "anonymous (O_TMPFILE, never linked)"
-        } else if f.removed {
-            "deleted"
-        } else {
-            "name never seen"
-        };
-        format!(
-            "<unknown path: {why}; dev {}:{} inode {}>",
-            f.key.dev >> 20,
-            f.key.dev & 0xfffff,
-            f.key.ino
-        )
-    })
 }
 
 impl<R: Resolver> DurabilityState<R> {
@@ -305,7 +136,13 @@ impl<R: Resolver> DurabilityState<R> {
             slot_work: SlotWork::default(),
             released: Released::default(),
             live: None,
+            start_ns: None,
         }
+    }
+
+    /// The trace started at `ns` (CLOCK_MONOTONIC): the wall time shares are measured from it.
+    pub fn start_at(&mut self, ns: u64) {
+        self.start_ns = Some(ns);
     }
 
     /// Keeps what live metrics need: which files each process left unsynced (checked at its
@@ -329,6 +166,16 @@ impl<R: Resolver> DurabilityState<R> {
         if let Some(l) = &mut self.live {
             for w in l.windows_ns.drain(..) {
                 sink(w);
+            }
+        }
+    }
+
+    /// Hands over, per fsync/fdatasync since the last call, the writes it covered and whether
+    /// it was redundant (with [`Self::track_live`]).
+    pub fn drain_covered(&mut self, mut sink: impl FnMut(u64, bool)) {
+        if let Some(l) = &mut self.live {
+            for (w, r) in l.covered.drain(..) {
+                sink(w, r);
             }
         }
     }
@@ -474,11 +321,13 @@ impl<R: Resolver> DurabilityState<R> {
 
     pub fn apply(&mut self, ev: Event) {
         let Event { ts, actor, kind } = ev;
+        self.start_ns.get_or_insert(ts);
         let p = self
             .processes
             .entry(actor.pid)
             .or_insert_with(|| ProcessInfo {
                 pid: actor.pid,
+                since_ns: Some(ts),
                 ..Default::default()
             });
         // The process's name is its main thread's (another thread's name, Redis'
@@ -502,6 +351,7 @@ impl<R: Resolver> DurabilityState<R> {
                 }
                 t.syncs += 1;
                 t.sync_ns += ns;
+                p.cost.get_or_insert_default().call(*enter_ns, ts);
             }
         }
         match kind {
@@ -517,13 +367,7 @@ impl<R: Resolver> DurabilityState<R> {
                 let f = self.file_at(file, ts);
                 f.has_slot = true;
                 // The counters are the slot's: place them on this life's absolute scale.
-                let base = match &f.carried {
-                    None => FileCounters::default(),
-                    Some(c) => match c.last_slot {
-                        Some((s, base)) if s == slot => base,
-                        _ => c.counters,
-                    },
-                };
+                let base = f.base_for_slot(slot);
                 let span = DirtySpan {
                     since: ts,
                     writes_before: base.writes + writes_before,
@@ -545,9 +389,10 @@ impl<R: Resolver> DurabilityState<R> {
                 addr,
                 len,
                 flags,
+                counters,
                 ..
             } => self.on_sync(
-                ts, &actor, op, enter_ns, ret, file, is_dir, addr, len, flags,
+                ts, &actor, op, enter_ns, ret, file, is_dir, addr, len, flags, counters,
             ),
             EventKind::Name {
                 file,
@@ -580,7 +425,12 @@ impl<R: Resolver> DurabilityState<R> {
                 if let Some((slot, counters)) = prior {
                     self.new_life(file, slot, counters);
                 }
-                self.file_at(file, ts).open_flags |= durability_flags(oflags);
+                let f = self.file_at(file, ts);
+                f.open_flags |= durability_flags(oflags);
+                if oflags & open_flags::O_TRUNC != 0 && !is_dir {
+                    // Truncated: a change the write counters do not show.
+                    f.changed_since_durable();
+                }
                 self.add_name(file, path.as_str().into(), is_dir);
                 self.set_nlink(file, nlink);
                 if created {
@@ -617,6 +467,7 @@ impl<R: Resolver> DurabilityState<R> {
                 let c = self.processes.entry(child).or_insert_with(|| ProcessInfo {
                     pid: child,
                     comm,
+                    since_ns: Some(ts),
                     ..Default::default()
                 });
                 // The fork is the truth (/proc may have been read after the child was gone).
@@ -626,6 +477,7 @@ impl<R: Resolver> DurabilityState<R> {
                 if let Some(p) = self.processes.get_mut(&actor.pid) {
                     if !p.exited {
                         p.exited = true;
+                        p.exit_ns = Some(ts);
                         self.exited.push_back(actor.pid);
                     }
                 }

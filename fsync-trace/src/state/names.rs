@@ -119,6 +119,7 @@ impl<R: Resolver> DurabilityState<R> {
         self.touched(actor.pid, dir);
         let d = self.file_at(dir, ts);
         d.is_dir = true;
+        d.changed_since_durable();
         let changes = d.pending.entry(name.into()).or_default();
         // Removing a name that was itself added since the last directory sync leaves the durable
         // state of the directory as it was: the two changes cancel out.

@@ -1,8 +1,9 @@
 //! Durable points: which sync call makes which files durable, sync errors and the retry trap.
 use fsync_trace_common::{mman, FileKey, SyncOp};
 
-use super::{display_path, errno_name, DurabilityState, Finding, FindingKind, Resolver};
-use crate::event::Actor;
+use super::cost::{covered, Reading};
+use super::{display_path, errno_name, DurabilityState, FileState, Finding, FindingKind, Resolver};
+use crate::event::{Actor, SyncCounters};
 
 impl<R: Resolver> DurabilityState<R> {
     /// A durable point for `key` that started at `enter` and finished at `exit`: data announced
@@ -50,6 +51,7 @@ impl<R: Resolver> DurabilityState<R> {
         addr: u64,
         len: u64,
         flags: u64,
+        counters: Option<SyncCounters>,
     ) {
         let latency = ts.saturating_sub(enter);
         if op != SyncOp::SyncWrite {
@@ -90,11 +92,20 @@ impl<R: Resolver> DurabilityState<R> {
             if matches!(op, SyncOp::Fsync | SyncOp::Fdatasync) {
                 f.sync_latency.record(latency);
             }
+            if op != SyncOp::SyncWrite {
+                f.cost.get_or_insert_default().call(enter, ts);
+            }
         }
         if ret < 0 {
             let errno = (-ret) as i32;
             for &key in &targets {
-                self.file(key).failed_sync = Some(errno);
+                let f = self.file(key);
+                f.failed_sync = Some(errno);
+                // After a failure nothing is known to be durable: the next sync is never
+                // judged redundant.
+                if let Some(c) = &mut f.cost {
+                    c.durable_known = false;
+                }
                 let path = display_path(&self.files[&key]);
                 self.findings.push(Finding {
                     kind: FindingKind::FsyncError,
@@ -149,6 +160,14 @@ impl<R: Resolver> DurabilityState<R> {
         if !durable_point {
             return;
         }
+        match (op, file, counters) {
+            (SyncOp::Fsync | SyncOp::Fdatasync, Some(key), Some(c)) => {
+                self.sync_covered(key, actor, enter, ts, c);
+            }
+            // A durable point without a reading of the file's counters: the next sync of
+            // these files has no known base to be judged redundant against.
+            _ => self.forget_durable_base(op, &targets, file),
+        }
         match op {
             SyncOp::Sync => {
                 let keys: Vec<FileKey> = self.files.keys().copied().collect();
@@ -172,6 +191,93 @@ impl<R: Resolver> DurabilityState<R> {
             _ => {
                 for key in targets {
                     self.durable(key, enter, ts);
+                }
+            }
+        }
+    }
+}
+
+impl<R: Resolver> DurabilityState<R> {
+    /// A successful fsync/fdatasync of `key` whose record read the file's counters (`c`) when
+    /// it returned (called before the sync's durable point is applied): what it covered since
+    /// the previous reading, for the file and the calling process, and whether it had nothing
+    /// to make durable.
+    fn sync_covered(
+        &mut self,
+        key: FileKey,
+        actor: &Actor,
+        enter: u64,
+        exit: u64,
+        c: SyncCounters,
+    ) {
+        let Some(f) = self.files.get_mut(&key) else {
+            return;
+        };
+        let base = f.base_for_slot(c.slot);
+        let now = Reading {
+            writes: base.writes + c.writes,
+            bytes: base.bytes + c.bytes,
+            mapped_pages: base.mapped_dirty_pages + c.mapped_pages,
+        };
+        // Data announced dirty before this sync began, or a directory entry changed before
+        // it: this sync had work to do, whatever the counters say.
+        let dirty_before = f.dirty.iter().any(|d| d.since < enter)
+            || f.pending.values().flatten().any(|e| e.ts < enter);
+        let cost = f.cost.get_or_insert_default();
+        let (writes, bytes, _) = covered(&cost.last, &now);
+        let redundant =
+            cost.durable_known && !cost.changed && !dirty_before && writes == 0 && bytes == 0;
+        cost.writes_per_sync.record(writes);
+        cost.bytes_per_sync.record(bytes);
+        if cost.first_sync.is_none() {
+            cost.first_sync = Some((exit, actor.clone()));
+        }
+        if redundant {
+            cost.redundant += 1;
+            cost.redundant_ns += exit.saturating_sub(enter);
+            if cost.first_redundant.is_none() {
+                cost.first_redundant = Some((exit, actor.clone()));
+            }
+        }
+        if let Some(l) = &mut self.live {
+            l.covered.push((writes, redundant));
+        }
+        cost.last = now;
+        cost.durable_known = true;
+        cost.changed = false;
+        if let Some(p) = self.processes.get_mut(&actor.pid) {
+            let pc = p.cost.get_or_insert_default();
+            pc.writes_per_sync.record(writes);
+            pc.bytes_per_sync.record(bytes);
+            if redundant {
+                pc.redundant += 1;
+                pc.redundant_ns += exit.saturating_sub(enter);
+            }
+        }
+    }
+
+    /// A durable point whose record carries no reading of the file's counters (msync, sync,
+    /// syncfs, an O_SYNC write): the files it made durable lose their known base.
+    fn forget_durable_base(&mut self, op: SyncOp, targets: &[FileKey], file: Option<FileKey>) {
+        let forget = |f: &mut FileState| {
+            if let Some(c) = &mut f.cost {
+                c.durable_known = false;
+            }
+        };
+        match op {
+            SyncOp::Sync => self.files.values_mut().for_each(|f| forget(f)),
+            SyncOp::Syncfs => {
+                let dev = file.map(|f| f.dev);
+                self.files
+                    .values_mut()
+                    .filter(|f| Some(f.key.dev) == dev)
+                    .for_each(|f| forget(f));
+            }
+            _ => {
+                for k in targets {
+                    if let Some(f) = self.files.get_mut(k) {
+                        forget(f);
+                    }
                 }
             }
         }

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::event::{Actor, Event, EventKind, NameRef};
-use fsync_trace_common::{mman, NamespaceOp};
+use fsync_trace_common::{mman, NamespaceOp, PAGE_SIZE};
 
 pub(super) const DIR: FileKey = FileKey {
     dev: 8,
@@ -104,6 +104,7 @@ pub(super) fn sync(enter: u64, exit: u64, op: SyncOp, file: Option<FileKey>, ret
             addr: 0,
             len: 0,
             flags: 0,
+            counters: None,
         },
     )
 }
@@ -258,6 +259,7 @@ fn sync_file_range_and_ms_async_are_not_durable_points() {
             addr: 0x1000,
             len: 0x2000,
             flags: mman::MS_ASYNC,
+            counters: None,
         },
     ));
     let a = run(events, 100, &[(F, 1, 10)]);
@@ -303,6 +305,7 @@ fn msync_ms_sync_over_a_mapping_makes_the_file_durable() {
                 addr: 0x2000,
                 len: 0x1000,
                 flags: mman::MS_SYNC,
+                counters: None,
             },
         ),
     ];
@@ -404,6 +407,7 @@ fn created_entry_needs_a_directory_fsync_after_it() {
             addr: 0,
             len: 0,
             flags: 0,
+            counters: None,
         },
     ));
     early.extend(events);

@@ -6,7 +6,7 @@ use fsync_trace_common::{
 };
 use thiserror::Error;
 
-use crate::event::{Actor, Comm, Event, EventKind, NameRef};
+use crate::event::{Actor, Comm, Event, EventKind, NameRef, SyncCounters};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -113,6 +113,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 addr: r.addr,
                 len: r.len,
                 flags: r.flags,
+                counters: (r.counters_slot != NO_SLOT).then_some(SyncCounters {
+                    slot: r.counters_slot,
+                    writes: r.writes,
+                    bytes: r.bytes,
+                    mapped_pages: r.mapped_pages,
+                }),
             }
         }
         RecordKind::Open => {

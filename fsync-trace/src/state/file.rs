@@ -1,0 +1,223 @@
+//! The state kept per file and per process, and the name a file is shown under.
+use smallvec::SmallVec;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use fsync_trace_common::{open_flags, FileCounters, FileKey, PAGE_SIZE};
+
+use super::{cost::SyncCost, EntryOp, Latency};
+use crate::event::Actor;
+
+/// Data made dirty since the last durable point, as announced by one `Dirty` event. The
+/// `*_before` counters are absolute for this file's life (see [`FileState::absolute`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirtySpan {
+    pub since: u64,
+    pub writes_before: u64,
+    pub bytes_before: u64,
+    pub pages_before: u64,
+    pub actor: Actor,
+}
+
+/// A directory entry changed and not yet covered by a sync of its directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEntry {
+    pub op: EntryOp,
+    pub ts: u64,
+    pub actor: Actor,
+}
+
+/// What a file carries over from kernel slots that were reclaimed while it lived (rare: long
+/// runs only), boxed so that ordinary files do not pay for it.
+#[derive(Clone, Debug, Default)]
+pub struct Carried {
+    /// Sum of the counters of this file's reclaimed slots.
+    pub counters: FileCounters,
+    /// The last reclaimed slot and what was carried before it: a `Dirty` record from that slot
+    /// still in the ring buffer when it was reclaimed is placed with this base.
+    pub last_slot: Option<(u32, FileCounters)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FileState {
+    pub key: FileKey,
+    /// The name shown: the first live name, or the last one it had once it has none. Shared
+    /// with the name index (one allocation per name, however long).
+    pub path: Option<Arc<str>>,
+    /// Every live name this trace knows (absolute paths); `path` is the first.
+    pub names: SmallVec<[Arc<str>; 1]>,
+    /// Names the kernel counts (`i_nlink`) that this trace never saw (made before it started).
+    pub other_links: u32,
+    pub is_dir: bool,
+    /// No name left (link count zero): its data no longer matters.
+    pub removed: bool,
+    /// Dirty announcements since the last durable point, oldest first (at most a few: one per
+    /// durability epoch).
+    pub dirty: Vec<DirtySpan>,
+    pub max_dirty_window_ns: u64,
+    pub fsyncs: u64,
+    pub fdatasyncs: u64,
+    pub other_syncs: u64,
+    /// fsync + fdatasync latencies of this file.
+    pub sync_latency: Latency,
+    /// errno of a failed sync not yet followed by a successful one.
+    pub failed_sync: Option<i32>,
+    /// Every durability-relevant open flag seen on this file (O_SYNC, O_DSYNC, O_DIRECT,
+    /// O_APPEND, O_TMPFILE), OR-ed.
+    pub open_flags: u32,
+    /// Directories: entry changes not yet synced, by entry name (each name's own changes in
+    /// order): an entry change costs the same however large the directory.
+    pub pending: HashMap<Box<str>, SmallVec<[PendingEntry; 1]>>,
+    /// Counters of reclaimed kernel slots (long runs).
+    pub carried: Option<Box<Carried>>,
+    /// Last event that touched the file (ns), for releasing idle files in long runs.
+    pub last_active: u64,
+    /// The kernel gave the file a slot (it was written, synced or mapped) and it was not
+    /// detached since: only such files can give one back.
+    pub has_slot: bool,
+    /// What its syncs cost and covered; from its first sync on (most files are never synced
+    /// or only once: a box keeps the others small).
+    pub cost: Option<Box<SyncCost>>,
+}
+
+impl FileState {
+    /// Something the write counters do not show changed (a truncation, a directory entry):
+    /// the next sync is not redundant.
+    pub fn changed_since_durable(&mut self) {
+        if let Some(c) = &mut self.cost {
+            c.changed = true;
+        }
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Unsynced directory entry changes (all names).
+    pub fn pending_count(&self) -> usize {
+        self.pending.values().map(|v| v.len()).sum()
+    }
+
+    /// What to add to counters read from kernel slot `slot` to place them on this life's
+    /// absolute scale: nothing while no slot was reclaimed; the base before the last reclaimed
+    /// slot for a record from that slot (made before it was detached); else all carried.
+    pub fn base_for_slot(&self, slot: u32) -> FileCounters {
+        match &self.carried {
+            None => FileCounters::default(),
+            Some(c) => match c.last_slot {
+                Some((s, base)) if s == slot => base,
+                _ => c.counters,
+            },
+        }
+    }
+
+    /// This life's counters: the kernel's current slot `c` plus what reclaimed slots held.
+    pub fn absolute(&self, c: &FileCounters) -> FileCounters {
+        match &self.carried {
+            None => *c,
+            Some(carried) => add_counters(&carried.counters, c),
+        }
+    }
+
+    /// (writes, bytes, mapped pages) not yet durable, given the kernel's current counters.
+    pub fn unsynced(&self, c: &FileCounters) -> (u64, u64, u64) {
+        let Some(first) = self.dirty.first() else {
+            return (0, 0, 0);
+        };
+        let a = self.absolute(c);
+        let pages = a.mapped_dirty_pages.saturating_sub(first.pages_before);
+        (
+            a.writes.saturating_sub(first.writes_before),
+            a.bytes.saturating_sub(first.bytes_before) + pages * PAGE_SIZE,
+            pages,
+        )
+    }
+}
+
+/// `a + b`, counter by counter (flags and epochs are the kernel's, not summed).
+pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
+    FileCounters {
+        writes: a.writes + b.writes,
+        bytes: a.bytes + b.bytes,
+        sync_writes: a.sync_writes + b.sync_writes,
+        sync_write_bytes: a.sync_write_bytes + b.sync_write_bytes,
+        mapped_dirty_pages: a.mapped_dirty_pages + b.mapped_dirty_pages,
+        kernel_writebacks: a.kernel_writebacks + b.kernel_writebacks,
+        dirty_gen: b.dirty_gen,
+        flags: b.flags,
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    /// The process's name (its main thread's), not the name of whichever thread acted.
+    pub comm: String,
+    /// What the process says it is, from its command line, where that differs from the name
+    /// (PostgreSQL's `postgres: checkpointer`).
+    pub role: Option<String>,
+    pub parent: Option<u32>,
+    pub exited: bool,
+    /// Sync calls made and time spent in them (ns), by the whole process.
+    pub syncs: u64,
+    pub sync_ns: u64,
+    /// Threads that made sync calls (tid -> name, calls, ns).
+    pub threads: BTreeMap<u32, ThreadInfo>,
+    /// A process seen first at its fork still has its parent's command line: its role is read
+    /// again once, when it first acts ([`DurabilityState::wants_role`]).
+    pub role_rechecked: bool,
+    /// When it was first seen (its fork, or its first event); None: traced from the start.
+    pub since_ns: Option<u64>,
+    /// When it exited.
+    pub exit_ns: Option<u64>,
+    /// What its syncs cost and covered (writes and bytes of the files it synced), from its
+    /// first sync on.
+    pub cost: Option<Box<SyncCost>>,
+}
+
+/// Sync calls of one thread.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadInfo {
+    pub comm: String,
+    pub syncs: u64,
+    pub sync_ns: u64,
+}
+
+/// Calls of one sync operation, across files.
+#[derive(Clone, Debug)]
+pub struct OpStats {
+    pub calls: u64,
+    pub errors: u64,
+    pub latency: Latency,
+}
+
+impl Default for OpStats {
+    fn default() -> Self {
+        OpStats {
+            calls: 0,
+            errors: 0,
+            latency: Latency::per_op(),
+        }
+    }
+}
+
+/// The name shown for a file: its path, or why it has none.
+pub fn display_path(f: &FileState) -> String {
+    f.path.as_deref().map(str::to_string).unwrap_or_else(|| {
+        let why = if f.open_flags & (open_flags::O_TMPFILE & !open_flags::O_DIRECTORY) != 0 {
+            "anonymous (O_TMPFILE, never linked)"
+        } else if f.removed {
+            "deleted"
+        } else {
+            "name never seen"
+        };
+        format!(
+            "<unknown path: {why}; dev {}:{} inode {}>",
+            f.key.dev >> 20,
+            f.key.dev & 0xfffff,
+            f.key.ino
+        )
+    })
+}

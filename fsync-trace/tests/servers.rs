@@ -85,7 +85,9 @@ fn entry_storm_text_report_stays_short() {
         "fsync-trace entry-storm (text)",
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.lines().count() < 20, "{}", out.stdout);
+    // The same few sections whatever the number of entries (20,000 here).
+    assert!(out.stdout.lines().count() < 40, "{}", out.stdout);
+    assert!(out.stdout.len() < 6000, "{}", out.stdout);
     assert!(
         out.stdout.contains("1 finding(s), worst first"),
         "{}",

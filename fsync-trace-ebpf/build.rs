@@ -1,3 +1,4 @@
+//! Build script of the eBPF crate: only makes cargo rebuild it when bpf-linker changes.
 use which::which;
 
 /// Rebuild when bpf-linker changes (it is an undeclared dependency of this crate; see

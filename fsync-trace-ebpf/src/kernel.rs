@@ -264,7 +264,7 @@ pub unsafe fn walk_path(mnt: KPtr, dentry: KPtr, buf: *mut u8) -> (u32, u32) {
         pos -= 1;
         unsafe { *buf.wrapping_add(pos & PATH_MASK) = b'/' };
     }
-    (pos as u32, if complete { 0 } else { 1 })
+    (pos as u32, u32::from(!complete))
 }
 
 /// Copies a NUL-terminated user string into `dst` (truncating), returns bytes copied.

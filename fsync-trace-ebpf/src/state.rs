@@ -145,12 +145,11 @@ pub fn file_slot(key: &FileKey) -> Option<u32> {
     if reused {
         let _ = FREE_SLOTS.push(slot, 0);
     }
-    match unsafe { FILE_SLOTS.get(key) } {
-        Some(s) => Some(*s),
-        None => {
-            count_lost(names::LOST_FILE_MAP_FULL);
-            None
-        }
+    if let Some(s) = unsafe { FILE_SLOTS.get(key) } {
+        Some(*s)
+    } else {
+        count_lost(names::LOST_FILE_MAP_FULL);
+        None
     }
 }
 

@@ -261,7 +261,7 @@ fn inherited_descriptor_is_reported_by_its_path() {
     let file = format!("{d}/inherited.log");
     let f = open_append(&file);
     let (out, r) = trace_with(&os(&["--", "/bin/sh", "-c", "echo hello >&7"]), |cmd| {
-        inherit_fds(cmd, &[(&f, 7)])
+        inherit_fds(cmd, &[(&f, 7)]);
     });
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
     let r = r.unwrap_or_else(|| panic!("no report; stderr: {}", out.stderr));
@@ -864,7 +864,7 @@ fn all_mode_reclaims_slots_of_a_small_file_table() {
     assert_eq!(unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) }, 0);
     let out = wait_output(
         tracer,
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         "fsync-trace --all after SIGINT",
     );
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);

@@ -27,7 +27,7 @@ use tempfile::TempDir;
 const TRACER: &str = env!("CARGO_BIN_EXE_fsync-trace");
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_fsync-trace-workload");
 /// Longest any wait in these tests may take (a hang is a failure).
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_mins(1);
 
 // ------------------------------------------------------------------------------------------------
 // Helpers

@@ -254,7 +254,7 @@ impl Postgres {
     fn start() -> Postgres {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL installed (scripts/setup.sh)")
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .map(|e| e.path().join("bin"))
             .find(|p| p.join("initdb").exists())
             .expect("initdb")
@@ -286,9 +286,9 @@ impl Postgres {
     fn client(&self, args: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = ["-h", &self.sock, "-p", &self.port]
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
-        v.extend(args.iter().map(|s| s.to_string()));
+        v.extend(args.iter().map(std::string::ToString::to_string));
         v
     }
 
@@ -344,7 +344,7 @@ fn postgres_adopted_with_follow_sees_every_role_and_the_checkpoint() {
     pg.as_postgres("pgbench", &pg.client(&["-c", "4", "-T", "3", "postgres"]));
     pg.sql("CHECKPOINT");
     sigint(tracer.id() as i32);
-    let out = wait_output(tracer, Duration::from_secs(60), "fsync-trace -p postmaster");
+    let out = wait_output(tracer, Duration::from_mins(1), "fsync-trace -p postmaster");
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = read_report(&report);
 
@@ -508,12 +508,12 @@ fn redis_with_a_rewrite_child_is_traced_as_a_tree() {
     assert!(
         procs
             .iter()
-            .any(|p| p.0 == pid as u64 && p.1 == "redis-server"),
+            .any(|p| p.0 == u64::from(pid) && p.1 == "redis-server"),
         "{}",
         r.pretty()
     );
     assert!(
-        procs.iter().any(|p| p.2 == Some(pid as u64)),
+        procs.iter().any(|p| p.2 == Some(u64::from(pid))),
         "the rewrite child is traced with its parent: {}",
         r.pretty()
     );

@@ -119,7 +119,7 @@ pub fn wait4(pid: i32, flags: i32) -> Result<Option<(i32, libc::rusage)>> {
     let mut status = 0;
     loop {
         // SAFETY: our own child; valid out pointers.
-        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut ru) };
+        let r = unsafe { libc::wait4(pid, &raw mut status, flags, &raw mut ru) };
         if r == pid {
             return Ok(Some((status, ru)));
         }
@@ -144,7 +144,7 @@ pub fn check_disk_fs(dir: &Path) -> Result<()> {
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
     // SAFETY: all-zero is a valid statfs; valid C string and out pointer.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+    if unsafe { libc::statfs(c.as_ptr(), &raw mut st) } != 0 {
         bail!(
             "statfs {}: {}",
             dir.display(),
@@ -227,9 +227,7 @@ pub fn load_average() -> f64 {
 
 /// The trimmed contents of `p`, "?" if unreadable.
 pub fn read_trim(p: &str) -> String {
-    fs::read_to_string(p)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".into())
+    fs::read_to_string(p).map_or_else(|_| "?".into(), |s| s.trim().to_string())
 }
 
 /// "3.8 GiB".
@@ -237,8 +235,7 @@ pub fn mem_total() -> String {
     fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| kb_field(&s, "MemTotal:"))
-        .map(|kb| format!("{:.1} GiB", kb as f64 / MIB))
-        .unwrap_or_else(|| "?".into())
+        .map_or_else(|| "?".into(), |kb| format!("{:.1} GiB", kb as f64 / MIB))
 }
 
 /// "ext4 (/dev/vda)" for the filesystem holding `dir`.

@@ -246,6 +246,8 @@ pub fn cached_tracked_file(file: KPtr) -> Option<FileKey> {
 /// writes to it are not tracked (not a regular file, or a filesystem without durability), None
 /// if the kernel structures could not be read. One `bpf_probe_read_kernel` per structure (a
 /// [`Window`] over the fields it needs), not one per field.
+// Three outcomes, as documented above; a dedicated enum would only rename them.
+#[allow(clippy::option_option)]
 #[inline(always)]
 fn resolve_file(file: KPtr) -> Option<Option<(FileKey, bool)>> {
     // Not zeroed (a memset costs more than the reads it saves): only bytes a read filled are used.

@@ -280,7 +280,7 @@ fn unlink_or_die(path: &Path) -> Res<()> {
 fn inode_of(fd: libc::c_int, path: &Path) -> Res<u64> {
     // SAFETY: fstat fills the zeroed struct we own.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+    if unsafe { libc::fstat(fd, &raw mut st) } != 0 {
         return Err(os_fail(format!("fstat {}", path.display())));
     }
     Ok(st.st_ino)
@@ -533,7 +533,7 @@ fn fork(dir: &Path) -> Res<()> {
     }
     let mut status = 0;
     // SAFETY: waiting for our own child.
-    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+    if unsafe { libc::waitpid(pid, &raw mut status, 0) } != pid {
         return Err(os_fail("waitpid"));
     }
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
@@ -911,7 +911,7 @@ fn write_vectored(fd: libc::c_int, parts: &[usize], offset: Option<i64>, path: &
             // (fd, iov, iovcnt, pos_l, pos_h, flags): pos_h is unused on 64-bit.
             Some(off) => libc::syscall(
                 libc::SYS_pwritev2,
-                fd as libc::c_long,
+                libc::c_long::from(fd),
                 iov.as_ptr(),
                 iov.len() as libc::c_long,
                 off as libc::c_long,
@@ -1042,13 +1042,8 @@ fn uring_map(ring: libc::c_int, len: usize, offset: i64) -> Res<*mut u8> {
 fn uring_fsync(fd: libc::c_int, path: &Path) -> Res<()> {
     let mut p = uring::Params::default();
     // SAFETY: io_uring_setup(entries, params) with a valid out struct.
-    let ring = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_setup,
-            1 as libc::c_long,
-            &mut p as *mut uring::Params,
-        )
-    } as libc::c_int;
+    let ring = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1 as libc::c_long, &raw mut p) }
+        as libc::c_int;
     if ring < 0 {
         return Err(os_fail("io_uring_setup (is io_uring disabled here?)"));
     }
@@ -1075,7 +1070,7 @@ fn uring_fsync(fd: libc::c_int, path: &Path) -> Res<()> {
     let res = unsafe {
         use std::sync::atomic::{AtomicU32, Ordering};
         let at = |base: *mut u8, off: u32| &*(base.add(off as usize) as *const AtomicU32);
-        let sqe = sqes as *mut uring::Sqe;
+        let sqe = sqes.cast::<uring::Sqe>();
         sqe.write(uring::Sqe {
             opcode: uring::OP_FSYNC,
             flags: 0,
@@ -1090,15 +1085,17 @@ fn uring_fsync(fd: libc::c_int, path: &Path) -> Res<()> {
         });
         let tail = at(sq, p.sq_off.tail).load(Ordering::Acquire);
         let mask = *(sq.add(p.sq_off.ring_mask as usize) as *const u32);
-        *(sq.add(p.sq_off.array as usize) as *mut u32).add((tail & mask) as usize) = 0;
+        *sq.add(p.sq_off.array as usize)
+            .cast::<u32>()
+            .add((tail & mask) as usize) = 0;
         at(sq, p.sq_off.tail).store(tail.wrapping_add(1), Ordering::Release);
         // (fd, to_submit, min_complete, flags, sigset, sigset size)
         let n = libc::syscall(
             libc::SYS_io_uring_enter,
-            ring as libc::c_long,
+            libc::c_long::from(ring),
             1 as libc::c_long,
             1 as libc::c_long,
-            uring::ENTER_GETEVENTS as libc::c_long,
+            libc::c_long::from(uring::ENTER_GETEVENTS),
             std::ptr::null::<libc::c_void>(),
             0 as libc::c_long,
         );
@@ -1282,11 +1279,11 @@ fn main() {
     if report_elapsed {
         let elapsed = match BUSY_NS.load(Ordering::Relaxed) {
             0 => start.elapsed().as_nanos(),
-            busy => busy as u128,
+            busy => u128::from(busy),
         };
         // SAFETY: getrusage fills the zeroed struct we own.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) };
         let us = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
         say!(
             "elapsed_ns={elapsed} utime_us={} stime_us={} maxrss_kb={}",

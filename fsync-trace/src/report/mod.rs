@@ -448,7 +448,9 @@ mod tests {
     fn nearest_rank_percentiles() {
         let of = |samples: &[u64]| {
             let mut l = Latency::per_file();
-            samples.iter().for_each(|&s| l.record(s));
+            for &s in samples {
+                l.record(s);
+            }
             latency_summary_us(&l)
         };
         let s: Vec<u64> = (1..=64).map(|i| i * 1000).collect();

@@ -19,7 +19,7 @@ pub use tempfile::TempDir;
 pub const TRACER: &str = env!("CARGO_BIN_EXE_fsync-trace");
 pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_fsync-trace-workload");
 /// Longest any single traced run may take before the test gives up (a hang is a failure).
-pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+pub const RUN_TIMEOUT: Duration = Duration::from_mins(1);
 
 // ------------------------------------------------------------------------------------------------
 // Running things
@@ -217,7 +217,10 @@ impl Report {
             .iter()
             .map(|f| f["path"].as_str().unwrap().to_string())
             .collect();
-        let want: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+        let want: BTreeSet<String> = expected
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         assert_eq!(got, want, "files in the report:\n{}", self.pretty());
     }
 
@@ -364,9 +367,9 @@ impl Report {
         assert_eq!(
             self.processes(),
             vec![(
-                pid as u64,
+                u64::from(pid),
                 comm.to_string(),
-                Some(std::process::id() as u64)
+                Some(u64::from(std::process::id()))
             )]
         );
     }
@@ -435,7 +438,10 @@ impl Report {
     /// The `names` of the (only) file `path` are exactly `expected`.
     pub fn assert_names(&self, path: &str, expected: &[&str]) {
         let got = Self::names_of(self.file(path));
-        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        let mut want: Vec<String> = expected
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         want.sort();
         assert_eq!(got, want, "names of {path}:\n{}", self.pretty());
     }
@@ -662,7 +668,7 @@ pub mod bpf {
         let mut value = vec![0u8; value_size];
         let attr = Attr::new()
             .u32(0, fd.as_raw_fd() as u32)
-            .u64(8, &key as *const u32 as u64)
+            .u64(8, &raw const key as u64)
             .u64(16, value.as_mut_ptr() as u64);
         match sys_bpf(MAP_LOOKUP_ELEM, attr) {
             Ok(_) => Ok(true),

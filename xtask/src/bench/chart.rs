@@ -80,7 +80,7 @@ impl Page<'_> {
                 ticks.push(t);
             }
         }
-        ticks.sort_by(|a, b| a.total_cmp(b));
+        ticks.sort_by(f64::total_cmp);
         let (bar_h, bar_gap, group_gap, head) = (18.0, 4.0, 18.0, 78.0);
         let x = |r: f64| left + plot_w * (r.max(1.0).ln() / top.ln());
         let colour = |t: &Tool| match t {

@@ -379,7 +379,7 @@ impl Bench {
         }
         let mut children = [ucmd.spawn()?, tcmd.spawn()?];
         // A partner that fails before opening its FIFOs would leave the other waiting forever.
-        let deadline = Instant::now() + Duration::from_secs(600);
+        let deadline = Instant::now() + Duration::from_mins(10);
         let mut status = [None, None];
         while status.iter().any(Option::is_none) {
             for (c, st) in children.iter_mut().zip(status.iter_mut()) {

@@ -233,9 +233,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
         match bench.run(t, &w, true) {
             Ok(o) => {
-                let report_bytes = fs::metadata(bench.scratch.join("report.json"))
-                    .map(|m| m.len())
-                    .unwrap_or(0);
+                let report_bytes =
+                    fs::metadata(bench.scratch.join("report.json")).map_or(0, |m| m.len());
                 let lost = o
                     .report
                     .as_ref()

@@ -168,9 +168,7 @@ impl Page<'_> {
         let _ = writeln!(
             s,
             "| cores | {} |",
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0)
+            std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
         );
         let _ = writeln!(s, "| memory | {} |", mem_total());
         let _ = writeln!(
@@ -199,7 +197,7 @@ impl Page<'_> {
             .map(|s| s.steal * 100.0)
             .filter(|x| x.is_finite())
             .collect();
-        steal.sort_by(|a, b| a.total_cmp(b));
+        steal.sort_by(f64::total_cmp);
         if let (Some(lo), Some(hi)) = (steal.first(), steal.last()) {
             let _ = writeln!(
                 s,

@@ -12,7 +12,7 @@ pub(super) fn median(v: &[u64]) -> f64 {
 
 /// The median of `v` (NaN if empty), which it leaves sorted.
 fn median_f64(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
+    v.sort_by(f64::total_cmp);
     let n = v.len();
     if n == 0 {
         return f64::NAN;
@@ -20,7 +20,7 @@ fn median_f64(v: &mut [f64]) -> f64 {
     if n % 2 == 1 {
         v[n / 2]
     } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+        f64::midpoint(v[n / 2 - 1], v[n / 2])
     }
 }
 
@@ -91,7 +91,7 @@ impl Page<'_> {
             .map(|s| s.load1)
             .filter(|x| x.is_finite())
             .collect();
-        l.sort_by(|a, b| a.total_cmp(b));
+        l.sort_by(f64::total_cmp);
         if l.is_empty() {
             return (f64::NAN, f64::NAN, f64::NAN);
         }

@@ -55,8 +55,7 @@ impl Page<'_> {
                 };
                 let ratio = self
                     .ratio(w.kind, t)
-                    .map(|r| format!("{r:.2}×"))
-                    .unwrap_or_else(|| "–".into());
+                    .map_or_else(|| "–".into(), |r| format!("{r:.2}×"));
                 let cpu = if *t == Tool::Untraced {
                     "–".into()
                 } else {
@@ -65,8 +64,10 @@ impl Page<'_> {
                 let wcpu = self
                     .cell(w.kind, &Tool::Untraced)
                     .filter(|u| u.workload_cpu_us > 0.0)
-                    .map(|u| format!("{:.2}×", c.workload_cpu_us / u.workload_cpu_us))
-                    .unwrap_or_else(|| "–".into());
+                    .map_or_else(
+                        || "–".into(),
+                        |u| format!("{:.2}×", c.workload_cpu_us / u.workload_cpu_us),
+                    );
                 let bold = matches!(t, Tool::FsyncTrace(_));
                 let (b0, b1) = if bold { ("**", "**") } else { ("", "") };
                 let _ = writeln!(

@@ -113,7 +113,9 @@ impl Workload {
         if lost != 0 || r.get("complete") != Some(&Value::Bool(true)) {
             bail!(
                 "{lost} lost event(s): {}",
-                r.get("lost").map(|l| l.to_string()).unwrap_or_default()
+                r.get("lost")
+                    .map(std::string::ToString::to_string)
+                    .unwrap_or_default()
             );
         }
         let n = self.n;

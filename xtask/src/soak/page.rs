@@ -199,7 +199,7 @@ pub(super) fn markdown(
     let _ = writeln!(
         s,
         "| machine | {} cores, {} |",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         mem_total()
     );
     let _ = writeln!(

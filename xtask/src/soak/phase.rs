@@ -310,7 +310,7 @@ impl Soak {
                 }
                 _ => stable_since = Some((rss, Instant::now())),
             }
-            if t0.elapsed() > Duration::from_secs(120) {
+            if t0.elapsed() > Duration::from_mins(2) {
                 bail!(
                     "the tracer did not attach within 120 s:\n{}",
                     tail(&err, 15)

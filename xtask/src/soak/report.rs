@@ -21,7 +21,7 @@ pub(super) struct ReportSummary {
 
 /// The summary of the report at `path`, whose load ran in `load_dir`.
 pub(super) fn read_report(path: &Path, load_dir: &Path) -> Result<ReportSummary, String> {
-    let bytes = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bytes = fs::metadata(path).map_or(0, |m| m.len());
     let text = fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let r: Value =
         serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;

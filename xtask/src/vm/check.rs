@@ -99,8 +99,7 @@ fn facts(report: &serde_json::Value, dir: &str) -> Facts {
             "W".to_string()
         } else {
             p.strip_prefix(&format!("{dir}/"))
-                .map(|r| format!("W/{r}"))
-                .unwrap_or_else(|| p.to_string())
+                .map_or_else(|| p.to_string(), |r| format!("W/{r}"))
         }
     };
     let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(u64::MAX);

@@ -209,7 +209,7 @@ pub fn run(args: VmArgs) -> Result<()> {
             work.join("console.log").display()
         );
     }
-    if vm_time > Duration::from_secs(300) {
+    if vm_time > Duration::from_mins(5) {
         println!("note: the VM part took more than 5 minutes");
     }
     println!("\nall tiers agree on every scenario");

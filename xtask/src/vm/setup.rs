@@ -83,26 +83,25 @@ pub(super) fn fetch_deb(cache: &Path, pkg: &str) -> Result<PathBuf> {
                     .is_some_and(|n| n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb"))
             }))
     };
-    let deb = match find()? {
-        Some(d) => d,
-        None => {
-            println!("[vm] downloading {pkg}");
-            // The sandbox user cannot write to a root-owned cache: download as root, quietly.
-            let ok = Command::new("apt-get")
+    let deb = if let Some(d) = find()? {
+        d
+    } else {
+        println!("[vm] downloading {pkg}");
+        // The sandbox user cannot write to a root-owned cache: download as root, quietly.
+        let ok = Command::new("apt-get")
+            .args(["download", "-qq", "-o", "APT::Sandbox::User=root", pkg])
+            .current_dir(cache)
+            .status()?
+            .success();
+        if !ok {
+            let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+            run(Command::new("apt-get")
                 .args(["download", "-qq", "-o", "APT::Sandbox::User=root", pkg])
-                .current_dir(cache)
-                .status()?
-                .success();
-            if !ok {
-                let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-                run(Command::new("apt-get")
-                    .args(["download", "-qq", "-o", "APT::Sandbox::User=root", pkg])
-                    .current_dir(cache))?;
-            }
-            find()?.with_context(|| {
-                format!("apt-get download {pkg} left no .deb in {}", cache.display())
-            })?
+                .current_dir(cache))?;
         }
+        find()?.with_context(|| {
+            format!("apt-get download {pkg} left no .deb in {}", cache.display())
+        })?
     };
     let dir = cache.join(pkg);
     let stamp = dir.join(".extracted");

@@ -146,7 +146,14 @@ fn advice_fails_only_when_named_and_has_its_own_text_section() {
     let (_g, d) = tempdir();
     let args = |fail_on: &str| {
         Command::new(TRACER)
-            .args(["--fail-on", fail_on, "--", WORKLOAD, "per-record-sync", &d])
+            .args([
+                "--fail-on",
+                fail_on,
+                "--",
+                workload(),
+                "per-record-sync",
+                &d,
+            ])
             .output()
             .expect("fsync-trace runs")
     };

@@ -65,7 +65,7 @@ fn reused_inode_number_starts_a_fresh_history() {
         "--group-over",
         "0",
         "--",
-        WORKLOAD,
+        workload(),
         "inode-reuse",
         &d,
         "--print-inodes",
@@ -856,7 +856,7 @@ fn all_mode_reclaims_slots_of_a_small_file_table() {
     );
     wait_until_attached(&mut tracer);
     let w = run(
-        Command::new(WORKLOAD).args(["table-churn", &d, "--files", "3000", "--new", "500"]),
+        Command::new(workload()).args(["table-churn", &d, "--files", "3000", "--new", "500"]),
         "table-churn",
     );
     assert_eq!(w.code, 0, "table-churn: {}", w.stderr);

@@ -11,6 +11,10 @@
 //! The `--all` test stops the tracer with SIGTERM instead.
 #![allow(clippy::zombie_processes)]
 
+#[path = "support/bins.rs"]
+mod bins;
+use bins::workload;
+
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
@@ -25,7 +29,6 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 const TRACER: &str = env!("CARGO_BIN_EXE_fsync-trace");
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_fsync-trace-workload");
 /// Longest any wait in these tests may take (a hang is a failure).
 const TIMEOUT: Duration = Duration::from_mins(1);
 
@@ -141,7 +144,7 @@ impl Shell {
     fn start(script: &str, dir: &Path) -> Shell {
         let mut child = Command::new("sh")
             .args(["-c", &format!("read go; {script}; read done")])
-            .env("W", WORKLOAD)
+            .env("W", workload())
             .env("D", dir)
             .stdin(Stdio::piped())
             .spawn()
@@ -528,7 +531,7 @@ fn all_traces_every_process_until_sigterm() {
     let tracer = Tracer::start(&["--all", "--json", "--output", report.to_str().unwrap()]);
     let tracer_pid = tracer.child.0.id();
     // A process unrelated to the tracer.
-    let status = Command::new(WORKLOAD)
+    let status = Command::new(workload())
         .args(["fsync-bound", dir.to_str().unwrap(), "--records", "50"])
         .status()
         .unwrap();

@@ -47,7 +47,7 @@ fn entry_storm_is_one_grouped_finding_with_every_name() {
         "--ring-buffer-mib",
         "32",
         "--",
-        WORKLOAD,
+        workload(),
         "entry-storm",
         &d,
         "--files",
@@ -81,7 +81,7 @@ fn entry_storm_is_one_grouped_finding_with_every_name() {
 fn entry_storm_text_report_stays_short() {
     let (_g, d) = tempdir();
     let out = run(
-        Command::new(TRACER).args(["--", WORKLOAD, "entry-storm", &d, "--files", "20000"]),
+        Command::new(TRACER).args(["--", workload(), "entry-storm", &d, "--files", "20000"]),
         "fsync-trace entry-storm (text)",
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -105,7 +105,7 @@ fn entry_storm_text_report_stays_short() {
         "--group-over",
         "0",
         "--",
-        WORKLOAD,
+        workload(),
         "entry-storm",
         &d2,
         "--files",
@@ -137,7 +137,7 @@ fn suppressed_findings_are_counted_apart_and_never_fail_the_run() {
         "--fail-on",
         "any",
         "--",
-        WORKLOAD,
+        workload(),
         "unsynced",
         &d,
     ]));
@@ -164,7 +164,7 @@ fn suppressed_findings_are_counted_apart_and_never_fail_the_run() {
         let mut cmd = Command::new(TRACER);
         cmd.args(["--suppress", &rules])
             .args(extra)
-            .args(["--", WORKLOAD, "unsynced", &d]);
+            .args(["--", workload(), "unsynced", &d]);
         let out = run(&mut cmd, "fsync-trace --suppress (text)");
         assert_eq!(out.code, 0, "{}", out.stderr);
         out.stdout

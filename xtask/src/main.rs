@@ -53,6 +53,8 @@ fn main() -> Result<()> {
             if !util::is_root() {
                 bail!("integration tests load eBPF programs: run as root");
             }
+            // The suites run the workload binary of its own crate.
+            run(cargo().args(["build", "--release", "-p", "fsync-trace-workload"]))?;
             run(cargo()
                 .args([
                     "test",
@@ -81,7 +83,14 @@ fn main() -> Result<()> {
 /// Traces the bundled demo workload, including a failing fsync on a small FUSE filesystem
 /// (tests/fixtures/failfs.c) so every kind of finding shows up.
 fn demo(json: bool) -> Result<()> {
-    run(cargo().args(["build", "--release", "-p", "fsync-trace"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "fsync-trace",
+        "-p",
+        "fsync-trace-workload",
+    ]))?;
     let root = Path::new("/var/tmp/fsync-trace-demo");
     let mnt = root.join("fuse");
     let _ = Command::new("fusermount3")

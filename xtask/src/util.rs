@@ -190,7 +190,15 @@ pub fn target_dir(arg: Option<&Path>, root: &Path) -> PathBuf {
 pub fn build_release(root: &Path, target_dir: &Path) -> Result<()> {
     run(cargo()
         .current_dir(root)
-        .args(["build", "--release", "-p", "fsync-trace", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "fsync-trace",
+            "-p",
+            "fsync-trace-workload",
+            "--target-dir",
+        ])
         .arg(target_dir))
 }
 

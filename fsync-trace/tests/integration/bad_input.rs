@@ -106,7 +106,7 @@ fn exit_status_and_fail_on() {
         "--fail-on",
         "unsynced_write",
         "--",
-        WORKLOAD,
+        workload(),
         "unsynced",
         &d,
     ]));
@@ -120,7 +120,7 @@ fn exit_status_and_fail_on() {
         "--fail-on",
         "fsync_error,rename_before_fsync",
         "--",
-        WORKLOAD,
+        workload(),
         "unsynced",
         &d,
     ]));
@@ -131,7 +131,7 @@ fn exit_status_and_fail_on() {
     );
     // No findings: the command's status.
     let (_g, d) = tempdir();
-    let (out, _) = trace(&os(&["--fail-on", "any", "--", WORKLOAD, "good", &d]));
+    let (out, _) = trace(&os(&["--fail-on", "any", "--", workload(), "good", &d]));
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
     // The command's own non-zero status is passed through, with and without --fail-on.
     for extra in [&["--fail-on", "unsynced_write"][..], &[][..]] {

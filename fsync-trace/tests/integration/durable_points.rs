@@ -71,7 +71,7 @@ fn fsync_bound_lockstep_pair_is_traced_exactly() {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {f}");
     }
     let records = "40";
-    let untraced = Command::new(WORKLOAD)
+    let untraced = Command::new(workload())
         .args([
             "fsync-bound",
             &ud,
@@ -89,7 +89,7 @@ fn fsync_bound_lockstep_pair_is_traced_exactly() {
         .unwrap();
     let args = os(&[
         "--",
-        WORKLOAD,
+        workload(),
         "fsync-bound",
         &td,
         "--records",

@@ -13,11 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod bins;
+
 pub use serde_json::Value;
 pub use tempfile::TempDir;
 
 pub const TRACER: &str = env!("CARGO_BIN_EXE_fsync-trace");
-pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_fsync-trace-workload");
+pub use bins::workload;
 /// Longest any single traced run may take before the test gives up (a hang is a failure).
 pub const RUN_TIMEOUT: Duration = Duration::from_mins(1);
 
@@ -130,7 +132,7 @@ pub fn os(args: &[&str]) -> Vec<OsString> {
 /// Traces `fsync-trace-workload <scenario> <dir> <extra>`, expecting success and a complete
 /// report.
 pub fn scenario_in(dir: &str, scenario: &str, extra: &[&str]) -> Report {
-    let mut args = os(&["--", WORKLOAD, scenario, dir]);
+    let mut args = os(&["--", workload(), scenario, dir]);
     args.extend(os(extra));
     let (out, report) = trace(&args);
     assert_eq!(

@@ -1,5 +1,5 @@
 //! The workloads (`fsync-trace-workload` scenarios; their exact syscalls are documented in
-//! fsync-trace/src/bin/workload.rs) and the check of a fsync-trace report against them.
+//! fsync-trace-workload/src/main.rs) and the check of a fsync-trace report against them.
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};

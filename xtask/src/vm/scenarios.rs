@@ -1,5 +1,5 @@
 //! The scenarios the guest runs under every tier (`fsync-trace-workload` scenarios; their
-//! syscalls are documented in fsync-trace/src/bin/workload.rs), and what some must report.
+//! syscalls are documented in fsync-trace-workload/src/main.rs), and what some must report.
 
 /// What the report says about one file: the counts compared across tiers and checked against
 /// the expectations.

@@ -135,7 +135,7 @@ pub(super) fn find_file(dir: &Path, matches: impl Fn(&str) -> bool + Copy) -> Re
 }
 /// Static binaries that run in any initramfs (and here): (fsync-trace, fsync-trace-workload).
 pub(super) fn build_musl() -> Result<(PathBuf, PathBuf)> {
-    println!("[vm] cargo build --release --target {MUSL} -p fsync-trace");
+    println!("[vm] cargo build --release --target {MUSL} -p fsync-trace -p fsync-trace-workload");
     let out = cargo()
         .args([
             "build",
@@ -144,6 +144,8 @@ pub(super) fn build_musl() -> Result<(PathBuf, PathBuf)> {
             MUSL,
             "-p",
             "fsync-trace",
+            "-p",
+            "fsync-trace-workload",
             "--message-format=json-render-diagnostics",
         ])
         .stderr(Stdio::inherit())

@@ -7,14 +7,15 @@
 //! syscalls (statx, fcntl, ...) of its own. Here one record is one write(2),
 //! and a short write is an error rather than a retry.
 //!
-//! Usage: `fsync-trace-workload <scenario> <dir> [options]` (see `usage()`).
+//! Usage: `fsync-trace-workload <scenario> <dir> [options]` (see `--help`, `cli.rs`).
 //! All files are created inside `<dir>`, which must exist. Nothing is printed
 //! on stdout; on any error the program prints
 //! `workload: <scenario>: <what>: <err>` to stderr and exits 1.
 
-#[path = "workload/cost.rs"]
+mod cli;
 mod cost;
 
+use clap::{CommandFactory, FromArgMatches};
 use std::ffi::CString;
 use std::fmt;
 use std::io::{self, Write};
@@ -22,77 +23,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::exit;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-const USAGE: &str = "\
-usage: fsync-trace-workload <scenario> <dir> [options]
-
-Runs one deterministic durability scenario; all files are created in <dir>.
-
-scenarios:
-  good <dir>                        3 writes, fsync, close, fsync dir (no findings)
-  unsynced <dir> [--writes N]       N writes (default 5), close, never fsynced
-  sync-other-fd <dir>               writes on one fd, fsync on a second fd
-  no-dirsync <dir>                  new file fsynced, its directory entry never
-  rename-unsafe <dir>               tmp file renamed over without fsync
-  rename-safe <dir>                 tmp file fsynced, renamed, dir fsynced
-  osync <dir>                       3 writes to an O_DSYNC file
-  mmap <dir> [--no-msync]           store to 2 mmap'ed pages, msync(MS_SYNC)
-  sfr <dir>                         sync_file_range (not a durability point)
-  reopen <dir>                      100 x (open a.dat, write, close; open b.dat,
-                                    2 writes, close), both fsynced at the end
-  fork <dir>                        parent syncs, forked child does not
-  threads <dir> [--records N]       2 threads, N records each (default 1000)
-  mkdir <dir>                       new subdir synced, parent dir never
-  unlink <dir>                      unlink without fsyncing the dir
-  link <dir>                        hard link + symlink without fsyncing the dir
-  fsync-error <mountdir>            fsync fails with EIO (needs failfs mount)
-  fsync-retry <mountdir>            fsync fails once, retry succeeds (failfs)
-  write-storm <dir> [--writes N]    N 64-byte writes (default 200000), no sync
-  fsync-bound <dir> [--records N] [--lockstep IN OUT [--lockstep-first]]
-                                    N x (4096-byte write + fdatasync) (default 2000);
-                                    with --lockstep, takes turns with a second
-                                    process: waits for a byte on FIFO IN before
-                                    each record, writes one to FIFO OUT after it
-                                    (--lockstep-first: starts without waiting),
-                                    and --report-elapsed reports the time spent
-                                    in its own records only
-  writev <dir>                      writev + pwritev2, fsync, writev again (unsynced)
-  io-uring-fsync <dir>              2 writes, fsync through io_uring (IORING_OP_FSYNC)
-  many-files <dir> [--files N]      N files written+fsynced (default 10000), dir once
-  inode-reuse <dir> [--files N] [--print-inodes]
-                                    N x (f<i>.dat: write, fsync, close, unlink), then
-                                    N new g<j>.dat written once, never synced (default 40;
-                                    ext4 hands the freed inode numbers out again); dir
-                                    fsynced last (--print-inodes: each file's inode on stderr)
-  link-unlink <dir>                 tmp written (no fsync), link tmp -> final, unlink tmp,
-                                    dir fsynced (Git's loose objects)
-  unlink-one-name <dir>             a written, link a -> b, dir fsynced, unlink a, dir fsynced
-  table-churn <dir> [--files N] [--new M]
-                                    N files written+fsynced (default 3000), all unlinked,
-                                    dir fsynced; M new files written once, never synced
-                                    (default 500); dir fsynced again
-  entry-storm <dir> [--files N]     storm/ made, dir fsynced; N empty files created in
-                                    storm/ (default 100000), storm/ fsynced, then all
-                                    unlinked, storm/ never fsynced again (N unsynced
-                                    removals in one directory)
-  per-record-sync <dir> [--records N]
-                                    log.dat: N x (100-byte write + fdatasync) (default 50),
-                                    close; dir fsynced: N+1 syncs (sync_per_write)
-  batched-sync <dir> [--records N] [--batch B]
-                                    log.dat: N 100-byte writes (default 320), an fdatasync
-                                    after every B (default 16) and after a last partial
-                                    batch, close; dir fsynced (group commit)
-  double-fsync <dir>                d.dat: 3 writes, fsync x3 (2 redundant), write, fsync,
-                                    close; reopened O_TRUNC, fsync (not redundant), close;
-                                    dir fsynced twice (the second redundant): 7 fsyncs
-  demo <dir> [--fuse <mountdir>]    the bundled demo: a tiny key-value store
-
-Any scenario also takes --report-elapsed: at the end, print one line
-`elapsed_ns=N utime_us=N stime_us=N maxrss_kb=N` (the scenario's own wall
-time, and getrusage of this process) to stderr. Used by `cargo xtask bench`.
-
-Exit status: 0 on success, 1 on an I/O error, 2 on a usage error.
-";
 
 /// An error from one step of a scenario: `what` names the step, `err` is the
 /// OS error (or a description when there is no errno, e.g. a short write).
@@ -289,72 +219,6 @@ fn inode_of(fd: libc::c_int, path: &Path) -> Res<u64> {
 // ---------------------------------------------------------------------------
 // Option parsing: each scenario takes `<dir>` plus a few `--flag [value]`s.
 // ---------------------------------------------------------------------------
-
-struct Args {
-    scenario: String,
-    rest: Vec<String>,
-}
-
-impl Args {
-    /// Takes `--name N` (a count) or returns `default`.
-    fn count(&mut self, name: &str, default: usize) -> usize {
-        match self.value(name) {
-            None => default,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) => n,
-                Err(_) => usage_error(&format!(
-                    "{}: {name} needs a number, got {v:?}",
-                    self.scenario
-                )),
-            },
-        }
-    }
-
-    /// Takes `--name VALUE` if present.
-    fn value(&mut self, name: &str) -> Option<String> {
-        let i = self.rest.iter().position(|a| a == name)?;
-        if i + 1 >= self.rest.len() {
-            usage_error(&format!("{}: {name} needs a value", self.scenario));
-        }
-        let v = self.rest.remove(i + 1);
-        self.rest.remove(i);
-        Some(v)
-    }
-
-    /// Takes `--name VALUE1 VALUE2` if present.
-    fn values2(&mut self, name: &str) -> Option<(String, String)> {
-        let i = self.rest.iter().position(|a| a == name)?;
-        if i + 2 >= self.rest.len() {
-            usage_error(&format!("{}: {name} needs two values", self.scenario));
-        }
-        let mut taken = self.rest.drain(i..i + 3).skip(1);
-        Some((taken.next()?, taken.next()?))
-    }
-
-    /// Takes the boolean `--name` if present.
-    fn flag(&mut self, name: &str) -> bool {
-        match self.rest.iter().position(|a| a == name) {
-            Some(i) => {
-                self.rest.remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Rejects whatever the scenario did not consume, so typos are not
-    /// silently ignored (a wrong count would make a test assert nonsense).
-    fn done(&self) {
-        if let Some(a) = self.rest.first() {
-            usage_error(&format!("{}: unexpected argument {a:?}", self.scenario));
-        }
-    }
-}
-
-fn usage_error(msg: &str) -> ! {
-    let _ = io::stderr().write_all(format!("workload: {msg}\n{USAGE}").as_bytes());
-    exit(2)
-}
 
 // ---------------------------------------------------------------------------
 // Scenarios. The comment on each lists its exact syscalls.
@@ -1187,90 +1051,12 @@ fn demo(dir: &Path, fuse: Option<&Path>) -> Res<()> {
 }
 
 /// A scenario with its options already parsed, ready to run on `<dir>`.
-type Scenario = Box<dyn FnOnce(&Path) -> Res<()>>;
-
-/// Binds a parsed option value to a scenario taking it.
-fn with<T: 'static>(value: T, f: fn(&Path, T) -> Res<()>) -> Scenario {
-    Box::new(move |d| f(d, value))
-}
-
 fn main() {
-    let mut argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{USAGE}");
-        return;
-    }
-    if argv.len() < 2 {
-        usage_error("missing <scenario> or <dir>");
-    }
-    let scenario = argv.remove(0);
-    let dir = PathBuf::from(argv.remove(0));
-    let mut a = Args {
-        scenario: scenario.clone(),
-        rest: argv,
-    };
-
-    let report_elapsed = a.flag("--report-elapsed");
-    let run: Scenario = match scenario.as_str() {
-        "good" => Box::new(good),
-        "unsynced" => with(a.count("--writes", 5), unsynced),
-        "sync-other-fd" => Box::new(sync_other_fd),
-        "no-dirsync" => Box::new(no_dirsync),
-        "rename-unsafe" => Box::new(rename_unsafe),
-        "rename-safe" => Box::new(rename_safe),
-        "osync" => Box::new(osync),
-        "mmap" => with(a.flag("--no-msync"), mmap),
-        "sfr" => Box::new(sfr),
-        "reopen" => Box::new(reopen),
-        "fork" => Box::new(fork),
-        "threads" => with(a.count("--records", 1000), threads),
-        "mkdir" => Box::new(mkdir),
-        "unlink" => Box::new(unlink),
-        "link" => Box::new(link),
-        "fsync-error" => Box::new(fsync_error),
-        "fsync-retry" => Box::new(|d| fsync_retry(d, "fsync-retry").map(drop)),
-        "write-storm" => with(a.count("--writes", 200_000), write_storm),
-        "fsync-bound" => {
-            let records = a.count("--records", 2000);
-            let first = a.flag("--lockstep-first");
-            let lockstep = a.values2("--lockstep").map(|(input, output)| Lockstep {
-                input: PathBuf::from(input),
-                output: PathBuf::from(output),
-                first,
-            });
-            if first && lockstep.is_none() {
-                usage_error("fsync-bound: --lockstep-first needs --lockstep IN OUT");
-            }
-            Box::new(move |d| fsync_bound(d, records, lockstep))
-        }
-        "many-files" => with(a.count("--files", 10_000), many_files),
-        "inode-reuse" => {
-            let files = a.count("--files", 40);
-            let print = a.flag("--print-inodes");
-            Box::new(move |d| inode_reuse(d, files, print))
-        }
-        "link-unlink" => Box::new(link_unlink),
-        "unlink-one-name" => Box::new(unlink_one_name),
-        "table-churn" => with(
-            (a.count("--files", 3000), a.count("--new", 500)),
-            table_churn,
-        ),
-        "entry-storm" => with(a.count("--files", 100_000), entry_storm),
-        "writev" => Box::new(writev),
-        "io-uring-fsync" => Box::new(io_uring_fsync),
-        "per-record-sync" => with(a.count("--records", 50), cost::per_record_sync),
-        "batched-sync" => with(
-            (a.count("--records", 320), a.count("--batch", 16)),
-            cost::batched_sync,
-        ),
-        "double-fsync" => Box::new(cost::double_fsync),
-        "demo" => with(a.value("--fuse").map(PathBuf::from), |d, fuse| {
-            demo(d, fuse.as_deref())
-        }),
-        other => usage_error(&format!("unknown scenario {other:?}")),
-    };
-    // Before running anything: a mistyped option must not run a default.
-    a.done();
+    let matches = cli::Cli::command().get_matches();
+    let scenario = matches.subcommand_name().unwrap_or_default().to_string();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let (dir, run) = cli.scenario.into_run();
+    let report_elapsed = cli.report_elapsed;
     let start = std::time::Instant::now();
     if let Err(e) = run(&dir) {
         say!("workload: {scenario}: {e}");

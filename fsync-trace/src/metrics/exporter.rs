@@ -119,4 +119,3 @@ pub async fn next_scan(exporter: &mut Option<Exporter>) -> Option<CountersSnapsh
     let scan = rx.borrow_and_update().clone();
     scan
 }
-

@@ -11,7 +11,7 @@ use super::*;
 
 /// What the event loop keeps to feed [`Metrics`]: everything here is owned by the loop.
 pub struct LiveMetrics {
-    m: Metrics,
+    pub(super) m: Metrics,
     devices: HashSet<u32>,
     findings_seen: usize,
     exit_counts: (u64, u64),
@@ -229,4 +229,3 @@ fn build_snapshot<R: Resolver>(
 }
 
 pub type CountersSnapshot = Arc<HashMap<FileKey, FileCounters>>;
-

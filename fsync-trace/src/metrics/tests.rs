@@ -3,7 +3,7 @@ use std::collections::HashMap;
 
 use fsync_trace_common::{FileCounters, FileKey, NamespaceOp, SyncOp};
 
-use super::*;
+use super::{exporter::spawn_file_stats_scanner, *};
 use crate::{
     event::{Actor, Event, EventKind, NameRef},
     state::{DurabilityState, NoResolver},

@@ -48,20 +48,36 @@ pub fn is_durable_fs(magic: u64) -> bool {
 }
 
 /// Inode type bits (`S_IFMT`) and the two types whose durability we track.
+///
+/// This constant is the mask of the type bits in `i_mode`.
 pub const S_IFMT: u32 = 0o170000;
+/// Inode type: regular file (its writes and syncs are tracked).
 pub const S_IFREG: u32 = 0o100000;
+/// Inode type: directory (its entry changes and syncs are tracked).
 pub const S_IFDIR: u32 = 0o040000;
 
 /// Open flags (x86_64 / asm-generic values) that change durability.
 pub mod open_flags {
+    /// Mask of the access mode bits (O_RDONLY, O_WRONLY, O_RDWR).
     pub const O_ACCMODE: u32 = 0o3;
+    /// Create the file if it does not exist.
     pub const O_CREAT: u32 = 0o100;
+    /// Truncate the file at open (the kernel clears it from `f_flags`;
+    /// `OpenRecord::open_flags` sets it back).
     pub const O_TRUNC: u32 = 0o1000;
+    /// Every write appends at the end of the file.
     pub const O_APPEND: u32 = 0o2000;
+    /// Every write is a durable point for its data, as if followed by fdatasync.
     pub const O_DSYNC: u32 = 0o10000;
+    /// Bypass the page cache; not a durable point by itself (the disk's cache may still
+    /// hold the data).
     pub const O_DIRECT: u32 = 0o40000;
+    /// Fail unless the path names a directory.
     pub const O_DIRECTORY: u32 = 0o200000;
+    /// Every write is a durable point for data and metadata, as if followed by fsync
+    /// (includes O_DSYNC).
     pub const O_SYNC: u32 = 0o4010000; // includes O_DSYNC
+    /// Create an unnamed file in the given directory, no entry until linked (includes O_DIRECTORY).
     pub const O_TMPFILE: u32 = 0o20200000; // includes O_DIRECTORY
 }
 
@@ -70,17 +86,25 @@ pub const FMODE_CREATED: u32 = 1 << 20;
 
 /// mmap / msync constants.
 pub mod mman {
+    /// mmap `prot` bit: the mapping is writable.
     pub const PROT_WRITE: u64 = 0x2;
+    /// mmap mapping type: shared (stores reach the file's page cache and dirty it).
     pub const MAP_SHARED: u64 = 0x01;
+    /// mmap mapping type: shared, with unknown flags rejected (as MAP_SHARED for durability).
     pub const MAP_SHARED_VALIDATE: u64 = 0x03;
+    /// Mask of the mapping type bits in mmap's `flags`.
     pub const MAP_TYPE: u64 = 0x0f;
+    /// msync flag: start writeback and return at once (not a durable point).
     pub const MS_ASYNC: u64 = 1;
+    /// msync flag: invalidate other cached copies of the range (no effect on durability).
     pub const MS_INVALIDATE: u64 = 2;
+    /// msync flag: write the range back and wait for it (a durable point for the mapped file).
     pub const MS_SYNC: u64 = 4;
 }
 
 /// `AT_FDCWD` as the kernel sees it in a syscall argument register.
 pub const AT_FDCWD: i32 = -100;
+/// Bytes in a page (x86_64); a mapped dirty page counts as this many unsynced bytes.
 pub const PAGE_SIZE: u64 = 4096;
 
 /// Kernel-internal `dev_t` (12-bit major, 20-bit minor) split into major and minor.
@@ -88,6 +112,7 @@ pub const PAGE_SIZE: u64 = 4096;
 pub fn kdev_major(dev: u32) -> u32 {
     dev >> 20
 }
+/// Minor number of a kernel-internal `dev_t` (its low 20 bits).
 #[inline(always)]
 pub fn kdev_minor(dev: u32) -> u32 {
     dev & ((1 << 20) - 1)

@@ -1,22 +1,39 @@
 //! Names of maps, globals and programs in the eBPF object, shared so they are spelled once.
 
 // Maps.
+/// Map: process ids (tgids) being traced; userspace adds `-p` processes, the fork hook
+/// their children.
 pub const TRACED_TGIDS: &str = "TRACED_TGIDS";
+/// Map: per-file [`FileCounters`](crate::FileCounters) (writes, bytes, mapped pages...), by slot.
 pub const FILE_STATS: &str = "FILE_STATS";
+/// Map: each file's ([`FileKey`](crate::FileKey)) slot in [`FILE_STATS`], given on first sight.
 pub const FILE_SLOTS: &str = "FILE_SLOTS";
+/// Map: sync syscalls between entry and exit ([`InflightSync`](crate::InflightSync)), by thread id.
 pub const INFLIGHT_SYNCS: &str = "INFLIGHT_SYNCS";
+/// Map: the ring buffer of records (state changes) from the kernel to userspace.
 pub const EVENTS: &str = "EVENTS";
+/// Map: per-CPU counts of what could not be recorded, by reason (`LOST_*` indices).
 pub const LOST_EVENTS: &str = "LOST_EVENTS";
+/// Map: small settings, epochs and slot counters, by `CONFIG_*` index.
 pub const CONFIG: &str = "CONFIG";
+/// Map: tail-call targets of the `sys_exit` dispatcher, by `TAIL_*` slot.
 pub const SYS_EXIT_TAILS: &str = "SYS_EXIT_TAILS";
+/// Map: which file claimed each [`FILE_STATS`] slot (keeps slot numbers unique across CPUs).
 pub const SLOT_OWNERS: &str = "SLOT_OWNERS";
+/// Map: queue of [`FILE_STATS`] slots userspace freed, handed out again before fresh ones.
 pub const FREE_SLOTS: &str = "FREE_SLOTS";
 
 // Globals set at load time.
+/// Global: the [`KernelOffsets`](crate::KernelOffsets) (`OFFSETS`) userspace fills from BTF
+/// before load.
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 
 // Tracepoint tier programs (raw tracepoints).
+/// Raw tracepoint `sys_enter`: fallback sync entry hook (runs for every syscall) when the
+/// per-syscall tracepoints in [`PROGS_SYNC_ENTER`] cannot be attached.
 pub const PROG_SYS_ENTER: &str = "sys_enter";
+/// Raw tracepoint `sys_exit`: counts writes inline and tail-calls [`SYS_EXIT_TAILS`] for the other
+/// syscall families.
 pub const PROG_SYS_EXIT: &str = "sys_exit";
 /// Sync syscall entry: one classic tracepoint program per syscall, named as its tracepoint in
 /// the `syscalls` group (`PROG_SYS_ENTER` is the fallback when these cannot be attached).
@@ -28,43 +45,80 @@ pub const PROGS_SYNC_ENTER: [&str; 6] = [
     "sys_enter_syncfs",
     "sys_enter_sync_file_range",
 ];
+/// Tail call ([`TAIL_OPEN`]): exit of open, openat, openat2 and creat; sends `Open` records.
 pub const PROG_SYS_EXIT_OPEN: &str = "sys_exit_open";
+/// Tail call ([`TAIL_NAMESPACE`]): exit of rename*, link*, unlink*, mkdir*, rmdir and symlink*;
+/// sends `Namespace` records.
 pub const PROG_SYS_EXIT_NAMESPACE: &str = "sys_exit_namespace";
+/// Tail call ([`TAIL_SYNC`]): exit of the sync-family syscalls; sends `Sync` records (latency,
+/// result).
 pub const PROG_SYS_EXIT_SYNC: &str = "sys_exit_sync";
+/// Tail call ([`TAIL_MMAP`]): exit of mmap; marks shared writable file mappings, sends `Mmap`
+/// records.
 pub const PROG_SYS_EXIT_MMAP: &str = "sys_exit_mmap";
+/// Tail call ([`TAIL_NAME`]): walks the path of a written file never named yet; sends its
+/// `Name` record.
 pub const PROG_SYS_EXIT_NAME: &str = "sys_exit_name";
+/// Raw tracepoint `sched_process_fork`: traces children of traced processes
+/// ([`CONFIG_FOLLOW_FORKS`]).
 pub const PROG_PROCESS_FORK: &str = "sched_process_fork";
+/// Raw tracepoint `sched_process_exit`: sends `Exit` when a traced process's last thread exits.
 pub const PROG_PROCESS_EXIT: &str = "sched_process_exit";
+/// Raw tracepoint `writeback_dirty_folio`: counts pages of shared mappings dirtied by traced
+/// stores.
 pub const PROG_DIRTY_FOLIO: &str = "writeback_dirty_folio";
+/// Raw tracepoint `writeback_single_inode`: counts the kernel flusher writing a file back.
 pub const PROG_WRITEBACK_INODE: &str = "writeback_single_inode";
 
 // Function-level tiers (see `fsync-trace-ebpf/src/probes/functions.rs`): writes and in-kernel
 // syncs from kernel functions. Program names are unique per tier; the kernel function a program
 // hooks is chosen at load/attach time, so one program covers alternatives (vfs_writev or
 // do_iter_write).
+/// Map: hooked kernel function calls between entry and return
+/// ([`InflightCall`](crate::InflightCall)), by `inflight_call_key(tid, hook)`.
 pub const INFLIGHT_CALLS: &str = "INFLIGHT_CALLS";
+/// fentry tier: fexit on vfs_write (write, pwrite64); counts the write.
 pub const PROG_FEXIT_WRITE: &str = "fexit_vfs_write";
+/// fentry tier: fexit on the vectored write path (vfs_writev or do_iter_write: writev, pwritev,
+/// pwritev2); counts the write.
 pub const PROG_FEXIT_VECTORED_WRITE: &str = "fexit_vectored_write";
+/// fentry tier: fentry on vfs_fsync_range; starts a sync no syscall record covers (io_uring...).
 pub const PROG_FENTRY_FSYNC_RANGE: &str = "fentry_vfs_fsync_range";
+/// fentry tier: fexit on vfs_fsync_range; sends that sync's `Sync` record.
 pub const PROG_FEXIT_FSYNC_RANGE: &str = "fexit_vfs_fsync_range";
+/// kprobe tier: kprobe on vfs_write; keeps the `struct file` argument for the return probe.
 pub const PROG_KPROBE_WRITE: &str = "kprobe_vfs_write";
+/// kprobe tier: kretprobe on vfs_write; counts the write.
 pub const PROG_KRETPROBE_WRITE: &str = "kretprobe_vfs_write";
+/// kprobe tier: kprobe on the vectored write path (vfs_writev or do_iter_write).
 pub const PROG_KPROBE_VECTORED_WRITE: &str = "kprobe_vectored_write";
+/// kprobe tier: kretprobe on the vectored write path; counts the write.
 pub const PROG_KRETPROBE_VECTORED_WRITE: &str = "kretprobe_vectored_write";
+/// kprobe tier: kprobe on vfs_fsync_range; starts a sync no syscall record covers (io_uring...).
 pub const PROG_KPROBE_FSYNC_RANGE: &str = "kprobe_vfs_fsync_range";
+/// kprobe tier: kretprobe on vfs_fsync_range; sends that sync's `Sync` record.
 pub const PROG_KRETPROBE_FSYNC_RANGE: &str = "kretprobe_vfs_fsync_range";
 
 /// Slots in [`SYS_EXIT_TAILS`]: the sys_exit dispatcher handles writes inline (the hot path)
 /// and tail-calls one of these for everything else, keeping each program small for the verifier.
+///
+/// This slot: [`PROG_SYS_EXIT_OPEN`] (open, openat, openat2, creat).
 pub const TAIL_OPEN: u32 = 0;
+/// [`SYS_EXIT_TAILS`] slot of [`PROG_SYS_EXIT_NAMESPACE`] (calls that change directory entries).
 pub const TAIL_NAMESPACE: u32 = 1;
+/// [`SYS_EXIT_TAILS`] slot of [`PROG_SYS_EXIT_SYNC`] (sync-family syscalls).
 pub const TAIL_SYNC: u32 = 2;
+/// [`SYS_EXIT_TAILS`] slot of [`PROG_SYS_EXIT_MMAP`] (mmap).
 pub const TAIL_MMAP: u32 = 3;
 /// A write found a file with no `Name` record yet: walk its path (kept out of the hot program).
 pub const TAIL_NAME: u32 = 4;
+/// Number of slots in [`SYS_EXIT_TAILS`].
 pub const TAIL_SLOTS: u32 = 5;
 
 /// Indices into the CONFIG array map.
+///
+/// This index: nonzero if children forked by traced processes are traced too (`-f`, always
+/// with `--`).
 pub const CONFIG_FOLLOW_FORKS: u32 = 0;
 /// Global durability epoch: bumped at the entry of every durable-point syscall so the next write
 /// to any file re-announces it as dirty (see `FileCounters::dirty_gen`).
@@ -97,11 +151,21 @@ pub const CONFIG_FILE_SLOTS: u32 = 9;
 pub const CONFIG_SLOTS_ALLOCATED: u32 = 10;
 /// Default number of files the kernel side can count (`--file-slots`).
 pub const FILE_SLOTS_MAX: u32 = 262_144;
+/// Number of entries in the CONFIG map (one past the highest `CONFIG_*` index).
 pub const CONFIG_SLOTS: u32 = 11;
 
 /// Indices into the LOST_EVENTS per-CPU array.
+///
+/// This index: records dropped because [`EVENTS`] was full (`ring_buffer_full`).
 pub const LOST_RINGBUF_FULL: u32 = 0;
+/// [`LOST_EVENTS`] index: files that got no [`FILE_STATS`] slot, the table being full
+/// (`file_table_full`).
 pub const LOST_FILE_MAP_FULL: u32 = 1;
+/// [`LOST_EVENTS`] index: sync or hooked calls not recorded, [`INFLIGHT_SYNCS`] or
+/// [`INFLIGHT_CALLS`] being full (`inflight_table_full`).
 pub const LOST_INFLIGHT_MAP_FULL: u32 = 2;
+/// [`LOST_EVENTS`] index: forked children not traced, [`TRACED_TGIDS`] being full
+/// (`process_table_full`).
 pub const LOST_TGID_MAP_FULL: u32 = 3;
+/// Number of entries in [`LOST_EVENTS`] (one per reason).
 pub const LOST_SLOTS: u32 = 4;

@@ -6,35 +6,63 @@
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelOffsets {
+    /// `task_struct.pid` (thread id): tells a forked process from a new thread.
     pub task_pid: u32,
+    /// `task_struct.tgid` (process id) of a forked child.
     pub task_tgid: u32,
+    /// `task_struct.files`: the descriptor table, to resolve an fd to its `struct file`.
     pub task_files: u32,
+    /// `task_struct.fs`: the cwd a name given with AT_FDCWD resolves against.
     pub task_fs: u32,
+    /// `task_struct.signal`: to tell when the whole process has exited.
     pub task_signal: u32,
+    /// `signal_struct.live`: threads of the process still alive (0: the process is gone).
     pub signal_live: u32,
+    /// `files_struct.fdt`: the current fd table.
     pub files_fdt: u32,
+    /// `fdtable.max_fds`: bound of the fd array.
     pub fdt_max_fds: u32,
+    /// `fdtable.fd`: the array of `struct file *`, by descriptor.
     pub fdt_fd: u32,
+    /// `file.f_mode` (FMODE_WRITE, FMODE_CREATED).
     pub file_f_mode: u32,
+    /// `file.f_flags`: the open flags (O_SYNC, O_DSYNC, O_APPEND...).
     pub file_f_flags: u32,
+    /// `file.f_inode`: the open file's inode.
     pub file_f_inode: u32,
+    /// `file.f_path`: mount and dentry of the open file, where the path walk starts.
     pub file_f_path: u32,
+    /// `path.mnt` (`struct vfsmount *`).
     pub path_mnt: u32,
+    /// `path.dentry`.
     pub path_dentry: u32,
+    /// `inode.i_mode`: file type and permission bits.
     pub inode_i_mode: u32,
+    /// `inode.i_ino`: the inode number (`FileKey::ino`).
     pub inode_i_ino: u32,
+    /// `inode.i_sb`: the inode's superblock.
     pub inode_i_sb: u32,
+    /// `super_block.s_dev`: the filesystem's device (`FileKey::dev`).
     pub sb_s_dev: u32,
+    /// `super_block.s_magic`: the filesystem type (files on non-durable ones are ignored).
     pub sb_s_magic: u32,
+    /// `dentry.d_parent`: the walk up to the root.
     pub dentry_d_parent: u32,
+    /// `dentry.d_name` (`struct qstr`: hash, length, name pointer).
     pub dentry_d_name: u32,
+    /// `dentry.d_inode`: the inode a dentry names.
     pub dentry_d_inode: u32,
+    /// `fs_struct.pwd`: the current working directory.
     pub fs_pwd: u32,
     /// Offset of `struct vfsmount mnt` inside `struct mount` (for container_of).
     pub mount_mnt: u32,
+    /// `mount.mnt_parent`: the mount this one is mounted on.
     pub mount_mnt_parent: u32,
+    /// `mount.mnt_mountpoint`: the dentry this mount covers in its parent.
     pub mount_mnt_mountpoint: u32,
+    /// `vfsmount.mnt_root`: a mount's root dentry (where the walk crosses to the parent mount).
     pub vfsmount_mnt_root: u32,
+    /// `address_space.host`: the inode of a dirtied page's mapping.
     pub mapping_host: u32,
     /// `task_struct.flags` (PF_IO_WORKER / PF_KTHREAD: no syscall of the thread's own).
     pub task_flags: u32,

@@ -2,6 +2,7 @@
 //! the per-file map. Events are sent on state changes only (a file became dirty, a sync finished,
 //! a namespace change...), never once per write: per-write counting happens in `FILE_STATS`.
 
+/// Bytes of a task's command name (`comm`, NUL included): the kernel's TASK_COMM_LEN.
 pub const TASK_COMM_LEN: usize = 16;
 /// Usable bytes of a path assembled in the kernel (walked from a dentry up to the root).
 pub const PATH_BUF: usize = 512;
@@ -21,8 +22,11 @@ pub const MAX_PATH_DEPTH: u32 = 48;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileKey {
+    /// Kernel-internal `dev_t` of the file's filesystem (`super_block.s_dev`; see `kdev_major`).
     pub dev: u32,
+    /// The inode's generation (`i_generation`); 0 on filesystems that do not set it.
     pub gen: u32,
+    /// The inode number (`i_ino`).
     pub ino: u64,
 }
 
@@ -32,9 +36,11 @@ pub struct FileKey {
 pub struct FileCounters {
     /// Non-O_SYNC write calls and the bytes they wrote (successful calls only).
     pub writes: u64,
+    /// Bytes those non-O_SYNC writes wrote.
     pub bytes: u64,
     /// Writes through O_SYNC/O_DSYNC descriptors (each one is its own durable point).
     pub sync_writes: u64,
+    /// Bytes those O_SYNC/O_DSYNC writes wrote.
     pub sync_write_bytes: u64,
     /// Clean pages of a shared writable mapping dirtied by stores of a traced process.
     pub mapped_dirty_pages: u64,
@@ -55,20 +61,30 @@ pub const FILE_FLAG_MAPPED: u64 = 1;
 /// A `Name` record (the file's path walked from its dentry) was sent for this slot.
 pub const FILE_FLAG_NAMED: u64 = 2;
 
+/// Kind of a ring buffer record (`RecordHeader::kind`): which record struct the bytes hold.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
+    /// A file became dirty: [`DirtyRecord`].
     Dirty = 1,
+    /// A sync call finished, or an O_SYNC write made a dirty file durable: [`SyncRecord`].
     Sync = 2,
+    /// A tracked file or directory was opened: [`OpenRecord`].
     Open = 3,
+    /// A directory entry changed: [`NamespaceRecord`].
     Namespace = 4,
+    /// A file was mapped shared and writable: [`MmapRecord`].
     Mmap = 5,
+    /// A traced process forked a process now traced too: [`ForkRecord`].
     Fork = 6,
+    /// A traced process exited: [`ExitRecord`].
     Exit = 7,
+    /// The first sight of a file through a descriptor, with its path: [`NameRecord`].
     Name = 8,
 }
 
 impl RecordKind {
+    /// The kind with this `RecordHeader::kind` value, or None if unknown.
     pub fn from_u32(v: u32) -> Option<Self> {
         Some(match v {
             1 => Self::Dirty,
@@ -88,34 +104,50 @@ impl RecordKind {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RecordHeader {
+    /// The record's [`RecordKind`], as u32.
     pub kind: u32,
+    /// Process id (tgid) of the task the record comes from.
     pub tgid: u32,
+    /// Thread id of that task.
     pub tid: u32,
+    /// Padding (zero), explicit so both sides build the same layout.
     pub _pad: u32,
     /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when the record was made.
     pub ts_ns: u64,
+    /// That task's command name (`comm`), NUL-padded.
     pub comm: [u8; TASK_COMM_LEN],
 }
 
 /// How a file got dirty.
+///
+/// This value: a write call through a descriptor.
 pub const DIRTY_BY_WRITE: u32 = 0;
+/// How a file got dirty: a store through a shared writable mapping dirtied one of its pages.
 pub const DIRTY_BY_MAPPED_STORE: u32 = 1;
 
 /// A file got dirty for the first time since the durability epoch last changed.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct DirtyRecord {
+    /// Header: the task whose write or store made the file dirty.
     pub hdr: RecordHeader,
+    /// The file that became dirty.
     pub file: FileKey,
     /// Counter values before the write that sent this record, so userspace can compute what
     /// is unsynced from the final counters.
     pub writes_before: u64,
+    /// Bytes written (non-O_SYNC) before that write: see `writes_before`.
     pub bytes_before: u64,
+    /// Mapped dirty pages counted before that write or store: see `writes_before`.
     pub mapped_pages_before: u64,
+    /// How the file got dirty: [`DIRTY_BY_WRITE`] or [`DIRTY_BY_MAPPED_STORE`].
     pub source: u32,
+    /// The descriptor written through, or -1 (a mapped store, or a write whose fd a hook did not
+    /// see).
     pub fd: i32,
     /// The `FILE_STATS` slot the `*_before` counters are from (slots are reclaimed and reused).
     pub slot: u32,
+    /// Padding (zero).
     pub _pad: u32,
 }
 
@@ -123,17 +155,24 @@ pub struct DirtyRecord {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SyncOp {
+    /// fsync(2), or vfs_fsync_range with `datasync` 0 from inside the kernel (io_uring...).
     Fsync = 0,
+    /// fdatasync(2), or vfs_fsync_range with `datasync` set from inside the kernel.
     Fdatasync = 1,
+    /// msync(2): a durable point for the mapped file only with MS_SYNC.
     Msync = 2,
+    /// sync(2): every filesystem.
     Sync = 3,
+    /// syncfs(2): the filesystem of the descriptor's file.
     Syncfs = 4,
+    /// sync_file_range(2): never a durable point.
     SyncFileRange = 5,
     /// A write through an O_SYNC/O_DSYNC descriptor to a file that was dirty.
     SyncWrite = 6,
 }
 
 impl SyncOp {
+    /// Every op, in discriminant order (`ALL[v]` is the op of value `v`).
     pub const ALL: [SyncOp; 7] = [
         Self::Fsync,
         Self::Fdatasync,
@@ -143,9 +182,11 @@ impl SyncOp {
         Self::SyncFileRange,
         Self::SyncWrite,
     ];
+    /// The op with this `SyncRecord::op` value, or None if unknown.
     pub fn from_u32(v: u32) -> Option<Self> {
         Self::ALL.get(v as usize).copied()
     }
+    /// The op's name in reports, findings and the metrics' `op` label.
     pub fn name(self) -> &'static str {
         match self {
             Self::Fsync => "fsync",
@@ -163,29 +204,43 @@ impl SyncOp {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SyncRecord {
+    /// Header: the syncing task; `ts_ns` is when the call returned.
     pub hdr: RecordHeader,
+    /// The call: a [`SyncOp`], as u32.
     pub op: u32,
+    /// The call's descriptor (the O_SYNC write's for `SyncWrite`); -1 for msync, sync, and syncs
+    /// from inside the kernel.
     pub fd: i32,
+    /// The call's return value: 0, or a negative errno.
     pub ret: i64,
+    /// `bpf_ktime_get_ns` when the call was entered (latency: `hdr.ts_ns - enter_ns`); `hdr.ts_ns`
+    /// for an O_SYNC write.
     pub enter_ns: u64,
     /// The file synced (fsync, fdatasync, sync_file_range, O_SYNC write) or any file on the
     /// filesystem synced (syncfs); zero when not applicable or not durable-capable.
     pub file: FileKey,
+    /// `i_mode` of `file` (its type bits tell a directory); 0 without a file.
     pub file_mode: u32,
     /// Whether `file` is on a filesystem that can be durable (0/1).
     pub durable_fs: u32,
     /// msync: address, length, flags. sync_file_range: offset, nbytes, flags.
     pub addr: u64,
+    /// msync: length of the range; sync_file_range: nbytes; 0 otherwise.
     pub len: u64,
+    /// msync: its MS_* flags; sync_file_range: its SYNC_FILE_RANGE_* flags; 0 otherwise.
     pub flags: u64,
     /// `file`'s `FILE_STATS` counters (writes, bytes, mapped pages) read in the kernel when the
     /// call returned: per sync, never per write. What a sync covered is the difference from
     /// the previous sync's reading (userspace). Valid only if `counters_slot` is not `NO_SLOT`
     /// (the slot they are from, as for `DirtyRecord::slot`: slots are reclaimed and reused).
     pub writes: u64,
+    /// `file`'s bytes written (non-O_SYNC) when the call returned: see `writes`.
     pub bytes: u64,
+    /// `file`'s mapped dirty pages when the call returned: see `writes`.
     pub mapped_pages: u64,
+    /// The `FILE_STATS` slot `writes`, `bytes` and `mapped_pages` were read from, or `NO_SLOT`.
     pub counters_slot: u32,
+    /// Padding (zero).
     pub _pad: u32,
 }
 
@@ -193,15 +248,20 @@ pub struct SyncRecord {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct OpenRecord {
+    /// Header: the opening task; `ts_ns` is when the open returned.
     pub hdr: RecordHeader,
+    /// The opened file or directory.
     pub file: FileKey,
     /// Directory holding the opened entry (for the created-entry rule).
     pub parent: FileKey,
+    /// `i_mode` of the opened inode (type and permission bits).
     pub mode: u32,
     /// The open file's `f_flags`, plus `O_TRUNC` if the call asked to truncate (the kernel
     /// clears that bit from `f_flags`).
     pub open_flags: u32,
+    /// The open file's `f_mode` (`FMODE_CREATED` if this open created the file).
     pub f_mode: u32,
+    /// The descriptor the open returned.
     pub fd: i32,
     /// Where the path starts in `path` (it is assembled backwards from the end of the usable area).
     pub path_start: u32,
@@ -214,7 +274,10 @@ pub struct OpenRecord {
     /// counters are the previous file's final ones; the kernel dropped the key's slot (userspace
     /// frees it) and the new file starts from zero in a fresh one.
     pub prior_slot: u32,
+    /// The previous file's final counters, read from `prior_slot` (zero if it is `NO_SLOT`).
     pub prior: FileCounters,
+    /// The absolute path, assembled backwards: bytes `path_start..PATH_BUF` (the slack is never
+    /// used).
     pub path: [u8; PATH_BUF + PATH_SLACK],
 }
 
@@ -224,13 +287,19 @@ pub struct OpenRecord {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct NameRecord {
+    /// Header: the task through whose descriptor the file was first seen.
     pub hdr: RecordHeader,
+    /// The file seen.
     pub file: FileKey,
     /// `i_nlink` now: 0 means the file has no name left (deleted, or an unlinked O_TMPFILE).
     pub nlink: u32,
+    /// `f_flags` of the descriptor it was seen through (O_SYNC, O_APPEND, O_TMPFILE...).
     pub open_flags: u32,
+    /// Where the path starts in `path` (assembled backwards from `PATH_BUF`).
     pub path_start: u32,
+    /// Non-zero if the walk stopped before reaching the root.
     pub path_truncated: u32,
+    /// The absolute path: bytes `path_start..PATH_BUF`.
     pub path: [u8; PATH_BUF + PATH_SLACK],
 }
 
@@ -238,15 +307,22 @@ pub struct NameRecord {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NamespaceOp {
+    /// rename, renameat, renameat2: "old" moved to "new" (replacing it if it existed).
     Rename = 0,
+    /// link, linkat: "new" made a second name of "old".
     Link = 1,
+    /// unlink, unlinkat: a name removed.
     Unlink = 2,
+    /// mkdir, mkdirat: a directory created.
     Mkdir = 3,
+    /// rmdir, or unlinkat with AT_REMOVEDIR: a directory removed.
     Rmdir = 4,
+    /// symlink, symlinkat: a symbolic link created (its target text is not recorded).
     Symlink = 5,
 }
 
 impl NamespaceOp {
+    /// The op with this `NamespaceRecord::op` value, or None if unknown.
     pub fn from_u32(v: u32) -> Option<Self> {
         Some(match v {
             0 => Self::Rename,
@@ -258,6 +334,7 @@ impl NamespaceOp {
             _ => return None,
         })
     }
+    /// The op's lower-case name ("rename", "link", "unlink"...).
     pub fn name(self) -> &'static str {
         match self {
             Self::Rename => "rename",
@@ -274,10 +351,17 @@ impl NamespaceOp {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct BaseDir {
+    /// Identity of the base directory; zero if it could not be resolved.
     pub dir: FileKey,
+    /// Superblock magic of the directory's filesystem (tells whether it can be durable); 0 if
+    /// unresolved.
     pub fs_magic: u64,
+    /// Where the directory's path starts in `path` (assembled backwards from `PATH_BUF`).
     pub path_start: u32,
+    /// Non-zero if the walk stopped before reaching the root, or the directory could not be
+    /// resolved.
     pub path_truncated: u32,
+    /// The directory's absolute path: bytes `path_start..PATH_BUF`.
     pub path: [u8; PATH_BUF + PATH_SLACK],
 }
 
@@ -286,12 +370,21 @@ pub struct BaseDir {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct NamespaceRecord {
+    /// Header: the task; `ts_ns` is when the call returned.
     pub hdr: RecordHeader,
+    /// The operation: a [`NamespaceOp`], as u32.
     pub op: u32,
+    /// The call's flags argument (renameat2's RENAME_*, linkat's AT_*, unlinkat's); 0 if it has
+    /// none.
     pub flags: u32,
+    /// The directory `old_name` is resolved against (its dirfd, or the cwd).
     pub old_base: BaseDir,
+    /// The directory `new_name` is resolved against (rename and link only; zeroed otherwise).
     pub new_base: BaseDir,
+    /// The first name as the process passed it (relative or absolute), NUL-terminated, truncated to
+    /// `NAME_BUF`.
     pub old_name: [u8; NAME_BUF],
+    /// The second name (rename, link), as `old_name`; empty for the other operations.
     pub new_name: [u8; NAME_BUF],
 }
 
@@ -299,14 +392,23 @@ pub struct NamespaceRecord {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct MmapRecord {
+    /// Header: the mapping task; `ts_ns` is when mmap returned.
     pub hdr: RecordHeader,
+    /// The mapped file.
     pub file: FileKey,
+    /// Start address of the mapping (mmap's return value).
     pub addr: u64,
+    /// Length of the mapping in bytes (mmap's `len` argument).
     pub len: u64,
+    /// mmap's `prot` argument (`PROT_*` bits; PROT_WRITE is set).
     pub prot: u64,
+    /// mmap's `flags` argument (`MAP_*` bits; MAP_SHARED or MAP_SHARED_VALIDATE).
     pub flags: u64,
+    /// mmap's offset argument: bytes into the file (x86_64 mmap(2) takes bytes, not pages).
     pub pgoff: u64,
+    /// The descriptor mapped.
     pub fd: i32,
+    /// Padding (zero).
     pub _pad: u32,
 }
 
@@ -314,8 +416,11 @@ pub struct MmapRecord {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ForkRecord {
+    /// Header: the forking task (in the parent process).
     pub hdr: RecordHeader,
+    /// Process id (tgid) of the new process, now in `TRACED_TGIDS`.
     pub child_tgid: u32,
+    /// Padding (zero).
     pub _pad: u32,
 }
 
@@ -323,6 +428,7 @@ pub struct ForkRecord {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExitRecord {
+    /// Header: the process's last exiting thread.
     pub hdr: RecordHeader,
 }
 
@@ -330,7 +436,9 @@ pub struct ExitRecord {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct InflightSync {
+    /// `bpf_ktime_get_ns` at the syscall's entry.
     pub enter_ns: u64,
+    /// The syscall number (`syscalls::*`).
     pub nr: u64,
 }
 
@@ -339,6 +447,7 @@ pub struct InflightSync {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct InflightCall {
+    /// `bpf_ktime_get_ns` at the function's entry.
     pub enter_ns: u64,
     /// The `struct file *` argument.
     pub file: u64,
@@ -353,7 +462,10 @@ pub struct InflightCall {
 }
 
 /// `hook` values of [`inflight_call_key`].
+///
+/// This value: vfs_write and the vectored write path (never nested, so they share a slot).
 pub const CALL_WRITE: u64 = 0;
+/// `hook` of vfs_fsync_range calls.
 pub const CALL_FSYNC_RANGE: u64 = 1;
 
 /// One in-flight slot per (thread, hook): an inner call of another hook (the fsync an O_SYNC

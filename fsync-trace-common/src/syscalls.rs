@@ -1,42 +1,78 @@
 //! x86_64 syscall numbers of the calls the tracepoint tier decodes, and where arguments live in
 //! `struct pt_regs` (a stable user ABI on x86_64, `arch/x86/include/uapi/asm/ptrace.h`).
 
+/// write(2): a write through a descriptor.
 pub const WRITE: u64 = 1;
+/// open(2): an open (`Open` record).
 pub const OPEN: u64 = 2;
+/// mmap(2): may map a file shared and writable.
 pub const MMAP: u64 = 9;
+/// pwrite64(2): a write at an offset.
 pub const PWRITE64: u64 = 18;
+/// writev(2): a vectored write.
 pub const WRITEV: u64 = 20;
+/// msync(2): sync of a mapped range (a durable point with MS_SYNC).
 pub const MSYNC: u64 = 26;
+/// fsync(2): a durable point for one file (for a directory: its entries).
 pub const FSYNC: u64 = 74;
+/// fdatasync(2): a durable point for one file's data.
 pub const FDATASYNC: u64 = 75;
+/// rename(2): a directory entry moved or replaced.
 pub const RENAME: u64 = 82;
+/// mkdir(2): a directory created.
 pub const MKDIR: u64 = 83;
+/// rmdir(2): a directory removed.
 pub const RMDIR: u64 = 84;
+/// creat(2): an open that creates and truncates.
 pub const CREAT: u64 = 85;
+/// link(2): a new name for an existing file.
 pub const LINK: u64 = 86;
+/// unlink(2): a name removed.
 pub const UNLINK: u64 = 87;
+/// symlink(2): a symbolic link created.
 pub const SYMLINK: u64 = 88;
+/// sync(2): a durable point for every filesystem.
 pub const SYNC: u64 = 162;
+/// openat(2): an open relative to a directory fd.
 pub const OPENAT: u64 = 257;
+/// mkdirat(2): mkdir relative to a directory fd.
 pub const MKDIRAT: u64 = 258;
+/// unlinkat(2): unlink relative to a directory fd (rmdir with AT_REMOVEDIR).
 pub const UNLINKAT: u64 = 263;
+/// renameat(2): rename relative to directory fds.
 pub const RENAMEAT: u64 = 264;
+/// linkat(2): link relative to directory fds.
 pub const LINKAT: u64 = 265;
+/// symlinkat(2): symlink relative to a directory fd.
 pub const SYMLINKAT: u64 = 266;
+/// sync_file_range(2): starts or waits for writeback; never a durable point.
 pub const SYNC_FILE_RANGE: u64 = 277;
+/// pwritev(2): a vectored write at an offset.
 pub const PWRITEV: u64 = 296;
+/// syncfs(2): a durable point for the filesystem of a descriptor's file.
 pub const SYNCFS: u64 = 306;
+/// renameat2(2): renameat with flags (RENAME_EXCHANGE, RENAME_NOREPLACE...).
 pub const RENAMEAT2: u64 = 316;
+/// pwritev2(2): pwritev with per-call flags.
 pub const PWRITEV2: u64 = 328;
+/// openat2(2): openat with its flags in `struct open_how`.
 pub const OPENAT2: u64 = 437;
 // Calls that can drop the last reference to an open file (see `may_free_files`).
+/// close(2).
 pub const CLOSE: u64 = 3;
+/// dup2(2): closes the descriptor it replaces.
 pub const DUP2: u64 = 33;
+/// execve(2): closes close-on-exec descriptors.
 pub const EXECVE: u64 = 59;
+/// unshare(2): may drop a shared descriptor table (CLONE_FILES).
 pub const UNSHARE: u64 = 272;
+/// dup3(2): closes the descriptor it replaces.
 pub const DUP3: u64 = 292;
+/// execveat(2): closes close-on-exec descriptors.
 pub const EXECVEAT: u64 = 322;
+/// io_uring_enter(2): submitted requests may close files (IORING_OP_CLOSE).
 pub const IO_URING_ENTER: u64 = 426;
+/// close_range(2): closes a range of descriptors.
 pub const CLOSE_RANGE: u64 = 436;
 
 /// Syscalls after which a `struct file` may be freed (and its memory reused for another open
@@ -53,16 +89,27 @@ pub fn may_free_files(nr: u64) -> bool {
 
 /// Offsets in `struct pt_regs` of the six syscall argument registers, the return value and the
 /// syscall number.
+///
+/// This one: `di`, the first argument.
 pub const REGS_DI: usize = 112;
+/// `si`: the second argument.
 pub const REGS_SI: usize = 104;
+/// `dx`: the third argument.
 pub const REGS_DX: usize = 96;
+/// `r10`: the fourth argument.
 pub const REGS_R10: usize = 56;
+/// `r8`: the fifth argument.
 pub const REGS_R8: usize = 72;
+/// `r9`: the sixth argument.
 pub const REGS_R9: usize = 64;
+/// `ax`: the return value (at sys_exit).
 pub const REGS_AX: usize = 80;
+/// `orig_ax`: the syscall number.
 pub const REGS_ORIG_AX: usize = 120;
+/// The six argument registers' offsets, in argument order.
 pub const ARG_REGS: [usize; 6] = [REGS_DI, REGS_SI, REGS_DX, REGS_R10, REGS_R8, REGS_R9];
 
+/// True for the write syscalls: write, pwrite64, writev, pwritev, pwritev2.
 #[inline(always)]
 pub fn is_write(nr: u64) -> bool {
     matches!(nr, WRITE | PWRITE64 | WRITEV | PWRITEV | PWRITEV2)
@@ -79,6 +126,7 @@ pub fn write_hook_bit(nr: u64) -> u64 {
     }
 }
 
+/// True for the sync-family syscalls: fsync, fdatasync, msync, sync, syncfs, sync_file_range.
 #[inline(always)]
 pub fn is_sync(nr: u64) -> bool {
     matches!(
@@ -93,11 +141,14 @@ pub fn may_be_durable_point(nr: u64) -> bool {
     matches!(nr, FSYNC | FDATASYNC | MSYNC | SYNC | SYNCFS)
 }
 
+/// True for the syscalls that open a file: open, openat, openat2, creat.
 #[inline(always)]
 pub fn is_open(nr: u64) -> bool {
     matches!(nr, OPEN | OPENAT | OPENAT2 | CREAT)
 }
 
+/// True for the syscalls that change directory entries: rename, renameat, renameat2, link, linkat,
+/// unlink, unlinkat, mkdir, mkdirat, rmdir, symlink, symlinkat.
 #[inline(always)]
 pub fn is_namespace(nr: u64) -> bool {
     matches!(

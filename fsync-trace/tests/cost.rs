@@ -272,22 +272,7 @@ con.close()
 const SQLITE_ROWS: u64 = 30;
 
 fn sqlite_run(mode: &str) -> (TempDir, String, Report) {
-    let (_sdir, sdir) = tempdir();
-    let script = format!("{sdir}/app.py");
-    std::fs::write(&script, SQLITE_APP).unwrap();
-    let (g, d) = tempdir();
-    let db = format!("{d}/app.db");
-    let setup = run(
-        Command::new(python()).args(["-I", "-B", &script, &db, "setup", "0"]),
-        "sqlite setup",
-    );
-    assert_eq!(setup.code, 0, "sqlite setup: {}", setup.stderr);
-    let n = SQLITE_ROWS.to_string();
-    let (out, r) = trace(&os(&["--", python(), "-I", "-B", &script, &db, mode, &n]));
-    assert_eq!(out.code, 0, "traced sqlite app: {}", out.stderr);
-    let r = r.expect("report");
-    r.assert_complete();
-    (g, d, r)
+    traced_sqlite_app(SQLITE_APP, mode, SQLITE_ROWS as usize)
 }
 
 // SQLite 3.40 (Debian 12) in WAL mode with synchronous=FULL (see integration.rs for the

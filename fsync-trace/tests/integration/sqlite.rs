@@ -1,5 +1,4 @@
 //! A real embedded database: SQLite in WAL mode.
-use std::process::Command;
 
 use super::support::*;
 
@@ -29,22 +28,7 @@ con.close()
 
 /// Runs the SQLite app traced with `synchronous=<mode>` and `n` transactions.
 fn sqlite_run(mode: &str, n: usize) -> (TempDir, String, Report) {
-    let (_sdir, sdir) = tempdir();
-    let script = format!("{sdir}/app.py");
-    std::fs::write(&script, SQLITE_APP).unwrap();
-    let (g, d) = tempdir();
-    let db = format!("{d}/app.db");
-    let setup = run(
-        Command::new(python()).args(["-I", "-B", &script, &db, "setup", "0"]),
-        "sqlite setup",
-    );
-    assert_eq!(setup.code, 0, "sqlite setup: {}", setup.stderr);
-    let n = n.to_string();
-    let (out, r) = trace(&os(&["--", python(), "-I", "-B", &script, &db, mode, &n]));
-    assert_eq!(out.code, 0, "traced sqlite app: {}", out.stderr);
-    let r = r.expect("report");
-    r.assert_complete();
-    (g, d, r)
+    traced_sqlite_app(SQLITE_APP, mode, n)
 }
 
 // What SQLite 3.40 (Debian 12) does for N one-row transactions on an existing WAL database

@@ -835,3 +835,25 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// Runs the Python SQLite application `app` (its arguments: database path, mode, row count):
+/// first `setup` untraced in a fresh directory, then `mode` with `n` rows under the tracer.
+/// Returns (guard, directory of app.db, complete report).
+pub fn traced_sqlite_app(app: &str, mode: &str, n: usize) -> (TempDir, String, Report) {
+    let (_sdir, sdir) = tempdir();
+    let script = format!("{sdir}/app.py");
+    std::fs::write(&script, app).unwrap();
+    let (g, d) = tempdir();
+    let db = format!("{d}/app.db");
+    let setup = run(
+        Command::new(python()).args(["-I", "-B", &script, &db, "setup", "0"]),
+        "sqlite setup",
+    );
+    assert_eq!(setup.code, 0, "sqlite setup: {}", setup.stderr);
+    let n = n.to_string();
+    let (out, r) = trace(&os(&["--", python(), "-I", "-B", &script, &db, mode, &n]));
+    assert_eq!(out.code, 0, "traced sqlite app: {}", out.stderr);
+    let r = r.expect("report");
+    r.assert_complete();
+    (g, d, r)
+}

@@ -58,6 +58,14 @@ impl WriteCache {
 #[map]
 pub static WRITE_CACHE: PerCpuArray<WriteCache> = PerCpuArray::with_max_entries(1, 0);
 
+/// The synced file's counters at a sync's return, staged here (per CPU) before the record is
+/// reserved: values read back from map memory are unknown to the verifier, so the paths that
+/// found or missed the file's slot merge again instead of multiplying the states it explores
+/// while a ring buffer reservation is held (too many for the verifier, on 6.1 and on 6.18).
+#[map]
+pub static SYNC_SCRATCH: PerCpuArray<crate::state::SyncCounters> =
+    PerCpuArray::with_max_entries(1, 0);
+
 /// Exact per-file counters, by slot (`FILE_SLOTS`). An array is preallocated: 16 MiB of kernel
 /// memory for the default 262,144 files (userspace sizes the slot maps to `--file-slots`).
 #[map]

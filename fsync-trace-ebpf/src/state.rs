@@ -11,7 +11,7 @@ use crate::{
     kernel::{inode_nlink, path_at, read, walk_path, KPtr},
     maps::{
         config, count_lost, off, CONFIG, EVENTS, EVENTS_BYTES, FILE_SLOTS, FILE_STATS, FREE_SLOTS,
-        SLOT_OWNERS, TRACED_BITS, TRACED_TGIDS,
+        SLOT_OWNERS, SYNC_SCRATCH, TRACED_BITS, TRACED_TGIDS,
     },
 };
 
@@ -321,7 +321,8 @@ pub unsafe fn emit_name(file: KPtr, key: &FileKey, c: *mut FileCounters) {
         count_lost(names::LOST_RINGBUF_FULL);
         return;
     };
-    atomic_or(unsafe { &raw mut (*c).flags }, FILE_FLAG_NAMED);
+    // SAFETY: `c` is this file's FILE_STATS value (the caller's contract).
+    unsafe { atomic_or(&raw mut (*c).flags, FILE_FLAG_NAMED) };
     let r = entry.as_mut_ptr();
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Name);
@@ -408,6 +409,8 @@ fn emit_sync(
     enter_ns: Option<u64>,
     file: Option<(FileKey, u32, bool)>,
 ) {
+    // Before the reservation (see `SYNC_SCRATCH`).
+    let counters = stage_sync_counters(file.filter(|f| f.2).map(|f| f.0));
     let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return;
@@ -430,27 +433,72 @@ fn emit_sync(
         (*r).addr = 0;
         (*r).len = 0;
         (*r).flags = 0;
-        fill_sync_counters(r, file.filter(|f| f.2).map(|f| f.0));
+        store_sync_counters(r, counters);
     }
     entry.submit(wakeup_flags());
 }
 
-/// The counters of the synced file `key` (a tracked file) at the sync's return, into record
-/// `r`: one hash lookup per sync, so userspace knows exactly how many writes and bytes each
-/// sync covered without any per-write record. `NO_SLOT` if the file has no slot.
+/// The counters of a synced file (`key`: a tracked file) at the sync's return: one hash lookup
+/// per sync, so userspace knows exactly how many writes and bytes each sync covered without any
+/// per-write record. `slot` is `NO_SLOT` if the file has none.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SyncCounters {
+    pub writes: u64,
+    pub bytes: u64,
+    pub mapped_pages: u64,
+    pub slot: u32,
+    pub _pad: u32,
+}
+
+/// Stages the counters of `key` in `SYNC_SCRATCH` (call before reserving the record) and
+/// returns the staged copy, to be read with [`SyncCounters::store`] once the record is
+/// reserved.
 #[inline(always)]
-pub fn fill_sync_counters(r: *mut SyncRecord, key: Option<FileKey>) {
+pub fn stage_sync_counters(key: Option<FileKey>) -> Option<*mut SyncCounters> {
+    let scratch = SYNC_SCRATCH.get_ptr_mut(0)?;
+    let staged = match key.and_then(|k| existing_slot(&k)) {
+        // SAFETY: `c` is the FILE_STATS value of `slot`.
+        Some((slot, c)) => unsafe {
+            SyncCounters {
+                writes: (*c).writes,
+                bytes: (*c).bytes,
+                mapped_pages: (*c).mapped_dirty_pages,
+                slot,
+                _pad: 0,
+            }
+        },
+        None => SyncCounters {
+            writes: 0,
+            bytes: 0,
+            mapped_pages: 0,
+            slot: NO_SLOT,
+            _pad: 0,
+        },
+    };
+    // SAFETY: a per-CPU map value of this type.
+    unsafe { *scratch = staged };
+    Some(scratch)
+}
+
+/// Copies staged counters (`staged`: from [`stage_sync_counters`], None: none staged) into
+/// record `r`.
+///
+/// # Safety
+/// `r` points to a reserved, not yet submitted `SyncRecord`.
+#[inline(always)]
+pub unsafe fn store_sync_counters(r: *mut SyncRecord, staged: Option<*mut SyncCounters>) {
     unsafe {
         (*r).writes = 0;
         (*r).bytes = 0;
         (*r).mapped_pages = 0;
         (*r).counters_slot = NO_SLOT;
         (*r)._pad = 0;
-        if let Some((slot, c)) = key.and_then(|k| existing_slot(&k)) {
+        if let Some(c) = staged {
             (*r).writes = (*c).writes;
             (*r).bytes = (*c).bytes;
-            (*r).mapped_pages = (*c).mapped_dirty_pages;
-            (*r).counters_slot = slot;
+            (*r).mapped_pages = (*c).mapped_pages;
+            (*r).counters_slot = (*c).slot;
         }
     }
 }

@@ -11,7 +11,9 @@ use super::syscalls::cached_tracked_file;
 use crate::{
     kernel::{current_task_btf, file_inode, load_btf, task_file, KPtr},
     maps::{count_lost, EVENTS, INFLIGHT_SYNCS},
-    state::{fill_header, fill_sync_counters, name_on_first_sight, wakeup_flags},
+    state::{
+        fill_header, name_on_first_sight, stage_sync_counters, store_sync_counters, wakeup_flags,
+    },
 };
 
 #[raw_tracepoint]
@@ -59,6 +61,13 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
             name_on_first_sight(f, &i.key);
         }
     }
+    // The synced file's counters now: what this sync covered (a tracked file only), staged
+    // before the reservation (see `SYNC_SCRATCH`).
+    let tracked_key = match cached {
+        Some(key) => Some(key),
+        None => inode.filter(|i| i.tracked()).map(|i| i.key),
+    };
+    let counters = stage_sync_counters(tracked_key);
     let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return 0;
@@ -76,12 +85,7 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
         (*r).addr = 0;
         (*r).len = 0;
         (*r).flags = 0;
-        // The synced file's counters now: what this sync covered (a tracked file only).
-        let tracked_key = match cached {
-            Some(key) => Some(key),
-            None => inode.filter(|i| i.tracked()).map(|i| i.key),
-        };
-        fill_sync_counters(r, tracked_key);
+        store_sync_counters(r, counters);
         match op {
             SyncOp::Msync => {
                 (*r).addr = arg0;

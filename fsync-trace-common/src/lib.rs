@@ -2,9 +2,12 @@
 //!
 //! Everything crossing the kernel/user boundary is `#[repr(C)]` and defined here once; names of
 //! maps and programs are constants so userspace never repeats a string. With the `user` feature
-//! the types implement `aya::Pod` so they can be used as map keys and values.
+//! the types implement `aya::Pod` so they can be used as map keys and values; with `host`, the
+//! few std helpers the tracer and xtask both need (`host`).
 #![no_std]
 
+#[cfg(feature = "host")]
+pub mod host;
 pub mod names;
 pub mod offsets;
 pub mod records;

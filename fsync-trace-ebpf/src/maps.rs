@@ -3,7 +3,9 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, ProgramArray, Queue, RingBuf},
 };
-use fsync_trace_common::{names, FileCounters, FileKey, InflightCall, InflightSync, KernelOffsets};
+use fsync_trace_common::{
+    names, FileCounters, FileKey, InflightCall, InflightSync, KernelOffsets, SyncRecord,
+};
 
 /// Thread-group ids being traced (value unused).
 #[map]
@@ -58,13 +60,11 @@ impl WriteCache {
 #[map]
 pub static WRITE_CACHE: PerCpuArray<WriteCache> = PerCpuArray::with_max_entries(1, 0);
 
-/// The synced file's counters at a sync's return, staged here (per CPU) before the record is
-/// reserved: values read back from map memory are unknown to the verifier, so the paths that
-/// found or missed the file's slot merge again instead of multiplying the states it explores
-/// while a ring buffer reservation is held (too many for the verifier, on 6.1 and on 6.18).
+/// A `Sync` record under construction (per CPU), copied into `EVENTS` once complete: building
+/// it in ring buffer memory would hold a reservation across the program's branches, which older
+/// verifiers cannot prune (see `probes/syncs.rs`).
 #[map]
-pub static SYNC_SCRATCH: PerCpuArray<crate::state::SyncCounters> =
-    PerCpuArray::with_max_entries(1, 0);
+pub static SYNC_RECORD: PerCpuArray<SyncRecord> = PerCpuArray::with_max_entries(1, 0);
 
 /// Exact per-file counters, by slot (`FILE_SLOTS`). An array is preallocated: 16 MiB of kernel
 /// memory for the default 262,144 files (userspace sizes the slot maps to `--file-slots`).

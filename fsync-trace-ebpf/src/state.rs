@@ -11,7 +11,7 @@ use crate::{
     kernel::{inode_nlink, path_at, read, walk_path, KPtr},
     maps::{
         config, count_lost, off, CONFIG, EVENTS, EVENTS_BYTES, FILE_SLOTS, FILE_STATS, FREE_SLOTS,
-        SLOT_OWNERS, SYNC_SCRATCH, TRACED_BITS, TRACED_TGIDS,
+        SLOT_OWNERS, SYNC_RECORD, TRACED_BITS, TRACED_TGIDS,
     },
 };
 
@@ -409,96 +409,75 @@ fn emit_sync(
     enter_ns: Option<u64>,
     file: Option<(FileKey, u32, bool)>,
 ) {
-    // Before the reservation (see `SYNC_SCRATCH`).
-    let counters = stage_sync_counters(file.filter(|f| f.2).map(|f| f.0));
-    let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
-        count_lost(names::LOST_RINGBUF_FULL);
+    // Built in the per-CPU scratch record, then copied (see `SYNC_RECORD`).
+    let Some(r) = SYNC_RECORD.get_ptr_mut(0) else {
         return;
     };
-    let r = entry.as_mut_ptr();
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Sync);
+        clear_sync_record(r);
         (*r).op = op as u32;
         (*r).fd = fd;
         (*r).ret = ret;
         (*r).enter_ns = enter_ns.unwrap_or((*r).hdr.ts_ns);
-        (*r).file = Default::default();
-        (*r).file_mode = 0;
-        (*r).durable_fs = 0;
         if let Some((key, mode, tracked)) = file {
             (*r).file = key;
             (*r).file_mode = mode;
             (*r).durable_fs = tracked as u32;
         }
-        (*r).addr = 0;
-        (*r).len = 0;
-        (*r).flags = 0;
-        store_sync_counters(r, counters);
+        fill_sync_counters(r, file.filter(|f| f.2).map(|f| f.0));
+        if EVENTS.output::<SyncRecord>(&*r, wakeup_flags()).is_err() {
+            count_lost(names::LOST_RINGBUF_FULL);
+        }
     }
-    entry.submit(wakeup_flags());
 }
 
-/// The counters of a synced file (`key`: a tracked file) at the sync's return: one hash lookup
-/// per sync, so userspace knows exactly how many writes and bytes each sync covered without any
-/// per-write record. `slot` is `NO_SLOT` if the file has none.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct SyncCounters {
-    pub writes: u64,
-    pub bytes: u64,
-    pub mapped_pages: u64,
-    pub slot: u32,
-    pub _pad: u32,
-}
-
-/// Stages the counters of `key` in `SYNC_SCRATCH` (call before reserving the record) and
-/// returns the staged copy, to be read with [`SyncCounters::store`] once the record is
-/// reserved.
-#[inline(always)]
-pub fn stage_sync_counters(key: Option<FileKey>) -> Option<*mut SyncCounters> {
-    let scratch = SYNC_SCRATCH.get_ptr_mut(0)?;
-    let staged = match key.and_then(|k| existing_slot(&k)) {
-        // SAFETY: `c` is the FILE_STATS value of `slot`.
-        Some((slot, c)) => unsafe {
-            SyncCounters {
-                writes: (*c).writes,
-                bytes: (*c).bytes,
-                mapped_pages: (*c).mapped_dirty_pages,
-                slot,
-                _pad: 0,
-            }
-        },
-        None => SyncCounters {
-            writes: 0,
-            bytes: 0,
-            mapped_pages: 0,
-            slot: NO_SLOT,
-            _pad: 0,
-        },
-    };
-    // SAFETY: a per-CPU map value of this type.
-    unsafe { *scratch = staged };
-    Some(scratch)
-}
-
-/// Copies staged counters (`staged`: from [`stage_sync_counters`], None: none staged) into
-/// record `r`.
+/// Zeroes every field of `Sync` record `r` after its header, one volatile store per field:
+/// plain stores of zeros are merged by LLVM into a `memset`, which the BPF target turns into
+/// a byte loop that the verifier then walks once per state.
 ///
 /// # Safety
-/// `r` points to a reserved, not yet submitted `SyncRecord`.
+/// `r` points to a `SyncRecord` being built.
 #[inline(always)]
-pub unsafe fn store_sync_counters(r: *mut SyncRecord, staged: Option<*mut SyncCounters>) {
+pub unsafe fn clear_sync_record(r: *mut SyncRecord) {
+    use core::ptr::write_volatile as w;
     unsafe {
-        (*r).writes = 0;
-        (*r).bytes = 0;
-        (*r).mapped_pages = 0;
-        (*r).counters_slot = NO_SLOT;
-        (*r)._pad = 0;
-        if let Some(c) = staged {
+        w(&raw mut (*r).op, 0);
+        w(&raw mut (*r).fd, -1);
+        w(&raw mut (*r).ret, 0);
+        w(&raw mut (*r).enter_ns, 0);
+        w(&raw mut (*r).file.dev, 0);
+        w(&raw mut (*r).file.gen, 0);
+        w(&raw mut (*r).file.ino, 0);
+        w(&raw mut (*r).file_mode, 0);
+        w(&raw mut (*r).durable_fs, 0);
+        w(&raw mut (*r).addr, 0);
+        w(&raw mut (*r).len, 0);
+        w(&raw mut (*r).flags, 0);
+        w(&raw mut (*r).writes, 0);
+        w(&raw mut (*r).bytes, 0);
+        w(&raw mut (*r).mapped_pages, 0);
+        w(&raw mut (*r).counters_slot, NO_SLOT);
+        w(&raw mut (*r)._pad, 0);
+    }
+}
+
+/// The counters of the synced file `key` (a tracked file) at the sync's return, into record
+/// `r`: one hash lookup per sync, so userspace knows exactly how many writes and bytes each
+/// sync covered without any per-write record; left as [`clear_sync_record`] set them (no slot:
+/// `NO_SLOT`) if the file has none.
+///
+/// # Safety
+/// `r` points to a `SyncRecord` being built (a scratch map value, not ring buffer memory: see
+/// `SYNC_RECORD`), cleared by [`clear_sync_record`].
+#[inline(always)]
+pub unsafe fn fill_sync_counters(r: *mut SyncRecord, key: Option<FileKey>) {
+    unsafe {
+        if let Some((slot, c)) = key.and_then(|k| existing_slot(&k)) {
             (*r).writes = (*c).writes;
             (*r).bytes = (*c).bytes;
-            (*r).mapped_pages = (*c).mapped_pages;
-            (*r).counters_slot = (*c).slot;
+            (*r).mapped_pages = (*c).mapped_dirty_pages;
+            (*r).counters_slot = slot;
         }
     }
 }

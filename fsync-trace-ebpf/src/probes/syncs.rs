@@ -10,10 +10,8 @@ use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord, 
 use super::syscalls::cached_tracked_file;
 use crate::{
     kernel::{current_task_btf, file_inode, load_btf, task_file, KPtr},
-    maps::{count_lost, EVENTS, INFLIGHT_SYNCS},
-    state::{
-        fill_header, name_on_first_sight, stage_sync_counters, store_sync_counters, wakeup_flags,
-    },
+    maps::{count_lost, EVENTS, INFLIGHT_SYNCS, SYNC_RECORD, SYS_EXIT_TAILS},
+    state::{clear_sync_record, file_slot, fill_header, fill_sync_counters, wakeup_flags},
 };
 
 #[raw_tracepoint]
@@ -56,36 +54,34 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
         Some(_) => None,
         None => file.and_then(file_inode),
     };
-    if let (Some(f), Some(i)) = (file, inode) {
-        if i.tracked() {
-            name_on_first_sight(f, &i.key);
+    // Resolved here, so not written on this CPU since the last close anywhere: it may never
+    // have been named (opened before tracing, never written). Named in a tail call at the end.
+    let may_need_name = file.is_some() && inode.is_some_and(|i| i.tracked());
+    if may_need_name {
+        // Its slot first (a file synced before it is written has none yet): the record
+        // carries the slot's counters.
+        if let Some(i) = inode {
+            let _ = file_slot(&i.key);
         }
     }
-    // The synced file's counters now: what this sync covered (a tracked file only), staged
-    // before the reservation (see `SYNC_SCRATCH`).
+    // The synced file's counters now: what this sync covered (a tracked file only).
     let tracked_key = match cached {
         Some(key) => Some(key),
         None => inode.filter(|i| i.tracked()).map(|i| i.key),
     };
-    let counters = stage_sync_counters(tracked_key);
-    let Some(mut entry) = EVENTS.reserve::<SyncRecord>(0) else {
-        count_lost(names::LOST_RINGBUF_FULL);
+    // Built in a per-CPU scratch record and copied into the ring buffer at the end: holding a
+    // reservation across these branches made the verifier explore too many states (seconds of
+    // load time on 6.18, refused as too complex on 6.1).
+    let Some(r) = SYNC_RECORD.get_ptr_mut(0) else {
         return 0;
     };
-    let r = entry.as_mut_ptr();
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Sync);
+        clear_sync_record(r);
         (*r).op = op as u32;
         (*r).ret = ret;
         (*r).enter_ns = inflight.enter_ns;
-        (*r).file = Default::default();
-        (*r).file_mode = 0;
-        (*r).durable_fs = 0;
-        (*r).fd = -1;
-        (*r).addr = 0;
-        (*r).len = 0;
-        (*r).flags = 0;
-        store_sync_counters(r, counters);
+        fill_sync_counters(r, tracked_key);
         match op {
             SyncOp::Msync => {
                 (*r).addr = arg0;
@@ -112,6 +108,15 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
             }
         }
     }
-    entry.submit(wakeup_flags());
+    if EVENTS
+        .output::<SyncRecord>(unsafe { &*r }, wakeup_flags())
+        .is_err()
+    {
+        count_lost(names::LOST_RINGBUF_FULL);
+    }
+    if may_need_name {
+        // Does not return if the call is made; `sys_exit_name` checks whether it was named.
+        unsafe { SYS_EXIT_TAILS.tail_call(&ctx, names::TAIL_NAME) };
+    }
     0
 }

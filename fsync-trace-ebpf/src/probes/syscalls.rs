@@ -16,7 +16,7 @@ use crate::{
     kernel::{current_task_btf, file_inode, load_btf, read, task_file, KPtr},
     maps::{config, count_lost, off, WriteCache, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
     state::{
-        bump_close_epoch, bump_epoch, counters_at, current_traced, emit_name, existing_counters,
+        bump_close_epoch, bump_epoch, counters_at, current_traced, emit_name, file_counters,
         file_slot, on_write_at,
     },
 };
@@ -208,8 +208,10 @@ fn cached_write(c: &WriteCache, bytes: u64, fd: i64) -> bool {
     }
 }
 
-/// Tail of `sys_exit` for a write to a file whose name was never sent: walks the path of the
-/// written descriptor and sends it ([`emit_name`]).
+/// Tail of `sys_exit` for a write (and of `sys_exit_sync` for a sync) of a file whose name was
+/// never sent: walks the path of the descriptor in the first argument and sends it
+/// ([`emit_name`]). A file synced before it is written gets its slot here. Its own program, so
+/// the dentry walk weighs on neither the hot write program nor the sync program's verification.
 #[raw_tracepoint]
 pub fn sys_exit_name(_ctx: RawTracePointContext) -> i32 {
     let task = current_task_btf();
@@ -221,7 +223,10 @@ pub fn sys_exit_name(_ctx: RawTracePointContext) -> i32 {
     let Some(inode) = file_inode(file) else {
         return 0;
     };
-    if let Some(c) = existing_counters(&inode.key) {
+    if !inode.tracked() {
+        return 0;
+    }
+    if let Some(c) = file_counters(&inode.key) {
         if unsafe { (*c).flags } & FILE_FLAG_NAMED == 0 {
             // SAFETY: `c` is this file's FILE_STATS value.
             unsafe { emit_name(file, &inode.key, c) };

@@ -181,34 +181,13 @@ impl std::fmt::Display for SyncEntryHook {
     }
 }
 
-/// Where tracefs is normally mounted; the syscall tracepoints are found through it.
-const TRACEFS: &str = "/sys/kernel/tracing";
-
-/// Makes tracefs available if it is not (a fresh VM or container may not mount it).
-fn ensure_tracefs() -> Result<(), String> {
-    let has_events = |dir: &str| std::path::Path::new(dir).join("events/syscalls").is_dir();
-    if has_events(TRACEFS) || has_events("/sys/kernel/debug/tracing") {
-        return Ok(());
-    }
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tracefs", "nodev", TRACEFS])
-        .stderr(std::process::Stdio::null())
-        .status();
-    match status {
-        Ok(s) if s.success() && has_events(TRACEFS) => {
-            log::debug!("mounted tracefs on {TRACEFS}");
-            Ok(())
-        }
-        _ => Err(format!(
-            "tracefs is not mounted and mounting it on {TRACEFS} failed"
-        )),
-    }
-}
-
 /// Hooks sync syscall entry: the per-syscall tracepoints if possible, else raw `sys_enter`.
 fn attach_sync_entry(ebpf: &mut Ebpf) -> Result<SyncEntryHook, TracerError> {
-    let why = match ensure_tracefs() {
-        Ok(()) => {
+    let why = match fsync_trace_common::host::ensure_tracefs() {
+        Ok(mounted) => {
+            if mounted {
+                log::debug!("mounted tracefs on {}", fsync_trace_common::host::TRACEFS);
+            }
             let mut failed = None;
             for name in names::PROGS_SYNC_ENTER {
                 let attached = (|| -> Result<(), aya::programs::ProgramError> {

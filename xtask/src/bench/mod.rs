@@ -367,20 +367,16 @@ fn detect_tiers(
 
 /// bpftrace's syscall tracepoints need tracefs; mount it if nobody has.
 fn ensure_tracefs() -> bool {
-    let present = || {
-        [
-            "/sys/kernel/tracing/events/syscalls",
-            "/sys/kernel/debug/tracing/events/syscalls",
-        ]
-        .iter()
-        .any(|p| Path::new(p).exists())
-    };
-    if present() {
-        return true;
+    match fsync_trace_common::host::ensure_tracefs() {
+        Ok(mounted) => {
+            if mounted {
+                eprintln!("[bench] mounted tracefs on /sys/kernel/tracing (bpftrace needs it)");
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!("[bench] {e}");
+            false
+        }
     }
-    eprintln!("[bench] mounting tracefs on /sys/kernel/tracing (bpftrace needs it)");
-    let _ = Command::new("mount")
-        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
-        .status();
-    present()
 }

@@ -14,12 +14,15 @@ use std::{
 };
 
 mod bins;
+mod table;
 
 pub use serde_json::Value;
 pub use tempfile::TempDir;
 
 pub const TRACER: &str = env!("CARGO_BIN_EXE_fsync-trace");
 pub use bins::workload;
+#[allow(unused_imports)]
+pub use table::{table_entry, table_mismatches, table_scenario};
 /// Longest any single traced run may take before the test gives up (a hang is a failure).
 pub const RUN_TIMEOUT: Duration = Duration::from_mins(1);
 

@@ -9,7 +9,9 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use super::{scenarios::Scenario, MARK, TIERS};
+use fsync_trace_workload::scenarios::Scenario;
+
+use super::{MARK, TIERS};
 use crate::util::tail;
 
 pub(super) fn init_script(scenarios: &[&Scenario]) -> String {

@@ -118,19 +118,22 @@ impl Session {
             ..
         } = self;
         tracer.drain(|ev| {
-            if !state.knows_process(ev.actor.pid) {
-                describe(state, ev.actor.pid);
-            }
             match &ev.kind {
                 EventKind::Fork { child } => {
+                    if !state.knows_process(ev.actor.pid) {
+                        describe(state, ev.actor.pid);
+                    }
                     live.insert(*child);
                     describe(state, *child);
                 }
                 EventKind::Exit => {
+                    if !state.knows_process(ev.actor.pid) {
+                        describe(state, ev.actor.pid);
+                    }
                     live.remove(&ev.actor.pid);
                 }
                 _ => {
-                    if state.wants_role(ev.actor.pid) {
+                    if state.wants_description(ev.actor.pid) {
                         describe(state, ev.actor.pid);
                     }
                 }

@@ -21,10 +21,6 @@ mod retention;
 mod sync;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_cost;
-#[cfg(test)]
-mod tests_identity;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},

@@ -6,6 +6,8 @@ mod analysis;
 mod cli;
 mod error;
 mod event;
+#[cfg(test)]
+mod event_fixtures;
 mod metrics;
 mod procfs;
 mod reclaim;

@@ -10,7 +10,8 @@ use fsync_trace_common::{FileCounters, FileKey, NamespaceOp, SyncOp};
 
 use super::{exporter::spawn_file_stats_scanner, *};
 use crate::{
-    event::{Actor, Event, EventKind, NameRef},
+    event::{Event, EventKind, NameRef},
+    event_fixtures as fixtures,
     state::{DurabilityState, NoResolver},
 };
 
@@ -32,82 +33,26 @@ const G: FileKey = FileKey {
     ino: 2,
 };
 
-fn actor(pid: u32, comm: &str) -> Actor {
-    Actor {
-        pid,
-        tid: pid,
-        comm: comm.into(),
-    }
-}
+use crate::event_fixtures::actor;
 
 fn ev(ts: u64, pid: u32, kind: EventKind) -> Event {
-    Event {
-        ts,
-        actor: actor(pid, "db"),
-        kind,
-    }
+    fixtures::by(actor(pid, "db"), ts, kind)
 }
 
 fn create(ts: u64, pid: u32, file: FileKey, path: &str) -> Event {
-    ev(
-        ts,
-        pid,
-        EventKind::Open {
-            file,
-            parent: DIR,
-            is_dir: false,
-            path: path.into(),
-            open_flags: 1,
-            created: true,
-            fd: 3,
-            nlink: 1,
-            prior: None,
-        },
-    )
+    ev(ts, pid, fixtures::open_kind(file, DIR, path, true))
 }
 
 fn dirty(ts: u64, pid: u32, file: FileKey, bytes_before: u64) -> Event {
-    ev(
-        ts,
-        pid,
-        EventKind::Dirty {
-            file,
-            writes_before: 0,
-            bytes_before,
-            pages_before: 0,
-            by_mapping: false,
-            fd: 3,
-            slot: 0,
-        },
-    )
+    ev(ts, pid, fixtures::dirty_kind(file, 0, bytes_before))
 }
 
 fn sync(enter: u64, exit: u64, pid: u32, op: SyncOp, file: Option<FileKey>, ret: i64) -> Event {
-    ev(
-        exit,
-        pid,
-        EventKind::Sync {
-            op,
-            enter_ns: enter,
-            ret,
-            file,
-            is_dir: false,
-            fd: 3,
-            addr: 0,
-            len: 0,
-            flags: 0,
-            counters: None,
-        },
-    )
+    ev(exit, pid, fixtures::sync_kind(enter, op, file, false, ret))
 }
 
 fn name(n: &str) -> NameRef {
-    NameRef {
-        base_dir: DIR,
-        base_path: "/d".into(),
-        base_durable: true,
-        name: n.into(),
-    }
+    fixtures::name_in(DIR, n)
 }
 
 /// Feeds events as the event loop does.

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::event::{Actor, Event, EventKind, NameRef};
+use crate::event_fixtures as fixtures;
 use fsync_trace_common::{mman, NamespaceOp, PAGE_SIZE};
 
 pub(super) const DIR: FileKey = FileKey {
@@ -33,36 +34,15 @@ pub(super) const OTHER_DEV: FileKey = FileKey {
 };
 
 pub(super) fn actor() -> Actor {
-    Actor {
-        pid: 10,
-        tid: 10,
-        comm: "app".into(),
-    }
+    fixtures::actor(10, "app")
 }
 
 pub(super) fn ev(ts: u64, kind: EventKind) -> Event {
-    Event {
-        ts,
-        actor: actor(),
-        kind,
-    }
+    fixtures::by(actor(), ts, kind)
 }
 
 pub(super) fn open(ts: u64, file: FileKey, path: &str, created: bool) -> Event {
-    ev(
-        ts,
-        EventKind::Open {
-            file,
-            parent: DIR,
-            is_dir: false,
-            path: path.into(),
-            open_flags: 1,
-            created,
-            fd: 3,
-            nlink: 1,
-            prior: None,
-        },
-    )
+    ev(ts, fixtures::open_kind(file, DIR, path, created))
 }
 
 pub(super) fn open_dir(ts: u64) -> Event {
@@ -83,45 +63,18 @@ pub(super) fn open_dir(ts: u64) -> Event {
 }
 
 pub(super) fn dirty(ts: u64, file: FileKey, writes_before: u64, bytes_before: u64) -> Event {
-    ev(
-        ts,
-        EventKind::Dirty {
-            file,
-            writes_before,
-            bytes_before,
-            pages_before: 0,
-            by_mapping: false,
-            fd: 3,
-            slot: 0,
-        },
-    )
+    ev(ts, fixtures::dirty_kind(file, writes_before, bytes_before))
 }
 
 pub(super) fn sync(enter: u64, exit: u64, op: SyncOp, file: Option<FileKey>, ret: i64) -> Event {
     ev(
         exit,
-        EventKind::Sync {
-            op,
-            enter_ns: enter,
-            ret,
-            file,
-            is_dir: file == Some(DIR),
-            fd: 3,
-            addr: 0,
-            len: 0,
-            flags: 0,
-            counters: None,
-        },
+        fixtures::sync_kind(enter, op, file, file == Some(DIR), ret),
     )
 }
 
 pub(super) fn name(n: &str) -> NameRef {
-    NameRef {
-        base_dir: DIR,
-        base_path: "/d".into(),
-        base_durable: true,
-        name: n.into(),
-    }
+    fixtures::name_in(DIR, n)
 }
 
 pub(super) fn ns(ts: u64, op: NamespaceOp, old: &str, new: Option<&str>) -> Event {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use super::{
-    cost, demo, entry_storm, fork, fsync_bound, fsync_error, fsync_retry, good, inode_reuse,
+    cost, demo, entry_storm, fork, fsync_bound, fsync_error, fsync_retry, good, hold, inode_reuse,
     io_uring_fsync, link, link_unlink, many_files, mkdir, mmap, no_dirsync, osync, rename_safe,
     rename_unsafe, reopen, sfr, sync_other_fd, table_churn, threads, unlink, unlink_one_name,
     unsynced, write_storm, writev, Lockstep, Res,
@@ -155,6 +155,13 @@ pub enum Scenario {
     /// d.dat: 3 writes, fsync x3 (2 redundant), write, fsync, close; reopened O_TRUNC, fsync
     /// (not redundant), close; dir fsynced twice (the second redundant): 7 fsyncs
     DoubleFsync { dir: PathBuf },
+    /// big.dat, mid.dat, small.dat left unsynced (8192, 4096, 100 B), dir fsynced; log.dat:
+    /// a 100-byte write + fdatasync every 100 ms for S seconds (for watching --live)
+    Hold {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// the bundled demo: a tiny key-value store (--fuse: a failfs mount for the fsync errors)
     Demo {
         dir: PathBuf,
@@ -230,6 +237,7 @@ impl Scenario {
                 batch,
             } => (dir, with((records, batch), cost::batched_sync)),
             S::DoubleFsync { dir } => (dir, Box::new(cost::double_fsync)),
+            S::Hold { dir, seconds } => (dir, with(seconds, hold::hold)),
             S::Demo { dir, fuse } => (dir, Box::new(move |d| demo(d, fuse.as_deref()))),
         }
     }

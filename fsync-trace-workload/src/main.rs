@@ -14,6 +14,7 @@
 
 mod cli;
 mod cost;
+mod hold;
 mod load;
 mod vectored;
 

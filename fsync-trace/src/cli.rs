@@ -29,6 +29,12 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["pids", "command"])]
     pub all: bool,
 
+    /// Show a live view while tracing (on stderr, which must be a terminal): files by bytes
+    /// at risk, age of their oldest unsynced data, last sync latency, syncs/s. `q` ends the
+    /// trace with the full report.
+    #[arg(long)]
+    pub live: bool,
+
     /// Write the final report as JSON instead of text.
     #[arg(long)]
     pub json: bool,

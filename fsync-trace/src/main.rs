@@ -8,6 +8,7 @@ mod error;
 mod event;
 #[cfg(test)]
 mod event_fixtures;
+mod live;
 mod metrics;
 mod procfs;
 mod reclaim;

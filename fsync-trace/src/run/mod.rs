@@ -5,6 +5,7 @@
 //! stopped, signals, the memlock limit.
 mod child;
 mod events;
+mod live;
 
 use std::{collections::HashSet, fs::File, io::Write, os::fd::RawFd, time::Duration};
 
@@ -50,6 +51,9 @@ impl Checked {
         let target = cli.target().map_err(RunError::Usage)?;
         // A bad rule file is refused before anything is traced.
         let rules = Rules::load(&cli.profiles, &cli.suppress)?;
+        if cli.live && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return Err(crate::live::LiveError::NotATerminal.into());
+        }
         // SAFETY: plain syscall.
         if unsafe { libc::geteuid() } != 0 {
             return Err(RunError::NotRoot);
@@ -118,6 +122,8 @@ struct Session {
     /// The command started with `--`.
     child: Option<u32>,
     exporter: Option<Exporter>,
+    /// `--live`: the terminal view (dropped, giving the terminal back, before the report).
+    live_ui: Option<live::LiveUi>,
     reclaimer: Reclaimer,
     /// How the trace ran, for the reader of the report.
     notes: Vec<String>,
@@ -168,6 +174,7 @@ impl Session {
             live: HashSet::new(),
             child: None,
             exporter: None,
+            live_ui: None,
             reclaimer: Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX)),
             notes: Vec::new(),
         };
@@ -256,8 +263,15 @@ impl Session {
                 eprintln!("fsync-trace: serving metrics on http://{addr}/metrics");
             }
         }
+        if cli.live {
+            // After the command started: it should not inherit the key reader thread.
+            self.live_ui = Some(live::LiveUi::open(&self.tracer, self.clock.mono_ns)?);
+        }
         let duration = cli.duration.map(Duration::from_secs_f64);
-        let ended = runtime.block_on(self.event_loop(duration))?;
+        let ended = runtime.block_on(self.event_loop(duration));
+        // The terminal is given back before anything else is printed.
+        self.live_ui = None;
+        let ended = ended?;
         // The runtime has nothing left to wait for (the command is reaped on a thread of its
         // own).
         runtime.shutdown_background();
@@ -276,6 +290,14 @@ impl Session {
                     ));
                 }
                 self.child.map(|_| 128 + signal)
+            }
+            Ended::Quit => {
+                if let Some(pid) = self.child {
+                    self.notes.push(format!(
+                        "the trace was ended from the live view while the command (pid {pid}) was still running; it keeps running untraced"
+                    ));
+                }
+                None
             }
         };
         // Everything still in the ring buffer belongs to the trace.

@@ -12,6 +12,7 @@
 //! - [`workload`]: the workloads and the exact counts their reports must show;
 //! - [`measure`]: one run of a workload under a tool, and its measurements;
 //! - [`stats`]: medians, spreads, ratios and correlation over the runs;
+//! - [`hooks`]: what each kernel program costs per run and per operation (BPF run-time stats);
 //! - [`tables`], [`page`] and [`chart`]: the tables, the Markdown page and the SVG chart.
 use std::{
     collections::BTreeMap,
@@ -26,6 +27,7 @@ use serde_json::Value;
 use crate::util::{self, fmt_ns, load_average, mib, thousands};
 
 mod chart;
+mod hooks;
 mod measure;
 mod page;
 mod stats;
@@ -55,6 +57,10 @@ pub struct BenchArgs {
     /// Use the binaries already in <target-dir>/release instead of building them.
     #[arg(long)]
     no_build: bool,
+    /// Only measure what each kernel program costs (BPF run-time statistics) and print that
+    /// section of the page.
+    #[arg(long)]
+    hooks_only: bool,
     /// Scratch directory for the workloads' files (must be on a disk filesystem, not tmpfs).
     #[arg(long, default_value = "/var/tmp/fsync-trace-bench")]
     dir: PathBuf,
@@ -99,7 +105,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut notes: Vec<String> = Vec::new();
     let mut tools = vec![Tool::Untraced];
     let tiers = detect_tiers(&bins.tracer, &scratch, &mut notes)?;
-    tools.extend(tiers.into_iter().map(Tool::FsyncTrace));
+    tools.extend(tiers.iter().cloned().map(Tool::FsyncTrace));
     if util::answers("strace", "-V") {
         tools.push(Tool::Strace);
     } else {
@@ -113,6 +119,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     } else {
         notes.push("bpftrace is not installed (scripts/setup.sh installs it): skipped".into());
+    }
+    if args.hooks_only {
+        let runs = hooks::measure(&bins.tracer, &bins.workload, &scratch, &tiers)?;
+        print!("{}", hooks::markdown(&runs));
+        return Ok(());
     }
     let mut bench = Bench {
         bins,
@@ -261,6 +272,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
         }
     }
+    // What each kernel program costs (BPF run-time statistics), per tier.
+    let hook_runs = match hooks::measure(&bench.bins.tracer, &bench.bins.workload, &scratch, &tiers)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("[bench] FAILED: {e:#}");
+            failures.push(format!("{e:#}"));
+            Vec::new()
+        }
+    };
     if let Err(e) = fs::remove_dir_all(bench.work_dir()) {
         eprintln!(
             "[bench] could not clean {}: {e}",
@@ -281,6 +302,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         samples: &samples,
         lockstep: &lockstep,
         memory: &memory,
+        hooks: &hook_runs,
         notes: &notes,
         failures: &failures,
         traced_runs,

@@ -4,6 +4,7 @@
 //! (final counters, analysis, judgement, the report written). `child.rs`: the command started
 //! stopped, signals, the memlock limit.
 mod child;
+mod crash;
 mod events;
 
 use std::{collections::HashSet, fs::File, io::Write, os::fd::RawFd, time::Duration};
@@ -121,6 +122,8 @@ struct Session {
     reclaimer: Reclaimer,
     /// How the trace ran, for the reader of the report.
     notes: Vec<String>,
+    /// `--crash-at` instants not reached yet, and what each reached one found.
+    crash: crash::CrashWhatIf,
 }
 
 impl Session {
@@ -157,6 +160,8 @@ impl Session {
         let clock = Clock::now();
         let mut state = DurabilityState::new(ProcResolver);
         state.start_at(clock.mono_ns);
+        state.record_timeline(cli.timeline_limit);
+        let crash = crash::CrashWhatIf::new(&cli.crash_at, &tracer)?;
         let mut session = Session {
             target,
             rules,
@@ -170,6 +175,7 @@ impl Session {
             exporter: None,
             reclaimer: Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX)),
             notes: Vec::new(),
+            crash,
         };
         session.start_targets(cli, follow, &initial)?;
         Ok(session)
@@ -287,10 +293,12 @@ impl Session {
             state,
             rules,
             clock,
-            notes,
+            mut notes,
             mut output,
+            crash,
             ..
         } = self;
+        let crash_at = crash.finish(clock.mono_ns, end_ns, &mut notes);
         let lost = tracer.lost()?;
         let tier = tracer.tier();
         // Ends tracing: detaches every program.
@@ -312,6 +320,7 @@ impl Session {
             .is_some_and(|f| judged.findings.iter().any(|x| f.matches(x.kind)));
         let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
         report.notes = notes;
+        report.crash_at = crash_at;
         events::log_memory("report");
         write_report(cli, &report, &mut output)?;
         if failed_on {

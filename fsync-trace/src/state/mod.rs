@@ -22,13 +22,13 @@ mod sync;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_timeline;
-pub mod timeline;
-pub mod whatif;
-#[cfg(test)]
 mod tests_cost;
 #[cfg(test)]
 mod tests_identity;
+#[cfg(test)]
+mod tests_timeline;
+pub mod timeline;
+pub mod whatif;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
@@ -182,6 +182,7 @@ impl<R: Resolver> DurabilityState<R> {
                     path: f.path.clone(),
                     written: timeline::Count { writes, bytes },
                     since: first.since,
+                    exact: true,
                 });
             }
             if f.is_dir {

@@ -109,7 +109,10 @@ fn data_written_during_a_sync_is_not_covered_by_it() {
     assert_eq!(d.len(), 2);
     assert_eq!((d[0].from, d[0].durable), (10, Some(30)));
     assert_eq!(d[0].total.map(|c| c.bytes), Some(300));
-    assert!(d[0].readings.is_empty(), "the reading at 25 is the new data's");
+    assert!(
+        d[0].readings.is_empty(),
+        "the reading at 25 is the new data's"
+    );
     assert_eq!((d[1].from, d[1].durable), (25, None));
     assert_eq!(d[1].total.map(|c| c.bytes), Some(200));
     // During the sync both are at risk: the covered 300 bytes and the new data.
@@ -134,12 +137,21 @@ fn renames_leave_the_new_name_at_risk_until_the_directory_is_synced() {
         &[(F, 1, 10)],
     );
     let d = "/d".to_string();
-    assert_eq!(entries_at(&t, 2), vec![(d.clone(), "tmp".into(), EntryOp::Create)]);
+    assert_eq!(
+        entries_at(&t, 2),
+        vec![(d.clone(), "tmp".into(), EntryOp::Create)]
+    );
     assert_eq!(files_at(&t, 4), vec![("/d/f".into(), 1, 10, 3)]);
     // The temporary name was created and renamed away before any directory sync: the
     // directory's durable state never had it.
-    assert_eq!(entries_at(&t, 6), vec![(d.clone(), "f".into(), EntryOp::Rename)]);
-    assert_eq!(entries_at(&t, 55), vec![(d.clone(), "f".into(), EntryOp::Rename)]);
+    assert_eq!(
+        entries_at(&t, 6),
+        vec![(d.clone(), "f".into(), EntryOp::Rename)]
+    );
+    assert_eq!(
+        entries_at(&t, 55),
+        vec![(d.clone(), "f".into(), EntryOp::Rename)]
+    );
     assert!(entries_at(&t, 60).is_empty());
     let e = &lane(&t, DIR).entries;
     let summary: Vec<_> = e
@@ -177,7 +189,10 @@ fn entries_synced_by_a_directory_fsync_started_before_t_are_at_risk_until_it_ret
         ]
     );
     // The directory fsync returned: "a" is durable, "b" (created while it ran) is not.
-    assert_eq!(entries_at(&t, 20), vec![(d.clone(), "b".into(), EntryOp::Create)]);
+    assert_eq!(
+        entries_at(&t, 20),
+        vec![(d.clone(), "b".into(), EntryOp::Create)]
+    );
     assert_eq!(entries_at(&t, 99), vec![(d, "b".into(), EntryOp::Create)]);
 }
 
@@ -222,7 +237,10 @@ fn a_removed_file_stops_being_at_risk() {
     );
     assert_eq!(files_at(&t, 15).len(), 1);
     assert!(files_at(&t, 20).is_empty());
-    assert_eq!(entries_at(&t, 20), vec![("/d".into(), "f".into(), EntryOp::Unlink)]);
+    assert_eq!(
+        entries_at(&t, 20),
+        vec![("/d".into(), "f".into(), EntryOp::Unlink)]
+    );
     assert_eq!(lane(&t, F).dirty[0].removed, Some(20));
 }
 
@@ -260,7 +278,13 @@ fn at_risk_now_reads_the_state_and_the_kernel_counters() {
     assert_eq!(now.at, 50);
     assert_eq!(now.bytes(), 7000);
     assert_eq!(now.files.len(), 1);
-    assert_eq!(now.files[0].written, Count { writes: 7, bytes: 7000 });
+    assert_eq!(
+        now.files[0].written,
+        Count {
+            writes: 7,
+            bytes: 7000
+        }
+    );
     assert_eq!(now.files[0].since, 10);
     assert_eq!(now.entries.len(), 1);
     assert_eq!(&*now.entries[0].entry, "f");

@@ -73,19 +73,19 @@ impl Interval {
         self.from <= t && t < self.until()
     }
 
-    /// Written and at risk at `t` (exact from the covering sync's entry on, else a lower bound:
-    /// the last reading at or before `t`).
-    pub fn written_at(&self, t: u64) -> Count {
+    /// Written and at risk at `t`, and whether that is exact: it is from the covering sync's
+    /// entry on (and at a reading's instant), else a lower bound (the last reading before).
+    pub fn written_at(&self, t: u64) -> (Count, bool) {
         if let (Some(c), Some(total)) = (self.covered_from, self.total) {
             if c <= t {
-                return total;
+                return (total, true);
             }
         }
         self.readings
             .iter()
             .rev()
             .find(|(ts, _)| *ts <= t)
-            .map_or(Count::default(), |r| r.1)
+            .map_or((Count::default(), false), |r| (r.1, r.0 == t))
     }
 }
 

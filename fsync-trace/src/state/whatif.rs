@@ -25,6 +25,8 @@ pub struct FileAtRisk {
     pub written: Count,
     /// When its oldest data at risk was written (ns).
     pub since: u64,
+    /// `written` is exact (else a lower bound).
+    pub exact: bool,
 }
 
 /// A directory entry whose change is not durable at an instant (its last change).
@@ -65,6 +67,11 @@ impl AtRisk {
         AtRisk { at, files, entries }
     }
 
+    /// Every file's bytes are exact.
+    pub fn exact(&self) -> bool {
+        self.files.iter().all(|f| f.exact)
+    }
+
     /// Bytes at risk in all.
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.written.bytes).sum()
@@ -79,11 +86,13 @@ impl Timeline {
         for lane in self.lanes() {
             let mut since = None;
             let mut written = Count::default();
+            let mut exact = true;
             for d in lane.dirty.iter().filter(|d| d.at_risk(t)) {
                 since = Some(since.map_or(d.from, |s: u64| s.min(d.from)));
-                let w = d.written_at(t);
+                let (w, e) = d.written_at(t);
                 written.writes += w.writes;
                 written.bytes += w.bytes;
+                exact &= e;
             }
             if let Some(since) = since {
                 files.push(FileAtRisk {
@@ -91,6 +100,7 @@ impl Timeline {
                     path: lane.path.clone(),
                     written,
                     since,
+                    exact,
                 });
             }
             // Per name, its last change at risk.

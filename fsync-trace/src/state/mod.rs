@@ -155,13 +155,9 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     /// The timeline recorded so far.
+    #[cfg(test)]
     pub fn timeline(&self) -> Option<&Timeline> {
         self.timeline.as_deref()
-    }
-
-    /// When the trace started (CLOCK_MONOTONIC ns), once known.
-    pub fn start_ns(&self) -> Option<u64> {
-        self.start_ns
     }
 
     /// What a power cut now would lose, given the kernel's current per-file counters (by

@@ -63,6 +63,19 @@ pub struct Interval {
 }
 
 impl Interval {
+    fn new(from: u64, by: u32, start: Count) -> Self {
+        Interval {
+            from,
+            durable: None,
+            covered_from: None,
+            removed: None,
+            by,
+            start,
+            total: None,
+            readings: Vec::new(),
+        }
+    }
+
     /// When it stops being at risk (u64::MAX: never).
     pub fn until(&self) -> u64 {
         self.durable.or(self.removed).unwrap_or(u64::MAX)
@@ -226,25 +239,13 @@ impl Timeline {
             return;
         }
         let lane = self.lanes.get_mut(&key).expect("lane made above");
-        match open {
-            Some(i) => {
-                let d = &mut lane.dirty[i];
-                let reading = abs.since(d.start);
-                d.readings.push((ts, reading));
-            }
-            None => {
-                lane.open = Some(lane.dirty.len());
-                lane.dirty.push(Interval {
-                    from: ts,
-                    durable: None,
-                    covered_from: None,
-                    removed: None,
-                    by,
-                    start: abs,
-                    total: None,
-                    readings: Vec::new(),
-                });
-            }
+        if let Some(i) = open {
+            let d = &mut lane.dirty[i];
+            let reading = abs.since(d.start);
+            d.readings.push((ts, reading));
+        } else {
+            lane.open = Some(lane.dirty.len());
+            lane.dirty.push(Interval::new(ts, by, abs));
         }
     }
 
@@ -277,16 +278,7 @@ impl Timeline {
             if self.take() {
                 let lane = self.lanes.get_mut(&key).expect("lane exists");
                 lane.open = Some(lane.dirty.len());
-                lane.dirty.push(Interval {
-                    from: since,
-                    durable: None,
-                    covered_from: None,
-                    removed: None,
-                    by,
-                    start: abs,
-                    total: None,
-                    readings: Vec::new(),
-                });
+                lane.dirty.push(Interval::new(since, by, abs));
             }
         }
     }

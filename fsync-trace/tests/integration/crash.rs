@@ -6,8 +6,13 @@ use serde_json::Value;
 
 use super::support::*;
 
-/// (path, unsynced_bytes, writes) and (dir, entry, op) of a crash point.
-fn crash_sets(p: &Value) -> (Vec<(String, u64, u64)>, Vec<(String, String, String)>) {
+/// (path, unsynced_bytes, writes) of each file at risk.
+type Files = Vec<(String, u64, u64)>;
+/// (dir, entry, op) of each entry at risk.
+type Entries = Vec<(String, String, String)>;
+
+/// The files and entries of a crash point.
+fn crash_sets(p: &Value) -> (Files, Entries) {
     let files = p["files"]
         .as_array()
         .expect("files")

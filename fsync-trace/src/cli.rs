@@ -92,6 +92,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = crate::analysis::DEFAULT_GROUP_OVER)]
     pub group_over: usize,
 
+    /// Also write the timeline as one self-contained HTML page to FILE: a lane per file and
+    /// directory, a crash control (what a power cut at any instant loses), the worst moment.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Also report what a power cut S seconds after tracing started would have lost: the files
     /// with unsynced data (bytes read from the kernel at that moment) and the directory entries
     /// not yet durable (comma list of offsets, repeatable).

@@ -1,5 +1,6 @@
 //! Reports built from the final [`Analysis`]: the JSON shape (a public interface, `version` 1)
 //! and the text rendering of the same data.
+mod html;
 mod text;
 mod timeline;
 
@@ -15,6 +16,7 @@ use crate::{
     },
     tracer::LostCounts,
 };
+pub use html::render_html;
 pub use text::render_text;
 pub use timeline::{offset_s, CrashPoint, TimelineEntry};
 

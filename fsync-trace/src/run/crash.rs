@@ -7,7 +7,8 @@
 //! kernel keeps every file's counters current, so reading them at the instant gives the exact
 //! bytes written since each file's oldest unsynced announcement. The snapshot is taken within
 //! a millisecond or so of the instant (a timer, a drain, one pass over the per-file map); its
-//! real instant is reported as `taken_s`.
+//! real instant is reported as `taken_s`. The readings also go into the timeline, so the
+//! HTML page's crash control is exact at `taken_s` as well.
 use std::{collections::HashMap, time::Duration};
 
 use fsync_trace_common::{FileCounters, FileKey};
@@ -62,7 +63,7 @@ impl CrashWhatIf {
     }
 
     /// The next instant has come: what is at risk now.
-    pub(super) fn snapshot(&mut self, state: &DurabilityState<ProcResolver>) {
+    pub(super) fn snapshot(&mut self, state: &mut DurabilityState<ProcResolver>) {
         let Some(asked) = self.pending.pop() else {
             return;
         };
@@ -74,6 +75,8 @@ impl CrashWhatIf {
                 let now = monotonic_ns();
                 let counters = FinalCounters::from(counters);
                 self.taken.push((asked, state.at_risk_now(now, &counters)));
+                // The page's crash control is then exact at this instant too.
+                state.timeline_readings(now, &counters);
             }
             Err(e) => self.failed.push((asked, e)),
         }

@@ -66,7 +66,7 @@ impl Session {
                 // `--crash-at`: what is at risk now, the ring buffer applied first.
                 _ = &mut crash_sleep, if self.crash.pending() => {
                     self.drain();
-                    self.crash.snapshot(&self.state);
+                    self.crash.snapshot(&mut self.state);
                     let next = self.crash.next_delay(self.clock.mono_ns);
                     crash_sleep.as_mut().reset(tokio::time::Instant::now() + next);
                 }

@@ -44,6 +44,8 @@ struct Checked {
     metrics_listener: Option<std::net::TcpListener>,
     /// With -p: the processes to trace (tgid, name).
     initial: Vec<(u32, String)>,
+    /// `--html`: the page's file, created before tracing.
+    html: Option<File>,
 }
 
 impl Checked {
@@ -65,6 +67,13 @@ impl Checked {
                 source,
             })?),
             None => Box::new(std::io::stdout()),
+        };
+        let html = match &cli.html {
+            Some(path) => Some(File::create(path).map_err(|source| RunError::Output {
+                path: path.display().to_string(),
+                source,
+            })?),
+            None => None,
         };
         // And on a metrics address that cannot be served.
         let metrics_listener = match cli.metrics {
@@ -101,6 +110,7 @@ impl Checked {
             output,
             metrics_listener,
             initial,
+            html,
         })
     }
 }
@@ -124,6 +134,8 @@ struct Session {
     notes: Vec<String>,
     /// `--crash-at` instants not reached yet, and what each reached one found.
     crash: crash::CrashWhatIf,
+    /// `--html`: the page's file.
+    html: Option<File>,
 }
 
 impl Session {
@@ -135,6 +147,7 @@ impl Session {
             output,
             metrics_listener,
             initial,
+            html,
         } = checked;
         // With --all every process is traced anyway: no fork following (and no TRACED_TGIDS
         // use).
@@ -176,6 +189,7 @@ impl Session {
             reclaimer: Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX)),
             notes: Vec::new(),
             crash,
+            html,
         };
         session.start_targets(cli, follow, &initial)?;
         Ok(session)
@@ -296,8 +310,10 @@ impl Session {
             mut notes,
             mut output,
             crash,
+            html,
             ..
         } = self;
+        let html = cli.html.as_deref().zip(html);
         let crash_at = crash.finish(clock.mono_ns, end_ns, &mut notes);
         let lost = tracer.lost()?;
         let tier = tracer.tier();
@@ -323,6 +339,9 @@ impl Session {
         report.crash_at = crash_at;
         events::log_memory("report");
         write_report(cli, &report, &mut output)?;
+        if let Some((path, file)) = html {
+            write_html(path, file, &report)?;
+        }
         if failed_on {
             return Ok(EXIT_FINDINGS);
         }
@@ -346,6 +365,17 @@ fn say_how_attached(cli: &Cli, tracer: &Tracer) {
         eprintln!("fsync-trace:   {line}");
     }
     eprintln!("fsync-trace:   {}", tracer.sync_entry());
+}
+
+/// The `--html` page, to the file opened before tracing.
+fn write_html(path: &std::path::Path, file: File, report: &Report) -> Result<(), RunError> {
+    let mut out = std::io::BufWriter::new(file);
+    out.write_all(report::render_html(report).as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// The report as JSON or text. Streamed, not built as one string: with 100,000 files the JSON

@@ -160,6 +160,25 @@ impl<R: Resolver> DurabilityState<R> {
         self.timeline.as_deref()
     }
 
+    /// Records in the timeline what every dirty file has written by `now`, from the kernel's
+    /// current per-file counters (a `--crash-at` snapshot): exact points between records.
+    pub fn timeline_readings(&mut self, now: u64, counters: &FinalCounters) {
+        let Some(t) = &mut self.timeline else {
+            return;
+        };
+        for f in self.files.values() {
+            if f.is_dir || f.removed || f.dirty.is_empty() {
+                continue;
+            }
+            let a = f.absolute(&counters.get(&f.key).copied().unwrap_or_default());
+            let abs = timeline::Count {
+                writes: a.writes,
+                bytes: a.bytes + a.mapped_dirty_pages * fsync_trace_common::PAGE_SIZE,
+            };
+            t.reading(f.key, now, abs);
+        }
+    }
+
     /// What a power cut now would lose, given the kernel's current per-file counters (by
     /// file: the slot's, as [`FinalCounters`]): files with unsynced data (exact bytes) and
     /// directory entries not yet durable.

@@ -283,6 +283,22 @@ impl Timeline {
         }
     }
 
+    /// A reading of the file's counters at `ts` outside any record (a `--crash-at` snapshot):
+    /// what its open interval has written by then.
+    pub(super) fn reading(&mut self, key: FileKey, ts: u64, abs: Count) {
+        let Some(i) = self.lanes.get(&key).and_then(|l| l.open) else {
+            return;
+        };
+        if !self.take() {
+            return;
+        }
+        if let Some(lane) = self.lanes.get_mut(&key) {
+            let d = &mut lane.dirty[i];
+            let r = abs.since(d.start);
+            d.readings.push((ts, r));
+        }
+    }
+
     /// The file lost its last name: what it had at risk no longer matters.
     pub(super) fn removed(&mut self, key: FileKey) {
         let now = self.now;

@@ -95,7 +95,9 @@
   }
 
   // ---- the view -------------------------------------------------------------------------
-  let view = { t0: 0, t1: end };
+  // The whole run, with a margin so what happens at the very end shows.
+  const fit = () => ({ t0: 0, t1: end * 1.03 });
+  let view = fit();
   let crashT = 0;
   let shown = lanes;
   let playing = null;
@@ -239,7 +241,7 @@
       ctx.fillRect(x, AXIS - 6, 1, 6);
       ctx.fillText(t.toFixed(step < 0.001 ? 6 : step < 1 ? 3 : 1) + ' s', x + 3, AXIS / 2 - 2);
     }
-    ctx.fillText('seconds since ' + data.started, 6, AXIS / 2 - 2);
+    ctx.fillText('seconds from the start', 6, AXIS / 2 - 2);
     // The power cut.
     const cx = xOf(crashT, w);
     if (cx >= LABEL) {
@@ -296,8 +298,8 @@
   }
 
   function zoom(factor) {
-    const span = Math.min(end, Math.max(1e-6, (view.t1 - view.t0) * factor));
-    view.t0 = Math.max(0, Math.min(end - span, crashT - span / 2));
+    const span = Math.min(end * 1.03, Math.max(1e-6, (view.t1 - view.t0) * factor));
+    view.t0 = Math.max(0, Math.min(end * 1.03 - span, crashT - span / 2));
     view.t1 = view.t0 + span;
     draw();
   }
@@ -347,7 +349,7 @@
   $('topn').addEventListener('change', applyFilter);
   $('zoom-in').addEventListener('click', () => zoom(0.5));
   $('zoom-out').addEventListener('click', () => zoom(2));
-  $('zoom-reset').addEventListener('click', () => { view = { t0: 0, t1: end }; draw(); });
+  $('zoom-reset').addEventListener('click', () => { view = fit(); draw(); });
   $('play').addEventListener('click', play);
   $('step').addEventListener('click', () => { stopPlay(); setCrash(nextStep(crashT)); });
   $('worst').addEventListener('click', () => {

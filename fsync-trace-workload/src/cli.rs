@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use super::{
-    cost, demo, entry_storm, fork, fsync_bound, fsync_error, fsync_retry, good, hold, inode_reuse,
-    io_uring_fsync, link, link_unlink, many_files, mkdir, mmap, no_dirsync, osync, rename_safe,
-    rename_unsafe, reopen, sfr, sync_other_fd, table_churn, threads, unlink, unlink_one_name,
-    unsynced, write_storm, writev, Lockstep, Res,
+    cost, demo, entry_storm, exposure, fork, fsync_bound, fsync_error, fsync_retry, good, hold,
+    inode_reuse, io_uring_fsync, link, link_unlink, many_files, mkdir, mmap, no_dirsync, osync,
+    rename_safe, rename_unsafe, reopen, sfr, sync_other_fd, table_churn, threads, unlink,
+    unlink_one_name, unsynced, write_storm, writev, Lockstep, Res,
 };
 
 #[derive(Parser)]
@@ -162,6 +162,14 @@ pub enum Scenario {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+    /// 4 phases of P ms whose exposure is known at every instant (see exposure.rs): a.dat
+    /// and b.dat written, a.dat synced, b.dat overwritten 100x and c.tmp renamed to c, b.dat
+    /// synced; then a.dat appended to, never synced
+    ExposureSchedule {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 500)]
+        phase_ms: u64,
+    },
     /// the bundled demo: a tiny key-value store (--fuse: a failfs mount for the fsync errors)
     Demo {
         dir: PathBuf,
@@ -238,6 +246,9 @@ impl Scenario {
             } => (dir, with((records, batch), cost::batched_sync)),
             S::DoubleFsync { dir } => (dir, Box::new(cost::double_fsync)),
             S::Hold { dir, seconds } => (dir, with(seconds, hold::hold)),
+            S::ExposureSchedule { dir, phase_ms } => {
+                (dir, with(phase_ms, exposure::exposure_schedule))
+            }
             S::Demo { dir, fuse } => (dir, Box::new(move |d| demo(d, fuse.as_deref()))),
         }
     }

@@ -14,6 +14,7 @@
 
 mod cli;
 mod cost;
+mod exposure;
 mod hold;
 mod load;
 mod vectored;

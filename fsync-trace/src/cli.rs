@@ -98,6 +98,23 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = crate::analysis::DEFAULT_GROUP_OVER)]
     pub group_over: usize,
 
+    /// Also write the timeline as one self-contained HTML page to FILE: a lane per file and
+    /// directory, a crash control (what a power cut at any instant loses), the worst moment.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Also report what a power cut S seconds after tracing started would have lost: the files
+    /// with unsynced data (bytes read from the kernel at that moment) and the directory entries
+    /// not yet durable (comma list of offsets, repeatable).
+    #[arg(long, value_name = "S[,S...]", value_delimiter = ',', value_parser = parse_offset)]
+    pub crash_at: Vec<f64>,
+
+    /// Record at most N timeline items (dirty intervals, counter readings, syncs, entry
+    /// changes, files): later ones are left out and counted in the report. 0: no timeline
+    /// (and no exposure peak).
+    #[arg(long, value_name = "N", default_value_t = crate::state::timeline::DEFAULT_MAX_ITEMS)]
+    pub timeline_limit: usize,
+
     /// Say what is being attached and why (and log details).
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -128,6 +145,15 @@ fn parse_duration(s: &str) -> Result<f64, String> {
         return Err("must be more than 0 and at most one year (31536000)".into());
     }
     Ok(v)
+}
+
+fn parse_offset(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=31_536_000.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not an offset in seconds from 0 to one year (31536000)"
+        )),
+    }
 }
 
 fn parse_ring_buffer(s: &str) -> Result<u32, String> {
@@ -209,6 +235,15 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("fsync-trace").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn crash_at_takes_a_comma_list_of_offsets() {
+        let c = parse(&["--crash-at", "0.5,1.25", "--crash-at", "3", "--", "true"]).unwrap();
+        assert_eq!(c.crash_at, vec![0.5, 1.25, 3.0]);
+        assert!(parse(&["--crash-at", "-1", "--", "true"]).is_err());
+        assert!(parse(&["--crash-at", "soon", "--", "true"]).is_err());
+        assert_eq!(parse(&["--", "true"]).unwrap().timeline_limit, 100_000);
     }
 
     #[test]

@@ -63,8 +63,17 @@ impl Session {
         live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut child_status: Option<i32> = None;
         let mut interrupts = 0;
+        let crash_sleep = tokio::time::sleep(self.crash.next_delay(self.clock.mono_ns));
+        tokio::pin!(crash_sleep);
         loop {
             tokio::select! {
+                // `--crash-at`: what is at risk now, the ring buffer applied first.
+                _ = &mut crash_sleep, if self.crash.pending() => {
+                    self.drain();
+                    self.crash.snapshot(&mut self.state);
+                    let next = self.crash.next_delay(self.clock.mono_ns);
+                    crash_sleep.as_mut().reset(tokio::time::Instant::now() + next);
+                }
                 guard = events.readable() => {
                     let mut guard = guard?;
                     self.drain();

@@ -4,6 +4,7 @@
 //! (final counters, analysis, judgement, the report written). `child.rs`: the command started
 //! stopped, signals, the memlock limit.
 mod child;
+mod crash;
 mod events;
 mod live;
 
@@ -44,6 +45,8 @@ struct Checked {
     metrics_listener: Option<std::net::TcpListener>,
     /// With -p: the processes to trace (tgid, name).
     initial: Vec<(u32, String)>,
+    /// `--html`: the page's file, created before tracing.
+    html: Option<File>,
 }
 
 impl Checked {
@@ -68,6 +71,13 @@ impl Checked {
                 source,
             })?),
             None => Box::new(std::io::stdout()),
+        };
+        let html = match &cli.html {
+            Some(path) => Some(File::create(path).map_err(|source| RunError::Output {
+                path: path.display().to_string(),
+                source,
+            })?),
+            None => None,
         };
         // And on a metrics address that cannot be served.
         let metrics_listener = match cli.metrics {
@@ -104,6 +114,7 @@ impl Checked {
             output,
             metrics_listener,
             initial,
+            html,
         })
     }
 }
@@ -127,6 +138,10 @@ struct Session {
     reclaimer: Reclaimer,
     /// How the trace ran, for the reader of the report.
     notes: Vec<String>,
+    /// `--crash-at` instants not reached yet, and what each reached one found.
+    crash: crash::CrashWhatIf,
+    /// `--html`: the page's file.
+    html: Option<File>,
 }
 
 impl Session {
@@ -138,6 +153,7 @@ impl Session {
             output,
             metrics_listener,
             initial,
+            html,
         } = checked;
         // With --all every process is traced anyway: no fork following (and no TRACED_TGIDS
         // use).
@@ -163,6 +179,8 @@ impl Session {
         let clock = Clock::now();
         let mut state = DurabilityState::new(ProcResolver);
         state.start_at(clock.mono_ns);
+        state.record_timeline(cli.timeline_limit);
+        let crash = crash::CrashWhatIf::new(&cli.crash_at, &tracer)?;
         let mut session = Session {
             target,
             rules,
@@ -177,6 +195,8 @@ impl Session {
             live_ui: None,
             reclaimer: Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX)),
             notes: Vec::new(),
+            crash,
+            html,
         };
         session.start_targets(cli, follow, &initial)?;
         Ok(session)
@@ -309,10 +329,14 @@ impl Session {
             state,
             rules,
             clock,
-            notes,
+            mut notes,
             mut output,
+            crash,
+            html,
             ..
         } = self;
+        let html = cli.html.as_deref().zip(html);
+        let crash_at = crash.finish(clock.mono_ns, end_ns, &mut notes);
         let lost = tracer.lost()?;
         let tier = tracer.tier();
         // Ends tracing: detaches every program.
@@ -334,8 +358,12 @@ impl Session {
             .is_some_and(|f| judged.findings.iter().any(|x| f.matches(x.kind)));
         let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
         report.notes = notes;
+        report.crash_at = crash_at;
         events::log_memory("report");
         write_report(cli, &report, &mut output)?;
+        if let Some((path, file)) = html {
+            write_html(path, file, &report)?;
+        }
         if failed_on {
             return Ok(EXIT_FINDINGS);
         }
@@ -359,6 +387,17 @@ fn say_how_attached(cli: &Cli, tracer: &Tracer) {
         eprintln!("fsync-trace:   {line}");
     }
     eprintln!("fsync-trace:   {}", tracer.sync_entry());
+}
+
+/// The `--html` page, to the file opened before tracing.
+fn write_html(path: &std::path::Path, file: File, report: &Report) -> Result<(), RunError> {
+    let mut out = std::io::BufWriter::new(file);
+    out.write_all(report::render_html(report).as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// The report as JSON or text. Streamed, not built as one string: with 100,000 files the JSON

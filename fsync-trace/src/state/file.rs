@@ -27,6 +27,8 @@ pub struct PendingEntry {
     pub op: EntryOp,
     pub ts: u64,
     pub actor: Actor,
+    /// Its number in the directory's timeline lane (`timeline::NO_SEQ`: not recorded).
+    pub seq: u32,
 }
 
 /// What a file carries over from kernel slots that were reclaimed while it lived (rare: long

@@ -4,6 +4,7 @@
 mod cost;
 mod identity;
 mod rules;
+mod timeline;
 
 use std::collections::HashMap;
 

@@ -155,6 +155,25 @@ pub enum Scenario {
     /// d.dat: 3 writes, fsync x3 (2 redundant), write, fsync, close; reopened O_TRUNC, fsync
     /// (not redundant), close; dir fsynced twice (the second redundant): 7 fsyncs
     DoubleFsync { dir: PathBuf },
+    /// a server appending each request to wal/log and replying over a socket, before or after
+    /// the log's fdatasync (--order); a forked client sends the requests
+    WalServer {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+        #[arg(long, value_enum, default_value = "sync-then-reply")]
+        order: crate::walserver::Order,
+        #[arg(long, value_enum, default_value = "unix")]
+        transport: crate::walserver::Transport,
+        #[arg(long, value_enum, default_value = "write")]
+        reply: crate::walserver::Reply,
+        /// Also write each request to data/table (synced only at the end).
+        #[arg(long)]
+        data: bool,
+        /// Pause after the log's first write so the tracer learns its name before serving.
+        #[arg(long, default_value_t = 300)]
+        settle_ms: u64,
+    },
     /// the bundled demo: a tiny key-value store (--fuse: a failfs mount for the fsync errors)
     Demo {
         dir: PathBuf,
@@ -230,6 +249,25 @@ impl Scenario {
                 batch,
             } => (dir, with((records, batch), cost::batched_sync)),
             S::DoubleFsync { dir } => (dir, Box::new(cost::double_fsync)),
+            S::WalServer {
+                dir,
+                requests,
+                order,
+                transport,
+                reply,
+                data,
+                settle_ms,
+            } => {
+                let o = crate::walserver::WalServer {
+                    requests,
+                    order,
+                    transport,
+                    reply,
+                    data,
+                    settle_ms,
+                };
+                (dir, Box::new(move |d| crate::walserver::wal_server(d, o)))
+            }
             S::Demo { dir, fuse } => (dir, Box::new(move |d| demo(d, fuse.as_deref()))),
         }
     }

@@ -16,6 +16,7 @@ mod cli;
 mod cost;
 mod load;
 mod vectored;
+mod walserver;
 
 use load::{fsync_bound, many_files, write_storm, Lockstep, BUSY_NS};
 use vectored::{io_uring_fsync, writev};

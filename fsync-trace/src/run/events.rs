@@ -115,9 +115,14 @@ impl Session {
             state,
             live,
             exporter,
+            wal,
             ..
         } = self;
+        let mut new_wal_files = Vec::new();
         tracer.drain(|ev| {
+            if let Some(w) = wal.as_mut() {
+                new_wal_files.extend(w.observe(&ev));
+            }
             if !state.knows_process(ev.actor.pid) {
                 describe(state, ev.actor.pid);
             }
@@ -140,7 +145,18 @@ impl Session {
             }
             state.apply(ev);
         });
+        for key in new_wal_files {
+            match tracer.mark_wal(&key) {
+                Ok(true) => {}
+                Ok(false) => log::debug!("WAL file {key:?} has no kernel slot yet"),
+                Err(e) => log::warn!("cannot mark a write-ahead log in the kernel: {e}"),
+            }
+        }
         if let Some(m) = exporter.as_mut() {
+            if let Some(w) = wal.as_mut() {
+                let broken = w.drain_lags(|ns| m.live.observe_ack_lag(ns));
+                m.live.add_broken_acks(broken);
+            }
             m.live.after_batch(state);
         }
     }

@@ -16,7 +16,10 @@ use crate::{
     procfs,
     reclaim::Reclaimer,
     report::{self, Clock, Report},
-    state::{DurabilityState, FinalCounters, ProcResolver},
+    state::{
+        wal::{WalContract, WalGlobs},
+        DurabilityState, FinalCounters, ProcResolver,
+    },
     tracer::{Tracer, TracerOptions},
 };
 use child::{block_stop_signals, raise_memlock_limit, restore_memlock_limit, spawn_stopped};
@@ -43,6 +46,8 @@ struct Checked {
     metrics_listener: Option<std::net::TcpListener>,
     /// With -p: the processes to trace (tgid, name).
     initial: Vec<(u32, String)>,
+    /// With --wal: the write-ahead-log contract to check.
+    wal: Option<WalContract>,
 }
 
 impl Checked {
@@ -50,6 +55,12 @@ impl Checked {
         let target = cli.target().map_err(RunError::Usage)?;
         // A bad rule file is refused before anything is traced.
         let rules = Rules::load(&cli.profiles, &cli.suppress)?;
+        let wal = if cli.wal.is_empty() {
+            None
+        } else {
+            let globs = WalGlobs::new(&cli.wal).map_err(|e| RunError::Usage(e.to_string()))?;
+            Some(WalContract::new(globs))
+        };
         // SAFETY: plain syscall.
         if unsafe { libc::geteuid() } != 0 {
             return Err(RunError::NotRoot);
@@ -100,6 +111,7 @@ impl Checked {
             output,
             metrics_listener,
             initial,
+            wal,
         })
     }
 }
@@ -121,6 +133,7 @@ struct Session {
     reclaimer: Reclaimer,
     /// How the trace ran, for the reader of the report.
     notes: Vec<String>,
+    wal: Option<WalContract>,
 }
 
 impl Session {
@@ -132,6 +145,7 @@ impl Session {
             output,
             metrics_listener,
             initial,
+            wal,
         } = checked;
         // With --all every process is traced anyway: no fork following (and no TRACED_TGIDS
         // use).
@@ -142,6 +156,7 @@ impl Session {
             tier: cli.tier,
             file_slots: cli.file_slots,
             ring_buffer_mib: cli.ring_buffer_mib,
+            wal: wal.is_some(),
         });
         // The maps exist now; a traced command must not inherit the raised limit.
         restore_memlock_limit(memlock);
@@ -170,6 +185,7 @@ impl Session {
             exporter: None,
             reclaimer: Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX)),
             notes: Vec::new(),
+            wal,
         };
         session.start_targets(cli, follow, &initial)?;
         Ok(session)
@@ -287,8 +303,9 @@ impl Session {
             state,
             rules,
             clock,
-            notes,
+            mut notes,
             mut output,
+            wal,
             ..
         } = self;
         let lost = tracer.lost()?;
@@ -298,6 +315,14 @@ impl Session {
         events::log_memory("counters");
         let mut analysis = state.finish(end_ns, &counters);
         drop(counters);
+        if let Some(wal) = wal {
+            notes.push(format!(
+                "write-ahead-log contract (--wal): {} repl{} judged (the first socket send after each log write)",
+                wal.acks(),
+                if wal.acks() == 1 { "y" } else { "ies" }
+            ));
+            analysis.findings.extend(wal.finish());
+        }
         let judged = analysis::judge(
             std::mem::take(&mut analysis.findings),
             &analysis.processes,

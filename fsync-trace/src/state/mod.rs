@@ -25,6 +25,7 @@ mod tests;
 mod tests_cost;
 #[cfg(test)]
 mod tests_identity;
+pub mod wal;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
@@ -485,6 +486,8 @@ impl<R: Resolver> DurabilityState<R> {
                 self.on_exit_live(actor.pid);
                 self.release_exited_processes();
             }
+            // Judged by the WAL contract (`wal.rs`), not by per-file durability.
+            EventKind::Ack { .. } => {}
         }
     }
 

@@ -329,7 +329,18 @@ mod tests {
                 .unwrap()
                 .0
                 .len(),
-            5
+            6
+        );
+        assert!(parse(&["--fail-on", "ack_before_durable", "-p", "1"])
+            .unwrap()
+            .fail_on
+            .unwrap()
+            .matches(FindingKind::AckBeforeDurable));
+        assert_eq!(
+            parse(&["--wal", "**/pg_wal/*", "--wal", "/a/*", "-p", "1"])
+                .unwrap()
+                .wal,
+            ["**/pg_wal/*", "/a/*"]
         );
         // Advice is never part of "any", only when named.
         let any = parse(&["--fail-on", "any", "-p", "1"])

@@ -19,21 +19,6 @@ fn wal_server(globs: &[&str], extra: &[&str]) -> (TempDir, String, Report) {
     (guard, dir, report)
 }
 
-/// The acks the contract judged (from the report's note).
-fn judged(r: &Report) -> u64 {
-    let notes = r.0["notes"].as_array().cloned().unwrap_or_default();
-    let note = notes
-        .iter()
-        .filter_map(|n| n.as_str())
-        .find(|n| n.starts_with("write-ahead-log contract"))
-        .unwrap_or_else(|| panic!("no WAL note:\n{}", r.pretty()));
-    note.split(": ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("bad WAL note {note}"))
-}
-
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn syncing_the_log_before_replying_keeps_the_contract() {
@@ -52,7 +37,12 @@ fn syncing_the_log_before_replying_keeps_the_contract() {
         );
         r.assert_findings(&[]);
         // Every reply followed a log write: each was judged.
-        assert_eq!(judged(&r), 25, "{transport}/{reply}:\n{}", r.pretty());
+        assert_eq!(
+            r.wal_acks_judged(),
+            25,
+            "{transport}/{reply}:\n{}",
+            r.pretty()
+        );
         r.assert_file(
             &format!("{d}/wal/log"),
             "file",
@@ -125,7 +115,7 @@ fn files_not_matching_wal_are_never_flagged() {
         &["--requests", "12", "--order", "reply-then-sync", "--data"],
     );
     r.assert_findings(&[]);
-    assert_eq!(judged(&r), 0, "{}", r.pretty());
+    assert_eq!(r.wal_acks_judged(), 0, "{}", r.pretty());
 }
 
 /// Without --wal nothing changes: no note, no new finding.

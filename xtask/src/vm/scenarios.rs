@@ -287,4 +287,34 @@ pub(super) const SCENARIOS: &[Scenario] = &[
         }),
         tracepoint_expect: None,
     },
+    // The write-ahead-log contract (`--wal`, see `TRACER_WAL`): 10 replies, each sent before
+    // the log's fdatasync; the finding's "entry" is its ack count (see `check::facts`).
+    Scenario {
+        name: "wal-server",
+        args: &[
+            "--requests",
+            "10",
+            "--order",
+            "reply-then-sync",
+            "--settle-ms",
+            "1500",
+        ],
+        expect: Some(Expected {
+            files: &[(
+                "wal/log",
+                Counts {
+                    writes: 11,
+                    bytes_written: 704,
+                    fsyncs: 0,
+                    fdatasyncs: 11,
+                    unsynced_bytes: 0,
+                },
+            )],
+            findings: &[("ack_before_durable", "wal/log", Some("10 acks"))],
+        }),
+        tracepoint_expect: None,
+    },
 ];
+
+/// Scenarios traced with `--wal GLOB` (passed to the tracer, not the workload).
+pub(super) const TRACER_WAL: &[(&str, &str)] = &[("wal-server", "**/wal/*")];

@@ -321,7 +321,16 @@ impl Session {
                 wal.acks(),
                 if wal.acks() == 1 { "y" } else { "ies" }
             ));
-            analysis.findings.extend(wal.finish());
+            // A scan per broken log (few), rather than an index of every file at the peak.
+            let files = &analysis.files;
+            let current = |key: &_| {
+                files
+                    .iter()
+                    .find(|(f, _)| f.key == *key)
+                    .and_then(|(f, _)| f.path.as_deref().map(str::to_string))
+            };
+            let broken = wal.finish(current);
+            analysis.findings.extend(broken);
         }
         let judged = analysis::judge(
             std::mem::take(&mut analysis.findings),

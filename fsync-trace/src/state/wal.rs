@@ -215,15 +215,17 @@ impl WalContract {
     }
 
     /// The findings at the end of the trace: one per WAL file whose contract was broken. Acks
-    /// still waiting count as never durable.
-    pub fn finish(self) -> Vec<Finding> {
+    /// still waiting count as never durable. `current_path` gives a file's name at the end
+    /// (logs are renamed: PostgreSQL recycles segments), else the name it matched under.
+    pub fn finish(self, current_path: impl Fn(&FileKey) -> Option<String>) -> Vec<Finding> {
         let mut out: Vec<Finding> = self
             .files
-            .into_values()
-            .filter_map(|f| {
+            .into_iter()
+            .filter_map(|(key, f)| {
                 let b = f.broken?;
                 let never = f.waiting.len() as u64;
-                Some(finding(&f.path, &b, never))
+                let path = current_path(&key).unwrap_or(f.path);
+                Some(finding(&path, &b, never))
             })
             .collect();
         out.sort_by(Finding::report_order);
@@ -417,7 +419,7 @@ mod tests {
             w.observe(&ack(t + 60, LOG, t));
         }
         assert_eq!(w.acks(), 5);
-        assert!(w.finish().is_empty());
+        assert!(w.finish(|_| None).is_empty());
     }
 
     #[test]
@@ -442,7 +444,7 @@ mod tests {
         let mut lags = Vec::new();
         w.drain_lags(|l| lags.push(l));
         assert_eq!(lags, [110_000, 210_000, 310_000]);
-        let f = w.finish();
+        let f = w.finish(|_| None);
         assert_eq!(f.len(), 1);
         let f = &f[0];
         assert_eq!(f.kind, FindingKind::AckBeforeDurable);
@@ -468,7 +470,7 @@ mod tests {
         w.observe(&sync(SyncOp::Fsync, Some(DATA), 400, 500, 0));
         // syncfs of the same device does.
         w.observe(&sync(SyncOp::Syncfs, Some(DATA), 600, 700, 0));
-        let f = w.finish();
+        let f = w.finish(|_| None);
         assert_eq!(f[0].count, 1);
         assert_eq!(f[0].durability_lag_max_us, Some(0));
         assert_eq!(f[0].acks_never_durable, Some(0));
@@ -482,6 +484,6 @@ mod tests {
         w.observe(&ack(300, LOG, 50));
         // Acks about files that are not WALs (marked in an earlier run...) are not judged.
         w.observe(&ack(300, DATA, 250));
-        assert!(w.finish().is_empty());
+        assert!(w.finish(|_| None).is_empty());
     }
 }

@@ -170,6 +170,25 @@ pub enum Scenario {
         #[arg(long, default_value_t = 500)]
         phase_ms: u64,
     },
+    /// a server appending each request to wal/log and replying over a socket, before or after
+    /// the log's fdatasync (--order); a forked client sends the requests
+    WalServer {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+        #[arg(long, value_enum, default_value = "sync-then-reply")]
+        order: crate::walserver::Order,
+        #[arg(long, value_enum, default_value = "unix")]
+        transport: crate::walserver::Transport,
+        #[arg(long, value_enum, default_value = "write")]
+        reply: crate::walserver::Reply,
+        /// Also write each request to data/table (synced only at the end).
+        #[arg(long)]
+        data: bool,
+        /// Pause after the log's first write so the tracer learns its name before serving.
+        #[arg(long, default_value_t = 300)]
+        settle_ms: u64,
+    },
     /// the bundled demo: a tiny key-value store (--fuse: a failfs mount for the fsync errors)
     Demo {
         dir: PathBuf,
@@ -248,6 +267,25 @@ impl Scenario {
             S::Hold { dir, seconds } => (dir, with(seconds, hold::hold)),
             S::ExposureSchedule { dir, phase_ms } => {
                 (dir, with(phase_ms, exposure::exposure_schedule))
+            }
+            S::WalServer {
+                dir,
+                requests,
+                order,
+                transport,
+                reply,
+                data,
+                settle_ms,
+            } => {
+                let o = crate::walserver::WalServer {
+                    requests,
+                    order,
+                    transport,
+                    reply,
+                    data,
+                    settle_ms,
+                };
+                (dir, Box::new(move |d| crate::walserver::wal_server(d, o)))
             }
             S::Demo { dir, fuse } => (dir, Box::new(move |d| demo(d, fuse.as_deref()))),
         }

@@ -55,7 +55,10 @@ pub fn facts(report: &Value, dir: &str) -> Facts {
             (
                 f["kind"].as_str().unwrap_or("?").to_string(),
                 norm(f["path"].as_str().unwrap_or("?")),
-                f["entry"].as_str().map(str::to_string),
+                f["entry"].as_str().map(str::to_string).or_else(|| {
+                    // ack_before_durable (--wal): its ack count, which every tier must match.
+                    (f["kind"] == "ack_before_durable").then(|| format!("{} acks", f["count"]))
+                }),
             )
         })
         .collect();

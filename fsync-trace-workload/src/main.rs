@@ -18,6 +18,7 @@ mod exposure;
 mod hold;
 mod load;
 mod vectored;
+mod walserver;
 
 use load::{fsync_bound, many_files, write_storm, Lockstep, BUSY_NS};
 use vectored::{io_uring_fsync, writev};

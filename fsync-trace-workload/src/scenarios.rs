@@ -101,6 +101,15 @@ impl Counts {
 const NO_FINDINGS: &[(&str, &str, Option<&str>)] = &[];
 
 impl Scenario {
+    /// The `--wal` glob the tracer runs this scenario with, if any ([`TRACER_WAL`]).
+    #[must_use]
+    pub fn wal_glob(&self) -> Option<&'static str> {
+        TRACER_WAL
+            .iter()
+            .find(|(name, _)| *name == self.name)
+            .map(|(_, glob)| *glob)
+    }
+
     /// What a run on `tier` must report, if anything is expected of it.
     #[must_use]
     pub fn expected_on(&self, tier: &str) -> Option<&Expected> {
@@ -381,4 +390,34 @@ pub const SCENARIOS: &[Scenario] = &[
         }),
         tracepoint_expect: None,
     },
+    // The write-ahead-log contract (`--wal`, see `TRACER_WAL`): 10 replies, each sent before
+    // the log's fdatasync; the finding's "entry" is its ack count (see `check::facts`).
+    Scenario {
+        name: "wal-server",
+        args: &[
+            "--requests",
+            "10",
+            "--order",
+            "reply-then-sync",
+            "--settle-ms",
+            "1500",
+        ],
+        expect: Some(Expected {
+            files: &[(
+                "wal/log",
+                Counts {
+                    writes: 11,
+                    bytes_written: 704,
+                    fsyncs: 0,
+                    fdatasyncs: 11,
+                    unsynced_bytes: 0,
+                },
+            )],
+            findings: &[("ack_before_durable", "wal/log", Some("10 acks"))],
+        }),
+        tracepoint_expect: None,
+    },
 ];
+
+/// Scenarios traced with `--wal GLOB` (passed to the tracer, not the workload): (scenario, glob).
+pub const TRACER_WAL: &[(&str, &str)] = &[("wal-server", "**/wal/*")];

@@ -140,9 +140,14 @@ impl Session {
             live,
             exporter,
             live_ui,
+            wal,
             ..
         } = self;
+        let mut new_wal_files = Vec::new();
         tracer.drain(|ev| {
+            if let Some(w) = wal.as_mut() {
+                new_wal_files.extend(w.observe(&ev));
+            }
             match &ev.kind {
                 EventKind::Fork { child } => {
                     if !state.knows_process(ev.actor.pid) {
@@ -171,7 +176,18 @@ impl Session {
             }
             state.apply(ev);
         });
+        for key in new_wal_files {
+            match tracer.mark_wal(&key) {
+                Ok(true) => {}
+                Ok(false) => log::debug!("WAL file {key:?} has no kernel slot yet"),
+                Err(e) => log::warn!("cannot mark a write-ahead log in the kernel: {e}"),
+            }
+        }
         if let Some(m) = exporter.as_mut() {
+            if let Some(w) = wal.as_mut() {
+                let broken = w.drain_lags(|ns| m.live.observe_ack_lag(ns));
+                m.live.add_broken_acks(broken);
+            }
             m.live.after_batch(state);
         }
     }

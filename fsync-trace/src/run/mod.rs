@@ -18,7 +18,10 @@ use crate::{
     procfs,
     reclaim::Reclaimer,
     report::{self, Clock, Report},
-    state::{DurabilityState, FinalCounters, ProcResolver},
+    state::{
+        wal::{WalContract, WalGlobs},
+        DurabilityState, FinalCounters, ProcResolver,
+    },
     tracer::{Tracer, TracerOptions},
 };
 use child::{block_stop_signals, raise_memlock_limit, restore_memlock_limit, spawn_stopped};
@@ -47,6 +50,8 @@ struct Checked {
     initial: Vec<(u32, String)>,
     /// `--html`: the page's file, created before tracing.
     html: Option<File>,
+    /// With --wal: the write-ahead-log contract to check.
+    wal: Option<WalContract>,
 }
 
 impl Checked {
@@ -57,6 +62,12 @@ impl Checked {
         if cli.live && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             return Err(crate::live::LiveError::NotATerminal.into());
         }
+        let wal = if cli.wal.is_empty() {
+            None
+        } else {
+            let globs = WalGlobs::new(&cli.wal).map_err(|e| RunError::Usage(e.to_string()))?;
+            Some(WalContract::new(globs))
+        };
         // SAFETY: plain syscall.
         if unsafe { libc::geteuid() } != 0 {
             return Err(RunError::NotRoot);
@@ -115,6 +126,7 @@ impl Checked {
             metrics_listener,
             initial,
             html,
+            wal,
         })
     }
 }
@@ -142,6 +154,7 @@ struct Session {
     crash: crash::CrashWhatIf,
     /// `--html`: the page's file.
     html: Option<File>,
+    wal: Option<WalContract>,
 }
 
 impl Session {
@@ -154,6 +167,7 @@ impl Session {
             metrics_listener,
             initial,
             html,
+            wal,
         } = checked;
         // With --all every process is traced anyway: no fork following (and no TRACED_TGIDS
         // use).
@@ -164,6 +178,7 @@ impl Session {
             tier: cli.tier,
             file_slots: cli.file_slots,
             ring_buffer_mib: cli.ring_buffer_mib,
+            wal: wal.is_some(),
         });
         // The maps exist now; a traced command must not inherit the raised limit.
         restore_memlock_limit(memlock);
@@ -197,6 +212,7 @@ impl Session {
             notes: Vec::new(),
             crash,
             html,
+            wal,
         };
         session.start_targets(cli, follow, &initial)?;
         Ok(session)
@@ -333,6 +349,7 @@ impl Session {
             mut output,
             crash,
             html,
+            wal,
             ..
         } = self;
         let html = cli.html.as_deref().zip(html);
@@ -344,6 +361,23 @@ impl Session {
         events::log_memory("counters");
         let mut analysis = state.finish(end_ns, &counters);
         drop(counters);
+        if let Some(wal) = wal {
+            notes.push(format!(
+                "write-ahead-log contract (--wal): {} repl{} judged (the first socket send after each log write)",
+                wal.acks(),
+                if wal.acks() == 1 { "y" } else { "ies" }
+            ));
+            // A scan per broken log (few), rather than an index of every file at the peak.
+            let files = &analysis.files;
+            let current = |key: &_| {
+                files
+                    .iter()
+                    .find(|(f, _)| f.key == *key)
+                    .and_then(|(f, _)| f.path.as_deref().map(str::to_string))
+            };
+            let broken = wal.finish(current);
+            analysis.findings.extend(broken);
+        }
         let judged = analysis::judge(
             std::mem::take(&mut analysis.findings),
             &analysis.processes,

@@ -22,6 +22,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 pub mod timeline;
+pub mod wal;
 pub mod whatif;
 
 use std::{
@@ -570,6 +571,8 @@ impl<R: Resolver> DurabilityState<R> {
                 self.on_exit_live(actor.pid);
                 self.release_exited_processes();
             }
+            // Judged by the WAL contract (`wal.rs`), not by per-file durability.
+            EventKind::Ack { .. } => {}
         }
     }
 

@@ -20,3 +20,4 @@ mod processes;
 mod rules;
 mod sqlite;
 mod table;
+mod wal;

@@ -26,7 +26,7 @@ fn the_rest_of_the_shared_table_reports_exactly_what_it_says() {
         if WITH_OWN_TEST.contains(&sc.name) {
             continue;
         }
-        let (_g, d, r) = scenario(sc.name, sc.args);
+        let (_g, d, r) = run_table_scenario(sc);
         assert!(
             sc.expected_on(r.0["tier"].as_str().unwrap_or("?"))
                 .is_some(),

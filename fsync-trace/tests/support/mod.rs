@@ -28,7 +28,7 @@ pub use bins::workload;
 pub use kernel::*;
 pub use report::*;
 #[allow(unused_imports)]
-pub use table::{table_entry, table_mismatches, table_scenario};
+pub use table::{run_table_scenario, table_entry, table_mismatches, table_scenario};
 
 pub const TRACER: &str = env!("CARGO_BIN_EXE_fsync-trace");
 /// Longest any single traced run may take before the test gives up (a hang is a failure).

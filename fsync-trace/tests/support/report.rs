@@ -156,6 +156,21 @@ impl Report {
         }
     }
 
+    /// With `--wal`: the acks the write-ahead-log contract judged (from the report's note).
+    pub fn wal_acks_judged(&self) -> u64 {
+        let notes = self.0["notes"].as_array().cloned().unwrap_or_default();
+        let note = notes
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .find(|n| n.starts_with("write-ahead-log contract"))
+            .unwrap_or_else(|| panic!("no WAL note:\n{}", self.pretty()));
+        note.split(": ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("bad WAL note {note}"))
+    }
+
     /// The one finding of this kind on this path.
     pub fn finding(&self, kind: &str, path: &str) -> &Value {
         let hits: Vec<&Value> = self

@@ -6,7 +6,7 @@ use fsync_trace_workload::{
     scenarios::{Scenario, SCENARIOS},
 };
 
-use super::{scenario, Report, TempDir};
+use super::{os, tempdir, trace, workload, Report, TempDir};
 
 /// The table's entry for `name`.
 pub fn table_entry(name: &str) -> &'static Scenario {
@@ -28,11 +28,28 @@ pub fn table_mismatches(sc: &Scenario, dir: &str, report: &Report) -> Vec<String
         .collect()
 }
 
-/// Runs the table's scenario `name` with the table's arguments in a fresh directory and checks
-/// the table's counts and findings: (guard, dir, report).
+/// Runs `sc` as the VM suite does (its arguments, `--wal` if it has one) in a fresh directory:
+/// (guard, dir, report).
+pub fn run_table_scenario(sc: &Scenario) -> (TempDir, String, Report) {
+    let (g, d) = tempdir();
+    let mut args = Vec::new();
+    if let Some(glob) = sc.wal_glob() {
+        args.extend(os(&["--wal", glob]));
+    }
+    args.extend(os(&["--", workload(), sc.name, &d]));
+    args.extend(os(sc.args));
+    let (out, report) = trace(&args);
+    assert_eq!(out.code, 0, "fsync-trace on {}: {}", sc.name, out.stderr);
+    let r = report.unwrap_or_else(|| panic!("no report for {}: {}", sc.name, out.stderr));
+    r.assert_complete();
+    (g, d, r)
+}
+
+/// Runs the table's scenario `name` and checks the table's counts and findings:
+/// (guard, dir, report).
 pub fn table_scenario(name: &str) -> (TempDir, String, Report) {
     let sc = table_entry(name);
-    let (g, d, r) = scenario(sc.name, sc.args);
+    let (g, d, r) = run_table_scenario(sc);
     let wrong = table_mismatches(sc, &d, &r);
     assert!(wrong.is_empty(), "{wrong:#?}\n{}", r.pretty());
     (g, d, r)

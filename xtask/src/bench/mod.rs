@@ -30,6 +30,7 @@ mod chart;
 mod hooks;
 mod measure;
 mod page;
+mod redis;
 mod stats;
 mod tables;
 mod workload;
@@ -64,6 +65,10 @@ pub struct BenchArgs {
     /// Scratch directory for the workloads' files (must be on a disk filesystem, not tmpfs).
     #[arg(long, default_value = "/var/tmp/fsync-trace-bench")]
     dir: PathBuf,
+    /// Only the Redis measurement of the WAL contract's cost (redis-benchmark SETs, untraced vs
+    /// `--wal`), with this many requests per run; printed, no page written.
+    #[arg(long, value_name = "REQUESTS")]
+    redis_only: Option<u64>,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -102,6 +107,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let scratch = fs::canonicalize(&args.dir)?;
     util::check_disk_fs(&scratch)?;
 
+    let redis_load = |requests| redis::RedisLoad {
+        requests,
+        clients: 4,
+        reps: if quick { 1 } else { reps },
+    };
+    if let Some(requests) = args.redis_only {
+        let r = redis::measure(&bins.tracer, &scratch, redis_load(requests))?;
+        println!("{}", r.note());
+        return Ok(());
+    }
     let mut notes: Vec<String> = Vec::new();
     let mut tools = vec![Tool::Untraced];
     let tiers = detect_tiers(&bins.tracer, &scratch, &mut notes)?;
@@ -226,6 +241,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     }
                 }
             }
+        }
+    }
+
+    // The WAL contract on a real server (issue 15): redis-benchmark, untraced vs --wal.
+    match redis::measure(
+        &bench.bins.tracer,
+        &scratch,
+        redis_load(if quick { 2_000 } else { 50_000 }),
+    ) {
+        Ok(r) => notes.push(r.note()),
+        Err(e) => {
+            eprintln!("[bench] FAILED: redis: {e:#}");
+            failures.push(format!("redis: {e:#}"));
         }
     }
 

@@ -3,7 +3,8 @@
 //! `wal/log` (and, with `--data`, a row to `data/table`, never synced before the reply), and
 //! replies in the order `--order` says: sync the log then reply (the contract kept), or reply
 //! then sync (broken: N acks flagged), or reply and never sync the requests (broken, never
-//! durable). Exact syscalls: one write(2) per record, one fdatasync per request, one reply call.
+//! durable). Exact syscalls: one write(2) per record, one fdatasync per request, one reply call
+//! (`--reply`: write, send, sendmsg, sendmmsg, sendfile from a memfd, splice from a pipe).
 use std::path::Path;
 
 use clap::ValueEnum;
@@ -44,6 +45,12 @@ pub enum Reply {
     Send,
     /// sendmsg(2)
     Sendmsg,
+    /// sendmmsg(2) with one message
+    Sendmmsg,
+    /// sendfile(2) from a memfd holding the reply (not a durable file)
+    Sendfile,
+    /// splice(2) from a pipe holding the reply
+    Splice,
 }
 
 /// Options of the `wal-server` scenario.
@@ -202,6 +209,54 @@ fn reply(sock: libc::c_int, how: Reply, msg: &[u8; 16]) -> Res<()> {
                 hdr.msg_iov = &raw mut iov;
                 hdr.msg_iovlen = 1;
                 libc::sendmsg(sock, &raw const hdr, 0)
+            }
+            Reply::Sendmmsg => {
+                let mut iov = libc::iovec {
+                    iov_base: msg.as_ptr().cast_mut().cast(),
+                    iov_len: msg.len(),
+                };
+                let mut m: libc::mmsghdr = std::mem::zeroed();
+                m.msg_hdr.msg_iov = &raw mut iov;
+                m.msg_hdr.msg_iovlen = 1;
+                if libc::sendmmsg(sock, &raw mut m, 1, 0) != 1 {
+                    return Err(os_fail("reply sendmmsg"));
+                }
+                m.msg_len as isize
+            }
+            Reply::Sendfile => {
+                let fd = libc::memfd_create(c"reply".as_ptr(), 0);
+                if fd < 0 {
+                    return Err(os_fail("memfd_create"));
+                }
+                let mut off: libc::off_t = 0;
+                let n = if libc::write(fd, msg.as_ptr().cast(), msg.len()) == msg.len() as isize {
+                    libc::sendfile(sock, fd, &raw mut off, msg.len())
+                } else {
+                    -1
+                };
+                libc::close(fd);
+                n
+            }
+            Reply::Splice => {
+                let mut p = [0; 2];
+                if libc::pipe(p.as_mut_ptr()) != 0 {
+                    return Err(os_fail("pipe"));
+                }
+                let n = if libc::write(p[1], msg.as_ptr().cast(), msg.len()) == msg.len() as isize {
+                    libc::splice(
+                        p[0],
+                        std::ptr::null_mut(),
+                        sock,
+                        std::ptr::null_mut(),
+                        msg.len(),
+                        0,
+                    )
+                } else {
+                    -1
+                };
+                libc::close(p[0]);
+                libc::close(p[1]);
+                n
             }
         }
     };

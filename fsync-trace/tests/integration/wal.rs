@@ -22,7 +22,14 @@ fn wal_server(globs: &[&str], extra: &[&str]) -> (TempDir, String, Report) {
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn syncing_the_log_before_replying_keeps_the_contract() {
-    for (transport, reply) in [("unix", "write"), ("tcp", "send"), ("udp", "sendmsg")] {
+    for (transport, reply) in [
+        ("unix", "write"),
+        ("tcp", "send"),
+        ("udp", "sendmsg"),
+        ("tcp", "sendmmsg"),
+        ("unix", "sendfile"),
+        ("tcp", "splice"),
+    ] {
         let (_g, d, r) = wal_server(
             &["**/wal/*"],
             &[
@@ -54,7 +61,14 @@ fn syncing_the_log_before_replying_keeps_the_contract() {
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn replying_before_the_log_is_durable_is_flagged_per_reply() {
-    for (transport, reply) in [("unix", "write"), ("tcp", "sendmsg"), ("udp", "send")] {
+    for (transport, reply) in [
+        ("unix", "write"),
+        ("tcp", "sendmsg"),
+        ("udp", "send"),
+        ("udp", "sendmmsg"),
+        ("tcp", "sendfile"),
+        ("unix", "splice"),
+    ] {
         let (_g, d, r) = wal_server(
             &["/nowhere/*", "**/wal/*"],
             &[

@@ -236,7 +236,7 @@ impl<R: Resolver> DurabilityState<R> {
             cost.redundant += 1;
             cost.redundant_ns += exit.saturating_sub(enter);
             if cost.first_redundant.is_none() {
-                cost.first_redundant = Some((exit, actor.clone()));
+                cost.first_redundant = Some(Box::new((exit, actor.clone())));
             }
         }
         if let Some(l) = &mut self.live {

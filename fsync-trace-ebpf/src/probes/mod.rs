@@ -12,3 +12,4 @@ mod process;
 mod syncs;
 mod syscalls;
 mod writeback;
+mod block;

@@ -118,6 +118,16 @@ impl Session {
             ..
         } = self;
         tracer.drain(|ev| {
+            // Issued by any task (jbd2, a kworker): not a process of the trace.
+            if matches!(ev.kind, EventKind::DeviceFlush { .. }) {
+                state.apply(ev);
+                return;
+            }
+            if let EventKind::Sync { file: Some(f), .. } = &ev.kind {
+                if state.wants_disk(f.dev) {
+                    state.map_disk(f.dev, procfs::whole_disk(f.dev));
+                }
+            }
             if !state.knows_process(ev.actor.pid) {
                 describe(state, ev.actor.pid);
             }

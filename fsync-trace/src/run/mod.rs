@@ -157,6 +157,9 @@ impl Session {
         let clock = Clock::now();
         let mut state = DurabilityState::new(ProcResolver);
         state.start_at(clock.mono_ns);
+        if tracer.counts_device_flushes() {
+            state.count_device_flushes();
+        }
         let mut session = Session {
             target,
             rules,
@@ -284,7 +287,7 @@ impl Session {
         let end_ns = report::monotonic_ns();
         let Session {
             tracer,
-            state,
+            mut state,
             rules,
             clock,
             notes,
@@ -296,6 +299,10 @@ impl Session {
         // Ends tracing: detaches every program.
         let counters = FinalCounters::new(tracer.into_file_counters()?);
         events::log_memory("counters");
+        for dev in state.synced_devices() {
+            let (name, cache) = procfs::block_device(dev);
+            state.describe_device(dev, name, cache);
+        }
         let mut analysis = state.finish(end_ns, &counters);
         drop(counters);
         let judged = analysis::judge(

@@ -153,6 +153,11 @@ pub struct SyncCost {
     /// Files only: something the counters do not show changed since that durable point
     /// (truncated by an open, or a directory entry changed).
     pub changed: bool,
+    /// Device cache flushes and FUA writes issued on the file's device while its successful
+    /// durable-point syncs ran (one flush counts for every sync it fell in), and those syncs
+    /// that saw none.
+    pub device_flushes: u64,
+    pub syncs_without_flush: u64,
 }
 
 impl SyncCost {

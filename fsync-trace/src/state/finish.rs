@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use fsync_trace_common::{FileCounters, SyncOp};
 
 use super::{
-    advice::advice, display_path, names::pending_by_name, DurabilityState, FileState,
+    advice::advice,
+    device::{sync_without_flush, DeviceState}, display_path, names::pending_by_name, DurabilityState, FileState,
     FinalCounters, Finding, FindingKind, OpStats, ProcessInfo, Released, Resolver,
 };
 
@@ -22,6 +23,9 @@ pub struct Analysis {
     /// When the trace started and ended (CLOCK_MONOTONIC ns).
     pub start_ns: u64,
     pub end_ns: u64,
+    /// Block devices traced files were synced on, with the flushes seen (None: flushes were
+    /// not counted).
+    pub devices: Option<Vec<(u32, DeviceState)>>,
 }
 
 impl<R: Resolver> DurabilityState<R> {
@@ -41,6 +45,21 @@ impl<R: Resolver> DurabilityState<R> {
         let mut findings = std::mem::take(&mut self.findings);
         let start_ns = self.start_ns.unwrap_or(end_ns);
         let trace_ns = end_ns.saturating_sub(start_ns);
+        for (dev, d) in self.devices.with_syncs() {
+            let path = d
+                .first_without
+                .as_ref()
+                .and_then(|w| self.files.get(&w.2))
+                .map(|f| display_path(f))
+                .unwrap_or_default();
+            findings.extend(sync_without_flush(dev, d, &path));
+        }
+        let devices = self.devices.counting.then(|| {
+            self.devices
+                .with_syncs()
+                .map(|(k, d)| (k, d.clone()))
+                .collect()
+        });
         let mut files = std::mem::take(&mut self.past_lives);
         for (_, mut f) in self.files.drain() {
             let slot = counters.get(&f.key).copied().unwrap_or_default();
@@ -70,6 +89,7 @@ impl<R: Resolver> DurabilityState<R> {
             released: self.released,
             start_ns,
             end_ns,
+            devices,
         }
     }
 }

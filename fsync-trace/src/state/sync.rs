@@ -160,6 +160,9 @@ impl<R: Resolver> DurabilityState<R> {
         if !durable_point {
             return;
         }
+        if let Some(key) = file {
+            self.device_synced(key, actor, enter, ts);
+        }
         match (op, file, counters) {
             (SyncOp::Fsync | SyncOp::Fdatasync, Some(key), Some(c)) => {
                 self.sync_covered(key, actor, enter, ts, c);
@@ -253,6 +256,24 @@ impl<R: Resolver> DurabilityState<R> {
                 pc.redundant += 1;
                 pc.redundant_ns += exit.saturating_sub(enter);
             }
+        }
+    }
+
+    /// A successful durable-point sync of `key` returned: the device flushes issued while it
+    /// ran, for the file and the calling process.
+    fn device_synced(&mut self, key: FileKey, actor: &Actor, enter: u64, exit: u64) {
+        let Some(n) = self.devices.sync(key, actor, enter, exit) else {
+            return;
+        };
+        let costs = [
+            self.files.get_mut(&key).and_then(|f| f.cost.as_deref_mut()),
+            self.processes
+                .get_mut(&actor.pid)
+                .and_then(|p| p.cost.as_deref_mut()),
+        ];
+        for c in costs.into_iter().flatten() {
+            c.device_flushes += n;
+            c.syncs_without_flush += u64::from(n == 0);
         }
     }
 

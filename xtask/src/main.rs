@@ -71,6 +71,8 @@ fn main() -> Result<()> {
                     "servers",
                     "--test",
                     "cost",
+                    "--test",
+                    "device",
                     "--",
                     "--include-ignored",
                     "--test-threads=1",

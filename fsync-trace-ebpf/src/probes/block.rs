@@ -3,9 +3,7 @@
 //! the syncs of traced files on that device (jbd2 or a kworker often issues them on the syncing
 //! task's behalf, so the issuing task is not filtered). Everything else returns after one read.
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use fsync_trace_common::{
-    names, DeviceFlushRecord, RecordKind, DEVICE_FLUSH, DEVICE_FUA_WRITE,
-};
+use fsync_trace_common::{names, DeviceFlushRecord, RecordKind, DEVICE_FLUSH, DEVICE_FUA_WRITE};
 
 use crate::{
     kernel::{read, KPtr},

@@ -51,7 +51,9 @@ pub struct DeviceState {
     pub fua_writes: u64,
     /// Durable-point syncs of traced files on it that returned successfully.
     pub syncs: u64,
-    /// Of those, the ones with no flush or FUA write issued while they ran.
+    /// Of those, syncs of regular files with no flush or FUA write issued while they ran.
+    /// Directories are left out: ext4 commits a new entry with the transaction of the file's
+    /// own sync, so the directory's fsync after it often has nothing left to flush.
     pub syncs_without_flush: u64,
     /// Flushes and FUA writes issued while at least one of those syncs ran (each once).
     pub flushes_in_syncs: u64,
@@ -78,8 +80,9 @@ impl DeviceState {
         self.recent.push_back((ts, false));
     }
 
-    /// A sync that ran from `enter` to `exit` returned: the flushes issued meanwhile.
-    fn sync(&mut self, enter: u64, exit: u64) -> u64 {
+    /// A sync that ran from `enter` to `exit` returned: the flushes issued meanwhile (`judged`:
+    /// a regular file's, counted in `syncs_without_flush` if none).
+    fn sync(&mut self, enter: u64, exit: u64, judged: bool) -> u64 {
         let mut n = 0;
         for (ts, counted) in self.recent.iter_mut().rev() {
             if *ts < enter {
@@ -94,7 +97,7 @@ impl DeviceState {
             }
         }
         self.syncs += 1;
-        if n == 0 {
+        if n == 0 && judged {
             self.syncs_without_flush += 1;
         }
         n
@@ -119,16 +122,24 @@ impl Devices {
         }
     }
 
-    /// A successful durable-point sync of `file` from `enter` to `exit`: the flushes and FUA
-    /// writes issued on its device meanwhile (None when not counting).
-    pub fn sync(&mut self, file: FileKey, actor: &Actor, enter: u64, exit: u64) -> Option<u64> {
+    /// A successful durable-point sync of `file` (a directory if `is_dir`) from `enter` to
+    /// `exit`: the flushes and FUA writes issued on its device meanwhile (None when not
+    /// counting).
+    pub fn sync(
+        &mut self,
+        file: FileKey,
+        is_dir: bool,
+        actor: &Actor,
+        enter: u64,
+        exit: u64,
+    ) -> Option<u64> {
         if !self.counting {
             return None;
         }
         let disk = self.disk_of.get(&file.dev).copied().unwrap_or(file.dev);
         let d = self.by_dev.entry(disk).or_default();
-        let n = d.sync(enter, exit);
-        if n == 0 && d.first_without.is_none() {
+        let n = d.sync(enter, exit, !is_dir);
+        if n == 0 && !is_dir && d.first_without.is_none() {
             d.first_without = Some((exit, actor.clone(), file));
         }
         Some(n)
@@ -206,15 +217,24 @@ mod tests {
         d.flush(DEV, 15, false); // in both (jbd2 batching two fsyncs in one commit)
         d.flush(DEV, 16, true);
         d.flush(DEV + 1, 17, false); // another device
-        assert_eq!(d.sync(key(1), &a, 10, 20), Some(2));
-        assert_eq!(d.sync(key(2), &a, 12, 18), Some(2));
-        assert_eq!(d.sync(key(1), &a, 30, 40), Some(0));
+        assert_eq!(d.sync(key(1), false, &a, 10, 20), Some(2));
+        assert_eq!(d.sync(key(2), false, &a, 12, 18), Some(2));
+        assert_eq!(d.sync(key(1), false, &a, 30, 40), Some(0));
         let s = &d.by_dev[&DEV];
         assert_eq!(
-            (s.flushes, s.fua_writes, s.syncs, s.syncs_without_flush, s.flushes_in_syncs),
+            (
+                s.flushes,
+                s.fua_writes,
+                s.syncs,
+                s.syncs_without_flush,
+                s.flushes_in_syncs
+            ),
             (2, 1, 3, 1, 2)
         );
-        assert_eq!(s.first_without.as_ref().map(|f| (f.0, f.2)), Some((40, key(1))));
+        assert_eq!(
+            s.first_without.as_ref().map(|f| (f.0, f.2)),
+            Some((40, key(1)))
+        );
         assert_eq!(d.with_syncs().count(), 1, "the other device had no sync");
     }
 
@@ -222,7 +242,7 @@ mod tests {
     fn nothing_is_counted_or_judged_without_the_hook() {
         let mut d = Devices::default();
         d.flush(DEV, 5, false);
-        assert_eq!(d.sync(key(1), &Actor::default(), 1, 10), None);
+        assert_eq!(d.sync(key(1), false, &Actor::default(), 1, 10), None);
         assert!(d.by_dev.is_empty());
     }
 
@@ -236,23 +256,44 @@ mod tests {
             pid: 9,
             ..Default::default()
         };
-        d.sync(key(1), &a, 1, 2);
-        d.sync(key(1), &a, 3, 4);
+        d.sync(key(1), false, &a, 1, 2);
+        d.sync(key(1), false, &a, 3, 4);
+        d.sync(key(2), true, &a, 5, 6); // a directory: not judged
         let mut s = d.by_dev[&DEV].clone();
-        assert!(sync_without_flush(DEV, &s, "/f").is_none(), "cache mode unknown");
+        assert!(
+            sync_without_flush(DEV, &s, "/f").is_none(),
+            "cache mode unknown"
+        );
         s.write_cache = Some(WriteCache::WriteThrough);
-        assert!(sync_without_flush(DEV, &s, "/f").is_none(), "no volatile cache");
+        assert!(
+            sync_without_flush(DEV, &s, "/f").is_none(),
+            "no volatile cache"
+        );
         s.write_cache = Some(WriteCache::WriteBack);
         s.name = Some("loop1".into());
         let f = sync_without_flush(DEV, &s, "/f").expect("finding");
-        assert_eq!((f.kind, f.count, f.pid, f.ts), (FindingKind::SyncWithoutFlush, 2, 9, 2));
-        assert!(f.message.starts_with("2 of 2 sync(s) on device loop1 (7:1)"), "{}", f.message);
+        assert_eq!(
+            (f.kind, f.count, f.pid, f.ts),
+            (FindingKind::SyncWithoutFlush, 2, 9, 2)
+        );
+        assert!(
+            f.message
+                .starts_with("2 of 3 sync(s) on device loop1 (7:1)"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
     fn write_cache_from_sysfs() {
-        assert_eq!(WriteCache::parse("write back\n"), Some(WriteCache::WriteBack));
-        assert_eq!(WriteCache::parse("write through"), Some(WriteCache::WriteThrough));
+        assert_eq!(
+            WriteCache::parse("write back\n"),
+            Some(WriteCache::WriteBack)
+        );
+        assert_eq!(
+            WriteCache::parse("write through"),
+            Some(WriteCache::WriteThrough)
+        );
         assert_eq!(WriteCache::parse("?"), None);
     }
 }

@@ -6,8 +6,11 @@ use fsync_trace_common::{FileCounters, SyncOp};
 
 use super::{
     advice::advice,
-    device::{sync_without_flush, DeviceState}, display_path, names::pending_by_name, DurabilityState, FileState,
-    FinalCounters, Finding, FindingKind, OpStats, ProcessInfo, Released, Resolver,
+    device::{sync_without_flush, DeviceState},
+    display_path,
+    names::pending_by_name,
+    DurabilityState, FileState, FinalCounters, Finding, FindingKind, OpStats, ProcessInfo,
+    Released, Resolver,
 };
 
 /// The final state: every file with its counters (this life's, across reclaimed slots), and

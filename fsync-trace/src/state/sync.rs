@@ -262,7 +262,8 @@ impl<R: Resolver> DurabilityState<R> {
     /// A successful durable-point sync of `key` returned: the device flushes issued while it
     /// ran, for the file and the calling process.
     fn device_synced(&mut self, key: FileKey, actor: &Actor, enter: u64, exit: u64) {
-        let Some(n) = self.devices.sync(key, actor, enter, exit) else {
+        let is_dir = self.files.get(&key).is_some_and(|f| f.is_dir);
+        let Some(n) = self.devices.sync(key, is_dir, actor, enter, exit) else {
             return;
         };
         let costs = [
@@ -273,7 +274,7 @@ impl<R: Resolver> DurabilityState<R> {
         ];
         for c in costs.into_iter().flatten() {
             c.device_flushes += n;
-            c.syncs_without_flush += u64::from(n == 0);
+            c.syncs_without_flush += u64::from(n == 0 && !is_dir);
         }
     }
 

@@ -1,8 +1,8 @@
 //! Ring buffer bytes -> [`Event`]. Pure; tested with records built in Rust.
 use fsync_trace_common::{
-    open_flags, BaseDir, DeviceFlushRecord, DirtyRecord, ExitRecord, ForkRecord, MmapRecord, NameRecord, NamespaceOp,
-    NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp, SyncRecord,
-    DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
+    open_flags, BaseDir, DeviceFlushRecord, DirtyRecord, ExitRecord, ForkRecord, MmapRecord,
+    NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp,
+    SyncRecord, DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
 };
 use thiserror::Error;
 

@@ -322,7 +322,7 @@ mod tests {
                 .unwrap()
                 .0
                 .len(),
-            5
+            6
         );
         // Advice is never part of "any", only when named.
         let any = parse(&["--fail-on", "any", "-p", "1"])

@@ -226,7 +226,10 @@ mod tests {
         // are held inline (the bench's 100k files synced once each).
         assert!(std::mem::size_of::<Counts>() <= 16);
         assert!(std::mem::size_of::<crate::state::Latency>() <= 24);
-        assert!(std::mem::size_of::<InFlight>() <= 48, "smallvec's union layout");
+        assert!(
+            std::mem::size_of::<InFlight>() <= 48,
+            "smallvec's union layout"
+        );
         let mut c = SyncCost::default();
         c.call(10, 20);
         c.writes_per_sync.record(1);

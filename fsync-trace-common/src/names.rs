@@ -69,6 +69,8 @@ pub const PROG_PROCESS_EXIT: &str = "sched_process_exit";
 pub const PROG_DIRTY_FOLIO: &str = "writeback_dirty_folio";
 /// Raw tracepoint `writeback_single_inode`: counts the kernel flusher writing a file back.
 pub const PROG_WRITEBACK_INODE: &str = "writeback_single_inode";
+/// Raw tracepoint `block_rq_issue`: device cache flushes and FUA writes, per block device.
+pub const PROG_BLOCK_RQ_ISSUE: &str = "block_rq_issue";
 
 // Function-level tiers (see `fsync-trace-ebpf/src/probes/functions.rs`): writes and in-kernel
 // syncs from kernel functions. Program names are unique per tier; the kernel function a program

@@ -72,4 +72,19 @@ pub struct KernelOffsets {
     pub inode_i_nlink: u32,
     /// Set to 1 by userspace when the offsets come from BTF (0 in the object as built).
     pub ready: u32,
+    /// `request.cmd_flags` (`blk_opf_t`: op in the low 8 bits, then `req_flag_bits`).
+    pub request_cmd_flags: u32,
+    /// `request.q` (`struct request_queue *`).
+    pub request_q: u32,
+    /// `request_queue.disk` (`struct gendisk *`).
+    pub queue_disk: u32,
+    /// `gendisk.part0` (`struct block_device *`: the whole disk; a flush request has no
+    /// partition).
+    pub gendisk_part0: u32,
+    /// `block_device.bd_dev`.
+    pub bdev_bd_dev: u32,
+    /// `1 << __REQ_FUA` in `cmd_flags` (the bit moves between kernels: read from BTF).
+    pub req_fua: u32,
+    /// 1 when the block offsets above were found (the block hook does nothing otherwise).
+    pub block_ready: u32,
 }

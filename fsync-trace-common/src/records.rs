@@ -84,6 +84,9 @@ pub enum RecordKind {
     /// A traced process sent data to a socket after writing a WAL file:
     /// [`AckRecord`](crate::wal::AckRecord).
     Ack = 9,
+    /// A device cache flush or FUA write was issued on a block device, by any task:
+    /// [`DeviceFlushRecord`]. (16: leaves room for other kinds.)
+    DeviceFlush = 16,
 }
 
 impl RecordKind {
@@ -99,6 +102,7 @@ impl RecordKind {
             7 => Self::Exit,
             8 => Self::Name,
             9 => Self::Ack,
+            16 => Self::DeviceFlush,
             _ => return None,
         })
     }
@@ -493,6 +497,7 @@ mod pod {
     unsafe impl aya::Pod for SyncRecord {}
     unsafe impl aya::Pod for OpenRecord {}
     unsafe impl aya::Pod for NameRecord {}
+    unsafe impl aya::Pod for DeviceFlushRecord {}
     unsafe impl aya::Pod for NamespaceRecord {}
     unsafe impl aya::Pod for MmapRecord {}
     unsafe impl aya::Pod for ForkRecord {}
@@ -510,3 +515,22 @@ const _: () = assert!(core::mem::size_of::<OpenRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<MmapRecord>() == 40 + 16 + 40 + 8);
 const _: () = assert!(core::mem::size_of::<InflightCall>() == 32);
+
+/// [`DeviceFlushRecord::what`]: a cache flush request (`REQ_OP_FLUSH`).
+pub const DEVICE_FLUSH: u32 = 0;
+/// [`DeviceFlushRecord::what`]: a write with `REQ_FUA` (forced to stable media).
+pub const DEVICE_FUA_WRITE: u32 = 1;
+
+/// A block request that makes data durable on the device (`block_rq_issue`): a cache flush
+/// or a FUA write. Sent for every such request on the system (they are rare: a few per
+/// journal commit); userspace counts the ones on devices of traced files.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceFlushRecord {
+    /// Header: the task issuing the request (often a kernel thread: jbd2, a kworker).
+    pub hdr: RecordHeader,
+    /// Kernel `dev_t` of the request's whole disk (a file on a partition has its own).
+    pub dev: u32,
+    /// [`DEVICE_FLUSH`] or [`DEVICE_FUA_WRITE`].
+    pub what: u32,
+}

@@ -157,6 +157,13 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     inode_i_generation: 0,
     inode_i_nlink: 0,
     ready: 0,
+    request_cmd_flags: 0,
+    request_q: 0,
+    queue_disk: 0,
+    gendisk_part0: 0,
+    bdev_bd_dev: 0,
+    req_fua: 0,
+    block_ready: 0,
 };
 
 /// Reads one offset. Volatile so the compiler cannot fold the zero initialiser.

@@ -152,6 +152,12 @@ pub enum EventKind {
         write_ns: u64,
         fd: i32,
     },
+    /// A cache flush (or, `fua`, a FUA write) was issued on block device `dev` (kernel
+    /// `dev_t`, as `FileKey::dev`), by any task.
+    DeviceFlush {
+        dev: u32,
+        fua: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! What /proc says about processes: identity, names, roles, children. Used while the processes
-//! live (a process's role and name are gone with it).
+//! live (a process's role and name are gone with it); and what /sys says of block devices.
 use std::collections::BTreeSet;
 
 /// `task_struct.flags` bit of kernel threads (include/linux/sched.h).
@@ -98,6 +98,43 @@ pub fn children(pid: u32) -> BTreeSet<u32> {
         }
     }
     out
+}
+
+/// Name and write cache mode of block device `dev` (kernel `dev_t`) from sysfs; a partition's
+/// cache is its disk's. (None, None) for a device that is not a block device.
+pub fn block_device(dev: u32) -> (Option<String>, Option<crate::state::device::WriteCache>) {
+    let sys = format!(
+        "/sys/dev/block/{}:{}",
+        fsync_trace_common::kdev_major(dev),
+        fsync_trace_common::kdev_minor(dev)
+    );
+    let name = std::fs::read_link(&sys)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let cache = ["queue/write_cache", "../queue/write_cache"]
+        .iter()
+        .find_map(|q| std::fs::read_to_string(format!("{sys}/{q}")).ok())
+        .and_then(|s| crate::state::device::WriteCache::parse(&s));
+    (name, cache)
+}
+
+/// The whole disk of block device `dev` (itself unless it is a partition), from sysfs.
+pub fn whole_disk(dev: u32) -> u32 {
+    let sys = format!(
+        "/sys/dev/block/{}:{}",
+        fsync_trace_common::kdev_major(dev),
+        fsync_trace_common::kdev_minor(dev)
+    );
+    if !std::path::Path::new(&format!("{sys}/partition")).exists() {
+        return dev;
+    }
+    std::fs::read_to_string(format!("{sys}/../dev"))
+        .ok()
+        .and_then(|s| {
+            let (maj, min) = s.trim().split_once(':')?;
+            Some((maj.parse::<u32>().ok()? << 20) | min.parse::<u32>().ok()?)
+        })
+        .unwrap_or(dev)
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ fn main() -> Result<()> {
                     "cost",
                     "--test",
                     "live",
+                    "device",
                     "--",
                     "--include-ignored",
                     "--test-threads=1",

@@ -2,6 +2,7 @@
 //! tracepoints) is always attached; a function-level tier (`fentry` or `kprobe`) adds hooks on
 //! kernel functions for writes and in-kernel syncs (`functions`), and `sys_exit` then leaves
 //! the write syscalls those hooks cover to them.
+mod block;
 mod fentry;
 mod functions;
 mod kprobe;

@@ -100,6 +100,9 @@ fn merge(dir: String, mut members: Vec<Finding>) -> Finding {
         FindingKind::FsyncRetryAfterError => {
             format!("{n} files in {dir} were synced again after a failed sync")
         }
+        FindingKind::SyncWithoutFlush => {
+            format!("{n} files in {dir} were synced without a device cache flush")
+        }
         FindingKind::SyncPerWrite => {
             format!("{n} files in {dir} were synced after nearly every write ({count} syncs)")
         }

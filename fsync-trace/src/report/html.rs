@@ -97,6 +97,7 @@ mod tests {
             timeline: None,
             exposure_peak: None,
             crash_at: Vec::new(),
+            devices: None,
         };
         let page = render_html(&r);
         assert_eq!(page.matches("</script>").count(), 2, "only the page's own");

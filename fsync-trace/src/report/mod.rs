@@ -96,6 +96,49 @@ pub struct CostEntry {
     pub max_syncs_in_flight: u32,
     /// Sync calls that had nothing to make durable (`redundant_sync`).
     pub redundant_syncs: u64,
+    /// Device cache flushes and FUA writes issued on the file's block device while its
+    /// successful syncs ran (a flush counts for every sync it fell in; absent when flushes
+    /// were not counted), and the syncs that saw none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_flushes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syncs_without_flush: Option<u64>,
+}
+
+/// A block device traced files were synced on: did the syncs reach it?
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceEntry {
+    /// `major:minor`.
+    pub dev: String,
+    /// Its name in /sys/block (`loop0`), if known.
+    pub name: Option<String>,
+    /// `write back` (volatile cache: durability needs flushes), `write through`, or null.
+    pub write_cache: Option<&'static str>,
+    /// Successful durable-point syncs of traced files on it.
+    pub syncs: u64,
+    /// Cache flush requests and FUA writes issued on it during the trace (by any task).
+    pub device_flushes: u64,
+    pub fua_writes: u64,
+    /// Flushes and FUA writes issued while at least one of those syncs ran, each once, per
+    /// sync: below 1 where the filesystem batched several syncs into one commit.
+    pub flushes_in_syncs: u64,
+    pub flushes_per_sync: f64,
+    /// Syncs that returned with no flush or FUA write issued on it while they ran.
+    pub syncs_without_flush: u64,
+}
+
+fn device_entry(dev: u32, d: &crate::state::device::DeviceState) -> DeviceEntry {
+    DeviceEntry {
+        dev: dev_string(dev),
+        name: d.name.clone(),
+        write_cache: d.write_cache.map(|w| w.name()),
+        syncs: d.syncs,
+        device_flushes: d.flushes,
+        fua_writes: d.fua_writes,
+        flushes_in_syncs: d.flushes_in_syncs,
+        flushes_per_sync: round(share(d.flushes_in_syncs, d.syncs), 3),
+        syncs_without_flush: d.syncs_without_flush,
+    }
 }
 
 fn round(v: f64, places: i32) -> f64 {
@@ -103,7 +146,7 @@ fn round(v: f64, places: i32) -> f64 {
     (v * m).round() / m
 }
 
-fn cost_entry(c: Option<&SyncCost>, calls: u64, wall_ns: u64) -> CostEntry {
+fn cost_entry(c: Option<&SyncCost>, calls: u64, wall_ns: u64, flushes: bool) -> CostEntry {
     let per_sec = if wall_ns == 0 {
         0.0
     } else {
@@ -126,6 +169,8 @@ fn cost_entry(c: Option<&SyncCost>, calls: u64, wall_ns: u64) -> CostEntry {
         syncs_per_sec: per_sec,
         max_syncs_in_flight: c.in_flight.max(),
         redundant_syncs: c.redundant,
+        device_flushes: flushes.then_some(c.device_flushes),
+        syncs_without_flush: flushes.then_some(c.syncs_without_flush),
     }
 }
 
@@ -287,6 +332,10 @@ pub struct Report {
     pub exposure_peak: Option<CrashPoint>,
     /// `--crash-at`: what a power cut at each instant would have lost.
     pub crash_at: Vec<CrashPoint>,
+    /// Block devices traced files were synced on, with the device cache flushes seen during
+    /// the syncs (absent when the block hook could not be attached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<DeviceEntry>>,
 }
 
 fn dev_string(dev: u32) -> String {
@@ -316,6 +365,11 @@ impl Report {
             let p = t.exposure_peak()?;
             Some(CrashPoint::build(&p, a.start_ns, p.at, p.exact()))
         });
+        let flushes_counted = a.devices.is_some();
+        let devices = a
+            .devices
+            .as_ref()
+            .map(|v| v.iter().map(|(k, d)| device_entry(*k, d)).collect());
         let trace_ns = a.end_ns.saturating_sub(a.start_ns);
         let files = a
             .files
@@ -359,7 +413,7 @@ impl Report {
                     removed: f.removed,
                     open_flags,
                     sync_time_us: cost.map_or(0, |c| c.sync_ns / 1000),
-                    cost: cost_entry(cost, calls, trace_ns),
+                    cost: cost_entry(cost, calls, trace_ns, flushes_counted),
                     serial_commit_ceiling_per_sec: ceiling,
                 })
             })
@@ -418,7 +472,7 @@ impl Report {
                         sync_time_us: p.sync_ns / 1000,
                         wall_time_us: wall / 1000,
                         sync_time_share: round(share(p.sync_ns, wall.saturating_mul(threads)), 4),
-                        cost: cost_entry(p.cost.as_deref(), p.syncs, wall),
+                        cost: cost_entry(p.cost.as_deref(), p.syncs, wall, flushes_counted),
                         threads: p
                             .threads
                             .iter()
@@ -447,6 +501,7 @@ impl Report {
             timeline,
             exposure_peak,
             crash_at: Vec::new(),
+            devices,
         }
     }
 }

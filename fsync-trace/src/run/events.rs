@@ -145,6 +145,16 @@ impl Session {
         } = self;
         let mut new_wal_files = Vec::new();
         tracer.drain(|ev| {
+            // Issued by any task (jbd2, a kworker): not a process of the trace.
+            if matches!(ev.kind, EventKind::DeviceFlush { .. }) {
+                state.apply(ev);
+                return;
+            }
+            if let EventKind::Sync { file: Some(f), .. } = &ev.kind {
+                if state.wants_disk(f.dev) {
+                    state.map_disk(f.dev, procfs::whole_disk(f.dev));
+                }
+            }
             if let Some(w) = wal.as_mut() {
                 new_wal_files.extend(w.observe(&ev));
             }

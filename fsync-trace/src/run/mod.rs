@@ -196,6 +196,9 @@ impl Session {
         state.start_at(clock.mono_ns);
         state.record_timeline(cli.timeline_limit);
         let crash = crash::CrashWhatIf::new(&cli.crash_at, &tracer)?;
+        if tracer.counts_device_flushes() {
+            state.count_device_flushes();
+        }
         let mut session = Session {
             target,
             rules,
@@ -342,7 +345,7 @@ impl Session {
         let end_ns = report::monotonic_ns();
         let Session {
             tracer,
-            state,
+            mut state,
             rules,
             clock,
             mut notes,
@@ -359,6 +362,10 @@ impl Session {
         // Ends tracing: detaches every program.
         let counters = FinalCounters::new(tracer.into_file_counters()?);
         events::log_memory("counters");
+        for dev in state.synced_devices() {
+            let (name, cache) = procfs::block_device(dev);
+            state.describe_device(dev, name, cache);
+        }
         let mut analysis = state.finish(end_ns, &counters);
         drop(counters);
         if let Some(wal) = wal {

@@ -100,7 +100,7 @@ fn sync_per_write(f: &FileState, c: &SyncCost, trace_ns: u64) -> Finding {
 }
 
 fn redundant_sync(f: &FileState, c: &SyncCost) -> Option<Finding> {
-    let (ts, actor) = c.first_redundant.clone()?;
+    let (ts, actor) = c.first_redundant.as_deref().cloned()?;
     let path = display_path(f);
     let what = if f.is_dir {
         "no entry created, renamed, linked or removed"

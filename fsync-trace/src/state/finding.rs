@@ -12,6 +12,8 @@ pub enum FindingKind {
     UnsyncedParentDir,
     /// `--wal`: a reply sent while the sender's write-ahead-log data was not durable.
     AckBeforeDurable,
+    /// Syncs completed with no cache flush on a device with a volatile write cache.
+    SyncWithoutFlush,
     /// Advice, after every bug: what durability costs, never a durability bug (reported apart,
     /// and matched by `--fail-on` only when named).
     SyncPerWrite,
@@ -20,25 +22,27 @@ pub enum FindingKind {
 
 impl FindingKind {
     /// Every kind, bugs then advice.
-    pub const ALL: [FindingKind; 8] = [
+    pub const ALL: [FindingKind; 9] = [
         Self::FsyncRetryAfterError,
         Self::FsyncError,
         Self::RenameBeforeFsync,
         Self::UnsyncedWrite,
         Self::UnsyncedParentDir,
         Self::AckBeforeDurable,
+        Self::SyncWithoutFlush,
         Self::SyncPerWrite,
         Self::RedundantSync,
     ];
 
     /// The durability bugs (what `--fail-on any` means).
-    pub const BUGS: [FindingKind; 6] = [
+    pub const BUGS: [FindingKind; 7] = [
         Self::FsyncRetryAfterError,
         Self::FsyncError,
         Self::RenameBeforeFsync,
         Self::UnsyncedWrite,
         Self::UnsyncedParentDir,
         Self::AckBeforeDurable,
+        Self::SyncWithoutFlush,
     ];
 
     /// Advice on what durability costs, not a durability bug.
@@ -54,6 +58,7 @@ impl FindingKind {
             Self::UnsyncedWrite => "unsynced_write",
             Self::UnsyncedParentDir => "unsynced_parent_dir",
             Self::AckBeforeDurable => "ack_before_durable",
+            Self::SyncWithoutFlush => "sync_without_flush",
             Self::SyncPerWrite => "sync_per_write",
             Self::RedundantSync => "redundant_sync",
         }

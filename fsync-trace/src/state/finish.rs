@@ -5,8 +5,12 @@ use std::collections::BTreeMap;
 use fsync_trace_common::{FileCounters, SyncOp};
 
 use super::{
-    advice::advice, display_path, names::pending_by_name, DurabilityState, FileState,
-    FinalCounters, Finding, FindingKind, OpStats, ProcessInfo, Released, Resolver,
+    advice::advice,
+    device::{sync_without_flush, DeviceState},
+    display_path,
+    names::pending_by_name,
+    DurabilityState, FileState, FinalCounters, Finding, FindingKind, OpStats, ProcessInfo,
+    Released, Resolver,
 };
 
 /// The final state: every file with its counters (this life's, across reclaimed slots), and
@@ -24,6 +28,9 @@ pub struct Analysis {
     pub end_ns: u64,
     /// The timeline, if recorded (its open intervals completed with the final counters).
     pub timeline: Option<Box<super::Timeline>>,
+    /// Block devices traced files were synced on, with the flushes seen (None: flushes were
+    /// not counted).
+    pub devices: Option<Vec<(u32, DeviceState)>>,
 }
 
 impl<R: Resolver> DurabilityState<R> {
@@ -43,6 +50,21 @@ impl<R: Resolver> DurabilityState<R> {
         let mut findings = std::mem::take(&mut self.findings);
         let start_ns = self.start_ns.unwrap_or(end_ns);
         let trace_ns = end_ns.saturating_sub(start_ns);
+        for (dev, d) in self.devices.with_syncs() {
+            let path = d
+                .first_without
+                .as_ref()
+                .and_then(|w| self.files.get(&w.2))
+                .map(|f| display_path(f))
+                .unwrap_or_default();
+            findings.extend(sync_without_flush(dev, d, &path));
+        }
+        let devices = self.devices.counting.then(|| {
+            self.devices
+                .with_syncs()
+                .map(|(k, d)| (k, d.clone()))
+                .collect()
+        });
         let mut files = std::mem::take(&mut self.past_lives);
         for (_, mut f) in self.files.drain() {
             let slot = counters.get(&f.key).copied().unwrap_or_default();
@@ -81,6 +103,7 @@ impl<R: Resolver> DurabilityState<R> {
             start_ns,
             end_ns,
             timeline: self.timeline,
+            devices,
         }
     }
 }

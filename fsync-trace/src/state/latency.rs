@@ -2,23 +2,58 @@
 //! (the `hdrhistogram` crate) whose relative error is stated in the README. A daemon making
 //! thousands of syncs a second must not keep every latency (10 GB a day at 4,500 syncs/s).
 use hdrhistogram::Histogram;
-use smallvec::SmallVec;
 
 /// Up to this many samples are kept exactly (nearest-rank percentiles are then exact).
 pub const EXACT_SAMPLES: usize = 64;
 /// Longest latency the histogram resolves (one hour, in ns); longer ones count as this.
 const MAX_NS: u64 = 3_600_000_000_000;
 
-/// Latencies of one file or one sync operation.
+/// Latencies of one file or one sync operation. One sample is held inline (most files are
+/// synced once, if at all): no heap block per file until its second sync.
 #[derive(Clone, Debug)]
 pub struct Latency {
-    count: u64,
-    max: u64,
-    /// Inline up to one sample (most files are synced once, if at all): no heap block per file.
-    samples: SmallVec<[u64; 1]>,
-    hist: Option<Box<Histogram<u32>>>,
+    data: Data,
     /// Significant decimal digits of the histogram once samples overflow.
     sigfig: u8,
+}
+
+#[derive(Clone, Debug)]
+enum Data {
+    Empty,
+    One(u64),
+    Many(Box<Many>),
+}
+
+/// Two samples or more: exact while few, then a histogram.
+#[derive(Clone, Debug)]
+struct Many {
+    count: u64,
+    max: u64,
+    samples: Vec<u64>,
+    hist: Option<Histogram<u32>>,
+}
+
+impl Many {
+    fn record(&mut self, ns: u64, sigfig: u8) {
+        self.count += 1;
+        self.max = self.max.max(ns);
+        if let Some(h) = &mut self.hist {
+            h.saturating_record(ns.clamp(1, MAX_NS));
+            return;
+        }
+        self.samples.push(ns);
+        if self.samples.len() > EXACT_SAMPLES {
+            // Bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
+            // sigfig <= 5), so this cannot fail; if it ever did, keep the exact samples.
+            if let Ok(mut h) = Histogram::<u32>::new_with_bounds(1, MAX_NS, sigfig) {
+                for &s in &self.samples {
+                    h.saturating_record(s.clamp(1, MAX_NS));
+                }
+                self.samples = Vec::new();
+                self.hist = Some(h);
+            }
+        }
+    }
 }
 
 impl Default for Latency {
@@ -41,60 +76,63 @@ impl Latency {
 
     fn with_sigfig(sigfig: u8) -> Self {
         Latency {
-            count: 0,
-            max: 0,
-            samples: SmallVec::new(),
-            hist: None,
+            data: Data::Empty,
             sigfig,
         }
     }
 
     pub fn record(&mut self, ns: u64) {
-        self.count += 1;
-        self.max = self.max.max(ns);
-        if let Some(h) = &mut self.hist {
-            h.saturating_record(ns.clamp(1, MAX_NS));
-            return;
-        }
-        self.samples.push(ns);
-        if self.samples.len() > EXACT_SAMPLES {
-            // Bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
-            // sigfig <= 5), so this cannot fail; if it ever did, keep the exact samples.
-            if let Ok(mut h) = Histogram::<u32>::new_with_bounds(1, MAX_NS, self.sigfig) {
-                for &s in &self.samples {
-                    h.saturating_record(s.clamp(1, MAX_NS));
-                }
-                self.samples = SmallVec::new();
-                self.hist = Some(Box::new(h));
+        match &mut self.data {
+            Data::Empty => self.data = Data::One(ns),
+            Data::One(first) => {
+                let mut m = Many {
+                    count: 1,
+                    max: *first,
+                    samples: vec![*first],
+                    hist: None,
+                };
+                m.record(ns, self.sigfig);
+                self.data = Data::Many(Box::new(m));
             }
+            Data::Many(m) => m.record(ns, self.sigfig),
         }
     }
 
     pub fn count(&self) -> u64 {
-        self.count
+        match &self.data {
+            Data::Empty => 0,
+            Data::One(_) => 1,
+            Data::Many(m) => m.count,
+        }
     }
 
     /// Largest latency, exact.
     pub fn max(&self) -> u64 {
-        self.max
+        match &self.data {
+            Data::Empty => 0,
+            Data::One(v) => *v,
+            Data::Many(m) => m.max,
+        }
     }
 
     /// True while every sample is kept (percentiles are exact).
     #[cfg(test)]
     pub fn is_exact(&self) -> bool {
-        self.hist.is_none()
+        !matches!(&self.data, Data::Many(m) if m.hist.is_some())
     }
 
     /// Nearest-rank percentile `p` (0..=100): exact while [`Self::is_exact`], else within the
     /// histogram's precision (never above the exact maximum).
     pub fn percentile(&self, p: f64) -> u64 {
-        if self.count == 0 {
-            return 0;
+        let m = match &self.data {
+            Data::Empty => return 0,
+            Data::One(v) => return *v,
+            Data::Many(m) => m,
+        };
+        if let Some(h) = &m.hist {
+            return h.value_at_quantile(p / 100.0).min(m.max);
         }
-        if let Some(h) = &self.hist {
-            return h.value_at_quantile(p / 100.0).min(self.max);
-        }
-        let mut v: Vec<u64> = self.samples.to_vec();
+        let mut v = m.samples.clone();
         v.sort_unstable();
         let r = ((p / 100.0) * v.len() as f64).ceil() as usize;
         v[r.clamp(1, v.len()) - 1]

@@ -7,9 +7,11 @@
 //! left (names this trace never saw are counted from the kernel's `i_nlink`, read at every open
 //! and first sight). The modules: `names` (the name index and namespace operations), `sync`
 //! (durable points), `finish` (the final analysis), `retention` (bounded memory in long runs),
-//! `latency` (bounded latency histograms), `cost` (what syncs cost and covered).
+//! `latency` (bounded latency histograms), `cost` (what syncs cost and covered), `device`
+//! (device cache flushes during syncs).
 mod advice;
 pub mod cost;
+pub mod device;
 mod file;
 mod finding;
 mod finish;
@@ -106,6 +108,8 @@ pub struct DurabilityState<R: Resolver> {
     start_ns: Option<u64>,
     /// The timeline of dirty intervals, syncs and entry changes (see [`Self::record_timeline`]).
     timeline: Option<Box<Timeline>>,
+    /// Device cache flushes and the syncs they fell in (see [`Self::count_device_flushes`]).
+    devices: device::Devices,
 }
 
 /// What live metrics need beyond the final analysis (see `metrics`).
@@ -141,6 +145,40 @@ impl<R: Resolver> DurabilityState<R> {
             live: None,
             start_ns: None,
             timeline: None,
+            devices: device::Devices::default(),
+        }
+    }
+
+    /// Device flush events will come (the block hook is attached): count them against syncs.
+    pub fn count_device_flushes(&mut self) {
+        self.devices.counting = true;
+    }
+
+    /// Filesystem device `dev` (a partition) is on whole disk `disk`, where flushes are seen.
+    pub fn map_disk(&mut self, dev: u32, disk: u32) {
+        self.devices.disk_of.insert(dev, disk);
+    }
+
+    /// True if device flushes are counted and filesystem device `dev` was not mapped yet.
+    pub fn wants_disk(&self, dev: u32) -> bool {
+        self.devices.counting && !self.devices.disk_of.contains_key(&dev)
+    }
+
+    /// Block devices that traced files were synced on (to read their write cache mode).
+    pub fn synced_devices(&self) -> Vec<u32> {
+        self.devices.with_syncs().map(|(d, _)| d).collect()
+    }
+
+    /// What the system says of block device `dev`: its name and write cache mode.
+    pub fn describe_device(
+        &mut self,
+        dev: u32,
+        name: Option<String>,
+        cache: Option<device::WriteCache>,
+    ) {
+        if let Some(d) = self.devices.by_dev.get_mut(&dev) {
+            d.name = name;
+            d.write_cache = cache;
         }
     }
 
@@ -395,6 +433,11 @@ impl<R: Resolver> DurabilityState<R> {
 
     pub fn apply(&mut self, ev: Event) {
         let Event { ts, actor, kind } = ev;
+        // From any task on the system (jbd2, a kworker): no process of the trace.
+        if let EventKind::DeviceFlush { dev, fua } = kind {
+            self.devices.flush(dev, ts, fua);
+            return;
+        }
         self.start_ns.get_or_insert(ts);
         if let Some(t) = &mut self.timeline {
             t.now = ts;
@@ -573,6 +616,7 @@ impl<R: Resolver> DurabilityState<R> {
             }
             // Judged by the WAL contract (`wal.rs`), not by per-file durability.
             EventKind::Ack { .. } => {}
+            EventKind::DeviceFlush { .. } => {} // handled above
         }
     }
 

@@ -195,6 +195,9 @@ impl<R: Resolver> DurabilityState<R> {
         if !durable_point {
             return;
         }
+        if let Some(key) = file {
+            self.device_synced(key, actor, enter, ts);
+        }
         match (op, file, counters) {
             (SyncOp::Fsync | SyncOp::Fdatasync, Some(key), Some(c)) => {
                 self.sync_covered(key, actor, enter, ts, c);
@@ -271,7 +274,7 @@ impl<R: Resolver> DurabilityState<R> {
             cost.redundant += 1;
             cost.redundant_ns += exit.saturating_sub(enter);
             if cost.first_redundant.is_none() {
-                cost.first_redundant = Some((exit, actor.clone()));
+                cost.first_redundant = Some(Box::new((exit, actor.clone())));
             }
         }
         if let Some(l) = &mut self.live {
@@ -288,6 +291,25 @@ impl<R: Resolver> DurabilityState<R> {
                 pc.redundant += 1;
                 pc.redundant_ns += exit.saturating_sub(enter);
             }
+        }
+    }
+
+    /// A successful durable-point sync of `key` returned: the device flushes issued while it
+    /// ran, for the file and the calling process.
+    fn device_synced(&mut self, key: FileKey, actor: &Actor, enter: u64, exit: u64) {
+        let is_dir = self.files.get(&key).is_some_and(|f| f.is_dir);
+        let Some(n) = self.devices.sync(key, is_dir, actor, enter, exit) else {
+            return;
+        };
+        let costs = [
+            self.files.get_mut(&key).and_then(|f| f.cost.as_deref_mut()),
+            self.processes
+                .get_mut(&actor.pid)
+                .and_then(|p| p.cost.as_deref_mut()),
+        ];
+        for c in costs.into_iter().flatten() {
+            c.device_flushes += n;
+            c.syncs_without_flush += u64::from(n == 0 && !is_dir);
         }
     }
 

@@ -1,8 +1,8 @@
 //! Ring buffer bytes -> [`Event`]. Pure; tested with records built in Rust.
 use fsync_trace_common::{
-    open_flags, BaseDir, DirtyRecord, ExitRecord, ForkRecord, MmapRecord, NameRecord, NamespaceOp,
-    NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp, SyncRecord,
-    DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
+    open_flags, BaseDir, DeviceFlushRecord, DirtyRecord, ExitRecord, ForkRecord, MmapRecord,
+    NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp,
+    SyncRecord, DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
 };
 use thiserror::Error;
 
@@ -183,6 +183,13 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 fd: r.fd,
             }
         }
+        RecordKind::DeviceFlush => {
+            let r: DeviceFlushRecord = read(bytes, k)?;
+            EventKind::DeviceFlush {
+                dev: r.dev,
+                fua: r.what == fsync_trace_common::DEVICE_FUA_WRITE,
+            }
+        }
     };
     Ok(Event { ts, actor, kind })
 }
@@ -329,6 +336,23 @@ mod tests {
                 path: "/var/tmp/app.log".into(),
                 nlink: 2,
                 open_flags: 0o2001,
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_a_device_flush() {
+        let r = DeviceFlushRecord {
+            hdr: header(RecordKind::DeviceFlush),
+            dev: (7 << 20) | 3,
+            what: fsync_trace_common::DEVICE_FUA_WRITE,
+        };
+        let ev = decode(&as_bytes(&r)).expect("decodes");
+        assert_eq!(
+            ev.kind,
+            EventKind::DeviceFlush {
+                dev: (7 << 20) | 3,
+                fua: true
             }
         );
     }

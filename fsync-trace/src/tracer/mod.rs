@@ -85,6 +85,8 @@ pub struct Tracer {
     file_slots: u32,
     /// Slots this tracer pushed back onto `FREE_SLOTS`.
     freed_slots: u64,
+    /// The `block_rq_issue` hook is attached (see [`Tracer::counts_device_flushes`]).
+    device_flushes: bool,
 }
 
 /// Every file's counters: its slot from `FILE_SLOTS`, then that slot of `FILE_STATS`.
@@ -340,6 +342,9 @@ impl Tracer {
         for (name, tp) in ATTACHED {
             attach_raw(&mut ebpf, name, tp)?;
         }
+        // Optional: without it device flushes are not counted (and never reported missing).
+        let device_flushes = offsets.block_ready == 1
+            && attach_raw(&mut ebpf, names::PROG_BLOCK_RQ_ISSUE, "block_rq_issue").is_ok();
         let sync_entry = attach_sync_entry(&mut ebpf)?;
         // Function-level hooks last: until CONFIG_FN_HOOKS says so, sys_exit still counts every
         // write, and nothing is traced before `trace_tgid` anyway.
@@ -371,7 +376,14 @@ impl Tracer {
             undecodable: 0,
             file_slots,
             freed_slots: 0,
+            device_flushes,
         })
+    }
+
+    /// True if device cache flushes and FUA writes are counted (the `block_rq_issue` hook is
+    /// attached).
+    pub fn counts_device_flushes(&self) -> bool {
+        self.device_flushes
     }
 
     /// Size of the kernel's per-file table in this run.

@@ -96,3 +96,27 @@ pub fn render_cost(out: &mut String, r: &Report) {
         );
     }
 }
+
+/// One line per block device synced on: did the syncs reach the device (cache flushes)?
+pub fn render_devices(out: &mut String, r: &Report) {
+    let Some(devices) = r.devices.as_ref().filter(|d| !d.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Device cache flushes during syncs:");
+    for d in devices {
+        let name = d.name.as_deref().unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "  {name} ({}), write cache {}: {} sync(s), {} flush(es) + {} FUA write(s) issued, {} during syncs ({:.2} per sync), {} sync(s) with none",
+            d.dev,
+            d.write_cache.unwrap_or("unknown"),
+            d.syncs,
+            d.device_flushes,
+            d.fua_writes,
+            d.flushes_in_syncs,
+            d.flushes_per_sync,
+            d.syncs_without_flush,
+        );
+    }
+}

@@ -27,6 +27,7 @@ const PARAM_LEN: usize = 8;
 // The kinds this reader looks into; the others are only stepped over.
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
 const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
@@ -257,6 +258,21 @@ impl Btf {
         Err(TracerError::BtfMember(format!("struct {name}.{member}")))
     }
 
+    /// Value of enumerator `name` in the 32-bit enum named `enum_name` (None if absent).
+    fn enum_value(&self, enum_name: &str, name: &str) -> Result<Option<u32>, TracerError> {
+        let ids = self.ids_named(KIND_ENUM, &[enum_name])?;
+        for &id in ids.first().map_or(&[][..], Vec::as_slice) {
+            let t = self.ty(id)?;
+            for i in 0..t.vlen {
+                let m = t.body + i * 8; // btf_enum: name_off, val
+                if self.name(self.u32_at(m)?)? == name.as_bytes() {
+                    return Ok(Some(self.u32_at(m + 4)?));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Parameter names of FUNC type `id`, via its FUNC_PROTO.
     fn params(&self, id: u32) -> Result<Option<Vec<String>>, TracerError> {
         let proto = self.ty(self.ty(id)?.size_or_type)?;
@@ -345,6 +361,10 @@ pub fn offsets(btf: &Btf) -> Result<KernelOffsets, TracerError> {
         "mount",
         "vfsmount",
         "address_space",
+        "request",
+        "request_queue",
+        "gendisk",
+        "block_device",
     ];
     let ids = btf.ids_named(KIND_STRUCT, STRUCTS)?;
     let o = |s: &str, m: &str| match STRUCTS
@@ -355,6 +375,27 @@ pub fn offsets(btf: &Btf) -> Result<KernelOffsets, TracerError> {
         Some(ids) => btf.member_offset_in(ids, s, m),
         None => member_offset(btf, s, m), // not listed above: scan for it
     };
+    // The block hook is optional: without these (a kernel without the block layer, or a
+    // renamed member) device flushes are not counted, and the report says so.
+    let block = || -> Result<[u32; 6], TracerError> {
+        let fua_bit = btf
+            .enum_value("req_flag_bits", "__REQ_FUA")?
+            .filter(|&b| b < 32)
+            .ok_or_else(|| TracerError::BtfMember("enum req_flag_bits.__REQ_FUA".into()))?;
+        Ok([
+            o("request", "cmd_flags")?,
+            o("request", "q")?,
+            o("request_queue", "disk")?,
+            o("gendisk", "part0")?,
+            o("block_device", "bd_dev")?,
+            1 << fua_bit,
+        ])
+    };
+    let (block, block_ready) = match block() {
+        Ok(b) => (b, 1),
+        Err(_) => ([0; 6], 0),
+    };
+    let [request_cmd_flags, request_q, queue_disk, gendisk_part0, bdev_bd_dev, req_fua] = block;
     Ok(KernelOffsets {
         task_pid: o("task_struct", "pid")?,
         task_tgid: o("task_struct", "tgid")?,
@@ -389,6 +430,13 @@ pub fn offsets(btf: &Btf) -> Result<KernelOffsets, TracerError> {
         inode_i_generation: o("inode", "i_generation")?,
         inode_i_nlink: o("inode", "__i_nlink")?,
         ready: 1,
+        request_cmd_flags,
+        request_q,
+        queue_disk,
+        gendisk_part0,
+        bdev_bd_dev,
+        req_fua,
+        block_ready,
     })
 }
 

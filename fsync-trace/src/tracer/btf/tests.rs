@@ -15,6 +15,10 @@ fn offsets_from_this_kernel_are_plausible() {
     assert_eq!(o.path_dentry, 8);
     assert!(o.task_files > 0 && o.file_f_inode > 0 && o.mount_mnt > 0);
     assert_ne!(o.task_pid, o.task_tgid);
+    // struct request starts with its queue pointer; REQ_FUA is above the 8 op bits.
+    assert_eq!(o.block_ready, 1);
+    assert!(o.request_cmd_flags > 0 && o.queue_disk > 0 && o.gendisk_part0 > 0);
+    assert!(o.req_fua >= 1 << 8, "req_fua {:#x}", o.req_fua);
 }
 
 #[test]

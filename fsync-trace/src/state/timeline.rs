@@ -245,6 +245,9 @@ impl Timeline {
             d.readings.push((ts, reading));
         } else {
             lane.open = Some(lane.dirty.len());
+            // Exact capacity: most files have one or two intervals and syncs, and a Vec's first
+            // push would reserve four (10,000 files: megabytes).
+            lane.dirty.reserve_exact(1);
             lane.dirty.push(Interval::new(ts, by, abs));
         }
     }
@@ -278,6 +281,7 @@ impl Timeline {
             if self.take() {
                 let lane = self.lanes.get_mut(&key).expect("lane exists");
                 lane.open = Some(lane.dirty.len());
+                lane.dirty.reserve_exact(1);
                 lane.dirty.push(Interval::new(since, by, abs));
             }
         }
@@ -324,6 +328,7 @@ impl Timeline {
         }
         let lane = self.lanes.get_mut(&key).expect("lane made above");
         lane.is_dir |= is_dir;
+        lane.syncs.reserve_exact(1);
         lane.syncs.push(mark);
     }
 

@@ -14,6 +14,7 @@ APT_PACKAGES=(
   fuse3 libfuse3-dev                   # failing-fsync FUSE filesystem in the tests
   sqlite3 libsqlite3-dev               # embedded database workload
   git                                  # real-program identity tests (Debian git at /usr/bin/git)
+  tmux                                 # the --live terminal view, driven and read in a real terminal
   postgresql redis-server redis-tools  # server audits (-p -f on a postmaster, a Redis rewrite child)
   qemu-system-x86 busybox-static cpio e2fsprogs   # second-kernel (kprobe/fentry) runs
   chromium                             # the --html page, driven in headless Chromium

@@ -81,6 +81,9 @@ pub enum RecordKind {
     Exit = 7,
     /// The first sight of a file through a descriptor, with its path: [`NameRecord`].
     Name = 8,
+    /// A traced process sent data to a socket after writing a WAL file:
+    /// [`AckRecord`](crate::wal::AckRecord).
+    Ack = 9,
 }
 
 impl RecordKind {
@@ -95,6 +98,7 @@ impl RecordKind {
             6 => Self::Fork,
             7 => Self::Exit,
             8 => Self::Name,
+            9 => Self::Ack,
             _ => return None,
         })
     }

@@ -11,7 +11,7 @@ use crate::{state::FindingKind, tracer::Tier};
     version,
     about = "Shows where a program's data is not yet durable: unsynced writes and directory entries, renames before fsync, fsync errors, fsync latency.",
     override_usage = "fsync-trace [OPTIONS] -p PID [-p PID ...]\n       fsync-trace [OPTIONS] -- COMMAND [ARGS ...]\n       fsync-trace [OPTIONS] --all [--metrics ADDR]",
-    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
+    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, ack_before_durable (with --wal), or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, ack_durability_lag_seconds (--wal), build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
 )]
 pub struct Cli {
     /// Trace this running process (all its threads); repeat for several.
@@ -28,6 +28,12 @@ pub struct Cli {
     /// Ctrl-C / SIGTERM (or --duration), then report. Usually with --metrics.
     #[arg(long, conflicts_with_all = ["pids", "command"])]
     pub all: bool,
+
+    /// Show a live view while tracing (on stderr, which must be a terminal): files by bytes
+    /// at risk, age of their oldest unsynced data, last sync latency, syncs/s. `q` ends the
+    /// trace with the full report.
+    #[arg(long)]
+    pub live: bool,
 
     /// Write the final report as JSON instead of text.
     #[arg(long)]
@@ -108,6 +114,13 @@ pub struct Cli {
     /// (and no exposure peak).
     #[arg(long, value_name = "N", default_value_t = crate::state::timeline::DEFAULT_MAX_ITEMS)]
     pub timeline_limit: usize,
+
+    /// Treat files whose absolute path matches GLOB as write-ahead logs and flag replies (data
+    /// sent to a socket) made before the sender's log writes were durable
+    /// (`ack_before_durable`). `*` stays within one path component, `**` spans components;
+    /// repeatable.
+    #[arg(long = "wal", value_name = "GLOB")]
+    pub wal: Vec<String>,
 
     /// Say what is being attached and why (and log details).
     #[arg(short = 'v', long)]
@@ -357,7 +370,18 @@ mod tests {
                 .unwrap()
                 .0
                 .len(),
-            5
+            6
+        );
+        assert!(parse(&["--fail-on", "ack_before_durable", "-p", "1"])
+            .unwrap()
+            .fail_on
+            .unwrap()
+            .matches(FindingKind::AckBeforeDurable));
+        assert_eq!(
+            parse(&["--wal", "**/pg_wal/*", "--wal", "/a/*", "-p", "1"])
+                .unwrap()
+                .wal,
+            ["**/pg_wal/*", "/a/*"]
         );
         // Advice is never part of "any", only when named.
         let any = parse(&["--fail-on", "any", "-p", "1"])

@@ -145,6 +145,13 @@ pub enum EventKind {
         child: u32,
     },
     Exit,
+    /// With `--wal`: the process sent data to a socket (an ack), the first time since it wrote
+    /// WAL file `file` (last at `write_ns`). `ts` of the event is the send's return.
+    Ack {
+        file: FileKey,
+        write_ns: u64,
+        fd: i32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

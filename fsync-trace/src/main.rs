@@ -6,6 +6,9 @@ mod analysis;
 mod cli;
 mod error;
 mod event;
+#[cfg(test)]
+mod event_fixtures;
+mod live;
 mod metrics;
 mod procfs;
 mod reclaim;

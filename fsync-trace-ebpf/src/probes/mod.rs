@@ -11,4 +11,5 @@ mod opens;
 mod process;
 mod syncs;
 mod syscalls;
+pub(crate) mod wal;
 mod writeback;

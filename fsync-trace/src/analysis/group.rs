@@ -106,6 +106,9 @@ fn merge(dir: String, mut members: Vec<Finding>) -> Finding {
         FindingKind::RedundantSync => format!(
             "{n} files in {dir} were synced with nothing to make durable ({count} redundant syncs)"
         ),
+        FindingKind::AckBeforeDurable => format!(
+            "{count} replies were sent before the write-ahead logs in {dir} ({n} files) were durable"
+        ),
     };
     Finding {
         path: dir,

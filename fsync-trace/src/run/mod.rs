@@ -6,6 +6,7 @@
 mod child;
 mod crash;
 mod events;
+mod live;
 
 use std::{collections::HashSet, fs::File, io::Write, os::fd::RawFd, time::Duration};
 
@@ -17,7 +18,10 @@ use crate::{
     procfs,
     reclaim::Reclaimer,
     report::{self, Clock, Report},
-    state::{DurabilityState, FinalCounters, ProcResolver},
+    state::{
+        wal::{WalContract, WalGlobs},
+        DurabilityState, FinalCounters, ProcResolver,
+    },
     tracer::{Tracer, TracerOptions},
 };
 use child::{block_stop_signals, raise_memlock_limit, restore_memlock_limit, spawn_stopped};
@@ -46,6 +50,8 @@ struct Checked {
     initial: Vec<(u32, String)>,
     /// `--html`: the page's file, created before tracing.
     html: Option<File>,
+    /// With --wal: the write-ahead-log contract to check.
+    wal: Option<WalContract>,
 }
 
 impl Checked {
@@ -53,6 +59,15 @@ impl Checked {
         let target = cli.target().map_err(RunError::Usage)?;
         // A bad rule file is refused before anything is traced.
         let rules = Rules::load(&cli.profiles, &cli.suppress)?;
+        if cli.live && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return Err(crate::live::LiveError::NotATerminal.into());
+        }
+        let wal = if cli.wal.is_empty() {
+            None
+        } else {
+            let globs = WalGlobs::new(&cli.wal).map_err(|e| RunError::Usage(e.to_string()))?;
+            Some(WalContract::new(globs))
+        };
         // SAFETY: plain syscall.
         if unsafe { libc::geteuid() } != 0 {
             return Err(RunError::NotRoot);
@@ -111,6 +126,7 @@ impl Checked {
             metrics_listener,
             initial,
             html,
+            wal,
         })
     }
 }
@@ -129,6 +145,8 @@ struct Session {
     /// The command started with `--`.
     child: Option<u32>,
     exporter: Option<Exporter>,
+    /// `--live`: the terminal view (dropped, giving the terminal back, before the report).
+    live_ui: Option<live::LiveUi>,
     reclaimer: Reclaimer,
     /// How the trace ran, for the reader of the report.
     notes: Vec<String>,
@@ -136,6 +154,7 @@ struct Session {
     crash: crash::CrashWhatIf,
     /// `--html`: the page's file.
     html: Option<File>,
+    wal: Option<WalContract>,
 }
 
 impl Session {
@@ -148,6 +167,7 @@ impl Session {
             metrics_listener,
             initial,
             html,
+            wal,
         } = checked;
         // With --all every process is traced anyway: no fork following (and no TRACED_TGIDS
         // use).
@@ -158,6 +178,7 @@ impl Session {
             tier: cli.tier,
             file_slots: cli.file_slots,
             ring_buffer_mib: cli.ring_buffer_mib,
+            wal: wal.is_some(),
         });
         // The maps exist now; a traced command must not inherit the raised limit.
         restore_memlock_limit(memlock);
@@ -186,10 +207,12 @@ impl Session {
             live: HashSet::new(),
             child: None,
             exporter: None,
+            live_ui: None,
             reclaimer: Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX)),
             notes: Vec::new(),
             crash,
             html,
+            wal,
         };
         session.start_targets(cli, follow, &initial)?;
         Ok(session)
@@ -276,8 +299,15 @@ impl Session {
                 eprintln!("fsync-trace: serving metrics on http://{addr}/metrics");
             }
         }
+        if cli.live {
+            // After the command started: it should not inherit the key reader thread.
+            self.live_ui = Some(live::LiveUi::open(&self.tracer, self.clock.mono_ns)?);
+        }
         let duration = cli.duration.map(Duration::from_secs_f64);
-        let ended = runtime.block_on(self.event_loop(duration))?;
+        let ended = runtime.block_on(self.event_loop(duration));
+        // The terminal is given back before anything else is printed.
+        self.live_ui = None;
+        let ended = ended?;
         // The runtime has nothing left to wait for (the command is reaped on a thread of its
         // own).
         runtime.shutdown_background();
@@ -297,6 +327,14 @@ impl Session {
                 }
                 self.child.map(|_| 128 + signal)
             }
+            Ended::Quit => {
+                if let Some(pid) = self.child {
+                    self.notes.push(format!(
+                        "the trace was ended from the live view while the command (pid {pid}) was still running; it keeps running untraced"
+                    ));
+                }
+                None
+            }
         };
         // Everything still in the ring buffer belongs to the trace.
         self.drain();
@@ -311,6 +349,7 @@ impl Session {
             mut output,
             crash,
             html,
+            wal,
             ..
         } = self;
         let html = cli.html.as_deref().zip(html);
@@ -322,6 +361,23 @@ impl Session {
         events::log_memory("counters");
         let mut analysis = state.finish(end_ns, &counters);
         drop(counters);
+        if let Some(wal) = wal {
+            notes.push(format!(
+                "write-ahead-log contract (--wal): {} repl{} judged (the first socket send after each log write)",
+                wal.acks(),
+                if wal.acks() == 1 { "y" } else { "ies" }
+            ));
+            // A scan per broken log (few), rather than an index of every file at the peak.
+            let files = &analysis.files;
+            let current = |key: &_| {
+                files
+                    .iter()
+                    .find(|(f, _)| f.key == *key)
+                    .and_then(|(f, _)| f.path.as_deref().map(str::to_string))
+            };
+            let broken = wal.finish(current);
+            analysis.findings.extend(broken);
+        }
         let judged = analysis::judge(
             std::mem::take(&mut analysis.findings),
             &analysis.processes,

@@ -21,13 +21,8 @@ mod retention;
 mod sync;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_cost;
-#[cfg(test)]
-mod tests_identity;
-#[cfg(test)]
-mod tests_timeline;
 pub mod timeline;
+pub mod wal;
 pub mod whatif;
 
 use std::{
@@ -333,15 +328,17 @@ impl<R: Resolver> DurabilityState<R> {
         }
     }
 
-    /// True once for a known process with no role yet: the caller reads it again from /proc
-    /// (a forked server process renames itself just after the fork).
-    pub fn wants_role(&mut self, pid: u32) -> bool {
+    /// True if the caller should read process `pid` from /proc: it is unknown, or (once) it is
+    /// known with no role yet (a forked server process renames itself just after the fork, so
+    /// its first description may predate its role). One map lookup: this runs per event.
+    pub fn wants_description(&mut self, pid: u32) -> bool {
         match self.processes.get_mut(&pid) {
+            None => true,
             Some(p) if p.role.is_none() && !p.role_rechecked => {
                 p.role_rechecked = true;
                 true
             }
-            _ => false,
+            Some(_) => false,
         }
     }
 
@@ -575,6 +572,8 @@ impl<R: Resolver> DurabilityState<R> {
                 self.on_exit_live(actor.pid);
                 self.release_exited_processes();
             }
+            // Judged by the WAL contract (`wal.rs`), not by per-file durability.
+            EventKind::Ack { .. } => {}
         }
     }
 

@@ -19,3 +19,5 @@ mod failures;
 mod processes;
 mod rules;
 mod sqlite;
+mod table;
+mod wal;

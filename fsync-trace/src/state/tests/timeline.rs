@@ -1,7 +1,7 @@
 //! Unit tests of the timeline and the crash what-if, over hand-built event sequences.
-use super::tests::{counters, dirty, ns, open, open_dir, sync, DIR, F, G};
-use super::timeline::Count;
 use super::*;
+use super::{counters, dirty, ns, open, open_dir, sync, DIR, F, G};
+use crate::state::timeline::Count;
 use fsync_trace_common::NamespaceOp;
 
 /// Applies `events` with a timeline, then ends at `end` with final counters `c`.
@@ -40,7 +40,7 @@ fn entries_at(t: &Timeline, at: u64) -> Vec<(String, String, EntryOp)> {
         .collect()
 }
 
-fn lane(t: &Timeline, key: FileKey) -> &timeline::Lane {
+fn lane(t: &Timeline, key: FileKey) -> &crate::state::timeline::Lane {
     t.lanes().find(|l| l.key == key).expect("lane")
 }
 

@@ -505,8 +505,9 @@ impl<R: Resolver> DurabilityState<R> {
                 };
                 f.dirty.push(span);
                 if let Some(t) = &mut self.timeline {
-                    let path = self.files.get(&file).and_then(|f| f.path.clone());
-                    t.dirty(file, path.as_ref(), ts, actor_pid, abs);
+                    let files = &self.files;
+                    let path = || files.get(&file).and_then(|f| f.path.clone());
+                    t.dirty(file, path, ts, actor_pid, abs);
                 }
             }
             EventKind::Sync {

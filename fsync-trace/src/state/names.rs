@@ -127,8 +127,9 @@ impl<R: Resolver> DurabilityState<R> {
         d.changed_since_durable();
         let seq = match &mut self.timeline {
             Some(t) => {
-                let path = self.files.get(&dir).and_then(|d| d.path.clone());
-                t.entry(dir, path.as_ref(), ts, name, op)
+                let files = &self.files;
+                let path = || files.get(&dir).and_then(|d| d.path.clone());
+                t.entry(dir, path, ts, name, op)
             }
             None => NO_SEQ,
         };

@@ -125,7 +125,7 @@ impl<R: Resolver> DurabilityState<R> {
                 };
                 t.sync(
                     key,
-                    f.and_then(|f| f.path.as_ref()),
+                    || f.and_then(|f| f.path.clone()),
                     f.is_some_and(|f| f.is_dir),
                     mark,
                 );

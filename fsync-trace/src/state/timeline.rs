@@ -197,20 +197,27 @@ impl Timeline {
         }
     }
 
-    fn lane(&mut self, key: FileKey, path: Option<&Arc<str>>) -> Option<&mut Lane> {
-        if !self.lanes.contains_key(&key) && !self.take() {
+    /// The lane of `key` (made, named by `path`, if there is room), with room for `extra` more
+    /// items in it; None (counted as cut) if there is no room.
+    fn lane(
+        &mut self,
+        key: FileKey,
+        path: impl FnOnce() -> Option<Arc<str>>,
+        extra: usize,
+    ) -> Option<&mut Lane> {
+        let new = !self.lanes.contains_key(&key);
+        let need = extra + usize::from(new);
+        if self.items + need > self.max_items {
+            self.cut.items += need as u64;
+            self.cut.first_ns.get_or_insert(self.now);
             return None;
         }
-        let lane = self.lanes.entry(key).or_insert_with(|| Lane {
+        self.items += need;
+        Some(self.lanes.entry(key).or_insert_with(|| Lane {
             key,
+            path: path(),
             ..Default::default()
-        });
-        if let Some(p) = path {
-            if lane.path.as_ref() != Some(p) {
-                lane.path = Some(p.clone());
-            }
-        }
-        Some(lane)
+        }))
     }
 
     /// Lanes, in no particular order.
@@ -222,29 +229,30 @@ impl Timeline {
     pub(super) fn dirty(
         &mut self,
         key: FileKey,
-        path: Option<&Arc<str>>,
+        path: impl FnOnce() -> Option<Arc<str>>,
         ts: u64,
         by: u32,
         abs: Count,
     ) {
-        let Some(lane) = self.lane(key, path) else {
+        // What waits for this reading is completed even when there is no room for more.
+        if let Some(lane) = self.lanes.get_mut(&key) {
+            if let Some(i) = lane.awaiting.take() {
+                let d = &mut lane.dirty[i];
+                d.total = Some(abs.since(d.start));
+            }
+        }
+        let Some(lane) = self.lane(key, path, 1) else {
             return;
         };
-        if let Some(i) = lane.awaiting.take() {
-            let d = &mut lane.dirty[i];
-            d.total = Some(abs.since(d.start));
-        }
-        let open = lane.open;
-        if !self.take() {
-            return;
-        }
-        let lane = self.lanes.get_mut(&key).expect("lane made above");
-        if let Some(i) = open {
+        if let Some(i) = lane.open {
             let d = &mut lane.dirty[i];
             let reading = abs.since(d.start);
             d.readings.push((ts, reading));
         } else {
             lane.open = Some(lane.dirty.len());
+            // Exact capacity: most files have one or two intervals and syncs, and a Vec's first
+            // push would reserve four (10,000 files: megabytes).
+            lane.dirty.reserve_exact(1);
             lane.dirty.push(Interval::new(ts, by, abs));
         }
     }
@@ -278,6 +286,7 @@ impl Timeline {
             if self.take() {
                 let lane = self.lanes.get_mut(&key).expect("lane exists");
                 lane.open = Some(lane.dirty.len());
+                lane.dirty.reserve_exact(1);
                 lane.dirty.push(Interval::new(since, by, abs));
             }
         }
@@ -315,15 +324,15 @@ impl Timeline {
     pub(super) fn sync(
         &mut self,
         key: FileKey,
-        path: Option<&Arc<str>>,
+        path: impl FnOnce() -> Option<Arc<str>>,
         is_dir: bool,
         mark: SyncMark,
     ) {
-        if self.lane(key, path).is_none() || !self.take() {
+        let Some(lane) = self.lane(key, path, 1) else {
             return;
-        }
-        let lane = self.lanes.get_mut(&key).expect("lane made above");
+        };
         lane.is_dir |= is_dir;
+        lane.syncs.reserve_exact(1);
         lane.syncs.push(mark);
     }
 
@@ -331,15 +340,14 @@ impl Timeline {
     pub(super) fn entry(
         &mut self,
         dir: FileKey,
-        path: Option<&Arc<str>>,
+        path: impl FnOnce() -> Option<Arc<str>>,
         at: u64,
         entry: &str,
         op: EntryOp,
     ) -> u32 {
-        if self.lane(dir, path).is_none() || !self.take() {
+        let Some(lane) = self.lane(dir, path, 1) else {
             return NO_SEQ;
-        }
-        let lane = self.lanes.get_mut(&dir).expect("lane made above");
+        };
         lane.is_dir = true;
         let seq = u32::try_from(lane.entries.len()).unwrap_or(NO_SEQ);
         if seq != NO_SEQ {

@@ -252,10 +252,10 @@ fn the_bound_cuts_later_items_and_counts_them() {
     s.apply(dirty(10, F, 0, 0)); // lane + interval
     s.apply(sync(20, 30, SyncOp::Fsync, Some(F), 0)); // sync mark
     s.apply(dirty(40, F, 1, 10)); // cut
-    s.apply(dirty(41, G, 0, 0)); // cut (its lane)
+    s.apply(dirty(41, G, 0, 0)); // cut (its lane and interval)
     let t = s.timeline().expect("timeline");
     assert_eq!(t.items(), 3);
-    assert_eq!(t.cut.items, 2);
+    assert_eq!(t.cut.items, 3);
     assert_eq!(t.cut.first_ns, Some(40));
     // What was kept is still completed.
     assert_eq!(lane(t, F).dirty[0].total.map(|c| c.bytes), Some(10));

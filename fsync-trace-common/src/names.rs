@@ -70,6 +70,27 @@ pub const PROG_DIRTY_FOLIO: &str = "writeback_dirty_folio";
 /// Raw tracepoint `writeback_single_inode`: counts the kernel flusher writing a file back.
 pub const PROG_WRITEBACK_INODE: &str = "writeback_single_inode";
 
+// io_uring (every tier; see `fsync-trace-ebpf/src/probes/uring.rs`).
+/// Raw tracepoint `io_uring_submit_req` (`io_uring_submit_sqe` before 6.2): remembers traced
+/// requests and flags a fsync not ordered after writes in flight.
+pub const PROG_URING_SUBMIT: &str = "uring_submit";
+/// Raw tracepoint `io_uring_queue_async_work`: a sync request starts (it always runs in an
+/// io-wq worker): the durability epoch moves, as at a sync syscall's entry.
+pub const PROG_URING_ASYNC: &str = "uring_async";
+/// Raw tracepoint `io_uring_complete`: counts a finished write, sends a finished sync's record.
+pub const PROG_URING_COMPLETE: &str = "uring_complete";
+/// Tail call (slot 0 of [`URING_TAILS`]) of [`PROG_URING_COMPLETE`] for a finished fsync or
+/// sync_file_range; sends its `Sync` record (and a `Uring` record for an unordered fsync).
+pub const PROG_URING_COMPLETE_SYNC: &str = "uring_complete_sync";
+/// Map: tail-call targets of [`PROG_URING_COMPLETE`].
+pub const URING_TAILS: &str = "URING_TAILS";
+/// Map: traced io_uring requests between submission and completion, by `struct io_kiocb *`.
+pub const URING_REQS: &str = "URING_REQS";
+/// Map: io_uring writes in flight per inode, to tell an unordered fsync.
+pub const URING_FILES: &str = "URING_FILES";
+/// Map: per ring (`struct io_ring_ctx *`), the link chain its next request joins.
+pub const URING_RINGS: &str = "URING_RINGS";
+
 // Function-level tiers (see `fsync-trace-ebpf/src/probes/functions.rs`): writes and in-kernel
 // syncs from kernel functions. Program names are unique per tier; the kernel function a program
 // hooks is chosen at load/attach time, so one program covers alternatives (vfs_writev or

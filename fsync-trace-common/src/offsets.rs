@@ -72,4 +72,26 @@ pub struct KernelOffsets {
     pub inode_i_nlink: u32,
     /// Set to 1 by userspace when the offsets come from BTF (0 in the object as built).
     pub ready: u32,
+    /// `io_kiocb.opcode` (`IORING_OP_*`). The io_uring offsets below are 0 with
+    /// `uring_ready` 0 on kernels without io_uring (its programs are then not attached).
+    pub req_opcode: u32,
+    /// `io_kiocb.flags` (`REQ_F_*`; the low bits are the SQE's `IOSQE_*` flags).
+    pub req_flags: u32,
+    /// `io_kiocb.file`: the request's file, at the start of the per-opcode command union
+    /// (`io_kiocb.cmd`, where `struct io_sync`/`io_rw`... live).
+    pub req_file: u32,
+    /// `io_kiocb.ctx`: the ring the request was submitted to (link chains are per ring).
+    pub req_ctx: u32,
+    /// Offset of the result in a request: `io_kiocb.cqe` + `io_cqe.res`.
+    pub req_res: u32,
+    /// Offset of the SQE's fd in a request until it completes: `io_kiocb.cqe` + `io_cqe.fd`.
+    pub req_fd: u32,
+    /// `io_sync.flags` (IORING_FSYNC_DATASYNC, sync_file_range flags) in the command union.
+    pub sync_flags: u32,
+    /// `io_sync.off` and `io_sync.len` (IORING_OP_SYNC_FILE_RANGE's range).
+    pub sync_off: u32,
+    /// See `sync_off`.
+    pub sync_len: u32,
+    /// 1 when the io_uring offsets above come from BTF.
+    pub uring_ready: u32,
 }

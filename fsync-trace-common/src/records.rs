@@ -81,6 +81,8 @@ pub enum RecordKind {
     Exit = 7,
     /// The first sight of a file through a descriptor, with its path: [`NameRecord`].
     Name = 8,
+    /// An io_uring request broke an ordering rule: [`UringRecord`].
+    Uring = 9,
 }
 
 impl RecordKind {
@@ -95,6 +97,7 @@ impl RecordKind {
             6 => Self::Fork,
             7 => Self::Exit,
             8 => Self::Name,
+            9 => Self::Uring,
             _ => return None,
         })
     }
@@ -489,6 +492,7 @@ mod pod {
     unsafe impl aya::Pod for SyncRecord {}
     unsafe impl aya::Pod for OpenRecord {}
     unsafe impl aya::Pod for NameRecord {}
+    unsafe impl aya::Pod for UringRecord {}
     unsafe impl aya::Pod for NamespaceRecord {}
     unsafe impl aya::Pod for MmapRecord {}
     unsafe impl aya::Pod for ForkRecord {}
@@ -496,6 +500,29 @@ mod pod {
 }
 
 // Layout checks: these types are read from raw bytes on the other side of the boundary.
+/// [`UringRecord::what`]: an `IORING_OP_FSYNC` was submitted while writes to the same file,
+/// submitted before it, were still in flight and not ordered before it (no `IOSQE_IO_LINK`
+/// chain holding both, no `IOSQE_IO_DRAIN`): io_uring may run the fsync first.
+pub const URING_FSYNC_UNORDERED: u32 = 1;
+
+/// An io_uring request broke an ordering rule (seen at its submission).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UringRecord {
+    /// Header: the submitting task (the process, or its SQPOLL thread); `ts_ns`: submission.
+    pub hdr: RecordHeader,
+    /// The file the request is about.
+    pub file: FileKey,
+    /// Which rule (`URING_*`).
+    pub what: u32,
+    /// `IORING_FSYNC_DATASYNC` was set (an fdatasync).
+    pub datasync: u32,
+    /// Writes to the file in flight and not ordered before the request.
+    pub unordered_writes: u32,
+    /// Padding (zero).
+    pub _pad: u32,
+}
+
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
 const _: () = assert!(core::mem::size_of::<FileCounters>() == 64);
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 40);
@@ -506,3 +533,4 @@ const _: () = assert!(core::mem::size_of::<OpenRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<MmapRecord>() == 40 + 16 + 40 + 8);
 const _: () = assert!(core::mem::size_of::<InflightCall>() == 32);
+const _: () = assert!(core::mem::size_of::<UringRecord>() == 40 + 16 + 16);

@@ -156,6 +156,16 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     inode_i_generation: 0,
     inode_i_nlink: 0,
     ready: 0,
+    req_opcode: 0,
+    req_flags: 0,
+    req_file: 0,
+    req_ctx: 0,
+    req_res: 0,
+    req_fd: 0,
+    sync_flags: 0,
+    sync_off: 0,
+    sync_len: 0,
+    uring_ready: 0,
 };
 
 /// Reads one offset. Volatile so the compiler cannot fold the zero initialiser.

@@ -11,4 +11,5 @@ mod opens;
 mod process;
 mod syncs;
 mod syscalls;
+mod uring;
 mod writeback;

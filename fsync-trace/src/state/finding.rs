@@ -10,6 +10,8 @@ pub enum FindingKind {
     RenameBeforeFsync,
     UnsyncedWrite,
     UnsyncedParentDir,
+    /// An io_uring fsync not ordered after the writes it was meant to cover.
+    UringFsyncUnordered,
     /// Advice, after every bug: what durability costs, never a durability bug (reported apart,
     /// and matched by `--fail-on` only when named).
     SyncPerWrite,
@@ -18,23 +20,25 @@ pub enum FindingKind {
 
 impl FindingKind {
     /// Every kind, bugs then advice.
-    pub const ALL: [FindingKind; 7] = [
+    pub const ALL: [FindingKind; 8] = [
         Self::FsyncRetryAfterError,
         Self::FsyncError,
         Self::RenameBeforeFsync,
         Self::UnsyncedWrite,
         Self::UnsyncedParentDir,
+        Self::UringFsyncUnordered,
         Self::SyncPerWrite,
         Self::RedundantSync,
     ];
 
     /// The durability bugs (what `--fail-on any` means).
-    pub const BUGS: [FindingKind; 5] = [
+    pub const BUGS: [FindingKind; 6] = [
         Self::FsyncRetryAfterError,
         Self::FsyncError,
         Self::RenameBeforeFsync,
         Self::UnsyncedWrite,
         Self::UnsyncedParentDir,
+        Self::UringFsyncUnordered,
     ];
 
     /// Advice on what durability costs, not a durability bug.
@@ -49,6 +53,7 @@ impl FindingKind {
             Self::RenameBeforeFsync => "rename_before_fsync",
             Self::UnsyncedWrite => "unsynced_write",
             Self::UnsyncedParentDir => "unsynced_parent_dir",
+            Self::UringFsyncUnordered => "uring_fsync_unordered",
             Self::SyncPerWrite => "sync_per_write",
             Self::RedundantSync => "redundant_sync",
         }

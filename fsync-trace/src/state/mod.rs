@@ -19,6 +19,7 @@ mod paths;
 mod resolve;
 mod retention;
 mod sync;
+mod uring;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -485,6 +486,11 @@ impl<R: Resolver> DurabilityState<R> {
                 self.on_exit_live(actor.pid);
                 self.release_exited_processes();
             }
+            EventKind::UringFsyncUnordered {
+                file,
+                datasync,
+                writes,
+            } => self.on_uring_fsync_unordered(ts, &actor, file, datasync, writes),
         }
     }
 

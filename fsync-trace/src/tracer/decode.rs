@@ -2,7 +2,7 @@
 use fsync_trace_common::{
     open_flags, BaseDir, DirtyRecord, ExitRecord, ForkRecord, MmapRecord, NameRecord, NamespaceOp,
     NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp, SyncRecord,
-    DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
+    UringRecord, DIRTY_BY_MAPPED_STORE, URING_FSYNC_UNORDERED, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
 };
 use thiserror::Error;
 
@@ -174,6 +174,17 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         RecordKind::Exit => {
             let _r: ExitRecord = read(bytes, k)?;
             EventKind::Exit
+        }
+        RecordKind::Uring => {
+            let r: UringRecord = read(bytes, k)?;
+            if r.what != URING_FSYNC_UNORDERED {
+                return Err(DecodeError::BadValue(r.what));
+            }
+            EventKind::UringFsyncUnordered {
+                file: r.file,
+                datasync: r.datasync != 0,
+                writes: r.unordered_writes,
+            }
         }
     };
     Ok(Event { ts, actor, kind })

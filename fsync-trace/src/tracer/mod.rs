@@ -16,6 +16,7 @@ use aya::{
 };
 pub use btf::VMLINUX_BTF;
 mod slots;
+mod uring;
 pub use error::TracerError;
 use fsync_trace_common::{names, FileCounters, FileKey};
 pub use tier::{Selection, Tier};
@@ -334,6 +335,8 @@ impl Tracer {
             attach_raw(&mut ebpf, name, tp)?;
         }
         let sync_entry = attach_sync_entry(&mut ebpf)?;
+        let uring = uring::attach(&mut ebpf, offsets.uring_ready != 0)?;
+        log::debug!("{uring}");
         // Function-level hooks last: until CONFIG_FN_HOOKS says so, sys_exit still counts every
         // write, and nothing is traced before `trace_tgid` anyway.
         let selection = tier::select(

@@ -389,6 +389,28 @@ pub fn offsets(btf: &Btf) -> Result<KernelOffsets, TracerError> {
         inode_i_generation: o("inode", "i_generation")?,
         inode_i_nlink: o("inode", "__i_nlink")?,
         ready: 1,
+        ..uring_offsets(btf).unwrap_or_default()
+    })
+}
+
+/// The io_uring offsets of [`KernelOffsets`] (the rest default), or None on a kernel without
+/// io_uring (or with a request layout these programs do not know): its programs are then not
+/// attached.
+fn uring_offsets(btf: &Btf) -> Option<KernelOffsets> {
+    let o = |s: &str, m: &str| member_offset(btf, s, m).ok();
+    let cqe = o("io_kiocb", "cqe")?;
+    Some(KernelOffsets {
+        req_opcode: o("io_kiocb", "opcode")?,
+        req_flags: o("io_kiocb", "flags")?,
+        req_file: o("io_kiocb", "file")?,
+        req_ctx: o("io_kiocb", "ctx")?,
+        req_res: cqe + o("io_cqe", "res")?,
+        req_fd: cqe + o("io_cqe", "fd")?,
+        sync_flags: o("io_sync", "flags")?,
+        sync_off: o("io_sync", "off")?,
+        sync_len: o("io_sync", "len")?,
+        uring_ready: 1,
+        ..KernelOffsets::default()
     })
 }
 

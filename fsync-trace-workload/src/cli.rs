@@ -100,6 +100,16 @@ pub enum Scenario {
     Writev { dir: PathBuf },
     /// 2 writes, fsync through io_uring (IORING_OP_FSYNC)
     IoUringFsync { dir: PathBuf },
+    /// io_uring WRITE + WRITEV + WRITE_FIXED, waited for, then a ring FSYNC and CLOSE
+    UringWriteFsync { dir: PathBuf },
+    /// 4 io_uring WRITEs and a ring SYNC_FILE_RANGE (not durable)
+    UringUnsynced { dir: PathBuf },
+    /// One batch: 2 io_uring WRITEs and an FSYNC not linked to them (unordered)
+    UringUnordered { dir: PathBuf },
+    /// One batch: 2 io_uring WRITEs linked (IOSQE_IO_LINK) to an FSYNC with DATASYNC
+    UringLinked { dir: PathBuf },
+    /// An SQPOLL ring: 2 WRITEs, then FSYNC with DATASYNC
+    UringSqpoll { dir: PathBuf },
     /// N files written+fsynced, dir once
     ManyFiles {
         dir: PathBuf,
@@ -213,6 +223,11 @@ impl Scenario {
             }
             S::Writev { dir } => (dir, Box::new(writev)),
             S::IoUringFsync { dir } => (dir, Box::new(io_uring_fsync)),
+            S::UringWriteFsync { dir } => (dir, Box::new(super::uring::uring_write_fsync)),
+            S::UringUnsynced { dir } => (dir, Box::new(super::uring::uring_unsynced)),
+            S::UringUnordered { dir } => (dir, Box::new(|d| super::uring::uring_batch(d, false))),
+            S::UringLinked { dir } => (dir, Box::new(|d| super::uring::uring_batch(d, true))),
+            S::UringSqpoll { dir } => (dir, Box::new(super::uring::uring_sqpoll)),
             S::ManyFiles { dir, files } => (dir, with(files, many_files)),
             S::InodeReuse {
                 dir,

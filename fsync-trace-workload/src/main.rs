@@ -15,6 +15,7 @@
 mod cli;
 mod cost;
 mod load;
+mod uring;
 mod vectored;
 
 use load::{fsync_bound, many_files, write_storm, Lockstep, BUSY_NS};

@@ -92,6 +92,8 @@ pub struct UringReq {
     /// Fsync: writes to the same descriptor in flight and not ordered before it at submission.
     pub unordered: u32,
     pub _pad: u32,
+    /// The sync linked right after this request (0: none): it may start when this completes.
+    pub next_sync: u64,
 }
 
 /// A descriptor as a ring's requests name it: the fd, or the fixed-file index.
@@ -118,6 +120,8 @@ pub struct UringWrites {
 #[derive(Clone, Copy)]
 pub struct UringRing {
     pub chain: u64,
+    /// The ring's previous request.
+    pub last: u64,
     /// The previous request had IOSQE_IO_LINK / IOSQE_IO_HARDLINK: the next one is in its chain.
     pub linked: u64,
 }
@@ -151,19 +155,21 @@ fn class_of(opcode: u8) -> u32 {
     }
 }
 
-/// The chain request `req` (flags `flags`) joins on `ring`, and the ring's state for the next.
+/// The chain request `req` (flags `flags`) joins on `ring` and the request linked right before
+/// it (0: none), and the ring's state for the next.
 #[inline(always)]
-fn follow_chain(ring: u64, req: u64, flags: u32) -> u64 {
-    let chain = match unsafe { URING_RINGS.get(ring) } {
-        Some(s) if s.linked != 0 => s.chain,
-        _ => req,
+fn follow_chain(ring: u64, req: u64, flags: u32) -> (u64, u64) {
+    let (chain, prev) = match unsafe { URING_RINGS.get(ring) } {
+        Some(s) if s.linked != 0 => (s.chain, s.last),
+        _ => (req, 0),
     };
     let next = UringRing {
         chain,
+        last: req,
         linked: (flags & (REQ_F_LINK | REQ_F_HARDLINK) != 0) as u64,
     };
     let _ = URING_RINGS.insert(ring, next, 0);
-    chain
+    (chain, prev)
 }
 
 #[raw_tracepoint]
@@ -178,7 +184,7 @@ pub fn uring_submit(ctx: RawTracePointContext) -> i32 {
     let flags: u32 = read(req, off!(req_flags)).unwrap_or(0);
     let ring: u64 = read(req, off!(req_ctx)).unwrap_or(0);
     // Every request of the ring: a chain runs through any opcode.
-    let chain = follow_chain(ring, req as u64, flags);
+    let (chain, prev) = follow_chain(ring, req as u64, flags);
     let class = class_of(opcode);
     if class == 0 || flags & REQ_F_CQE_SKIP != 0 {
         return 0;
@@ -201,6 +207,7 @@ pub fn uring_submit(ctx: RawTracePointContext) -> i32 {
         sync_flags: 0,
         unordered: 0,
         _pad: 0,
+        next_sync: 0,
     };
     match class {
         CLASS_WRITE => write_submitted(&target, chain),
@@ -208,6 +215,13 @@ pub fn uring_submit(ctx: RawTracePointContext) -> i32 {
             r.sync_flags = read(req, off!(req_file) + off!(sync_flags)).unwrap_or(0);
             if class == CLASS_FSYNC && flags & REQ_F_IO_DRAIN == 0 {
                 r.unordered = unordered_writes(&target, chain);
+            }
+            // Linked after a request: it starts when that one completes (an io worker that
+            // ran the predecessor runs it next without queueing it again).
+            if prev != 0 {
+                if let Some(p) = URING_REQS.get_ptr_mut(prev) {
+                    unsafe { (*p).next_sync = req as u64 };
+                }
             }
         }
         _ => {}
@@ -275,19 +289,30 @@ fn unordered_writes(target: &UringTarget, chain: u64) -> u32 {
 /// A request was handed to an io worker: a sync starts (its links before it are done).
 #[raw_tracepoint]
 pub fn uring_async(ctx: RawTracePointContext) -> i32 {
-    let req: u64 = ctx.arg(0);
+    sync_may_start(ctx.arg(0));
+    0
+}
+
+/// Sync request `req` (if it is one, traced) may start now: data written from now on is not
+/// covered by it. Once per request.
+#[inline(always)]
+fn sync_may_start(req: u64) {
     let Some(r) = URING_REQS.get_ptr_mut(req) else {
-        return 0;
+        return;
     };
     unsafe {
-        if (*r).class == CLASS_FSYNC && (*r).enter_ns == 0 {
-            (*r).enter_ns = bpf_ktime_get_ns();
-            bump_epoch();
-        } else if (*r).class == CLASS_SYNC_FILE_RANGE && (*r).enter_ns == 0 {
-            (*r).enter_ns = bpf_ktime_get_ns();
+        if (*r).enter_ns != 0 {
+            return;
+        }
+        match (*r).class {
+            CLASS_FSYNC => {
+                (*r).enter_ns = bpf_ktime_get_ns();
+                bump_epoch();
+            }
+            CLASS_SYNC_FILE_RANGE => (*r).enter_ns = bpf_ktime_get_ns(),
+            _ => {}
         }
     }
-    0
 }
 
 #[raw_tracepoint]
@@ -304,6 +329,9 @@ pub fn uring_complete(ctx: RawTracePointContext) -> i32 {
             let res: i32 = read(p, off!(req_res)).unwrap_or(0);
             let file: KPtr = read(p, off!(req_file)).unwrap_or(core::ptr::null());
             write_done(file, res as i64);
+            if r.next_sync != 0 {
+                sync_may_start(r.next_sync);
+            }
         }
         CLASS_CLOSE => {
             let _ = URING_REQS.remove(req);
@@ -336,9 +364,13 @@ pub fn uring_complete_sync(ctx: RawTracePointContext) -> i32 {
         CLASS_FSYNC => SyncOp::Fsync,
         _ => SyncOp::SyncFileRange,
     };
+    if r.next_sync != 0 {
+        sync_may_start(r.next_sync);
+    }
     let mut enter = r.enter_ns;
     if enter == 0 {
-        // Never queued to a worker (not seen on 6.1 or 6.18): it started at the latest now.
+        // Neither queued to a worker nor linked after a traced request: it may have started
+        // as early as its submission (no write after that is credited to it).
         enter = r.submit_ns;
         if op != SyncOp::SyncFileRange {
             bump_epoch();

@@ -337,6 +337,7 @@ fn say_how_attached(cli: &Cli, tracer: &Tracer) {
         eprintln!("fsync-trace:   {line}");
     }
     eprintln!("fsync-trace:   {}", tracer.sync_entry());
+    eprintln!("fsync-trace:   {}", tracer.uring());
 }
 
 /// The report as JSON or text. Streamed, not built as one string: with 100,000 files the JSON

@@ -17,6 +17,7 @@ use aya::{
 pub use btf::VMLINUX_BTF;
 mod slots;
 mod uring;
+pub use uring::UringHook;
 pub use error::TracerError;
 use fsync_trace_common::{names, FileCounters, FileKey};
 pub use tier::{Selection, Tier};
@@ -80,6 +81,7 @@ pub struct Tracer {
     events: RingBuf<MapData>,
     selection: Selection,
     sync_entry: SyncEntryHook,
+    uring: UringHook,
     undecodable: u64,
     file_slots: u32,
     /// Slots this tracer pushed back onto `FREE_SLOTS`.
@@ -336,7 +338,6 @@ impl Tracer {
         }
         let sync_entry = attach_sync_entry(&mut ebpf)?;
         let uring = uring::attach(&mut ebpf, offsets.uring_ready != 0)?;
-        log::debug!("{uring}");
         // Function-level hooks last: until CONFIG_FN_HOOKS says so, sys_exit still counts every
         // write, and nothing is traced before `trace_tgid` anyway.
         let selection = tier::select(
@@ -364,6 +365,7 @@ impl Tracer {
             events,
             selection,
             sync_entry,
+            uring,
             undecodable: 0,
             file_slots,
             freed_slots: 0,
@@ -373,6 +375,11 @@ impl Tracer {
     /// Size of the kernel's per-file table in this run.
     pub fn file_slots(&self) -> u32 {
         self.file_slots
+    }
+
+    /// How io_uring requests are seen (for `--verbose`).
+    pub fn uring(&self) -> &UringHook {
+        &self.uring
     }
 
     /// How sync syscall entry is hooked (for `--verbose`).

@@ -82,6 +82,15 @@ pub const PROG_URING_COMPLETE: &str = "uring_complete";
 /// Tail call (slot 0 of [`URING_TAILS`]) of [`PROG_URING_COMPLETE`] for a finished fsync or
 /// sync_file_range; sends its `Sync` record (and a `Uring` record for an unordered fsync).
 pub const PROG_URING_COMPLETE_SYNC: &str = "uring_complete_sync";
+/// Tail call (slot 1 of [`URING_TAILS`]) of [`PROG_URING_COMPLETE`] for a finished
+/// IORING_OP_OPENAT/OPENAT2; sends its `Open` record.
+pub const PROG_URING_COMPLETE_OPEN: &str = "uring_complete_open";
+/// Tail call (slot 2 of [`URING_TAILS`]) of [`PROG_URING_COMPLETE`] for a finished
+/// RENAMEAT/UNLINKAT/MKDIRAT/SYMLINKAT/LINKAT; sends its `Namespace` record if it succeeded.
+pub const PROG_URING_COMPLETE_NAMESPACE: &str = "uring_complete_namespace";
+/// Tail call (slot 3 of [`URING_TAILS`]) of [`PROG_URING_SUBMIT`] for those requests: builds
+/// their `Namespace` record from the prepared request.
+pub const PROG_URING_SUBMIT_NAMESPACE: &str = "uring_submit_namespace";
 /// Map: tail-call targets of [`PROG_URING_COMPLETE`].
 pub const URING_TAILS: &str = "URING_TAILS";
 /// Map: traced io_uring requests between submission and completion, by `struct io_kiocb *`.

@@ -92,6 +92,41 @@ pub struct KernelOffsets {
     pub sync_off: u32,
     /// See `sync_off`.
     pub sync_len: u32,
+    /// `io_open.file_slot`: nonzero when an IORING_OP_OPENAT installs a fixed file (no fd).
+    pub open_file_slot: u32,
+    /// `io_open.how` (`struct open_how`, whose first field is the u64 open flags).
+    pub open_how: u32,
+    /// Entry-changing requests' prepared arguments in the command union (RENAMEAT, UNLINKAT,
+    /// MKDIRAT, LINKAT/SYMLINKAT): `io_rename.old_dfd`.
+    pub ren_old_dfd: u32,
+    /// `io_rename.new_dfd`.
+    pub ren_new_dfd: u32,
+    /// `io_rename.oldpath`.
+    pub ren_oldpath: u32,
+    /// `io_rename.newpath`.
+    pub ren_newpath: u32,
+    /// `io_rename.flags`.
+    pub ren_flags: u32,
+    /// `io_unlink.dfd`.
+    pub unlink_dfd: u32,
+    /// `io_unlink.flags`.
+    pub unlink_flags: u32,
+    /// `io_unlink.filename`.
+    pub unlink_filename: u32,
+    /// `io_mkdir.dfd`.
+    pub mkdir_dfd: u32,
+    /// `io_mkdir.filename`.
+    pub mkdir_filename: u32,
+    /// `io_link.old_dfd`.
+    pub link_old_dfd: u32,
+    /// `io_link.new_dfd`.
+    pub link_new_dfd: u32,
+    /// `io_link.oldpath`.
+    pub link_oldpath: u32,
+    /// `io_link.newpath`.
+    pub link_newpath: u32,
+    /// `io_link.flags`.
+    pub link_flags: u32,
     /// 1 when the io_uring offsets above come from BTF.
     pub uring_ready: u32,
 }

@@ -110,6 +110,13 @@ pub enum Scenario {
     UringLinked { dir: PathBuf },
     /// An SQPOLL ring: 2 WRITEs, then FSYNC with DATASYNC
     UringSqpoll { dir: PathBuf },
+    /// Ring OPENAT (create), WRITE, FSYNC, CLOSE, RENAMEAT, MKDIRAT, LINKAT, UNLINKAT; dir
+    /// never fsynced (--syscalls: the same through their system-call twins)
+    UringNamespace {
+        dir: PathBuf,
+        #[arg(long)]
+        syscalls: bool,
+    },
     /// N files written+fsynced, dir once
     ManyFiles {
         dir: PathBuf,
@@ -228,6 +235,10 @@ impl Scenario {
             S::UringUnordered { dir } => (dir, Box::new(|d| super::uring::uring_batch(d, false))),
             S::UringLinked { dir } => (dir, Box::new(|d| super::uring::uring_batch(d, true))),
             S::UringSqpoll { dir } => (dir, Box::new(super::uring::uring_sqpoll)),
+            S::UringNamespace { dir, syscalls } => (
+                dir,
+                Box::new(move |d| super::uring::uring_namespace(d, syscalls)),
+            ),
             S::ManyFiles { dir, files } => (dir, with(files, many_files)),
             S::InodeReuse {
                 dir,

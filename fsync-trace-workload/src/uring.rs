@@ -27,16 +27,28 @@ const OFF_SQES: i64 = 0x1000_0000;
 
 #[repr(C)]
 #[derive(Default)]
-struct RingOffsets {
+struct SqOffsets {
     head: u32,
     tail: u32,
     ring_mask: u32,
     ring_entries: u32,
     flags: u32,
-    /// sq: dropped; cq: overflow.
-    dropped_or_overflow: u32,
-    /// sq: array; cq: cqes.
-    array_or_cqes: u32,
+    dropped: u32,
+    array: u32,
+    resv1: u32,
+    user_addr: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CqOffsets {
+    head: u32,
+    tail: u32,
+    ring_mask: u32,
+    ring_entries: u32,
+    overflow: u32,
+    cqes: u32,
+    flags: u32,
     resv1: u32,
     user_addr: u64,
 }
@@ -52,8 +64,8 @@ struct Params {
     features: u32,
     wq_fd: u32,
     resv: [u32; 3],
-    sq_off: RingOffsets,
-    cq_off: RingOffsets,
+    sq_off: SqOffsets,
+    cq_off: CqOffsets,
 }
 
 /// One submission queue entry.
@@ -133,8 +145,8 @@ impl Ring {
         if fd < 0 {
             return Err(os_fail("io_uring_setup (is io_uring disabled here?)"));
         }
-        let sq_len = p.sq_off.array_or_cqes as usize + p.sq_entries as usize * 4;
-        let cq_len = p.cq_off.array_or_cqes as usize
+        let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
+        let cq_len = p.cq_off.cqes as usize
             + p.cq_entries as usize * std::mem::size_of::<Cqe>();
         let single = p.features & FEAT_SINGLE_MMAP != 0;
         let sq = map(fd, if single { sq_len.max(cq_len) } else { sq_len }, OFF_SQ_RING)?;
@@ -173,7 +185,7 @@ impl Ring {
         unsafe {
             self.sqes.add(idx).write(sqe);
             self.sq
-                .add(self.p.sq_off.array_or_cqes as usize)
+                .add(self.p.sq_off.array as usize)
                 .cast::<u32>()
                 .add(idx)
                 .write(idx as u32);
@@ -220,7 +232,7 @@ impl Ring {
             while h != tail {
                 // SAFETY: index masked into the CQE array.
                 let cqe = unsafe {
-                    &*(self.cq.add(self.p.cq_off.array_or_cqes as usize) as *const Cqe)
+                    &*(self.cq.add(self.p.cq_off.cqes as usize) as *const Cqe)
                         .add((h & mask) as usize)
                 };
                 done.push((cqe.user_data, cqe.res));
@@ -426,4 +438,95 @@ pub(crate) fn uring_sqpoll(dir: &Path) -> Res<()> {
     ring.submit_and_wait("fdatasync")?;
     close_or_die(fd, &path)?;
     dirfsync(dir)
+}
+
+const OP_OPENAT: u8 = 18;
+const OP_RENAMEAT: u8 = 35;
+const OP_UNLINKAT: u8 = 36;
+const OP_MKDIRAT: u8 = 37;
+const OP_LINKAT: u8 = 39;
+
+fn cpath(path: &Path) -> Res<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| fail(format!("path {}", path.display()), "contains a NUL byte"))
+}
+
+/// Entry changes through io_uring, or (`syscalls`) the same sequence through their system-call
+/// twins, so a test can require identical reports: OPENAT creates new.tmp (O_CREAT|O_TRUNC),
+/// 100 bytes written, fsynced and closed (ring WRITE, FSYNC, CLOSE); RENAMEAT new.tmp ->
+/// new.dat; MKDIRAT sub; LINKAT new.dat -> hard.dat; UNLINKAT hard.dat. The directory is never
+/// fsynced: the new entries are not durable.
+pub(crate) fn uring_namespace(dir: &Path, syscalls: bool) -> Res<()> {
+    let tmp = cpath(&join(dir, "new.tmp"))?;
+    let dat = cpath(&join(dir, "new.dat"))?;
+    let sub = cpath(&join(dir, "sub"))?;
+    let hard = cpath(&join(dir, "hard.dat"))?;
+    let data = record(100, 0);
+    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
+    if syscalls {
+        let path = join(dir, "new.tmp");
+        let fd = create(&path)?;
+        write_records(fd, 1, 100, &path)?;
+        fsync_or_die(fd, &path)?;
+        close_or_die(fd, &path)?;
+        // SAFETY: valid NUL-terminated paths.
+        let steps = unsafe {
+            [
+                ("rename", libc::rename(tmp.as_ptr(), dat.as_ptr())),
+                ("mkdir", libc::mkdir(sub.as_ptr(), 0o755)),
+                ("link", libc::link(dat.as_ptr(), hard.as_ptr())),
+                ("unlink", libc::unlink(hard.as_ptr())),
+            ]
+        };
+        for (what, r) in steps {
+            if r != 0 {
+                return Err(os_fail(what));
+            }
+        }
+        return Ok(());
+    }
+    let mut ring = Ring::new(8, 0)?;
+    let at = |op: u8, old: &CString, new: Option<&CString>, ud: u64| Sqe {
+        opcode: op,
+        fd: libc::AT_FDCWD,
+        addr: old.as_ptr() as u64,
+        len: libc::AT_FDCWD as u32,
+        off: new.map_or(0, |n| n.as_ptr() as u64),
+        user_data: ud,
+        ..Sqe::default()
+    };
+    ring.push(Sqe {
+        op_flags: flags as u32,
+        len: 0o644,
+        ..at(OP_OPENAT, &tmp, None, 1)
+    });
+    let done = ring.submit_and_wait("openat")?;
+    let fd = done[0].1;
+    ring.push(write_sqe(fd, &data, 0, 2));
+    let done = ring.submit_and_wait("write")?;
+    check_writes(&done, &[2], 100, &join(dir, "new.tmp"))?;
+    ring.push(fsync_sqe(fd, false, 3));
+    ring.submit_and_wait("fsync")?;
+    ring.push(Sqe {
+        opcode: OP_CLOSE,
+        fd,
+        user_data: 4,
+        ..Sqe::default()
+    });
+    ring.submit_and_wait("close")?;
+    ring.push(at(OP_RENAMEAT, &tmp, Some(&dat), 5));
+    ring.submit_and_wait("renameat")?;
+    ring.push(Sqe {
+        len: 0o755,
+        ..at(OP_MKDIRAT, &sub, None, 6)
+    });
+    ring.submit_and_wait("mkdirat")?;
+    ring.push(at(OP_LINKAT, &dat, Some(&hard), 7));
+    ring.submit_and_wait("linkat")?;
+    ring.push(Sqe {
+        len: 0,
+        ..at(OP_UNLINKAT, &hard, None, 8)
+    });
+    ring.submit_and_wait("unlinkat")?;
+    Ok(())
 }

@@ -32,14 +32,15 @@
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
     macros::{map, raw_tracepoint},
-    maps::{HashMap, LruHashMap, ProgramArray},
+    maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray},
     programs::RawTracePointContext,
 };
 use fsync_trace_common::{
-    names, RecordKind, SyncOp, UringRecord, URING_FSYNC_UNORDERED,
+    names, open_flags::O_TRUNC, NamespaceOp, NamespaceRecord, RecordKind, SyncOp, UringRecord,
+    AT_FDCWD, URING_FSYNC_UNORDERED,
 };
 
-use super::functions::write_done;
+use super::{functions::write_done, namespace::fill_namespace, opens::emit_open};
 use crate::{
     kernel::{file_inode, read, KPtr},
     maps::{count_lost, off, EVENTS},
@@ -54,7 +55,16 @@ const OP_WRITEV: u8 = 2;
 const OP_FSYNC: u8 = 3;
 const OP_WRITE_FIXED: u8 = 5;
 const OP_SYNC_FILE_RANGE: u8 = 8;
+const OP_OPENAT: u8 = 18;
 const OP_CLOSE: u8 = 19;
+const OP_OPENAT2: u8 = 28;
+const OP_RENAMEAT: u8 = 35;
+const OP_UNLINKAT: u8 = 36;
+const OP_MKDIRAT: u8 = 37;
+const OP_SYMLINKAT: u8 = 38;
+const OP_LINKAT: u8 = 39;
+/// unlinkat's flag: remove a directory.
+const AT_REMOVEDIR: u64 = 0x200;
 const OP_WRITE: u8 = 23;
 /// 6.15+.
 const OP_WRITEV_FIXED: u8 = 61;
@@ -74,6 +84,14 @@ const CLASS_WRITE: u32 = 1;
 const CLASS_FSYNC: u32 = 2;
 const CLASS_SYNC_FILE_RANGE: u32 = 3;
 const CLASS_CLOSE: u32 = 4;
+const CLASS_OPEN: u32 = 5;
+const CLASS_NAMESPACE: u32 = 6;
+
+/// `URING_TAILS` slots.
+const TAIL_SYNC: u32 = 0;
+const TAIL_OPEN: u32 = 1;
+const TAIL_NAMESPACE: u32 = 2;
+const TAIL_SUBMIT_NAMESPACE: u32 = 3;
 
 /// A traced request between submission and completion.
 #[repr(C)]
@@ -140,9 +158,18 @@ static URING_FILES: HashMap<UringTarget, UringWrites> = HashMap::with_max_entrie
 #[map]
 static URING_RINGS: LruHashMap<u64, UringRing> = LruHashMap::with_max_entries(1024, 0);
 
-/// Tail calls of `uring_complete` (slot 0: the sync completion).
+/// Tail calls of `uring_complete` and `uring_submit` (`TAIL_*`).
 #[map]
-static URING_TAILS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+static URING_TAILS: ProgramArray = ProgramArray::with_max_entries(4, 0);
+
+/// The `Namespace` record of an entry-changing request, built at submission (its names are
+/// freed when it runs) and sent at its completion if it succeeded. BPF_F_NO_PREALLOC (1).
+#[map]
+static URING_NAMESPACE: HashMap<u64, NamespaceRecord> = HashMap::with_max_entries(256, 1);
+
+/// Per-CPU scratch space for a `Namespace` record (2 KiB: too big for the stack).
+#[map]
+static URING_NAMESPACE_SCRATCH: PerCpuArray<NamespaceRecord> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn class_of(opcode: u8) -> u32 {
@@ -151,6 +178,8 @@ fn class_of(opcode: u8) -> u32 {
         OP_FSYNC => CLASS_FSYNC,
         OP_SYNC_FILE_RANGE => CLASS_SYNC_FILE_RANGE,
         OP_CLOSE => CLASS_CLOSE,
+        OP_OPENAT | OP_OPENAT2 => CLASS_OPEN,
+        OP_RENAMEAT..=OP_LINKAT => CLASS_NAMESPACE,
         _ => 0,
     }
 }
@@ -231,6 +260,105 @@ pub fn uring_submit(ctx: RawTracePointContext) -> i32 {
         if class == CLASS_WRITE {
             write_finished(&target, chain);
         }
+        return 0;
+    }
+    if class == CLASS_NAMESPACE {
+        // The names are read now, in a program of their own (two path walks).
+        unsafe { URING_TAILS.tail_call(&ctx, TAIL_SUBMIT_NAMESPACE) };
+        let _ = URING_REQS.remove(req as u64);
+    }
+    0
+}
+
+/// Tail of `uring_submit` for RENAMEAT, UNLINKAT, MKDIRAT, SYMLINKAT, LINKAT: the record
+/// rename(2) and the others send, built from the prepared request (its names are kernel
+/// `struct filename`s, freed when the request runs) and kept until the completion.
+#[raw_tracepoint]
+pub fn uring_submit_namespace(ctx: RawTracePointContext) -> i32 {
+    let req: KPtr = ctx.arg(0);
+    let cmd = off!(req_file);
+    let dfd = |o: usize| read::<i32>(req, cmd + o).unwrap_or(AT_FDCWD) as i64 as u64;
+    let ptr = |o: usize| read::<u64>(req, cmd + o).unwrap_or(0);
+    let flag = |o: usize| read::<i32>(req, cmd + o).unwrap_or(0) as u32 as u64;
+    let cwd = AT_FDCWD as i64 as u64;
+    // (op, old dirfd, old name, new dirfd, new name, flags), as `sys_exit_namespace` decodes.
+    let (op, odfd, oname, ndfd, nname, flags) = match read::<u8>(req, off!(req_opcode)) {
+        Some(OP_RENAMEAT) => (
+            NamespaceOp::Rename,
+            dfd(off!(ren_old_dfd)),
+            ptr(off!(ren_oldpath)),
+            dfd(off!(ren_new_dfd)),
+            ptr(off!(ren_newpath)),
+            flag(off!(ren_flags)),
+        ),
+        Some(OP_UNLINKAT) => {
+            let f = flag(off!(unlink_flags));
+            let op = if f & AT_REMOVEDIR != 0 {
+                NamespaceOp::Rmdir
+            } else {
+                NamespaceOp::Unlink
+            };
+            (op, dfd(off!(unlink_dfd)), ptr(off!(unlink_filename)), cwd, 0, f)
+        }
+        Some(OP_MKDIRAT) => (
+            NamespaceOp::Mkdir,
+            dfd(off!(mkdir_dfd)),
+            ptr(off!(mkdir_filename)),
+            cwd,
+            0,
+            0,
+        ),
+        // symlinkat(target, newdirfd, linkpath): the entry made is linkpath.
+        Some(OP_SYMLINKAT) => (
+            NamespaceOp::Symlink,
+            dfd(off!(link_new_dfd)),
+            ptr(off!(link_newpath)),
+            cwd,
+            0,
+            0,
+        ),
+        Some(OP_LINKAT) => (
+            NamespaceOp::Link,
+            dfd(off!(link_old_dfd)),
+            ptr(off!(link_oldpath)),
+            dfd(off!(link_new_dfd)),
+            ptr(off!(link_newpath)),
+            flag(off!(link_flags)),
+        ),
+        _ => return 0,
+    };
+    let Some(r) = URING_NAMESPACE_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    unsafe {
+        fill_namespace(r, op, odfd, oname, ndfd, nname, flags, true);
+        // By reference: a copy of the 2 KiB record would not fit the stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        let inserted = URING_NAMESPACE.insert(req as u64, &*r, 0);
+        if inserted.is_err() {
+            count_lost(names::LOST_INFLIGHT_MAP_FULL);
+        }
+    }
+    0
+}
+
+/// Tail of `uring_complete` for an entry-changing request: its record, if it succeeded.
+#[raw_tracepoint]
+pub fn uring_complete_namespace(ctx: RawTracePointContext) -> i32 {
+    let req: u64 = ctx.arg(1);
+    let _ = URING_REQS.remove(req);
+    let res: i32 = read(req as KPtr, off!(req_res)).unwrap_or(-1);
+    if let Some(r) = URING_NAMESPACE.get_ptr_mut(req) {
+        if res == 0 {
+            unsafe {
+                // The change happened now, not at submission.
+                (*r).hdr.ts_ns = bpf_ktime_get_ns();
+                if EVENTS.output::<NamespaceRecord>(&*r, wakeup_flags()).is_err() {
+                    count_lost(names::LOST_RINGBUF_FULL);
+                }
+            }
+        }
+        let _ = URING_NAMESPACE.remove(req);
     }
     0
 }
@@ -338,9 +466,18 @@ pub fn uring_complete(ctx: RawTracePointContext) -> i32 {
             // The descriptor may name another file from now on (see `WriteCache`).
             bump_close_epoch();
         }
+        CLASS_NAMESPACE => unsafe {
+            URING_TAILS.tail_call(&ctx, TAIL_NAMESPACE);
+            let _ = URING_REQS.remove(req);
+            let _ = URING_NAMESPACE.remove(req);
+        },
+        CLASS_OPEN => unsafe {
+            // Its own program: the path walk would weigh on this one.
+            URING_TAILS.tail_call(&ctx, TAIL_OPEN);
+            let _ = URING_REQS.remove(req);
+        },
         _ => unsafe {
-            // Syncs: their own program (a second path walk would weigh on this one).
-            URING_TAILS.tail_call(&ctx, 0);
+            URING_TAILS.tail_call(&ctx, TAIL_SYNC);
             let _ = URING_REQS.remove(req);
         },
     }
@@ -385,6 +522,26 @@ pub fn uring_complete_sync(ctx: RawTracePointContext) -> i32 {
     }
     emit_file_sync(op, res as i64, enter, inode);
     0
+}
+
+/// Tail of `uring_complete` for IORING_OP_OPENAT/OPENAT2: the `Open` record openat(2) sends.
+/// The new descriptor is in the submitting process's table, which its io workers share.
+#[raw_tracepoint]
+pub fn uring_complete_open(ctx: RawTracePointContext) -> i32 {
+    let req: u64 = ctx.arg(1);
+    if URING_REQS.remove(req).is_err() {
+        return 0;
+    }
+    let p = req as KPtr;
+    let cmd = off!(req_file);
+    // A fixed-file install returns 0, not a descriptor.
+    if read::<u32>(p, cmd + off!(open_file_slot)).unwrap_or(1) != 0 {
+        return 0;
+    }
+    let res: i32 = read(p, off!(req_res)).unwrap_or(-1);
+    // `open_how.flags` keeps O_TRUNC (the file's f_flags lose it at open).
+    let how_flags: u64 = read(p, cmd + off!(open_how)).unwrap_or(0);
+    emit_open(res as i64, || (how_flags as u32) & O_TRUNC)
 }
 
 #[inline(always)]

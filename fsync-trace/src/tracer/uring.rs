@@ -9,6 +9,14 @@ use super::{attach_raw, load_raw, program_error, TracerError};
 /// The submission tracepoint's names, newest first (`io_uring_submit_sqe` until 6.1).
 const SUBMIT_TRACEPOINTS: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
 
+/// Tail calls of the completion program, by slot (`TAIL_*` in the eBPF module).
+const TAILS: [(u32, &str); 4] = [
+    (0, names::PROG_URING_COMPLETE_SYNC),
+    (1, names::PROG_URING_COMPLETE_OPEN),
+    (2, names::PROG_URING_COMPLETE_NAMESPACE),
+    (3, names::PROG_URING_SUBMIT_NAMESPACE),
+];
+
 /// How io_uring requests are seen (for `--verbose`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UringHook {
@@ -36,23 +44,24 @@ pub(super) fn attach(ebpf: &mut Ebpf, uring_ready: bool) -> Result<UringHook, Tr
     if !uring_ready {
         return Ok(UringHook::NoIoUring);
     }
-    let name = names::PROG_URING_COMPLETE_SYNC;
-    let fd = load_raw(ebpf, name)?
-        .fd()
-        .map_err(|source| program_error(name, source))?
-        .try_clone()
-        .map_err(|source| TracerError::FdClone { name, source })?;
-    let map_err = |source| TracerError::Map {
-        name: names::URING_TAILS,
-        source,
-    };
-    let map = ebpf
-        .map_mut(names::URING_TAILS)
-        .ok_or(TracerError::MissingMap(names::URING_TAILS))?;
-    ProgramArray::try_from(map)
-        .map_err(map_err)?
-        .set(0, &fd, 0)
-        .map_err(map_err)?;
+    for (slot, name) in TAILS {
+        let fd = load_raw(ebpf, name)?
+            .fd()
+            .map_err(|source| program_error(name, source))?
+            .try_clone()
+            .map_err(|source| TracerError::FdClone { name, source })?;
+        let map_err = |source| TracerError::Map {
+            name: names::URING_TAILS,
+            source,
+        };
+        let map = ebpf
+            .map_mut(names::URING_TAILS)
+            .ok_or(TracerError::MissingMap(names::URING_TAILS))?;
+        ProgramArray::try_from(map)
+            .map_err(map_err)?
+            .set(slot, &fd, 0)
+            .map_err(map_err)?;
+    }
     // Completion and queueing first: a request seen at submission is then always seen to its end.
     attach_raw(ebpf, names::PROG_URING_COMPLETE, "io_uring_complete")?;
     attach_raw(ebpf, names::PROG_URING_ASYNC, "io_uring_queue_async_work")?;

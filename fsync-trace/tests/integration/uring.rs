@@ -143,3 +143,32 @@ fn sqpoll_ring_is_attributed_to_the_process() {
     assert_eq!(procs.len(), 1, "one process, SQPOLL thread included: {procs:?}");
     assert_eq!(procs[0].1, "fsync-trace-wor", "named as the process: {procs:?}");
 }
+
+/// Ring OPENAT (create), WRITE, FSYNC, CLOSE, RENAMEAT, MKDIRAT, LINKAT, UNLINKAT against
+/// the same sequence through system calls: the same report (the directory was never fsynced).
+#[test]
+#[ignore = "needs root: cargo xtask integration"]
+fn ring_entry_changes_are_judged_like_their_syscall_twins() {
+    for extra in [&[][..], &["--syscalls"][..]] {
+        let (_g, d, r) = scenario("uring-namespace", extra);
+        let f = format!("{d}/new.dat");
+        // The directory itself was never synced nor written: only the file is listed.
+        r.assert_paths(&[&f]);
+        r.assert_file(
+            &f,
+            "file",
+            &[
+                ("writes", 1),
+                ("bytes_written", 100),
+                ("fsyncs", 1),
+                ("unsynced_bytes", 0),
+            ],
+        );
+        r.assert_names(&f, &[&f]);
+        r.assert_syncs(&[("fsync", 1, 0)]);
+        r.assert_findings(&[
+            fid("unsynced_parent_dir", &d, Some("new.dat")),
+            fid("unsynced_parent_dir", &d, Some("sub")),
+        ]);
+    }
+}

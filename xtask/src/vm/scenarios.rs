@@ -298,6 +298,29 @@ pub(super) const SCENARIOS: &[Scenario] = &[
         }),
         tracepoint_expect: None,
     },
+    // Ring OPENAT (create), WRITE, FSYNC, CLOSE, RENAMEAT, MKDIRAT, LINKAT, UNLINKAT; the
+    // directory never fsynced (the same report as the system-call sequence, `--syscalls`).
+    Scenario {
+        name: "uring-namespace",
+        args: &[],
+        expect: Some(Expected {
+            files: &[(
+                "new.dat",
+                Counts {
+                    writes: 1,
+                    bytes_written: 100,
+                    fsyncs: 1,
+                    fdatasyncs: 0,
+                    unsynced_bytes: 0,
+                },
+            )],
+            findings: &[
+                ("unsynced_parent_dir", "", Some("new.dat")),
+                ("unsynced_parent_dir", "", Some("sub")),
+            ],
+        }),
+        tracepoint_expect: None,
+    },
     // Two threads writing concurrently (exact per-file counts across CPUs and tiers).
     Scenario {
         name: "threads",

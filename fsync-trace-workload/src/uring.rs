@@ -146,10 +146,13 @@ impl Ring {
             return Err(os_fail("io_uring_setup (is io_uring disabled here?)"));
         }
         let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
-        let cq_len = p.cq_off.cqes as usize
-            + p.cq_entries as usize * std::mem::size_of::<Cqe>();
+        let cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * std::mem::size_of::<Cqe>();
         let single = p.features & FEAT_SINGLE_MMAP != 0;
-        let sq = map(fd, if single { sq_len.max(cq_len) } else { sq_len }, OFF_SQ_RING)?;
+        let sq = map(
+            fd,
+            if single { sq_len.max(cq_len) } else { sq_len },
+            OFF_SQ_RING,
+        )?;
         let cq = if single {
             sq
         } else {
@@ -179,7 +182,9 @@ impl Ring {
     /// Queues `sqe` (not yet visible to the kernel's submission until `submit`).
     fn push(&mut self, sqe: Sqe) {
         let tail = self.at(self.sq, self.p.sq_off.tail).load(Ordering::Acquire);
-        let mask = self.at(self.sq, self.p.sq_off.ring_mask).load(Ordering::Relaxed);
+        let mask = self
+            .at(self.sq, self.p.sq_off.ring_mask)
+            .load(Ordering::Relaxed);
         let idx = (tail & mask) as usize;
         // SAFETY: `idx` is inside the SQE array and the ring's index array.
         unsafe {
@@ -203,7 +208,11 @@ impl Ring {
         let mut flags = ENTER_GETEVENTS;
         let sqpoll = self.p.flags & SETUP_SQPOLL != 0;
         if sqpoll
-            && self.at(self.sq, self.p.sq_off.flags).load(Ordering::Acquire) & SQ_NEED_WAKEUP != 0
+            && self
+                .at(self.sq, self.p.sq_off.flags)
+                .load(Ordering::Acquire)
+                & SQ_NEED_WAKEUP
+                != 0
         {
             flags |= ENTER_SQ_WAKEUP;
         }
@@ -227,7 +236,9 @@ impl Ring {
             }
             let head = self.at(self.cq, self.p.cq_off.head).load(Ordering::Acquire);
             let tail = self.at(self.cq, self.p.cq_off.tail).load(Ordering::Acquire);
-            let mask = self.at(self.cq, self.p.cq_off.ring_mask).load(Ordering::Relaxed);
+            let mask = self
+                .at(self.cq, self.p.cq_off.ring_mask)
+                .load(Ordering::Relaxed);
             let mut h = head;
             while h != tail {
                 // SAFETY: index masked into the CQE array.

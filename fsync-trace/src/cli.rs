@@ -11,7 +11,7 @@ use crate::{state::FindingKind, tracer::Tier};
     version,
     about = "Shows where a program's data is not yet durable: unsynced writes and directory entries, renames before fsync, fsync errors, fsync latency.",
     override_usage = "fsync-trace [OPTIONS] -p PID [-p PID ...]\n       fsync-trace [OPTIONS] -- COMMAND [ARGS ...]\n       fsync-trace [OPTIONS] --all [--metrics ADDR]",
-    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
+    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, uring_fsync_unordered, or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
 )]
 pub struct Cli {
     /// Trace this running process (all its threads); repeat for several.
@@ -322,7 +322,7 @@ mod tests {
                 .unwrap()
                 .0
                 .len(),
-            5
+            6
         );
         // Advice is never part of "any", only when named.
         let any = parse(&["--fail-on", "any", "-p", "1"])

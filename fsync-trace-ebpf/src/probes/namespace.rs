@@ -64,7 +64,18 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
         }
     };
     // SAFETY: `entry` is a reserved, not yet submitted record.
-    unsafe { fill_namespace(entry.as_mut_ptr(), op, odfd, oname, ndfd, nname, flags, false) };
+    unsafe {
+        fill_namespace(
+            entry.as_mut_ptr(),
+            op,
+            odfd,
+            oname,
+            ndfd,
+            nname,
+            flags,
+            false,
+        )
+    };
     entry.submit(wakeup_flags());
     0
 }

@@ -298,7 +298,14 @@ pub fn uring_submit_namespace(ctx: RawTracePointContext) -> i32 {
             } else {
                 NamespaceOp::Unlink
             };
-            (op, dfd(off!(unlink_dfd)), ptr(off!(unlink_filename)), cwd, 0, f)
+            (
+                op,
+                dfd(off!(unlink_dfd)),
+                ptr(off!(unlink_filename)),
+                cwd,
+                0,
+                f,
+            )
         }
         Some(OP_MKDIRAT) => (
             NamespaceOp::Mkdir,
@@ -353,7 +360,10 @@ pub fn uring_complete_namespace(ctx: RawTracePointContext) -> i32 {
             unsafe {
                 // The change happened now, not at submission.
                 (*r).hdr.ts_ns = bpf_ktime_get_ns();
-                if EVENTS.output::<NamespaceRecord>(&*r, wakeup_flags()).is_err() {
+                if EVENTS
+                    .output::<NamespaceRecord>(&*r, wakeup_flags())
+                    .is_err()
+                {
                     count_lost(names::LOST_RINGBUF_FULL);
                 }
             }
@@ -410,7 +420,11 @@ fn unordered_writes(target: &UringTarget, chain: u64) -> u32 {
     let Some(w) = (unsafe { URING_FILES.get(target) }) else {
         return 0;
     };
-    let ordered = if w.chain == chain { w.chain_inflight } else { 0 };
+    let ordered = if w.chain == chain {
+        w.chain_inflight
+    } else {
+        0
+    };
     w.inflight.saturating_sub(ordered) as u32
 }
 

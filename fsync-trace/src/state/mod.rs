@@ -19,13 +19,13 @@ mod paths;
 mod resolve;
 mod retention;
 mod sync;
-mod uring;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_cost;
 #[cfg(test)]
 mod tests_identity;
+mod uring;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},

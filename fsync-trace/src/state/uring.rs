@@ -45,3 +45,73 @@ impl<R: Resolver> DurabilityState<R> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{dirty, ev, kinds, open, run, sync, F};
+    use super::*;
+    use crate::event::EventKind;
+    use fsync_trace_common::SyncOp;
+
+    fn unordered(ts: u64, writes: u32) -> crate::event::Event {
+        ev(
+            ts,
+            EventKind::UringFsyncUnordered {
+                file: F,
+                datasync: false,
+                writes,
+            },
+        )
+    }
+
+    /// Writes completed after the fsync could start (the same batch, not linked): the fsync
+    /// does not cover them, and the ordering is a finding of its own, once per file.
+    #[test]
+    fn unordered_ring_fsync_is_one_finding_per_file_and_does_not_cover_the_writes() {
+        let a = run(
+            vec![
+                open(1, F, "/d/f", false),
+                dirty(12, F, 0, 0),
+                sync(10, 30, SyncOp::Fsync, Some(F), 0),
+                unordered(30, 2),
+                unordered(50, 1),
+            ],
+            100,
+            &[(F, 2, 200)],
+        );
+        assert_eq!(
+            kinds(&a),
+            vec![
+                (FindingKind::UnsyncedWrite, "/d/f".into(), None),
+                (FindingKind::UringFsyncUnordered, "/d/f".into(), None),
+            ]
+        );
+        let u = &a.findings[1];
+        assert_eq!((u.count, u.unsynced_writes), (2, Some(3)));
+        assert_eq!(u.op.as_deref(), Some("fsync"));
+        assert!(u.fix.contains("IOSQE_IO_LINK") && u.fix.contains("IOSQE_IO_DRAIN"));
+        assert_eq!(a.findings[0].unsynced_bytes, Some(200));
+    }
+
+    #[test]
+    fn unordered_fdatasync_names_its_op() {
+        let a = run(
+            vec![
+                open(1, F, "/d/f", false),
+                ev(
+                    5,
+                    EventKind::UringFsyncUnordered {
+                        file: F,
+                        datasync: true,
+                        writes: 4,
+                    },
+                ),
+            ],
+            100,
+            &[(F, 0, 0)],
+        );
+        assert_eq!(a.findings.len(), 1, "{:?}", a.findings);
+        assert_eq!(a.findings[0].op.as_deref(), Some("fdatasync"));
+        assert!(a.findings[0].message.contains("4 write(s)"));
+    }
+}

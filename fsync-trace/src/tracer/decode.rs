@@ -1,8 +1,9 @@
 //! Ring buffer bytes -> [`Event`]. Pure; tested with records built in Rust.
 use fsync_trace_common::{
     open_flags, BaseDir, DirtyRecord, ExitRecord, ForkRecord, MmapRecord, NameRecord, NamespaceOp,
-    NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp, SyncRecord,
-    UringRecord, DIRTY_BY_MAPPED_STORE, URING_FSYNC_UNORDERED, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
+    NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp, SyncRecord, UringRecord,
+    DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
+    URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
@@ -347,5 +348,34 @@ mod tests {
             decode(&as_bytes(&h)),
             Err(DecodeError::Size { .. })
         ));
+    }
+
+    #[test]
+    fn decodes_a_uring_unordered_record() {
+        let file = FileKey {
+            dev: 8,
+            gen: 7,
+            ino: 12,
+        };
+        let mut r = UringRecord {
+            hdr: header(RecordKind::Uring),
+            file,
+            what: URING_FSYNC_UNORDERED,
+            datasync: 1,
+            unordered_writes: 2,
+            _pad: 0,
+        };
+        let e = decode(&as_bytes(&r)).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::UringFsyncUnordered {
+                file,
+                datasync: true,
+                writes: 2
+            }
+        );
+        assert_eq!((e.actor.pid, e.ts), (42, 1000));
+        r.what = 9;
+        assert_eq!(decode(&as_bytes(&r)), Err(DecodeError::BadValue(9)));
     }
 }

@@ -17,10 +17,10 @@ use aya::{
 pub use btf::VMLINUX_BTF;
 mod slots;
 mod uring;
-pub use uring::UringHook;
 pub use error::TracerError;
 use fsync_trace_common::{names, FileCounters, FileKey};
 pub use tier::{Selection, Tier};
+pub use uring::UringHook;
 
 use crate::event::Event;
 

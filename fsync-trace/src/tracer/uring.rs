@@ -70,7 +70,10 @@ pub(super) fn attach(ebpf: &mut Ebpf, uring_ready: bool) -> Result<UringHook, Tr
     for tp in SUBMIT_TRACEPOINTS {
         match prog.attach(tp) {
             Ok(_) => {
-                log::debug!("attached {} to raw tracepoint {tp}", names::PROG_URING_SUBMIT);
+                log::debug!(
+                    "attached {} to raw tracepoint {tp}",
+                    names::PROG_URING_SUBMIT
+                );
                 return Ok(UringHook::Tracepoints(tp));
             }
             Err(e) => last = Some(e),

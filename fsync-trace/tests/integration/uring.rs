@@ -140,8 +140,15 @@ fn sqpoll_ring_is_attributed_to_the_process() {
     );
     r.assert_findings(&[]);
     let procs = r.processes();
-    assert_eq!(procs.len(), 1, "one process, SQPOLL thread included: {procs:?}");
-    assert_eq!(procs[0].1, "fsync-trace-wor", "named as the process: {procs:?}");
+    assert_eq!(
+        procs.len(),
+        1,
+        "one process, SQPOLL thread included: {procs:?}"
+    );
+    assert_eq!(
+        procs[0].1, "fsync-trace-wor",
+        "named as the process: {procs:?}"
+    );
 }
 
 /// Ring OPENAT (create), WRITE, FSYNC, CLOSE, RENAMEAT, MKDIRAT, LINKAT, UNLINKAT against

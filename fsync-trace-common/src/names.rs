@@ -91,6 +91,9 @@ pub const PROG_URING_COMPLETE_NAMESPACE: &str = "uring_complete_namespace";
 /// Tail call (slot 3 of [`URING_TAILS`]) of [`PROG_URING_SUBMIT`] for those requests: builds
 /// their `Namespace` record from the prepared request.
 pub const PROG_URING_SUBMIT_NAMESPACE: &str = "uring_submit_namespace";
+/// Tail call (slot 4 of [`URING_TAILS`]) of [`PROG_URING_COMPLETE_SYNC`]: sends the synced
+/// file's `Name` record if it was never sent.
+pub const PROG_URING_COMPLETE_NAME: &str = "uring_complete_name";
 /// Map: tail-call targets of [`PROG_URING_COMPLETE`].
 pub const URING_TAILS: &str = "URING_TAILS";
 /// Map: traced io_uring requests between submission and completion, by `struct io_kiocb *`.

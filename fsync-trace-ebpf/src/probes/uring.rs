@@ -45,7 +45,7 @@ use crate::{
     kernel::{file_inode, read, KPtr},
     maps::{count_lost, off, EVENTS},
     state::{
-        bump_close_epoch, bump_epoch, current_traced, emit_file_sync, fill_header,
+        bump_close_epoch, bump_epoch, current_traced, emit_file_sync, file_slot, fill_header,
         name_on_first_sight, wakeup_flags,
     },
 };
@@ -92,6 +92,7 @@ const TAIL_SYNC: u32 = 0;
 const TAIL_OPEN: u32 = 1;
 const TAIL_NAMESPACE: u32 = 2;
 const TAIL_SUBMIT_NAMESPACE: u32 = 3;
+const TAIL_NAME: u32 = 4;
 
 /// A traced request between submission and completion.
 #[repr(C)]
@@ -160,7 +161,7 @@ static URING_RINGS: LruHashMap<u64, UringRing> = LruHashMap::with_max_entries(10
 
 /// Tail calls of `uring_complete` and `uring_submit` (`TAIL_*`).
 #[map]
-static URING_TAILS: ProgramArray = ProgramArray::with_max_entries(4, 0);
+static URING_TAILS: ProgramArray = ProgramArray::with_max_entries(5, 0);
 
 /// The `Namespace` record of an entry-changing request, built at submission (its names are
 /// freed when it runs) and sent at its completion if it succeeded. BPF_F_NO_PREALLOC (1).
@@ -528,13 +529,32 @@ pub fn uring_complete_sync(ctx: RawTracePointContext) -> i32 {
         }
     }
     let inode = file_inode(file);
-    if let Some(i) = inode.filter(|i| i.tracked()) {
-        name_on_first_sight(file, &i.key);
+    let tracked = inode.filter(|i| i.tracked());
+    if let Some(i) = tracked {
+        // Its slot first (a file synced before it is written has none): the record carries
+        // the slot's counters. Named in a tail call after the record (as `sys_exit_sync`
+        // does): the path walk here made this program slow to verify.
+        let _ = file_slot(&i.key);
         if r.unordered != 0 {
             emit_unordered(&i.key, op == SyncOp::Fdatasync, r.unordered);
         }
     }
     emit_file_sync(op, res as i64, enter, inode);
+    if tracked.is_some() {
+        unsafe { URING_TAILS.tail_call(&ctx, TAIL_NAME) };
+    }
+    0
+}
+
+/// Tail of `uring_complete_sync`: sends the synced file's name if it was never sent (opened
+/// before tracing, never written).
+#[raw_tracepoint]
+pub fn uring_complete_name(ctx: RawTracePointContext) -> i32 {
+    let req: u64 = ctx.arg(1);
+    let file: KPtr = read(req as KPtr, off!(req_file)).unwrap_or(core::ptr::null());
+    if let Some(i) = file_inode(file).filter(|i| i.tracked()) {
+        name_on_first_sight(file, &i.key);
+    }
     0
 }
 

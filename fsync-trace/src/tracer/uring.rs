@@ -10,11 +10,12 @@ use super::{attach_raw, load_raw, program_error, TracerError};
 const SUBMIT_TRACEPOINTS: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
 
 /// Tail calls of the completion program, by slot (`TAIL_*` in the eBPF module).
-const TAILS: [(u32, &str); 4] = [
+const TAILS: [(u32, &str); 5] = [
     (0, names::PROG_URING_COMPLETE_SYNC),
     (1, names::PROG_URING_COMPLETE_OPEN),
     (2, names::PROG_URING_COMPLETE_NAMESPACE),
     (3, names::PROG_URING_SUBMIT_NAMESPACE),
+    (4, names::PROG_URING_COMPLETE_NAME),
 ];
 
 /// How io_uring requests are seen (for `--verbose`).

@@ -3,6 +3,7 @@
 //! The path of one fact: `tracer` (kernel hooks -> ring buffer -> decoded [`event::Event`]s and
 //! per-file counters) -> `state` (the durability state machine) -> `report` (text / JSON).
 mod analysis;
+mod cgroup;
 mod cli;
 mod error;
 mod event;

@@ -260,6 +260,13 @@ impl<R: Resolver> DurabilityState<R> {
         }
     }
 
+    /// Process `pid`'s cgroup, container and pod (from /proc while it lives).
+    pub fn label_process(&mut self, pid: u32, workload: Option<crate::cgroup::Workload>) {
+        if let (Some(p), Some(w)) = (self.processes.get_mut(&pid), workload) {
+            p.workload = Some(w);
+        }
+    }
+
     /// True once for a known process with no role yet: the caller reads it again from /proc
     /// (a forked server process renames itself just after the fork).
     pub fn wants_role(&mut self, pid: u32) -> bool {

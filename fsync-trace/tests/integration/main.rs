@@ -12,6 +12,7 @@
 mod support;
 
 mod bad_input;
+mod cgroups;
 mod demo;
 mod durable_points;
 mod failures;

@@ -79,6 +79,61 @@ pub fn of_pid(pid: u32) -> Option<Workload> {
     v2_path(&text).map(workload)
 }
 
+/// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on hybrid hosts).
+fn v2_mount() -> Option<String> {
+    std::fs::read_to_string("/proc/mounts")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_string())
+        })
+}
+
+/// The processes (tgids) in cgroup `path` and every cgroup below it, for `--cgroup`. `path` is
+/// a cgroup directory (`/sys/fs/cgroup/...`) or a cgroup v2 path as `/proc/<pid>/cgroup` shows
+/// it (`/kubepods.slice/...`). A clear one-sentence error if it is neither, or holds no process.
+pub fn processes(path: &str) -> Result<Vec<u32>, String> {
+    let is_cgroup = |d: &std::path::Path| d.join("cgroup.procs").is_file();
+    let dir = std::path::PathBuf::from(path);
+    let dir = if is_cgroup(&dir) {
+        dir
+    } else {
+        let root = v2_mount().ok_or("no cgroup v2 filesystem is mounted here")?;
+        let joined = std::path::Path::new(&root).join(path.trim_start_matches('/'));
+        if !is_cgroup(&joined) {
+            return Err(format!(
+                "--cgroup {path}: neither a cgroup directory nor a cgroup v2 path under {root}"
+            ));
+        }
+        joined
+    };
+    let mut pids = std::collections::BTreeSet::new();
+    let mut todo = vec![dir.clone()];
+    while let Some(d) = todo.pop() {
+        let procs = std::fs::read_to_string(d.join("cgroup.procs"))
+            .map_err(|e| format!("cannot read {}/cgroup.procs: {e}", d.display()))?;
+        pids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            todo.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir() && is_cgroup(p)),
+            );
+        }
+    }
+    // The tracer itself may have been started inside the cgroup: it never traces itself.
+    pids.remove(&std::process::id());
+    if pids.is_empty() {
+        return Err(format!(
+            "--cgroup {path}: no process in {} or below it",
+            dir.display()
+        ));
+    }
+    Ok(pids.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +197,12 @@ mod tests {
             let w = workload(p);
             assert_eq!((w.container, w.pod), (None, None), "{p}");
         }
+    }
+
+    #[test]
+    fn bad_cgroup_paths_are_one_clear_error() {
+        let e = processes("/no/such/cgroup-xyz").unwrap_err();
+        assert!(e.contains("--cgroup /no/such/cgroup-xyz"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub struct Cli {
     #[arg(short = 'p', long = "pid", value_name = "PID", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
     pub pids: Vec<u32>,
 
+    /// Trace every process in this cgroup (a directory under the cgroup v2 mount, or a path as
+    /// /proc/PID/cgroup shows it) and below it, and their children (the way to watch one
+    /// container). Processes moved into it later, not forked there, are not seen.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["all", "command"])]
+    pub cgroup: Option<String>,
+
     /// Also trace children forked after tracing starts (always on with --).
     #[arg(short = 'f', long)]
     pub follow: bool,
@@ -171,6 +177,17 @@ pub enum Target {
 }
 
 impl Cli {
+    /// `--cgroup PATH` becomes `-p` for every process in it, with children followed (the
+    /// kernel side's process filter, fed from `cgroup.procs` and the fork hook: a cgroup-id
+    /// check would cost every hook of every process a helper call).
+    pub fn resolve_cgroup(&mut self) -> Result<(), String> {
+        if let Some(path) = &self.cgroup {
+            self.pids.extend(crate::cgroup::processes(path)?);
+            self.follow = true;
+        }
+        Ok(())
+    }
+
     pub fn target(&self) -> Result<Target, String> {
         if self.all {
             // clap refuses --all with -p or COMMAND; kept here for callers that build a Cli.

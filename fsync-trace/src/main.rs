@@ -18,7 +18,11 @@ mod tracer;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
+    if let Err(e) = cli.resolve_cgroup() {
+        eprintln!("fsync-trace: {e}");
+        std::process::exit(2);
+    }
     let level = if cli.verbose { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let code = match run::run(cli) {

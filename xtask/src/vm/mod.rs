@@ -62,7 +62,7 @@ pub struct VmArgs {
     #[arg(long, value_name = "NAMES")]
     scenarios: Option<String>,
     /// Give up on the guest after this many seconds (it needs about 3 minutes on an idle host).
-    #[arg(long, value_name = "SECS", default_value_t = 480)]
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
     timeout: u64,
     /// Skip the check of the tier choice on this machine's kernel.
     #[arg(long)]

@@ -63,3 +63,9 @@ if ! bpf-linker --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
     --locked --version "$BPF_LINKER_VERSION" --no-default-features --features "$BPF_LINKER_LLVM"
 fi
 log "ok: $(rustc +"$NIGHTLY" --version), $(bpf-linker --version)"
+
+# The Kubernetes manifest test (deploy/kubernetes) validates against the API schemas.
+if ! command -v kubernetes-validate >/dev/null; then
+  log "installing kubernetes-validate (PyPI)"
+  pip install --quiet kubernetes-validate==1.37.0
+fi

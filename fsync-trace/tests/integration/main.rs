@@ -14,6 +14,7 @@ mod support;
 mod bad_input;
 mod cgroups;
 mod demo;
+mod deploy;
 mod durable_points;
 mod failures;
 mod processes;

@@ -14,8 +14,10 @@ APT_PACKAGES=(
   fuse3 libfuse3-dev                   # failing-fsync FUSE filesystem in the tests
   sqlite3 libsqlite3-dev               # embedded database workload
   git                                  # real-program identity tests (Debian git at /usr/bin/git)
+  tmux                                 # the --live terminal view, driven and read in a real terminal
   postgresql redis-server redis-tools  # server audits (-p -f on a postmaster, a Redis rewrite child)
   qemu-system-x86 busybox-static cpio e2fsprogs   # second-kernel (kprobe/fentry) runs
+  chromium                             # the --html page, driven in headless Chromium
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -62,6 +64,21 @@ if ! bpf-linker --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
   RUSTFLAGS="-C link-arg=-Wl,-rpath,$sysroot/lib" cargo +"$NIGHTLY" install bpf-linker --force \
     --locked --version "$BPF_LINKER_VERSION" --no-default-features --features "$BPF_LINKER_LLVM"
 fi
+# playwright-core (no bundled browser: the tests use Debian's /usr/bin/chromium), pinned by
+# the lock file of the page tests' npm project.
+web="$(dirname "$0")/../fsync-trace/tests/web"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "installing node and npm"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ ! -f "$web/node_modules/playwright-core/package.json" ] \
+   || ! grep -q "\"version\": \"$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' "$web/package.json")\"" \
+        "$web/node_modules/playwright-core/package.json"; then
+  log "installing playwright-core for the page tests"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 log "ok: $(rustc +"$NIGHTLY" --version), $(bpf-linker --version)"
 
 # The Kubernetes manifest test (deploy/kubernetes) validates against the API schemas.

@@ -145,8 +145,8 @@ pub const TAIL_SYNC: u32 = 2;
 pub const TAIL_MMAP: u32 = 3;
 /// A write found a file with no `Name` record yet: walk its path (kept out of the hot program).
 pub const TAIL_NAME: u32 = 4;
-/// Number of slots in [`SYS_EXIT_TAILS`].
-pub const TAIL_SLOTS: u32 = 5;
+/// Number of slots in [`SYS_EXIT_TAILS`] (the last one is `wal::TAIL_ACK`).
+pub const TAIL_SLOTS: u32 = 6;
 
 /// Indices into the CONFIG array map.
 ///

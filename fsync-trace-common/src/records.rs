@@ -81,8 +81,11 @@ pub enum RecordKind {
     Exit = 7,
     /// The first sight of a file through a descriptor, with its path: [`NameRecord`].
     Name = 8,
+    /// A traced process sent data to a socket after writing a WAL file:
+    /// [`AckRecord`](crate::wal::AckRecord).
+    Ack = 9,
     /// An io_uring request broke an ordering rule: [`UringRecord`].
-    Uring = 9,
+    Uring = 10,
 }
 
 impl RecordKind {
@@ -97,7 +100,8 @@ impl RecordKind {
             6 => Self::Fork,
             7 => Self::Exit,
             8 => Self::Name,
-            9 => Self::Uring,
+            9 => Self::Ack,
+            10 => Self::Uring,
             _ => return None,
         })
     }

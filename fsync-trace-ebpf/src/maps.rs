@@ -33,7 +33,8 @@ pub struct WriteCache {
     pub key: FileKey,
     /// The file's `FILE_STATS` slot.
     pub slot: u32,
-    /// 0: not a regular file on a durable filesystem (writes to it are ignored).
+    /// 0: not a regular file on a durable filesystem (writes to it are ignored); 1: tracked;
+    /// 2: a socket, with `--wal` (a write to it is an ack: `probes/wal.rs`).
     pub tracked: u32,
     /// Opened O_SYNC/O_DSYNC (cannot change: F_SETFL ignores these flags).
     pub osync: u32,

@@ -262,6 +262,9 @@ pub unsafe fn on_write_at(
         }
         let writes_before = (*c).writes;
         let bytes_before = (*c).bytes;
+        if crate::probes::wal::wal_enabled() {
+            crate::probes::wal::on_wal_write(slot, key);
+        }
         atomic_add(&raw mut (*c).writes, 1);
         atomic_add(&raw mut (*c).bytes, bytes);
         let pages_before = (*c).mapped_dirty_pages;

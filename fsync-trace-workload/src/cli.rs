@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use super::{
-    cost, demo, entry_storm, fork, fsync_bound, fsync_error, fsync_retry, good, inode_reuse,
-    io_uring_fsync, link, link_unlink, many_files, mkdir, mmap, no_dirsync, osync, rename_safe,
-    rename_unsafe, reopen, sfr, sync_other_fd, table_churn, threads, unlink, unlink_one_name,
-    unsynced, write_storm, writev, Lockstep, Res,
+    cost, demo, entry_storm, exposure, fork, fsync_bound, fsync_error, fsync_retry, good, hold,
+    inode_reuse, io_uring_fsync, link, link_unlink, many_files, mkdir, mmap, no_dirsync, osync,
+    rename_safe, rename_unsafe, reopen, sfr, sync_other_fd, table_churn, threads, unlink,
+    unlink_one_name, unsynced, write_storm, writev, Lockstep, Res,
 };
 
 #[derive(Parser)]
@@ -172,6 +172,40 @@ pub enum Scenario {
     /// d.dat: 3 writes, fsync x3 (2 redundant), write, fsync, close; reopened O_TRUNC, fsync
     /// (not redundant), close; dir fsynced twice (the second redundant): 7 fsyncs
     DoubleFsync { dir: PathBuf },
+    /// big.dat, mid.dat, small.dat left unsynced (8192, 4096, 100 B), dir fsynced; log.dat:
+    /// a 100-byte write + fdatasync every 100 ms for S seconds (for watching --live)
+    Hold {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// 4 phases of P ms whose exposure is known at every instant (see exposure.rs): a.dat
+    /// and b.dat written, a.dat synced, b.dat overwritten 100x and c.tmp renamed to c, b.dat
+    /// synced; then a.dat appended to, never synced
+    ExposureSchedule {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 500)]
+        phase_ms: u64,
+    },
+    /// a server appending each request to wal/log and replying over a socket, before or after
+    /// the log's fdatasync (--order); a forked client sends the requests
+    WalServer {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+        #[arg(long, value_enum, default_value = "sync-then-reply")]
+        order: crate::walserver::Order,
+        #[arg(long, value_enum, default_value = "unix")]
+        transport: crate::walserver::Transport,
+        #[arg(long, value_enum, default_value = "write")]
+        reply: crate::walserver::Reply,
+        /// Also write each request to data/table (synced only at the end).
+        #[arg(long)]
+        data: bool,
+        /// Pause after the log's first write so the tracer learns its name before serving.
+        #[arg(long, default_value_t = 300)]
+        settle_ms: u64,
+    },
     /// the bundled demo: a tiny key-value store (--fuse: a failfs mount for the fsync errors)
     Demo {
         dir: PathBuf,
@@ -256,6 +290,29 @@ impl Scenario {
                 batch,
             } => (dir, with((records, batch), cost::batched_sync)),
             S::DoubleFsync { dir } => (dir, Box::new(cost::double_fsync)),
+            S::Hold { dir, seconds } => (dir, with(seconds, hold::hold)),
+            S::ExposureSchedule { dir, phase_ms } => {
+                (dir, with(phase_ms, exposure::exposure_schedule))
+            }
+            S::WalServer {
+                dir,
+                requests,
+                order,
+                transport,
+                reply,
+                data,
+                settle_ms,
+            } => {
+                let o = crate::walserver::WalServer {
+                    requests,
+                    order,
+                    transport,
+                    reply,
+                    data,
+                    settle_ms,
+                };
+                (dir, Box::new(move |d| crate::walserver::wal_server(d, o)))
+            }
             S::Demo { dir, fuse } => (dir, Box::new(move |d| demo(d, fuse.as_deref()))),
         }
     }

@@ -14,14 +14,18 @@
 
 mod cli;
 mod cost;
+mod exposure;
+mod hold;
 mod load;
 mod uring;
 mod vectored;
+mod walserver;
 
 use load::{fsync_bound, many_files, write_storm, Lockstep, BUSY_NS};
 use vectored::{io_uring_fsync, writev};
 
 use clap::{CommandFactory, FromArgMatches};
+use fsync_trace_workload::scenarios::THREADS_FSYNC_EVERY;
 use std::ffi::CString;
 use std::fmt;
 use std::io::{self, Write};
@@ -413,8 +417,8 @@ fn fork(dir: &Path) -> Res<()> {
 }
 
 /// thread0.dat, thread1.dat: N writes of 64 bytes each, from two threads,
-/// fsync after every 100th record and after the last one (once, if N is a
-/// multiple of 100: ceil(N/100) fsyncs per file). Main then fsyncs the dir.
+/// fsync after every `THREADS_FSYNC_EVERY` (100th) record and after the last one (once, if N
+/// is a multiple of 100: ceil(N/100) fsyncs per file). Main then fsyncs the dir.
 fn threads(dir: &Path, records: usize) -> Res<()> {
     let handles: Vec<_> = (0..2)
         .map(|i| {
@@ -423,7 +427,7 @@ fn threads(dir: &Path, records: usize) -> Res<()> {
                 let fd = create(&path)?;
                 for r in 0..records {
                     write_exact_once(fd, &record(64, r + i), &path)?;
-                    if (r + 1) % 100 == 0 || r + 1 == records {
+                    if (r as u64 + 1).is_multiple_of(THREADS_FSYNC_EVERY) || r + 1 == records {
                         fsync_or_die(fd, &path)?;
                     }
                 }

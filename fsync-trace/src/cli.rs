@@ -11,7 +11,7 @@ use crate::{state::FindingKind, tracer::Tier};
     version,
     about = "Shows where a program's data is not yet durable: unsynced writes and directory entries, renames before fsync, fsync errors, fsync latency.",
     override_usage = "fsync-trace [OPTIONS] -p PID [-p PID ...]\n       fsync-trace [OPTIONS] -- COMMAND [ARGS ...]\n       fsync-trace [OPTIONS] --all [--metrics ADDR]",
-    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, uring_fsync_unordered, or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
+    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, uring_fsync_unordered, ack_before_durable (with --wal), or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, ack_durability_lag_seconds (--wal), build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
 )]
 pub struct Cli {
     /// Trace this running process (all its threads); repeat for several.
@@ -34,6 +34,12 @@ pub struct Cli {
     /// Ctrl-C / SIGTERM (or --duration), then report. Usually with --metrics.
     #[arg(long, conflicts_with_all = ["pids", "command"])]
     pub all: bool,
+
+    /// Show a live view while tracing (on stderr, which must be a terminal): files by bytes
+    /// at risk, age of their oldest unsynced data, last sync latency, syncs/s. `q` ends the
+    /// trace with the full report.
+    #[arg(long)]
+    pub live: bool,
 
     /// Write the final report as JSON instead of text.
     #[arg(long)]
@@ -98,6 +104,30 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = crate::analysis::DEFAULT_GROUP_OVER)]
     pub group_over: usize,
 
+    /// Also write the timeline as one self-contained HTML page to FILE: a lane per file and
+    /// directory, a crash control (what a power cut at any instant loses), the worst moment.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Also report what a power cut S seconds after tracing started would have lost: the files
+    /// with unsynced data (bytes read from the kernel at that moment) and the directory entries
+    /// not yet durable (comma list of offsets, repeatable).
+    #[arg(long, value_name = "S[,S...]", value_delimiter = ',', value_parser = parse_offset)]
+    pub crash_at: Vec<f64>,
+
+    /// Record at most N timeline items (dirty intervals, counter readings, syncs, entry
+    /// changes, files): later ones are left out and counted in the report. 0: no timeline
+    /// (and no exposure peak).
+    #[arg(long, value_name = "N", default_value_t = crate::state::timeline::DEFAULT_MAX_ITEMS)]
+    pub timeline_limit: usize,
+
+    /// Treat files whose absolute path matches GLOB as write-ahead logs and flag replies (data
+    /// sent to a socket) made before the sender's log writes were durable
+    /// (`ack_before_durable`). `*` stays within one path component, `**` spans components;
+    /// repeatable.
+    #[arg(long = "wal", value_name = "GLOB")]
+    pub wal: Vec<String>,
+
     /// Say what is being attached and why (and log details).
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -128,6 +158,15 @@ fn parse_duration(s: &str) -> Result<f64, String> {
         return Err("must be more than 0 and at most one year (31536000)".into());
     }
     Ok(v)
+}
+
+fn parse_offset(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=31_536_000.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not an offset in seconds from 0 to one year (31536000)"
+        )),
+    }
 }
 
 fn parse_ring_buffer(s: &str) -> Result<u32, String> {
@@ -220,6 +259,15 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("fsync-trace").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn crash_at_takes_a_comma_list_of_offsets() {
+        let c = parse(&["--crash-at", "0.5,1.25", "--crash-at", "3", "--", "true"]).unwrap();
+        assert_eq!(c.crash_at, vec![0.5, 1.25, 3.0]);
+        assert!(parse(&["--crash-at", "-1", "--", "true"]).is_err());
+        assert!(parse(&["--crash-at", "soon", "--", "true"]).is_err());
+        assert_eq!(parse(&["--", "true"]).unwrap().timeline_limit, 100_000);
     }
 
     #[test]
@@ -339,7 +387,18 @@ mod tests {
                 .unwrap()
                 .0
                 .len(),
-            6
+            7
+        );
+        assert!(parse(&["--fail-on", "ack_before_durable", "-p", "1"])
+            .unwrap()
+            .fail_on
+            .unwrap()
+            .matches(FindingKind::AckBeforeDurable));
+        assert_eq!(
+            parse(&["--wal", "**/pg_wal/*", "--wal", "/a/*", "-p", "1"])
+                .unwrap()
+                .wal,
+            ["**/pg_wal/*", "/a/*"]
         );
         // Advice is never part of "any", only when named.
         let any = parse(&["--fail-on", "any", "-p", "1"])

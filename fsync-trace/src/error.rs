@@ -42,6 +42,8 @@ pub enum RunError {
     #[error("{0}")]
     Suppress(#[from] crate::analysis::SuppressError),
     #[error("{0}")]
+    Live(#[from] crate::live::LiveError),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -51,7 +53,9 @@ impl RunError {
         match self {
             RunError::CommandNotFound { .. } => 127,
             RunError::Exec { .. } | RunError::CommandIsDirectory { .. } => 126,
-            RunError::Usage(_) | RunError::Suppress(_) => 2,
+            RunError::Usage(_)
+            | RunError::Suppress(_)
+            | RunError::Live(crate::live::LiveError::NotATerminal) => 2,
             _ => 1,
         }
     }

@@ -152,6 +152,13 @@ pub enum EventKind {
         datasync: bool,
         writes: u32,
     },
+    /// With `--wal`: the process sent data to a socket (an ack), the first time since it wrote
+    /// WAL file `file` (last at `write_ns`). `ts` of the event is the send's return.
+    Ack {
+        file: FileKey,
+        write_ns: u64,
+        fd: i32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,6 +7,9 @@ mod cgroup;
 mod cli;
 mod error;
 mod event;
+#[cfg(test)]
+mod event_fixtures;
+mod live;
 mod metrics;
 mod procfs;
 mod reclaim;

@@ -364,7 +364,7 @@ fn prometheus_scrapes_exact_counts() {
         .map(|(m, v)| (m["kind"].as_str().unwrap().to_string(), v))
         .collect();
     // One series per durability bug kind (FindingKind::BUGS).
-    assert_eq!(findings.len(), 6, "{findings:?}");
+    assert_eq!(findings.len(), 7, "{findings:?}");
     for (kind, v) in &findings {
         let want = if kind == "unsynced_parent_dir" {
             1.0
@@ -572,4 +572,53 @@ fn all_traces_every_process_until_sigterm() {
         !pids.contains(&u64::from(tracer_pid)),
         "the tracer traced itself"
     );
+}
+
+/// `--wal`: a server replying before its log is durable, scraped by Prometheus: one lag per
+/// reply in `fsync_trace_ack_durability_lag_seconds`, and the replies in
+/// `findings_total{kind="ack_before_durable"}`.
+#[test]
+#[ignore = "needs root"]
+fn prometheus_sees_each_reply_sent_before_the_log_was_durable() {
+    let (_d, dir) = tempdir("fsync-trace-metrics.");
+    let mut sh = Shell::start(
+        "\"$W\" wal-server \"$D\" --requests 30 --order reply-then-sync",
+        &dir,
+    );
+    let pid = sh.pid().to_string();
+    let tracer = Tracer::start(&["-f", "-p", &pid, "--wal", "**/wal/*"]);
+    let prom = Prometheus::start(tracer.addr);
+    wait_for("a first scrape", || {
+        prom.value("up{job=\"fsync-trace\"}").filter(|&v| v == 1.0)
+    });
+    assert_eq!(
+        prom.value("fsync_trace_ack_durability_lag_seconds_count"),
+        Some(0.0)
+    );
+    sh.say("go");
+    let count = "fsync_trace_ack_durability_lag_seconds_count";
+    let got = wait_for("30 lags in prometheus", || {
+        prom.value(count).filter(|&v| v >= 30.0)
+    });
+    assert_eq!(got, 30.0);
+    let broken = "fsync_trace_findings_total{kind=\"ack_before_durable\"}";
+    wait_for("30 broken acks", || {
+        prom.value(broken).filter(|&v| v >= 30.0)
+    });
+    thread::sleep(Duration::from_secs(2)); // nothing may grow further
+    assert_eq!(prom.value(count), Some(30.0));
+    assert_eq!(prom.value(broken), Some(30.0));
+    // Each reply's log became durable at the fdatasync right after it: well under a second.
+    assert_eq!(
+        prom.value("fsync_trace_ack_durability_lag_seconds_bucket{le=\"+Inf\"}"),
+        Some(30.0)
+    );
+    let p99 = prom
+        .value(
+            "histogram_quantile(0.99, sum by (le) (fsync_trace_ack_durability_lag_seconds_bucket))",
+        )
+        .expect("p99 of the durability lag");
+    assert!(p99 > 0.0 && p99 < 1.0, "p99 {p99}");
+    sh.say("done");
+    assert_eq!(tracer.wait(), 0);
 }

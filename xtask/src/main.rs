@@ -28,7 +28,7 @@ enum Cmd {
         json: bool,
     },
     /// Run the root-only integration tests (load the real eBPF programs into this kernel): the
-    /// `integration`, `identity`, `servers` and `cost` test targets of fsync-trace.
+    /// `integration`, `identity`, `servers`, `cost` and `live` test targets of fsync-trace.
     Integration {
         /// Extra arguments for the test harness (e.g. a test name filter).
         args: Vec<String>,
@@ -71,6 +71,8 @@ fn main() -> Result<()> {
                     "servers",
                     "--test",
                     "cost",
+                    "--test",
+                    "live",
                     "--",
                     "--include-ignored",
                     "--test-threads=1",

@@ -15,10 +15,11 @@
 //! skipped, so each sync is counted exactly once.
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns};
 use fsync_trace_common::{
-    inflight_call_key, names, open_flags, syscalls as nr, InflightCall, SyncOp, CALL_FSYNC_RANGE,
-    CALL_WRITE,
+    inflight_call_key, names, open_flags, syscalls as nr, wal::S_IFSOCK, InflightCall, SyncOp,
+    CALL_FSYNC_RANGE, CALL_WRITE, S_IFMT,
 };
 
+use super::wal::{on_ack, wal_enabled};
 use crate::{
     kernel::{current_is_io_worker, current_syscall, file_inode, read, reg, KPtr},
     maps::{count_lost, off, INFLIGHT_CALLS, INFLIGHT_SYNCS},
@@ -96,13 +97,14 @@ pub fn write_done(file: KPtr, ret: i64) {
         return;
     };
     if !inode.is_reg() || !inode.tracked() {
+        // With `--wal`, data sent to a socket is an ack (`probes/wal.rs`).
+        if wal_enabled() && inode.mode & S_IFMT == S_IFSOCK {
+            on_ack(syscall_fd() as i64, nr::WRITE);
+        }
         return;
     }
     let f_flags: u32 = read(file, off!(file_f_flags)).unwrap_or(0);
-    let fd = match current_syscall() {
-        Some((id, regs)) if nr::is_write(id) => reg(regs, nr::REGS_DI) as i32,
-        _ => -1,
-    };
+    let fd = syscall_fd();
     on_write(
         file,
         &inode.key,
@@ -110,6 +112,15 @@ pub fn write_done(file: KPtr, ret: i64) {
         f_flags & open_flags::O_DSYNC != 0,
         fd,
     );
+}
+
+/// The descriptor the current write syscall was given, or -1 (not in a write syscall).
+#[inline(always)]
+fn syscall_fd() -> i32 {
+    match current_syscall() {
+        Some((id, regs)) if nr::is_write(id) => reg(regs, nr::REGS_DI) as i32,
+        _ => -1,
+    }
 }
 
 /// True if a vfs_fsync_range call on this thread is already recorded elsewhere.

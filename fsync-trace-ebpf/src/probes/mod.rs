@@ -12,4 +12,5 @@ mod process;
 mod syncs;
 mod syscalls;
 mod uring;
+pub(crate) mod wal;
 mod writeback;

@@ -64,6 +64,10 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if super::wal::wal_enabled() {
+        // A WAL write never followed by a send: the pid may be reused.
+        let _ = super::wal::WAL_PENDING.remove(tgid);
+    }
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         untrace(tgid);

@@ -8,10 +8,12 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use fsync_trace_common::{
-    is_durable_fs, names, open_flags, syscalls as nr, FileKey, InflightSync, FILE_FLAG_NAMED,
-    S_IFMT, S_IFREG,
+    is_durable_fs, names, open_flags, syscalls as nr,
+    wal::{is_send, TAIL_ACK},
+    FileKey, InflightSync, FILE_FLAG_NAMED, S_IFMT, S_IFREG,
 };
 
+use super::wal::{is_socket, on_ack, wal_enabled};
 use crate::{
     kernel::{current_task_btf, file_inode, load_btf, read, task_file, KPtr},
     maps::{config, count_lost, off, WriteCache, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
@@ -112,6 +114,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         names::TAIL_NAMESPACE
     } else if id == nr::MMAP {
         names::TAIL_MMAP
+    } else if wal_enabled() && is_send(id) {
+        TAIL_ACK
     } else {
         return 0;
     };
@@ -160,14 +164,19 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
         return false;
     };
     let Some((key, osync)) = resolved else {
-        // Not tracked (pipe, tmpfs, ...): remember that too.
+        // Not tracked (pipe, tmpfs, ...): remember that too, and whether it is a socket
+        // (a write to one is an ack, with `--wal`).
+        let socket = wal_enabled() && is_socket(file);
         if let Some(c) = cache {
             let c = unsafe { &mut *c };
             c.task = task as u64;
             c.fd = fd;
             c.file = file as u64;
             c.close_epoch = close_epoch;
-            c.tracked = 0;
+            c.tracked = if socket { TRACKED_SOCKET } else { 0 };
+        }
+        if socket {
+            on_ack(fd, nr::WRITE);
         }
         return false;
     };
@@ -195,7 +204,10 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
 /// A write to the open file this CPU's write cache holds (still valid).
 #[inline(always)]
 fn cached_write(c: &WriteCache, bytes: u64, fd: i64) -> bool {
-    if c.tracked == 0 {
+    if c.tracked != 1 {
+        if c.tracked == TRACKED_SOCKET {
+            on_ack(fd, nr::WRITE);
+        }
         return false;
     }
     let key = c.key;
@@ -284,6 +296,9 @@ fn resolve_file(file: KPtr) -> Option<Option<(FileKey, bool)>> {
     let osync = f_flags & open_flags::O_DSYNC != 0;
     Some(Some((FileKey { dev, gen, ino }, osync)))
 }
+
+/// `WriteCache::tracked` of a socket (only with `--wal`: writes to it are acks).
+const TRACKED_SOCKET: u32 = 2;
 
 /// Enough for super_block {s_dev .. s_magic} (88 bytes on 6.x) and inode {i_mode .. i_ino} (72).
 const WINDOW: usize = 128;

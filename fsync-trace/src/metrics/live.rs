@@ -120,6 +120,23 @@ impl LiveMetrics {
         });
     }
 
+    /// With `--wal`: the durability lag of one reply sent before its log data was durable.
+    pub fn observe_ack_lag(&mut self, ns: u64) {
+        self.m.ack_lag.observe(ns as f64 / 1e9);
+    }
+
+    /// With `--wal`: `n` more replies broke the write-ahead-log contract.
+    pub fn add_broken_acks(&mut self, n: u64) {
+        if n > 0 {
+            self.m
+                .findings
+                .get_or_create(&KindLabel {
+                    kind: FindingKind::AckBeforeDurable.name(),
+                })
+                .inc_by(n);
+        }
+    }
+
     /// The kernel's and decoder's loss counters (cumulative).
     pub fn set_lost(&mut self, lost: LostCounts) {
         let now = lost.by_reason();

@@ -320,6 +320,7 @@ pub struct Metrics {
     sync_latency: Family<SyncLabels, Histogram>,
     sync_errors: Family<OpLabel, Counter>,
     dirty_window: Histogram,
+    ack_lag: Histogram,
     writes_per_sync: Histogram,
     redundant_syncs: Counter,
     writes: Counter,
@@ -358,6 +359,13 @@ impl Metrics {
             "Time from a file's first unsynced write (or mapped store) to the durable point that covered it",
             Unit::Seconds,
             dirty_window.clone(),
+        );
+        let ack_lag = Histogram::new(window_buckets());
+        registry.register_with_unit(
+            "ack_durability_lag",
+            "With --wal: time from a reply sent before the sender's write-ahead-log data was durable to the sync that made it durable",
+            Unit::Seconds,
+            ack_lag.clone(),
         );
         let writes_per_sync = Histogram::new(writes_per_sync_buckets());
         registry.register(
@@ -424,6 +432,7 @@ impl Metrics {
             sync_latency,
             sync_errors,
             dirty_window,
+            ack_lag,
             writes_per_sync,
             redundant_syncs,
             writes,

@@ -1,6 +1,8 @@
 //! Reports built from the final [`Analysis`]: the JSON shape (a public interface, `version` 1)
 //! and the text rendering of the same data.
+mod html;
 mod text;
+mod timeline;
 
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +16,9 @@ use crate::{
     },
     tracer::LostCounts,
 };
+pub use html::render_html;
 pub use text::render_text;
+pub use timeline::{offset_s, CrashPoint, TimelineEntry};
 
 pub const REPORT_VERSION: u32 = 1;
 
@@ -281,6 +285,15 @@ pub struct Report {
     /// What the reader should know about how the trace ran (a command still running when it
     /// ended, child processes not followed...), one sentence each.
     pub notes: Vec<String>,
+    /// When the trace started (RFC 3339 UTC, microseconds): every `*_s` offset counts from it.
+    pub started: String,
+    /// Per file its dirty intervals and syncs, per directory its entry changes (null with
+    /// `--timeline-limit 0`).
+    pub timeline: Option<TimelineEntry>,
+    /// The instant with the most bytes at risk (null if nothing was ever at risk).
+    pub exposure_peak: Option<CrashPoint>,
+    /// `--crash-at`: what a power cut at each instant would have lost.
+    pub crash_at: Vec<CrashPoint>,
 }
 
 fn dev_string(dev: u32) -> String {
@@ -301,6 +314,15 @@ impl Report {
         end_ns: u64,
     ) -> Self {
         let released = a.released;
+        let started = humantime::format_rfc3339_micros(clock.wall_of(a.start_ns)).to_string();
+        let timeline = a
+            .timeline
+            .as_deref()
+            .map(|t| TimelineEntry::build(t, a.start_ns));
+        let exposure_peak = a.timeline.as_deref().and_then(|t| {
+            let p = t.exposure_peak()?;
+            Some(CrashPoint::build(&p, a.start_ns, p.at, p.exact()))
+        });
         let trace_ns = a.end_ns.saturating_sub(a.start_ns);
         let files = a
             .files
@@ -431,6 +453,10 @@ impl Report {
             released_processes: released.processes,
             reclaimed_slots: released.reclaimed_slots,
             notes: Vec::new(),
+            started,
+            timeline,
+            exposure_peak,
+            crash_at: Vec::new(),
         }
     }
 }

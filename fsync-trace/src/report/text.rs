@@ -1,6 +1,7 @@
 //! The report for people: a table per file, what durability cost, then the findings, worst
 //! first, and the advice.
 mod cost;
+mod crash;
 
 use std::fmt::Write as _;
 
@@ -163,6 +164,7 @@ pub fn render_text(r: &Report, show_suppressed: bool) -> String {
         }
     }
     cost::render_cost(&mut out, r);
+    crash::render_crash(&mut out, r);
     let _ = writeln!(out);
     if r.findings.is_empty() {
         let _ = writeln!(out, "No durability findings.");

@@ -9,7 +9,9 @@ use tokio::{
 
 use super::{
     child::{set_stop_signals_blocked, wait_exit_status},
-    describe, FdRef, Session,
+    describe,
+    live::next_quit,
+    FdRef, Session,
 };
 use crate::{
     cli::Target,
@@ -57,10 +59,21 @@ impl Session {
                 let _ = status_tx.send(wait_exit_status(pid as i32));
             });
         }
+        let mut live_tick = tokio::time::interval(crate::live::REFRESH);
+        live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut child_status: Option<i32> = None;
         let mut interrupts = 0;
+        let crash_sleep = tokio::time::sleep(self.crash.next_delay(self.clock.mono_ns));
+        tokio::pin!(crash_sleep);
         loop {
             tokio::select! {
+                // `--crash-at`: what is at risk now, the ring buffer applied first.
+                _ = &mut crash_sleep, if self.crash.pending() => {
+                    self.drain();
+                    self.crash.snapshot(&mut self.state);
+                    let next = self.crash.next_delay(self.clock.mono_ns);
+                    crash_sleep.as_mut().reset(tokio::time::Instant::now() + next);
+                }
                 guard = events.readable() => {
                     let mut guard = guard?;
                     self.drain();
@@ -80,6 +93,17 @@ impl Session {
                 status = &mut status_rx, if child.is_some() && child_status.is_none() => {
                     child_status = Some(status.unwrap_or(1));
                     if let Some(pid) = child { self.live.remove(&pid); }
+                }
+                _ = live_tick.tick(), if self.live_ui.is_some() => {
+                    if let Some(ui) = self.live_ui.as_mut() {
+                        ui.refresh(&self.tracer, &self.state);
+                    }
+                }
+                () = next_quit(&mut self.live_ui) => {
+                    return Ok(match (child, child_status) {
+                        (Some(_), None) => Ended::Quit,
+                        _ => Ended::Done(child_status),
+                    });
                 }
                 _ = sigint.recv() => {
                     interrupts += 1;
@@ -115,22 +139,31 @@ impl Session {
             state,
             live,
             exporter,
+            live_ui,
+            wal,
             ..
         } = self;
+        let mut new_wal_files = Vec::new();
         tracer.drain(|ev| {
-            if !state.knows_process(ev.actor.pid) {
-                describe(state, ev.actor.pid);
+            if let Some(w) = wal.as_mut() {
+                new_wal_files.extend(w.observe(&ev));
             }
             match &ev.kind {
                 EventKind::Fork { child } => {
+                    if !state.knows_process(ev.actor.pid) {
+                        describe(state, ev.actor.pid);
+                    }
                     live.insert(*child);
                     describe(state, *child);
                 }
                 EventKind::Exit => {
+                    if !state.knows_process(ev.actor.pid) {
+                        describe(state, ev.actor.pid);
+                    }
                     live.remove(&ev.actor.pid);
                 }
                 _ => {
-                    if state.wants_role(ev.actor.pid) {
+                    if state.wants_description(ev.actor.pid) {
                         describe(state, ev.actor.pid);
                     }
                 }
@@ -138,9 +171,23 @@ impl Session {
             if let Some(m) = exporter.as_mut() {
                 m.live.observe(&ev, state);
             }
+            if let Some(ui) = live_ui.as_mut() {
+                ui.observe(&ev);
+            }
             state.apply(ev);
         });
+        for key in new_wal_files {
+            match tracer.mark_wal(&key) {
+                Ok(true) => {}
+                Ok(false) => log::debug!("WAL file {key:?} has no kernel slot yet"),
+                Err(e) => log::warn!("cannot mark a write-ahead log in the kernel: {e}"),
+            }
+        }
         if let Some(m) = exporter.as_mut() {
+            if let Some(w) = wal.as_mut() {
+                let broken = w.drain_lags(|ns| m.live.observe_ack_lag(ns));
+                m.live.add_broken_acks(broken);
+            }
             m.live.after_batch(state);
         }
     }
@@ -152,6 +199,8 @@ pub(super) enum Ended {
     Done(Option<i32>),
     /// A signal stopped the trace; the command, if any, may still be running.
     Stopped { signal: i32 },
+    /// The user ended the trace from the live view while the command was still running.
+    Quit,
 }
 
 /// The loop was stopped by `signal`: if the command had exited meanwhile, that is all.

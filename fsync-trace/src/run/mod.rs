@@ -4,7 +4,9 @@
 //! (final counters, analysis, judgement, the report written). `child.rs`: the command started
 //! stopped, signals, the memlock limit.
 mod child;
+mod crash;
 mod events;
+mod live;
 
 use std::{collections::HashSet, fs::File, io::Write, os::fd::RawFd, time::Duration};
 
@@ -16,7 +18,10 @@ use crate::{
     procfs,
     reclaim::Reclaimer,
     report::{self, Clock, Report},
-    state::{DurabilityState, FinalCounters, ProcResolver},
+    state::{
+        wal::{WalContract, WalGlobs},
+        DurabilityState, FinalCounters, ProcResolver,
+    },
     tracer::{Tracer, TracerOptions},
 };
 use child::{block_stop_signals, raise_memlock_limit, restore_memlock_limit, spawn_stopped};
@@ -43,6 +48,10 @@ struct Checked {
     metrics_listener: Option<std::net::TcpListener>,
     /// With -p: the processes to trace (tgid, name).
     initial: Vec<(u32, String)>,
+    /// `--html`: the page's file, created before tracing.
+    html: Option<File>,
+    /// With --wal: the write-ahead-log contract to check.
+    wal: Option<WalContract>,
 }
 
 impl Checked {
@@ -50,6 +59,15 @@ impl Checked {
         let target = cli.target().map_err(RunError::Usage)?;
         // A bad rule file is refused before anything is traced.
         let rules = Rules::load(&cli.profiles, &cli.suppress)?;
+        if cli.live && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return Err(crate::live::LiveError::NotATerminal.into());
+        }
+        let wal = if cli.wal.is_empty() {
+            None
+        } else {
+            let globs = WalGlobs::new(&cli.wal).map_err(|e| RunError::Usage(e.to_string()))?;
+            Some(WalContract::new(globs))
+        };
         // SAFETY: plain syscall.
         if unsafe { libc::geteuid() } != 0 {
             return Err(RunError::NotRoot);
@@ -64,6 +82,13 @@ impl Checked {
                 source,
             })?),
             None => Box::new(std::io::stdout()),
+        };
+        let html = match &cli.html {
+            Some(path) => Some(File::create(path).map_err(|source| RunError::Output {
+                path: path.display().to_string(),
+                source,
+            })?),
+            None => None,
         };
         // And on a metrics address that cannot be served.
         let metrics_listener = match cli.metrics {
@@ -100,6 +125,8 @@ impl Checked {
             output,
             metrics_listener,
             initial,
+            html,
+            wal,
         })
     }
 }
@@ -118,9 +145,16 @@ struct Session {
     /// The command started with `--`.
     child: Option<u32>,
     exporter: Option<Exporter>,
+    /// `--live`: the terminal view (dropped, giving the terminal back, before the report).
+    live_ui: Option<live::LiveUi>,
     reclaimer: Reclaimer,
     /// How the trace ran, for the reader of the report.
     notes: Vec<String>,
+    /// `--crash-at` instants not reached yet, and what each reached one found.
+    crash: crash::CrashWhatIf,
+    /// `--html`: the page's file.
+    html: Option<File>,
+    wal: Option<WalContract>,
 }
 
 impl Session {
@@ -132,6 +166,8 @@ impl Session {
             output,
             metrics_listener,
             initial,
+            html,
+            wal,
         } = checked;
         // With --all every process is traced anyway: no fork following (and no TRACED_TGIDS
         // use).
@@ -142,6 +178,7 @@ impl Session {
             tier: cli.tier,
             file_slots: cli.file_slots,
             ring_buffer_mib: cli.ring_buffer_mib,
+            wal: wal.is_some(),
         });
         // The maps exist now; a traced command must not inherit the raised limit.
         restore_memlock_limit(memlock);
@@ -157,6 +194,8 @@ impl Session {
         let clock = Clock::now();
         let mut state = DurabilityState::new(ProcResolver);
         state.start_at(clock.mono_ns);
+        state.record_timeline(cli.timeline_limit);
+        let crash = crash::CrashWhatIf::new(&cli.crash_at, &tracer)?;
         let mut session = Session {
             target,
             rules,
@@ -168,8 +207,12 @@ impl Session {
             live: HashSet::new(),
             child: None,
             exporter: None,
+            live_ui: None,
             reclaimer: Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX)),
             notes: Vec::new(),
+            crash,
+            html,
+            wal,
         };
         session.start_targets(cli, follow, &initial)?;
         Ok(session)
@@ -259,8 +302,15 @@ impl Session {
                 eprintln!("fsync-trace: serving metrics on http://{addr}/metrics");
             }
         }
+        if cli.live {
+            // After the command started: it should not inherit the key reader thread.
+            self.live_ui = Some(live::LiveUi::open(&self.tracer, self.clock.mono_ns)?);
+        }
         let duration = cli.duration.map(Duration::from_secs_f64);
-        let ended = runtime.block_on(self.event_loop(duration))?;
+        let ended = runtime.block_on(self.event_loop(duration));
+        // The terminal is given back before anything else is printed.
+        self.live_ui = None;
+        let ended = ended?;
         // The runtime has nothing left to wait for (the command is reaped on a thread of its
         // own).
         runtime.shutdown_background();
@@ -280,6 +330,14 @@ impl Session {
                 }
                 self.child.map(|_| 128 + signal)
             }
+            Ended::Quit => {
+                if let Some(pid) = self.child {
+                    self.notes.push(format!(
+                        "the trace was ended from the live view while the command (pid {pid}) was still running; it keeps running untraced"
+                    ));
+                }
+                None
+            }
         };
         // Everything still in the ring buffer belongs to the trace.
         self.drain();
@@ -290,10 +348,15 @@ impl Session {
             state,
             rules,
             clock,
-            notes,
+            mut notes,
             mut output,
+            crash,
+            html,
+            wal,
             ..
         } = self;
+        let html = cli.html.as_deref().zip(html);
+        let crash_at = crash.finish(clock.mono_ns, end_ns, &mut notes);
         let lost = tracer.lost()?;
         let tier = tracer.tier();
         // Ends tracing: detaches every program.
@@ -301,6 +364,23 @@ impl Session {
         events::log_memory("counters");
         let mut analysis = state.finish(end_ns, &counters);
         drop(counters);
+        if let Some(wal) = wal {
+            notes.push(format!(
+                "write-ahead-log contract (--wal): {} repl{} judged (the first socket send after each log write)",
+                wal.acks(),
+                if wal.acks() == 1 { "y" } else { "ies" }
+            ));
+            // A scan per broken log (few), rather than an index of every file at the peak.
+            let files = &analysis.files;
+            let current = |key: &_| {
+                files
+                    .iter()
+                    .find(|(f, _)| f.key == *key)
+                    .and_then(|(f, _)| f.path.as_deref().map(str::to_string))
+            };
+            let broken = wal.finish(current);
+            analysis.findings.extend(broken);
+        }
         let judged = analysis::judge(
             std::mem::take(&mut analysis.findings),
             &analysis.processes,
@@ -315,8 +395,12 @@ impl Session {
             .is_some_and(|f| judged.findings.iter().any(|x| f.matches(x.kind)));
         let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
         report.notes = notes;
+        report.crash_at = crash_at;
         events::log_memory("report");
         write_report(cli, &report, &mut output)?;
+        if let Some((path, file)) = html {
+            write_html(path, file, &report)?;
+        }
         if failed_on {
             return Ok(EXIT_FINDINGS);
         }
@@ -341,6 +425,17 @@ fn say_how_attached(cli: &Cli, tracer: &Tracer) {
     }
     eprintln!("fsync-trace:   {}", tracer.sync_entry());
     eprintln!("fsync-trace:   {}", tracer.uring());
+}
+
+/// The `--html` page, to the file opened before tracing.
+fn write_html(path: &std::path::Path, file: File, report: &Report) -> Result<(), RunError> {
+    let mut out = std::io::BufWriter::new(file);
+    out.write_all(report::render_html(report).as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// The report as JSON or text. Streamed, not built as one string: with 100,000 files the JSON

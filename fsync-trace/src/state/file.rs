@@ -27,6 +27,8 @@ pub struct PendingEntry {
     pub op: EntryOp,
     pub ts: u64,
     pub actor: Actor,
+    /// Its number in the directory's timeline lane (`timeline::NO_SEQ`: not recorded).
+    pub seq: u32,
 }
 
 /// What a file carries over from kernel slots that were reclaimed while it lived (rare: long
@@ -166,7 +168,7 @@ pub struct ProcessInfo {
     /// Threads that made sync calls (tid -> name, calls, ns).
     pub threads: BTreeMap<u32, ThreadInfo>,
     /// A process seen first at its fork still has its parent's command line: its role is read
-    /// again once, when it first acts ([`DurabilityState::wants_role`]).
+    /// again once, when it first acts ([`DurabilityState::wants_description`]).
     pub role_rechecked: bool,
     /// When it was first seen (its fork, or its first event); None: traced from the start.
     pub since_ns: Option<u64>,

@@ -10,6 +10,8 @@ pub enum FindingKind {
     RenameBeforeFsync,
     UnsyncedWrite,
     UnsyncedParentDir,
+    /// `--wal`: a reply sent while the sender's write-ahead-log data was not durable.
+    AckBeforeDurable,
     /// An io_uring fsync not ordered after the writes it was meant to cover.
     UringFsyncUnordered,
     /// Advice, after every bug: what durability costs, never a durability bug (reported apart,
@@ -20,24 +22,26 @@ pub enum FindingKind {
 
 impl FindingKind {
     /// Every kind, bugs then advice.
-    pub const ALL: [FindingKind; 8] = [
+    pub const ALL: [FindingKind; 9] = [
         Self::FsyncRetryAfterError,
         Self::FsyncError,
         Self::RenameBeforeFsync,
         Self::UnsyncedWrite,
         Self::UnsyncedParentDir,
+        Self::AckBeforeDurable,
         Self::UringFsyncUnordered,
         Self::SyncPerWrite,
         Self::RedundantSync,
     ];
 
     /// The durability bugs (what `--fail-on any` means).
-    pub const BUGS: [FindingKind; 6] = [
+    pub const BUGS: [FindingKind; 7] = [
         Self::FsyncRetryAfterError,
         Self::FsyncError,
         Self::RenameBeforeFsync,
         Self::UnsyncedWrite,
         Self::UnsyncedParentDir,
+        Self::AckBeforeDurable,
         Self::UringFsyncUnordered,
     ];
 
@@ -53,6 +57,7 @@ impl FindingKind {
             Self::RenameBeforeFsync => "rename_before_fsync",
             Self::UnsyncedWrite => "unsynced_write",
             Self::UnsyncedParentDir => "unsynced_parent_dir",
+            Self::AckBeforeDurable => "ack_before_durable",
             Self::UringFsyncUnordered => "uring_fsync_unordered",
             Self::SyncPerWrite => "sync_per_write",
             Self::RedundantSync => "redundant_sync",
@@ -101,6 +106,15 @@ pub struct Finding {
     pub syncs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_time_us: Option<u64>,
+    /// `ack_before_durable`: the durability lag of those acks (send to the sync that covered
+    /// the WAL data), median and max in µs over the acks whose data became durable, and how many
+    /// acks' data never did before the trace ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durability_lag_median_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durability_lag_max_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acks_never_durable: Option<u64>,
 }
 
 impl Finding {
@@ -125,6 +139,9 @@ impl Finding {
             entries: None,
             syncs: None,
             sync_time_us: None,
+            durability_lag_median_us: None,
+            durability_lag_max_us: None,
+            acks_never_durable: None,
         }
     }
 

@@ -22,6 +22,8 @@ pub struct Analysis {
     /// When the trace started and ended (CLOCK_MONOTONIC ns).
     pub start_ns: u64,
     pub end_ns: u64,
+    /// The timeline, if recorded (its open intervals completed with the final counters).
+    pub timeline: Option<Box<super::Timeline>>,
 }
 
 impl<R: Resolver> DurabilityState<R> {
@@ -45,6 +47,14 @@ impl<R: Resolver> DurabilityState<R> {
         for (_, mut f) in self.files.drain() {
             let slot = counters.get(&f.key).copied().unwrap_or_default();
             let c = f.absolute(&slot);
+            if let Some(t) = &mut self.timeline {
+                let abs = super::timeline::Count {
+                    writes: c.writes,
+                    bytes: c.bytes + c.mapped_dirty_pages * fsync_trace_common::PAGE_SIZE,
+                };
+                t.finish_file(f.key, end_ns, abs);
+                t.name_lane(f.key, f.path.as_ref());
+            }
             if let Some(first) = f.dirty.first().cloned() {
                 f.max_dirty_window_ns = f
                     .max_dirty_window_ns
@@ -70,6 +80,7 @@ impl<R: Resolver> DurabilityState<R> {
             released: self.released,
             start_ns,
             end_ns,
+            timeline: self.timeline,
         }
     }
 }

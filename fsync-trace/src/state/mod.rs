@@ -21,11 +21,10 @@ mod retention;
 mod sync;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_cost;
-#[cfg(test)]
-mod tests_identity;
+pub mod timeline;
 mod uring;
+pub mod wal;
+pub mod whatif;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
@@ -45,6 +44,8 @@ pub use paths::{join, normalize, split_parent};
 pub use resolve::NoResolver;
 pub use resolve::{ProcResolver, Resolver};
 pub use retention::{Released, SlotWork};
+pub use timeline::Timeline;
+pub use whatif::AtRisk;
 
 use crate::event::{Event, EventKind};
 
@@ -104,6 +105,8 @@ pub struct DurabilityState<R: Resolver> {
     live: Option<Live>,
     /// When the trace started (CLOCK_MONOTONIC ns): [`Self::start_at`], else the first event.
     start_ns: Option<u64>,
+    /// The timeline of dirty intervals, syncs and entry changes (see [`Self::record_timeline`]).
+    timeline: Option<Box<Timeline>>,
 }
 
 /// What live metrics need beyond the final analysis (see `metrics`).
@@ -138,7 +141,73 @@ impl<R: Resolver> DurabilityState<R> {
             released: Released::default(),
             live: None,
             start_ns: None,
+            timeline: None,
         }
+    }
+
+    /// Records the timeline (at most `max_items` items, see [`Timeline`]); 0: none.
+    pub fn record_timeline(&mut self, max_items: usize) {
+        self.timeline = (max_items > 0).then(|| Box::new(Timeline::new(max_items)));
+    }
+
+    /// The timeline recorded so far.
+    #[cfg(test)]
+    pub fn timeline(&self) -> Option<&Timeline> {
+        self.timeline.as_deref()
+    }
+
+    /// Records in the timeline what every dirty file has written by `now`, from the kernel's
+    /// current per-file counters (a `--crash-at` snapshot): exact points between records.
+    pub fn timeline_readings(&mut self, now: u64, counters: &FinalCounters) {
+        let Some(t) = &mut self.timeline else {
+            return;
+        };
+        for f in self.files.values() {
+            if f.is_dir || f.removed || f.dirty.is_empty() {
+                continue;
+            }
+            let a = f.absolute(&counters.get(&f.key).copied().unwrap_or_default());
+            let abs = timeline::Count {
+                writes: a.writes,
+                bytes: a.bytes + a.mapped_dirty_pages * fsync_trace_common::PAGE_SIZE,
+            };
+            t.reading(f.key, now, abs);
+        }
+    }
+
+    /// What a power cut now would lose, given the kernel's current per-file counters (by
+    /// file: the slot's, as [`FinalCounters`]): files with unsynced data (exact bytes) and
+    /// directory entries not yet durable.
+    pub fn at_risk_now(&self, now: u64, counters: &FinalCounters) -> AtRisk {
+        let mut files = Vec::new();
+        let mut entries = Vec::new();
+        for f in self.files.values() {
+            if f.removed {
+                continue;
+            }
+            if let (false, Some(first)) = (f.is_dir, f.dirty.first()) {
+                let c = counters.get(&f.key).copied().unwrap_or_default();
+                let (writes, bytes, _) = f.unsynced(&c);
+                files.push(whatif::FileAtRisk {
+                    key: f.key,
+                    path: f.path.clone(),
+                    written: timeline::Count { writes, bytes },
+                    since: first.since,
+                    exact: true,
+                });
+            }
+            if f.is_dir {
+                for (entry, last, _) in names::pending_by_name(&f.pending) {
+                    entries.push(whatif::EntryAtRisk {
+                        dir: f.key,
+                        dir_path: f.path.clone(),
+                        entry: entry.into(),
+                        op: last.op,
+                    });
+                }
+            }
+        }
+        AtRisk::sorted(now, files, entries)
     }
 
     /// The trace started at `ns` (CLOCK_MONOTONIC): the wall time shares are measured from it.
@@ -267,15 +336,17 @@ impl<R: Resolver> DurabilityState<R> {
         }
     }
 
-    /// True once for a known process with no role yet: the caller reads it again from /proc
-    /// (a forked server process renames itself just after the fork).
-    pub fn wants_role(&mut self, pid: u32) -> bool {
+    /// True if the caller should read process `pid` from /proc: it is unknown, or (once) it is
+    /// known with no role yet (a forked server process renames itself just after the fork, so
+    /// its first description may predate its role). One map lookup: this runs per event.
+    pub fn wants_description(&mut self, pid: u32) -> bool {
         match self.processes.get_mut(&pid) {
+            None => true,
             Some(p) if p.role.is_none() && !p.role_rechecked => {
                 p.role_rechecked = true;
                 true
             }
-            _ => false,
+            Some(_) => false,
         }
     }
 
@@ -316,6 +387,9 @@ impl<R: Resolver> DurabilityState<R> {
             // Deleted before we learned of it (or never linked): no name can hold its data.
             let names = std::mem::take(&mut f.names);
             f.removed = true;
+            if let Some(t) = &mut self.timeline {
+                t.removed(key);
+            }
             for n in names {
                 if self.paths.get(&n) == Some(&key) {
                     self.paths.remove(&n);
@@ -330,6 +404,9 @@ impl<R: Resolver> DurabilityState<R> {
     pub fn apply(&mut self, ev: Event) {
         let Event { ts, actor, kind } = ev;
         self.start_ns.get_or_insert(ts);
+        if let Some(t) = &mut self.timeline {
+            t.now = ts;
+        }
         let p = self
             .processes
             .entry(actor.pid)
@@ -372,6 +449,7 @@ impl<R: Resolver> DurabilityState<R> {
                 ..
             } => {
                 self.touched(actor.pid, file);
+                let actor_pid = actor.pid;
                 let f = self.file_at(file, ts);
                 f.has_slot = true;
                 // The counters are the slot's: place them on this life's absolute scale.
@@ -386,7 +464,15 @@ impl<R: Resolver> DurabilityState<R> {
                 // Exact capacity: most files have one open span, and a Vec's first push
                 // would reserve four (100k files: 24 MiB).
                 f.dirty.reserve_exact(1);
+                let abs = timeline::Count {
+                    writes: span.writes_before,
+                    bytes: span.bytes_before + span.pages_before * fsync_trace_common::PAGE_SIZE,
+                };
                 f.dirty.push(span);
+                if let Some(t) = &mut self.timeline {
+                    let path = self.files.get(&file).and_then(|f| f.path.clone());
+                    t.dirty(file, path.as_ref(), ts, actor_pid, abs);
+                }
             }
             EventKind::Sync {
                 op,
@@ -493,6 +579,8 @@ impl<R: Resolver> DurabilityState<R> {
                 self.on_exit_live(actor.pid);
                 self.release_exited_processes();
             }
+            // Judged by the WAL contract (`wal.rs`), not by per-file durability.
+            EventKind::Ack { .. } => {}
             EventKind::UringFsyncUnordered {
                 file,
                 datasync,
@@ -517,6 +605,9 @@ impl<R: Resolver> DurabilityState<R> {
         }
         old.removed = true;
         old.carried = None;
+        if let Some(t) = &mut self.timeline {
+            t.removed(key);
+        }
         self.past_lives.push((old, final_counters));
     }
 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use fsync_trace_common::{FileKey, NamespaceOp};
 use smallvec::SmallVec;
 
-use super::{join, normalize, split_parent, DurabilityState, PendingEntry, Resolver};
+use super::{
+    join, normalize, split_parent, timeline::NO_SEQ, DurabilityState, PendingEntry, Resolver,
+};
 use crate::{
     event::{Actor, NameRef},
     state::{Finding, FindingKind},
@@ -104,6 +106,9 @@ impl<R: Resolver> DurabilityState<R> {
         } else if !f.removed {
             f.removed = true;
             self.slot_work.detach(key);
+            if let Some(t) = &mut self.timeline {
+                t.removed(key);
+            }
         }
     }
 
@@ -120,15 +125,36 @@ impl<R: Resolver> DurabilityState<R> {
         let d = self.file_at(dir, ts);
         d.is_dir = true;
         d.changed_since_durable();
+        let seq = match &mut self.timeline {
+            Some(t) => {
+                let path = self.files.get(&dir).and_then(|d| d.path.clone());
+                t.entry(dir, path.as_ref(), ts, name, op)
+            }
+            None => NO_SEQ,
+        };
+        let Some(d) = self.files.get_mut(&dir) else {
+            return;
+        };
         let changes = d.pending.entry(name.into()).or_default();
         // Removing a name that was itself added since the last directory sync leaves the durable
         // state of the directory as it was: the two changes cancel out.
         if !op.adds() {
             let before = changes.len();
-            changes.retain(|e| !e.op.adds());
+            let mut undone: SmallVec<[u32; 2]> = SmallVec::new();
+            changes.retain(|e| {
+                if e.op.adds() {
+                    undone.push(e.seq);
+                }
+                !e.op.adds()
+            });
             if changes.len() != before {
                 if changes.is_empty() {
                     d.pending.remove(name);
+                }
+                if let Some(t) = &mut self.timeline {
+                    for s in undone.into_iter().chain([seq]) {
+                        t.entry_cancelled(dir, s, ts);
+                    }
                 }
                 return;
             }
@@ -137,6 +163,7 @@ impl<R: Resolver> DurabilityState<R> {
             op,
             ts,
             actor: actor.clone(),
+            seq,
         });
     }
 

@@ -1,7 +1,8 @@
 //! Durable points: which sync call makes which files durable, sync errors and the retry trap.
-use fsync_trace_common::{mman, FileKey, SyncOp};
+use fsync_trace_common::{mman, FileKey, SyncOp, PAGE_SIZE};
 
 use super::cost::{covered, Reading};
+use super::timeline::{Count, SyncMark};
 use super::{display_path, errno_name, DurabilityState, FileState, Finding, FindingKind, Resolver};
 use crate::event::{Actor, SyncCounters};
 
@@ -22,9 +23,26 @@ impl<R: Resolver> DurabilityState<R> {
             }
         }
         f.dirty.retain(|d| d.since >= enter);
+        if let Some(t) = &mut self.timeline {
+            let remaining = f.dirty.first().map(|d| {
+                let abs = Count {
+                    writes: d.writes_before,
+                    bytes: d.bytes_before + d.pages_before * PAGE_SIZE,
+                };
+                (d.since, d.actor.pid, abs)
+            });
+            t.durable(key, enter, exit, remaining);
+        }
         if f.is_dir && !f.pending.is_empty() {
+            let mut timeline = self.timeline.as_deref_mut();
             f.pending.retain(|_, changes| {
-                changes.retain(|e| e.ts >= enter);
+                changes.retain(|e| {
+                    let keep = e.ts >= enter;
+                    if let (false, Some(t)) = (keep, timeline.as_deref_mut()) {
+                        t.entry_durable(key, e.seq, exit);
+                    }
+                    keep
+                });
                 !changes.is_empty()
             });
         }
@@ -94,6 +112,23 @@ impl<R: Resolver> DurabilityState<R> {
             }
             if op != SyncOp::SyncWrite {
                 f.cost.get_or_insert_default().call(enter, ts);
+            }
+        }
+        if let (Some(t), true) = (&mut self.timeline, op != SyncOp::SyncWrite) {
+            for &key in &targets {
+                let f = self.files.get(&key);
+                let mark = SyncMark {
+                    enter,
+                    exit: ts,
+                    op,
+                    errno: (ret < 0).then(|| (-ret) as i32),
+                };
+                t.sync(
+                    key,
+                    f.and_then(|f| f.path.as_ref()),
+                    f.is_some_and(|f| f.is_dir),
+                    mark,
+                );
             }
         }
         if ret < 0 {

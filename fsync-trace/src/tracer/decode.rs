@@ -187,6 +187,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 writes: r.unordered_writes,
             }
         }
+        RecordKind::Ack => {
+            let r: fsync_trace_common::wal::AckRecord = read(bytes, k)?;
+            EventKind::Ack {
+                file: r.file,
+                write_ns: r.write_ns,
+                fd: r.fd,
+            }
+        }
     };
     Ok(Event { ts, actor, kind })
 }

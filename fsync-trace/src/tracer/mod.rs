@@ -18,7 +18,7 @@ pub use btf::VMLINUX_BTF;
 mod slots;
 mod uring;
 pub use error::TracerError;
-use fsync_trace_common::{names, FileCounters, FileKey};
+use fsync_trace_common::{names, wal, FileCounters, FileKey};
 pub use tier::{Selection, Tier};
 pub use uring::UringHook;
 
@@ -37,6 +37,8 @@ pub struct TracerOptions {
     pub file_slots: u32,
     /// Size of the event ring buffer in MiB (a power of two); 0: the object's own (4 MiB).
     pub ring_buffer_mib: u32,
+    /// `--wal` given: hook sends, remember WAL writes (see `mark_wal`).
+    pub wal: bool,
 }
 
 /// Events that could not be recorded, by reason.
@@ -228,12 +230,13 @@ fn attach_sync_entry(ebpf: &mut Ebpf) -> Result<SyncEntryHook, TracerError> {
 }
 
 /// Tail-called handlers of the sys_exit dispatcher, by slot.
-const TAILS: [(&str, u32); 5] = [
+const TAILS: [(&str, u32); 6] = [
     (names::PROG_SYS_EXIT_NAME, names::TAIL_NAME),
     (names::PROG_SYS_EXIT_OPEN, names::TAIL_OPEN),
     (names::PROG_SYS_EXIT_NAMESPACE, names::TAIL_NAMESPACE),
     (names::PROG_SYS_EXIT_SYNC, names::TAIL_SYNC),
     (names::PROG_SYS_EXIT_MMAP, names::TAIL_MMAP),
+    (wal::PROG_SYS_EXIT_ACK, wal::TAIL_ACK),
 ];
 
 /// Attached programs and the raw tracepoint each hooks (sync entry: see [`attach_sync_entry`]).
@@ -282,10 +285,14 @@ impl Tracer {
             0 => names::FILE_SLOTS_MAX,
             n => n,
         };
+        let wal_enabled = u32::from(opts.wal);
         let mut loader = EbpfLoader::new();
         loader
             .btf(None)
-            .override_global(names::OFFSETS_GLOBAL, &offsets, true);
+            .override_global(names::OFFSETS_GLOBAL, &offsets, true)
+            .override_global(wal::WAL_ENABLED_GLOBAL, &wal_enabled, true)
+            // Without --wal the table is never read: one entry instead of 4 MiB.
+            .map_max_entries(wal::WAL_SLOTS, if opts.wal { file_slots } else { 1 });
         for map in [
             names::FILE_STATS,
             names::FILE_SLOTS,
@@ -456,6 +463,34 @@ impl Tracer {
                 .map(|v| v.into_iter().collect())
                 .map_err(|e| e.to_string())
         })
+    }
+
+    /// Makes the kernel treat `key` as a write-ahead log (`--wal`): its writes leave the writer a
+    /// pending entry that its next socket send turns into an `Ack` record. False if the file has
+    /// no slot (yet: it gets one on its first write or sync, and is named then).
+    pub fn mark_wal(&mut self, key: &FileKey) -> Result<bool, TracerError> {
+        let map_err = |name| move |source| TracerError::Map { name, source };
+        let slots: BpfHashMap<_, FileKey, u32> = BpfHashMap::try_from(
+            self.ebpf
+                .map(names::FILE_SLOTS)
+                .ok_or(TracerError::MissingMap(names::FILE_SLOTS))?,
+        )
+        .map_err(map_err(names::FILE_SLOTS))?;
+        let slot = match slots.get(key, 0) {
+            Ok(slot) => slot,
+            Err(aya::maps::MapError::KeyNotFound) => return Ok(false),
+            Err(e) => return Err(map_err(names::FILE_SLOTS)(e)),
+        };
+        let mut wal_slots: Array<_, FileKey> = Array::try_from(
+            self.ebpf
+                .map_mut(wal::WAL_SLOTS)
+                .ok_or(TracerError::MissingMap(wal::WAL_SLOTS))?,
+        )
+        .map_err(map_err(wal::WAL_SLOTS))?;
+        wal_slots
+            .set(slot, *key, 0)
+            .map_err(map_err(wal::WAL_SLOTS))?;
+        Ok(true)
     }
 
     /// File descriptor of the ring buffer, to wait on with epoll.

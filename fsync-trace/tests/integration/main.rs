@@ -13,6 +13,7 @@ mod support;
 
 mod bad_input;
 mod cgroups;
+mod crash;
 mod demo;
 mod deploy;
 mod durable_points;
@@ -20,4 +21,6 @@ mod failures;
 mod processes;
 mod rules;
 mod sqlite;
+mod table;
 mod uring;
+mod wal;

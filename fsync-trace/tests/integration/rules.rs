@@ -10,29 +10,17 @@ use super::support::*;
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn unsynced_write_is_reported_with_exact_counts() {
-    let (_g, d, r) = scenario("unsynced", &[]);
+    // Counts and findings: the shared table (5 writes, 500 bytes, all unsynced).
+    let (_g, d, r) = table_scenario("unsynced");
     let f = format!("{d}/unsynced.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(
-        &f,
-        "file",
-        &[
-            ("writes", 5),
-            ("bytes_written", 500),
-            ("fsyncs", 0),
-            ("fdatasyncs", 0),
-            ("unsynced_bytes", 500),
-            ("sync_writes", 0),
-            ("mapped_dirty_pages", 0),
-        ],
-    );
+    r.assert_file(&f, "file", &[("sync_writes", 0), ("mapped_dirty_pages", 0)]);
     r.assert_file(
         &d,
         "dir",
         &[("fsyncs", 1), ("writes", 0), ("unsynced_bytes", 0)],
     );
     r.assert_syncs(&[("fsync", 1, 0)]);
-    r.assert_findings(&[fid("unsynced_write", &f, None)]);
     r.assert_unsynced_write(&f, 5, 500);
     let finding = r.finding("unsynced_write", &f);
     assert_eq!(finding["comm"], WORKLOAD_COMM);
@@ -62,23 +50,12 @@ fn unsynced_write_counts_follow_the_workload() {
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn good_program_has_no_findings() {
-    let (_g, d, r) = scenario("good", &[]);
+    // Counts and (no) findings: the shared table.
+    let (_g, d, r) = table_scenario("good");
     let f = format!("{d}/good.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(
-        &f,
-        "file",
-        &[
-            ("writes", 3),
-            ("bytes_written", 300),
-            ("fsyncs", 1),
-            ("fdatasyncs", 0),
-            ("unsynced_bytes", 0),
-        ],
-    );
     r.assert_file(&d, "dir", &[("fsyncs", 1)]);
     r.assert_syncs(&[("fsync", 2, 0)]);
-    r.assert_findings(&[]);
 }
 
 #[test]
@@ -165,18 +142,10 @@ fn unlink_without_dir_fsync() {
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn hard_and_symbolic_links_without_dir_fsync() {
-    let (_g, d, r) = scenario("link", &[]);
+    // Counts and the two findings (hard.dat, soft.lnk): the shared table.
+    let (_g, d, r) = table_scenario("link");
     let f = format!("{d}/orig.dat");
     r.assert_paths(&[&d, &f]);
-    r.assert_file(
-        &f,
-        "file",
-        &[("writes", 1), ("fsyncs", 1), ("unsynced_bytes", 0)],
-    );
-    r.assert_findings(&[
-        fid("unsynced_parent_dir", &d, Some("hard.dat")),
-        fid("unsynced_parent_dir", &d, Some("soft.lnk")),
-    ]);
     let ops: BTreeMap<String, String> = r
         .findings_json()
         .iter()
@@ -198,23 +167,10 @@ fn hard_and_symbolic_links_without_dir_fsync() {
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn rename_before_fsync_is_reported() {
-    let (_g, d, r) = scenario("rename-unsafe", &[]);
+    // Counts and findings (rename_before_fsync, unsynced_write): the shared table.
+    let (_g, d, r) = table_scenario("rename-unsafe");
     let cfg = format!("{d}/config");
     r.assert_paths(&[&d, &cfg]);
-    r.assert_file(
-        &cfg,
-        "file",
-        &[
-            ("writes", 1),
-            ("bytes_written", 64),
-            ("fsyncs", 0),
-            ("unsynced_bytes", 64),
-        ],
-    );
-    r.assert_findings(&[
-        fid("rename_before_fsync", &cfg, None),
-        fid("unsynced_write", &cfg, None),
-    ]);
     assert_eq!(
         r.finding("rename_before_fsync", &cfg)["source"],
         format!("{d}/config.tmp")

@@ -12,6 +12,7 @@
 //! - [`workload`]: the workloads and the exact counts their reports must show;
 //! - [`measure`]: one run of a workload under a tool, and its measurements;
 //! - [`stats`]: medians, spreads, ratios and correlation over the runs;
+//! - [`hooks`]: what each kernel program costs per run and per operation (BPF run-time stats);
 //! - [`tables`], [`page`] and [`chart`]: the tables, the Markdown page and the SVG chart.
 use std::{
     collections::BTreeMap,
@@ -26,8 +27,10 @@ use serde_json::Value;
 use crate::util::{self, fmt_ns, load_average, mib, thousands};
 
 mod chart;
+mod hooks;
 mod measure;
 mod page;
+mod redis;
 mod stats;
 mod tables;
 mod workload;
@@ -55,9 +58,17 @@ pub struct BenchArgs {
     /// Use the binaries already in <target-dir>/release instead of building them.
     #[arg(long)]
     no_build: bool,
+    /// Only measure what each kernel program costs (BPF run-time statistics) and print that
+    /// section of the page.
+    #[arg(long)]
+    hooks_only: bool,
     /// Scratch directory for the workloads' files (must be on a disk filesystem, not tmpfs).
     #[arg(long, default_value = "/var/tmp/fsync-trace-bench")]
     dir: PathBuf,
+    /// Only the Redis measurement of the WAL contract's cost (redis-benchmark SETs, untraced vs
+    /// `--wal`), with this many requests per run; printed, no page written.
+    #[arg(long, value_name = "REQUESTS")]
+    redis_only: Option<u64>,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -96,10 +107,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let scratch = fs::canonicalize(&args.dir)?;
     util::check_disk_fs(&scratch)?;
 
+    let redis_load = |requests| redis::RedisLoad {
+        requests,
+        clients: 4,
+        reps: if quick { 1 } else { reps },
+    };
+    if let Some(requests) = args.redis_only {
+        let r = redis::measure(&bins.tracer, &scratch, redis_load(requests))?;
+        println!("{}", r.note());
+        return Ok(());
+    }
     let mut notes: Vec<String> = Vec::new();
     let mut tools = vec![Tool::Untraced];
     let tiers = detect_tiers(&bins.tracer, &scratch, &mut notes)?;
-    tools.extend(tiers.into_iter().map(Tool::FsyncTrace));
+    tools.extend(tiers.iter().cloned().map(Tool::FsyncTrace));
     if util::answers("strace", "-V") {
         tools.push(Tool::Strace);
     } else {
@@ -113,6 +134,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     } else {
         notes.push("bpftrace is not installed (scripts/setup.sh installs it): skipped".into());
+    }
+    if args.hooks_only {
+        let runs = hooks::measure(&bins.tracer, &bins.workload, &scratch, &tiers)?;
+        print!("{}", hooks::markdown(&runs));
+        return Ok(());
     }
     let mut bench = Bench {
         bins,
@@ -218,6 +244,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
 
+    // The WAL contract on a real server (issue 15): redis-benchmark, untraced vs --wal.
+    match redis::measure(
+        &bench.bins.tracer,
+        &scratch,
+        redis_load(if quick { 2_000 } else { 50_000 }),
+    ) {
+        Ok(r) => notes.push(r.note()),
+        Err(e) => {
+            eprintln!("[bench] FAILED: redis: {e:#}");
+            failures.push(format!("redis: {e:#}"));
+        }
+    }
+
     // Memory with many tracked files: one run per fsync-trace tier.
     let rss_files = if quick { 10_000 } else { 100_000 };
     let mut memory = Vec::new();
@@ -261,6 +300,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
         }
     }
+    // What each kernel program costs (BPF run-time statistics), per tier.
+    let hook_runs = match hooks::measure(&bench.bins.tracer, &bench.bins.workload, &scratch, &tiers)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("[bench] FAILED: {e:#}");
+            failures.push(format!("{e:#}"));
+            Vec::new()
+        }
+    };
     if let Err(e) = fs::remove_dir_all(bench.work_dir()) {
         eprintln!(
             "[bench] could not clean {}: {e}",
@@ -281,6 +330,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         samples: &samples,
         lockstep: &lockstep,
         memory: &memory,
+        hooks: &hook_runs,
         notes: &notes,
         failures: &failures,
         traced_runs,

@@ -20,6 +20,7 @@ pub(super) struct Page<'a> {
     /// fsync-bound lockstep pairs per fsync-trace tier: (untraced ns, traced ns).
     pub(super) lockstep: &'a BTreeMap<Tool, Vec<(u64, u64)>>,
     pub(super) memory: &'a [MemoryRun],
+    pub(super) hooks: &'a [super::hooks::HookRun],
     pub(super) notes: &'a [String],
     pub(super) failures: &'a [String],
     pub(super) traced_runs: usize,
@@ -162,6 +163,9 @@ impl Page<'_> {
             );
         }
 
+        if !self.hooks.is_empty() {
+            s.push_str(&super::hooks::markdown(self.hooks));
+        }
         s.push_str("## Machine and noise\n\n");
         s.push_str("| | |\n| --- | --- |\n");
         let _ = writeln!(s, "| CPU | {} |", cpu_model());

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
+use fsync_trace_workload::scenarios::{fsync_bound_log, thread_file, THREADS_FSYNC_EVERY};
 use serde_json::Value;
 
 use crate::util::thousands;
@@ -23,9 +24,6 @@ pub(super) struct Workload {
 
 /// See [`Workload::reps_factor`].
 pub(super) const FSYNC_BOUND_REPS_FACTOR: usize = 4;
-
-/// fsync after every FSYNC_EVERY records in the `threads` scenario.
-const FSYNC_EVERY: u64 = 100;
 
 impl Workload {
     pub(super) fn set(quick: bool) -> Vec<Workload> {
@@ -78,7 +76,7 @@ impl Workload {
                 "{n} files each created, written (128 B), fsynced; then the directory fsynced"
             ),
             Kind::Threads => format!(
-                "2 threads × {n} writes of 64 B to their own file, fsync every {FSYNC_EVERY} writes"
+                "2 threads × {n} writes of 64 B to their own file, fsync every {THREADS_FSYNC_EVERY} writes"
             ),
         }
     }
@@ -133,16 +131,7 @@ impl Workload {
                 )?;
             }
             Kind::FsyncBound => {
-                expect_file(
-                    r,
-                    &dir.join("wal.log"),
-                    &[
-                        ("writes", n),
-                        ("bytes_written", 4096 * n),
-                        ("fdatasyncs", n),
-                        ("fsyncs", 0),
-                    ],
-                )?;
+                expect_file(r, &dir.join("wal.log"), &fsync_bound_log(n).fields())?;
                 expect_sync(r, "fdatasync", n)?;
             }
             Kind::ManyFiles => {
@@ -168,15 +157,11 @@ impl Workload {
                 expect_sync(r, "fsync", n + 1)?;
             }
             Kind::Threads => {
-                let syncs = n.div_ceil(FSYNC_EVERY);
+                let file = thread_file(n);
                 for i in 0..2 {
-                    expect_file(
-                        r,
-                        &dir.join(format!("thread{i}.dat")),
-                        &[("writes", n), ("bytes_written", 64 * n), ("fsyncs", syncs)],
-                    )?;
+                    expect_file(r, &dir.join(format!("thread{i}.dat")), &file.fields())?;
                 }
-                expect_sync(r, "fsync", 2 * syncs + 1)?;
+                expect_sync(r, "fsync", 2 * file.fsyncs + 1)?;
             }
         }
         Ok(())

@@ -1,13 +1,15 @@
 //! The guest's console read back: one report per (scenario, tier), the facts compared across
 //! tiers and against the scenarios' expectations, and the table printed at the end.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 
-use super::{
-    scenarios::{Counts, Expected, Scenario},
-    MARK, TIERS,
+use fsync_trace_workload::{
+    facts::{check_expected, diff, facts, Facts},
+    scenarios::Scenario,
 };
+
+use super::{MARK, TIERS};
 
 /// One tracer run in the guest.
 struct Run {
@@ -86,83 +88,6 @@ pub(super) fn parse_console(console: &str) -> Result<Runs> {
     Ok(runs)
 }
 
-/// The facts compared across tiers, with the scenario's directory replaced by "W".
-#[derive(Debug, PartialEq, Eq)]
-struct Facts {
-    files: BTreeMap<String, Counts>,
-    findings: BTreeSet<(String, String, Option<String>)>,
-}
-
-fn facts(report: &serde_json::Value, dir: &str) -> Facts {
-    let norm = |p: &str| -> String {
-        if p == dir {
-            "W".to_string()
-        } else {
-            p.strip_prefix(&format!("{dir}/"))
-                .map_or_else(|| p.to_string(), |r| format!("W/{r}"))
-        }
-    };
-    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(u64::MAX);
-    let files = report["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| {
-            let counts = Counts {
-                writes: n(f, "writes"),
-                bytes_written: n(f, "bytes_written"),
-                fsyncs: n(f, "fsyncs"),
-                fdatasyncs: n(f, "fdatasyncs"),
-                unsynced_bytes: n(f, "unsynced_bytes"),
-            };
-            (norm(f["path"].as_str().unwrap_or("?")), counts)
-        })
-        .collect();
-    let findings = report["findings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| {
-            (
-                f["kind"].as_str().unwrap_or("?").to_string(),
-                norm(f["path"].as_str().unwrap_or("?")),
-                f["entry"].as_str().map(str::to_string),
-            )
-        })
-        .collect();
-    Facts { files, findings }
-}
-
-fn rel(p: &str) -> String {
-    if p.is_empty() {
-        "W".into()
-    } else {
-        format!("W/{p}")
-    }
-}
-
-fn check_expected(e: &Expected, f: &Facts) -> Vec<String> {
-    let mut out = Vec::new();
-    for (path, want) in e.files {
-        match f.files.get(&rel(path)) {
-            Some(got) if got == want => {}
-            got => out.push(format!(
-                "{}: expected (writes, bytes, fsyncs, fdatasyncs, unsynced) {want:?}, got {got:?}",
-                rel(path)
-            )),
-        }
-    }
-    let want: BTreeSet<(String, String, Option<String>)> = e
-        .findings
-        .iter()
-        .map(|(k, p, en)| (k.to_string(), rel(p), en.map(str::to_string)))
-        .collect();
-    if want != f.findings {
-        out.push(format!("findings: expected {want:?}, got {:?}", f.findings));
-    }
-    out
-}
-
 /// Failures by scenario.
 pub(super) fn check(scenarios: &[&Scenario], runs: &Runs) -> BTreeMap<&'static str, Vec<String>> {
     let mut failures: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
@@ -200,12 +125,7 @@ pub(super) fn check(scenarios: &[&Scenario], runs: &Runs) -> BTreeMap<&'static s
                 ));
             }
             let f = facts(report, &format!("/mnt/{tier}/{}", sc.name));
-            let expected = if tier == "tracepoint" {
-                sc.tracepoint_expect.as_ref().or(sc.expect.as_ref())
-            } else {
-                sc.expect.as_ref()
-            };
-            if let Some(e) = expected {
+            if let Some(e) = sc.expected_on(tier) {
                 for m in check_expected(e, &f) {
                     fail.push(format!("{}/{tier}: {m}", sc.name));
                 }
@@ -234,21 +154,6 @@ pub(super) fn check(scenarios: &[&Scenario], runs: &Runs) -> BTreeMap<&'static s
         }
     }
     failures
-}
-
-fn diff(a: &Facts, b: &Facts) -> String {
-    let mut out = Vec::new();
-    let keys: BTreeSet<&String> = a.files.keys().chain(b.files.keys()).collect();
-    for k in keys {
-        let (x, y) = (a.files.get(k), b.files.get(k));
-        if x != y {
-            out.push(format!("{k}: {x:?} vs {y:?}"));
-        }
-    }
-    for f in a.findings.symmetric_difference(&b.findings) {
-        out.push(format!("finding {f:?} only in one"));
-    }
-    out.join("; ")
 }
 
 pub(super) fn print_table(
@@ -303,7 +208,7 @@ pub(super) fn print_table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vm::scenarios::SCENARIOS;
+    use fsync_trace_workload::scenarios::SCENARIOS;
 
     #[test]
     fn console_parsing_and_comparison() {

@@ -9,7 +9,9 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use super::{scenarios::Scenario, MARK, TIERS};
+use fsync_trace_workload::scenarios::Scenario;
+
+use super::{MARK, TIERS};
 use crate::util::tail;
 
 pub(super) fn init_script(scenarios: &[&Scenario]) -> String {
@@ -33,7 +35,7 @@ run() {{
   mkdir -p $d
   sync
   a=$(cut -d' ' -f1 /proc/uptime)
-  timeout 90 /bin/fsync-trace --tier $t -v --json -o /tmp/report.json -- /bin/fsync-trace-workload $s $d "$@" >/dev/null 2>/tmp/err.txt
+  timeout 90 /bin/fsync-trace --tier $t -v ${{FT_WAL:+--wal "$FT_WAL"}} --json -o /tmp/report.json -- /bin/fsync-trace-workload $s $d "$@" >/dev/null 2>/tmp/err.txt
   rc=$?
   b=$(cut -d' ' -f1 /proc/uptime)
   echo "{MARK} begin $t $s rc=$rc start=$a end=$b"
@@ -47,8 +49,15 @@ run() {{
 "#
     );
     for sc in scenarios {
+        let wal = sc.wal_glob();
+        if let Some(glob) = wal {
+            s.push_str(&format!("FT_WAL='{glob}'\n"));
+        }
         for tier in TIERS {
             s.push_str(&format!("run {tier} {} {}\n", sc.name, sc.args.join(" ")));
+        }
+        if wal.is_some() {
+            s.push_str("FT_WAL=\n");
         }
     }
     s.push_str(&format!("echo \"{MARK} done\"\npoweroff -f\n"));

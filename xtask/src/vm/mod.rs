@@ -16,7 +16,8 @@
 //! Needs root (apt-get, loading eBPF for the host check). Downloads are cached in
 //! /var/cache/fsync-trace-vm; the initramfs and the console log go to <target>/vm.
 //!
-//! - [`scenarios`]: what runs in the guest and the exact counts some scenarios must show;
+//! - `fsync_trace_workload::scenarios` (shared with the integration tests): what runs in the
+//!   guest and the exact counts some scenarios must show;
 //! - [`setup`]: tools, the kernel and busybox packages, the static builds, the ext4 image;
 //! - [`host`]: the tier choice on this machine's kernel;
 //! - [`guest`]: the init script, the initramfs and the boot under QEMU;
@@ -34,13 +35,13 @@ use crate::util;
 mod check;
 mod guest;
 mod host;
-mod scenarios;
+
 mod setup;
 
 use check::{check, parse_console, print_table};
+use fsync_trace_workload::scenarios::{Scenario, SCENARIOS};
 use guest::{boot, init_script, write_initramfs, Source};
 use host::host_check;
-use scenarios::{Scenario, SCENARIOS};
 use setup::{
     build_musl, ensure_tools, fetch_deb, find_file, make_ext4, resolve_kernel_package, target_dir,
 };

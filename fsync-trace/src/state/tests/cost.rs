@@ -1,9 +1,9 @@
 //! Unit tests of what syncs cost and covered, and of the advice kinds, fed with event
 //! sequences (no kernel).
-use super::cost::SyncCost;
-use super::tests::{actor, dirty, open, open_dir, sync, DIR, F};
 use super::*;
+use super::{actor, dirty, open, open_dir, sync, DIR, F};
 use crate::event::{Event, EventKind, SyncCounters};
+use crate::state::cost::SyncCost;
 
 /// A sync of `file` whose record read its counters (`writes`, `bytes`) when it returned.
 fn sync_c(enter: u64, exit: u64, op: SyncOp, file: FileKey, writes: u64, bytes: u64) -> Event {

@@ -1,15 +1,21 @@
-//! The scenarios the guest runs under every tier (`fsync-trace-workload` scenarios; their
-//! syscalls are documented in fsync-trace-workload/src/main.rs), and what some must report.
+//! The one table of scenarios and what each must report: the Debian 6.1 guest runs every one
+//! under every tier (`cargo xtask vm`), and the root integration tests run every one on this
+//! host's tier (tests/integration/scenarios.rs). Their syscalls are documented in main.rs.
 
 /// What the report says about one file: the counts compared across tiers and checked against
 /// the expectations.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) struct Counts {
-    pub(super) writes: u64,
-    pub(super) bytes_written: u64,
-    pub(super) fsyncs: u64,
-    pub(super) fdatasyncs: u64,
-    pub(super) unsynced_bytes: u64,
+pub struct Counts {
+    /// `write`-family calls that reached the file.
+    pub writes: u64,
+    /// Bytes those calls wrote.
+    pub bytes_written: u64,
+    /// Successful `fsync`s (and equivalents counted as such).
+    pub fsyncs: u64,
+    /// Successful `fdatasync`s.
+    pub fdatasyncs: u64,
+    /// Bytes written since the file's last durable point.
+    pub unsynced_bytes: u64,
 }
 
 /// As the tuple (writes, bytes_written, fsyncs, fdatasyncs, unsynced_bytes): the failure
@@ -29,26 +35,94 @@ impl std::fmt::Debug for Counts {
 
 /// What one tier must report for a scenario. Paths are relative to the scenario's directory
 /// ("" is the directory itself).
-pub(super) struct Expected {
-    pub(super) files: &'static [(&'static str, Counts)],
+pub struct Expected {
+    /// (path, counts) of the files whose counts are checked.
+    pub files: &'static [(&'static str, Counts)],
     /// (kind, path, entry): the complete set of findings.
-    pub(super) findings: &'static [(&'static str, &'static str, Option<&'static str>)],
+    pub findings: &'static [(&'static str, &'static str, Option<&'static str>)],
 }
 
-pub(super) struct Scenario {
-    pub(super) name: &'static str,
-    pub(super) args: &'static [&'static str],
+/// One workload subcommand with its arguments and what it must report.
+pub struct Scenario {
+    /// The `fsync-trace-workload` subcommand.
+    pub name: &'static str,
+    /// Its arguments (the scenario's directory comes first, added by the runner).
+    pub args: &'static [&'static str],
     /// Exact expectations for every tier, if any.
-    pub(super) expect: Option<Expected>,
+    pub expect: Option<Expected>,
     /// Seen only by the function-level tiers: fentry and kprobe must match `expect`, the
     /// tracepoint tier must match this instead (and is left out of the equality check).
-    pub(super) tracepoint_expect: Option<Expected>,
+    pub tracepoint_expect: Option<Expected>,
+}
+
+/// `fsync-bound --records N`'s log: N writes of 4 KiB, each followed by an fdatasync. The
+/// benchmark runs it with large N and checks the same counts.
+#[must_use]
+pub const fn fsync_bound_log(records: u64) -> Counts {
+    Counts {
+        writes: records,
+        bytes_written: 4096 * records,
+        fsyncs: 0,
+        fdatasyncs: records,
+        unsynced_bytes: 0,
+    }
+}
+
+/// `threads` fsyncs each thread's file after every this many records (and once at the end).
+pub const THREADS_FSYNC_EVERY: u64 = 100;
+
+/// `threads --records N`: each thread's file, N writes of 64 B, an fsync every
+/// [`THREADS_FSYNC_EVERY`] records and after the last.
+#[must_use]
+pub const fn thread_file(records: u64) -> Counts {
+    Counts {
+        writes: records,
+        bytes_written: 64 * records,
+        fsyncs: records.div_ceil(THREADS_FSYNC_EVERY),
+        fdatasyncs: 0,
+        unsynced_bytes: 0,
+    }
+}
+
+impl Counts {
+    /// The counts by their JSON report field names.
+    #[must_use]
+    pub const fn fields(&self) -> [(&'static str, u64); 5] {
+        [
+            ("writes", self.writes),
+            ("bytes_written", self.bytes_written),
+            ("fsyncs", self.fsyncs),
+            ("fdatasyncs", self.fdatasyncs),
+            ("unsynced_bytes", self.unsynced_bytes),
+        ]
+    }
 }
 
 const NO_FINDINGS: &[(&str, &str, Option<&str>)] = &[];
 
+impl Scenario {
+    /// The `--wal` glob the tracer runs this scenario with, if any ([`TRACER_WAL`]).
+    #[must_use]
+    pub fn wal_glob(&self) -> Option<&'static str> {
+        TRACER_WAL
+            .iter()
+            .find(|(name, _)| *name == self.name)
+            .map(|(_, glob)| *glob)
+    }
+
+    /// What a run on `tier` must report, if anything is expected of it.
+    #[must_use]
+    pub fn expected_on(&self, tier: &str) -> Option<&Expected> {
+        if tier == "tracepoint" {
+            self.tracepoint_expect.as_ref().or(self.expect.as_ref())
+        } else {
+            self.expect.as_ref()
+        }
+    }
+}
+
 /// Why each scenario is here is in its comment.
-pub(super) const SCENARIOS: &[Scenario] = &[
+pub const SCENARIOS: &[Scenario] = &[
     // Plain write + fsync + directory fsync.
     Scenario {
         name: "good",
@@ -98,10 +172,26 @@ pub(super) const SCENARIOS: &[Scenario] = &[
         }),
         tracepoint_expect: None,
     },
+    // Written, renamed over its final name, never synced: both findings on the final name.
     Scenario {
         name: "rename-unsafe",
         args: &[],
-        expect: None,
+        expect: Some(Expected {
+            files: &[(
+                "config",
+                Counts {
+                    writes: 1,
+                    bytes_written: 64,
+                    fsyncs: 0,
+                    fdatasyncs: 0,
+                    unsynced_bytes: 64,
+                },
+            )],
+            findings: &[
+                ("rename_before_fsync", "config", None),
+                ("unsynced_write", "config", None),
+            ],
+        }),
         tracepoint_expect: None,
     },
     // O_DSYNC writes: vfs_write runs vfs_fsync_range inside; it must not count as an fsync.
@@ -147,16 +237,7 @@ pub(super) const SCENARIOS: &[Scenario] = &[
         name: "fsync-bound",
         args: &["--records", "10"],
         expect: Some(Expected {
-            files: &[(
-                "wal.log",
-                Counts {
-                    writes: 10,
-                    bytes_written: 40960,
-                    fsyncs: 0,
-                    fdatasyncs: 10,
-                    unsynced_bytes: 0,
-                },
-            )],
+            files: &[("wal.log", fsync_bound_log(10))],
             findings: &[("unsynced_parent_dir", "", Some("wal.log"))],
         }),
         tracepoint_expect: None,
@@ -327,26 +408,8 @@ pub(super) const SCENARIOS: &[Scenario] = &[
         args: &["--records", "300"],
         expect: Some(Expected {
             files: &[
-                (
-                    "thread0.dat",
-                    Counts {
-                        writes: 300,
-                        bytes_written: 19200,
-                        fsyncs: 3,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 0,
-                    },
-                ),
-                (
-                    "thread1.dat",
-                    Counts {
-                        writes: 300,
-                        bytes_written: 19200,
-                        fsyncs: 3,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 0,
-                    },
-                ),
+                ("thread0.dat", thread_file(300)),
+                ("thread1.dat", thread_file(300)),
             ],
             findings: NO_FINDINGS,
         }),
@@ -356,13 +419,53 @@ pub(super) const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "fork",
         args: &[],
-        expect: None,
+        expect: Some(Expected {
+            files: &[
+                (
+                    "parent.dat",
+                    Counts {
+                        writes: 1,
+                        bytes_written: 10,
+                        fsyncs: 1,
+                        fdatasyncs: 0,
+                        unsynced_bytes: 0,
+                    },
+                ),
+                (
+                    "child.dat",
+                    Counts {
+                        writes: 2,
+                        bytes_written: 20,
+                        fsyncs: 0,
+                        fdatasyncs: 0,
+                        unsynced_bytes: 20,
+                    },
+                ),
+            ],
+            findings: &[("unsynced_write", "child.dat", None)],
+        }),
         tracepoint_expect: None,
     },
+    // A hard link and a symbolic link, neither made durable by a directory fsync.
     Scenario {
         name: "link",
         args: &[],
-        expect: None,
+        expect: Some(Expected {
+            files: &[(
+                "orig.dat",
+                Counts {
+                    writes: 1,
+                    bytes_written: 10,
+                    fsyncs: 1,
+                    fdatasyncs: 0,
+                    unsynced_bytes: 0,
+                },
+            )],
+            findings: &[
+                ("unsynced_parent_dir", "", Some("hard.dat")),
+                ("unsynced_parent_dir", "", Some("soft.lnk")),
+            ],
+        }),
         tracepoint_expect: None,
     },
     // Open files freed and reallocated between writes: each write counts on its own file (the
@@ -397,4 +500,34 @@ pub(super) const SCENARIOS: &[Scenario] = &[
         }),
         tracepoint_expect: None,
     },
+    // The write-ahead-log contract (`--wal`, see `TRACER_WAL`): 10 replies, each sent before
+    // the log's fdatasync; the finding's "entry" is its ack count (see `check::facts`).
+    Scenario {
+        name: "wal-server",
+        args: &[
+            "--requests",
+            "10",
+            "--order",
+            "reply-then-sync",
+            "--settle-ms",
+            "1500",
+        ],
+        expect: Some(Expected {
+            files: &[(
+                "wal/log",
+                Counts {
+                    writes: 11,
+                    bytes_written: 704,
+                    fsyncs: 0,
+                    fdatasyncs: 11,
+                    unsynced_bytes: 0,
+                },
+            )],
+            findings: &[("ack_before_durable", "wal/log", Some("10 acks"))],
+        }),
+        tracepoint_expect: None,
+    },
 ];
+
+/// Scenarios traced with `--wal GLOB` (passed to the tracer, not the workload): (scenario, glob).
+pub const TRACER_WAL: &[(&str, &str)] = &[("wal-server", "**/wal/*")];

@@ -2,8 +2,8 @@
 //! for descriptors opened before tracing, reclaimed kernel slots, bounded memory.
 use fsync_trace_common::{FileCounters, FileKey, NamespaceOp, SyncOp};
 
-use super::tests::{counters, dirty, ev, file, kinds, ns, open, open_dir, run, sync, DIR, F, G};
 use super::*;
+use super::{counters, dirty, ev, file, kinds, ns, open, open_dir, run, sync, DIR, F, G};
 use crate::event::EventKind;
 
 fn name_ev(ts: u64, key: FileKey, path: &str, nlink: u32) -> Event {

@@ -1,0 +1,117 @@
+//! A JSON report reduced to the facts the scenario table speaks of (per-file counts, the set
+//! of findings), with the scenario's directory written "W", and checked against an
+//! [`Expected`]. The VM suite compares these across tiers; the integration tests check them on
+//! this host.
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::scenarios::{Counts, Expected};
+
+/// A finding as the table names it: (kind, path, entry).
+pub type FindingFact = (String, String, Option<String>);
+
+/// The facts compared across tiers, with the scenario's directory replaced by "W".
+#[derive(Debug, PartialEq, Eq)]
+pub struct Facts {
+    /// Counts by normalized path.
+    pub files: BTreeMap<String, Counts>,
+    /// Every finding.
+    pub findings: BTreeSet<FindingFact>,
+}
+
+/// The facts of `report`, for a scenario run in directory `dir`.
+#[must_use]
+pub fn facts(report: &Value, dir: &str) -> Facts {
+    let norm = |p: &str| -> String {
+        if p == dir {
+            "W".to_string()
+        } else {
+            p.strip_prefix(&format!("{dir}/"))
+                .map_or_else(|| p.to_string(), |r| format!("W/{r}"))
+        }
+    };
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    let files = report["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let counts = Counts {
+                writes: n(f, "writes"),
+                bytes_written: n(f, "bytes_written"),
+                fsyncs: n(f, "fsyncs"),
+                fdatasyncs: n(f, "fdatasyncs"),
+                unsynced_bytes: n(f, "unsynced_bytes"),
+            };
+            (norm(f["path"].as_str().unwrap_or("?")), counts)
+        })
+        .collect();
+    let findings = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap_or("?").to_string(),
+                norm(f["path"].as_str().unwrap_or("?")),
+                f["entry"].as_str().map(str::to_string).or_else(|| {
+                    // ack_before_durable (--wal): its ack count, which every tier must match.
+                    (f["kind"] == "ack_before_durable").then(|| format!("{} acks", f["count"]))
+                }),
+            )
+        })
+        .collect();
+    Facts { files, findings }
+}
+
+/// A table path ("" is the scenario's directory) as the facts write it.
+#[must_use]
+pub fn rel(p: &str) -> String {
+    if p.is_empty() {
+        "W".into()
+    } else {
+        format!("W/{p}")
+    }
+}
+
+/// Every way `f` differs from `e`, one message each (empty: as expected).
+#[must_use]
+pub fn check_expected(e: &Expected, f: &Facts) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, want) in e.files {
+        match f.files.get(&rel(path)) {
+            Some(got) if got == want => {}
+            got => out.push(format!(
+                "{}: expected (writes, bytes, fsyncs, fdatasyncs, unsynced) {want:?}, got {got:?}",
+                rel(path)
+            )),
+        }
+    }
+    let want: BTreeSet<FindingFact> = e
+        .findings
+        .iter()
+        .map(|(k, p, en)| ((*k).to_string(), rel(p), en.map(str::to_string)))
+        .collect();
+    if want != f.findings {
+        out.push(format!("findings: expected {want:?}, got {:?}", f.findings));
+    }
+    out
+}
+
+/// How two runs' facts differ, for a failure message.
+#[must_use]
+pub fn diff(a: &Facts, b: &Facts) -> String {
+    let mut out = Vec::new();
+    let keys: BTreeSet<&String> = a.files.keys().chain(b.files.keys()).collect();
+    for k in keys {
+        let (x, y) = (a.files.get(k), b.files.get(k));
+        if x != y {
+            out.push(format!("{k}: {x:?} vs {y:?}"));
+        }
+    }
+    for f in a.findings.symmetric_difference(&b.findings) {
+        out.push(format!("finding {f:?} only in one"));
+    }
+    out.join("; ")
+}

@@ -1,0 +1,69 @@
+//! The crash what-if in the text report: the worst moment to lose power, and each
+//! `--crash-at` instant with what it would lose.
+use std::fmt::Write as _;
+
+use super::super::{CrashPoint, Report};
+use super::human_bytes;
+
+/// Files and entries listed per crash point at most (the JSON report has all).
+const MAX_ROWS: usize = 10;
+
+fn list(out: &mut String, p: &CrashPoint) {
+    for f in p.files.iter().take(MAX_ROWS) {
+        let _ = writeln!(
+            out,
+            "    {:>10}  {} ({} write(s), dirty since {:.3} s)",
+            human_bytes(f.unsynced_bytes),
+            f.path,
+            f.writes,
+            f.dirty_since_s
+        );
+    }
+    if p.files.len() > MAX_ROWS {
+        let _ = writeln!(out, "    ... and {} more file(s)", p.files.len() - MAX_ROWS);
+    }
+    for e in p.entries.iter().take(MAX_ROWS) {
+        let _ = writeln!(out, "    {:>10}  {}/{} ({})", "entry", e.dir, e.entry, e.op);
+    }
+    if p.entries.len() > MAX_ROWS {
+        let _ = writeln!(
+            out,
+            "    ... and {} more directory entr(ies)",
+            p.entries.len() - MAX_ROWS
+        );
+    }
+}
+
+pub fn render_crash(out: &mut String, r: &Report) {
+    if r.exposure_peak.is_none() && r.crash_at.is_empty() {
+        return;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "What a power cut would lose (offsets from {}):",
+        r.started
+    );
+    if let Some(p) = &r.exposure_peak {
+        let _ = writeln!(
+            out,
+            "  the worst moment to lose power was {:.3} s in: {}",
+            p.offset_s,
+            p.summary()
+        );
+        list(out, p);
+    }
+    for p in &r.crash_at {
+        let _ = writeln!(out, "  a power cut {:.3} s in: {}", p.offset_s, p.summary());
+        list(out, p);
+    }
+    if let Some(t) = r.timeline.as_ref().filter(|t| t.cut_items > 0) {
+        let _ = writeln!(
+            out,
+            "  NOTE: the timeline was cut at {} items (--timeline-limit): {} later item(s) from {:.3} s on were not recorded; the worst moment is over what was kept",
+            t.limit,
+            t.cut_items,
+            t.cut_from_s.unwrap_or(0.0)
+        );
+    }
+}

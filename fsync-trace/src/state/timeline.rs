@@ -1,0 +1,402 @@
+//! The timeline of a trace as data: per file its dirty intervals (from the first dirtying to
+//! the durable point that covered it) and its sync calls, per directory its entry changes and
+//! when each became durable. Fed by the state machine at the moments it changes state (it
+//! never decides anything itself), read by the report, the crash what-if and the HTML page.
+//!
+//! Bytes: a `Dirty` record carries the file's counters before the write that announced it, and
+//! the first write after a sync call *entered* always announces the file again (the durability
+//! epoch moved), so the counters of the first `Dirty` after a durable point (or the final
+//! counters) are exactly what the covered interval wrote: `total`. Every covered write happened
+//! before the sync entered, so `total` is what was at risk from that entry until the exit.
+//! Between two readings the bytes at risk are known as a lower bound (the last reading).
+//!
+//! Bounded: at most `max_items` intervals, readings, sync marks, entry changes and lanes; what
+//! comes later is not recorded but counted (`Cut`), never silently dropped. Items already
+//! recorded are still completed (durable points), so what is kept stays right.
+use std::{collections::HashMap, sync::Arc};
+
+use fsync_trace_common::{FileKey, SyncOp};
+
+use super::EntryOp;
+
+/// No timeline slot (the change was cut).
+pub const NO_SEQ: u32 = u32::MAX;
+
+/// Default bound of recorded items (intervals, readings, syncs, entry changes, lanes).
+pub const DEFAULT_MAX_ITEMS: usize = 100_000;
+
+/// Writes and bytes (mapped pages as 4 KiB each): a reading of the kernel's counters, or a
+/// difference of two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Count {
+    pub writes: u64,
+    pub bytes: u64,
+}
+
+impl Count {
+    fn since(self, start: Count) -> Count {
+        Count {
+            writes: self.writes.saturating_sub(start.writes),
+            bytes: self.bytes.saturating_sub(start.bytes),
+        }
+    }
+}
+
+/// Data of one file at risk from `from` until `durable` (or `removed`, or the end).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interval {
+    pub from: u64,
+    /// Exit of the sync call that made it durable.
+    pub durable: Option<u64>,
+    /// Entry of that sync call: from then on, `total` is what is at risk.
+    pub covered_from: Option<u64>,
+    /// The file lost its last name while dirty: its data no longer matters.
+    pub removed: Option<u64>,
+    /// The process whose write made it dirty.
+    pub by: u32,
+    /// The file's counters before the first write.
+    pub start: Count,
+    /// What the interval wrote in all (None until known: the next dirtying or the end).
+    pub total: Option<Count>,
+    /// (time, written since `from`) read on the way (later dirtyings in new epochs).
+    pub readings: Vec<(u64, Count)>,
+}
+
+impl Interval {
+    fn new(from: u64, by: u32, start: Count) -> Self {
+        Interval {
+            from,
+            durable: None,
+            covered_from: None,
+            removed: None,
+            by,
+            start,
+            total: None,
+            readings: Vec::new(),
+        }
+    }
+
+    /// When it stops being at risk (u64::MAX: never).
+    pub fn until(&self) -> u64 {
+        self.durable.or(self.removed).unwrap_or(u64::MAX)
+    }
+
+    /// Is it at risk at `t`?
+    pub fn at_risk(&self, t: u64) -> bool {
+        self.from <= t && t < self.until()
+    }
+
+    /// Written and at risk at `t`, and whether that is exact: it is from the covering sync's
+    /// entry on (and at a reading's instant), else a lower bound (the last reading before).
+    pub fn written_at(&self, t: u64) -> (Count, bool) {
+        if let (Some(c), Some(total)) = (self.covered_from, self.total) {
+            if c <= t {
+                return (total, true);
+            }
+        }
+        self.readings
+            .iter()
+            .rev()
+            .find(|(ts, _)| *ts <= t)
+            .map_or((Count::default(), false), |r| (r.1, r.0 == t))
+    }
+}
+
+/// A sync call naming the file or directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncMark {
+    pub enter: u64,
+    pub exit: u64,
+    pub op: SyncOp,
+    pub errno: Option<i32>,
+}
+
+/// A change of one directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryChange {
+    pub at: u64,
+    pub entry: Box<str>,
+    pub op: EntryOp,
+    /// Exit of the directory sync that made it durable.
+    pub durable: Option<u64>,
+    /// A later change undid it before any directory sync (a name created and removed again):
+    /// from then on the directory's durable state is what it was.
+    pub cancelled: Option<u64>,
+}
+
+impl EntryChange {
+    pub fn at_risk(&self, t: u64) -> bool {
+        let until = self.durable.or(self.cancelled).unwrap_or(u64::MAX);
+        self.at <= t && t < until
+    }
+}
+
+/// One file's or directory's history.
+#[derive(Clone, Debug, Default)]
+pub struct Lane {
+    pub key: FileKey,
+    pub path: Option<Arc<str>>,
+    pub is_dir: bool,
+    pub dirty: Vec<Interval>,
+    pub syncs: Vec<SyncMark>,
+    pub entries: Vec<EntryChange>,
+    /// Index of the interval at risk now.
+    open: Option<usize>,
+    /// A closed interval whose total waits for the next reading.
+    awaiting: Option<usize>,
+}
+
+/// What the bound left out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cut {
+    /// Items not recorded.
+    pub items: u64,
+    /// When the first was left out (ns).
+    pub first_ns: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    max_items: usize,
+    items: usize,
+    pub cut: Cut,
+    /// Time of the event being applied (removals learn it from here).
+    pub(super) now: u64,
+    lanes: HashMap<FileKey, Lane>,
+}
+
+impl Timeline {
+    pub fn new(max_items: usize) -> Self {
+        Timeline {
+            max_items,
+            items: 0,
+            cut: Cut::default(),
+            now: 0,
+            lanes: HashMap::new(),
+        }
+    }
+
+    pub fn max_items(&self) -> usize {
+        self.max_items
+    }
+
+    /// Items recorded.
+    pub fn items(&self) -> usize {
+        self.items
+    }
+
+    /// Room for one more item? Counts it either way.
+    fn take(&mut self) -> bool {
+        if self.items < self.max_items {
+            self.items += 1;
+            true
+        } else {
+            self.cut.items += 1;
+            self.cut.first_ns.get_or_insert(self.now);
+            false
+        }
+    }
+
+    fn lane(&mut self, key: FileKey, path: Option<&Arc<str>>) -> Option<&mut Lane> {
+        if !self.lanes.contains_key(&key) && !self.take() {
+            return None;
+        }
+        let lane = self.lanes.entry(key).or_insert_with(|| Lane {
+            key,
+            ..Default::default()
+        });
+        if let Some(p) = path {
+            if lane.path.as_ref() != Some(p) {
+                lane.path = Some(p.clone());
+            }
+        }
+        Some(lane)
+    }
+
+    /// Lanes, in no particular order.
+    pub fn lanes(&self) -> impl Iterator<Item = &Lane> {
+        self.lanes.values()
+    }
+
+    /// The file got dirty at `ts` (a `Dirty` record; `abs`: its counters before that write).
+    pub(super) fn dirty(
+        &mut self,
+        key: FileKey,
+        path: Option<&Arc<str>>,
+        ts: u64,
+        by: u32,
+        abs: Count,
+    ) {
+        let Some(lane) = self.lane(key, path) else {
+            return;
+        };
+        if let Some(i) = lane.awaiting.take() {
+            let d = &mut lane.dirty[i];
+            d.total = Some(abs.since(d.start));
+        }
+        let open = lane.open;
+        if !self.take() {
+            return;
+        }
+        let lane = self.lanes.get_mut(&key).expect("lane made above");
+        if let Some(i) = open {
+            let d = &mut lane.dirty[i];
+            let reading = abs.since(d.start);
+            d.readings.push((ts, reading));
+        } else {
+            lane.open = Some(lane.dirty.len());
+            lane.dirty.push(Interval::new(ts, by, abs));
+        }
+    }
+
+    /// A durable point for the file: data announced before `enter` is durable at `exit`;
+    /// `remaining` is the oldest announcement made since `enter` (still at risk).
+    pub(super) fn durable(
+        &mut self,
+        key: FileKey,
+        enter: u64,
+        exit: u64,
+        remaining: Option<(u64, u32, Count)>,
+    ) {
+        let Some(lane) = self.lanes.get_mut(&key) else {
+            return;
+        };
+        let Some(i) = lane.open.filter(|&i| lane.dirty[i].from < enter) else {
+            return;
+        };
+        lane.open = None;
+        let d = &mut lane.dirty[i];
+        d.durable = Some(exit);
+        d.covered_from = Some(enter);
+        // Readings taken after the sync entered belong to the data it did not cover.
+        d.readings.retain(|r| r.0 < enter);
+        match remaining {
+            Some((_, _, abs)) => d.total = Some(abs.since(d.start)),
+            None => lane.awaiting = Some(i),
+        }
+        if let Some((since, by, abs)) = remaining {
+            if self.take() {
+                let lane = self.lanes.get_mut(&key).expect("lane exists");
+                lane.open = Some(lane.dirty.len());
+                lane.dirty.push(Interval::new(since, by, abs));
+            }
+        }
+    }
+
+    /// A reading of the file's counters at `ts` outside any record (a `--crash-at` snapshot):
+    /// what its open interval has written by then.
+    pub(super) fn reading(&mut self, key: FileKey, ts: u64, abs: Count) {
+        let Some(i) = self.lanes.get(&key).and_then(|l| l.open) else {
+            return;
+        };
+        if !self.take() {
+            return;
+        }
+        if let Some(lane) = self.lanes.get_mut(&key) {
+            let d = &mut lane.dirty[i];
+            let r = abs.since(d.start);
+            d.readings.push((ts, r));
+        }
+    }
+
+    /// The file lost its last name: what it had at risk no longer matters.
+    pub(super) fn removed(&mut self, key: FileKey) {
+        let now = self.now;
+        let Some(lane) = self.lanes.get_mut(&key) else {
+            return;
+        };
+        if let Some(i) = lane.open.take() {
+            lane.dirty[i].removed = Some(now);
+            lane.awaiting = Some(i);
+        }
+    }
+
+    /// A sync call naming the file.
+    pub(super) fn sync(
+        &mut self,
+        key: FileKey,
+        path: Option<&Arc<str>>,
+        is_dir: bool,
+        mark: SyncMark,
+    ) {
+        if self.lane(key, path).is_none() || !self.take() {
+            return;
+        }
+        let lane = self.lanes.get_mut(&key).expect("lane made above");
+        lane.is_dir |= is_dir;
+        lane.syncs.push(mark);
+    }
+
+    /// An entry change of directory `dir`; returns its sequence number ([`NO_SEQ`] if cut).
+    pub(super) fn entry(
+        &mut self,
+        dir: FileKey,
+        path: Option<&Arc<str>>,
+        at: u64,
+        entry: &str,
+        op: EntryOp,
+    ) -> u32 {
+        if self.lane(dir, path).is_none() || !self.take() {
+            return NO_SEQ;
+        }
+        let lane = self.lanes.get_mut(&dir).expect("lane made above");
+        lane.is_dir = true;
+        let seq = u32::try_from(lane.entries.len()).unwrap_or(NO_SEQ);
+        if seq != NO_SEQ {
+            lane.entries.push(EntryChange {
+                at,
+                entry: entry.into(),
+                op,
+                durable: None,
+                cancelled: None,
+            });
+        }
+        seq
+    }
+
+    fn change(&mut self, dir: FileKey, seq: u32) -> Option<&mut EntryChange> {
+        if seq == NO_SEQ {
+            return None;
+        }
+        self.lanes.get_mut(&dir)?.entries.get_mut(seq as usize)
+    }
+
+    /// Entry change `seq` of `dir` became durable at `exit`.
+    pub(super) fn entry_durable(&mut self, dir: FileKey, seq: u32, exit: u64) {
+        if let Some(c) = self.change(dir, seq) {
+            c.durable.get_or_insert(exit);
+        }
+    }
+
+    /// Entry change `seq` of `dir` was undone at `at` (and so is the change undoing it).
+    pub(super) fn entry_cancelled(&mut self, dir: FileKey, seq: u32, at: u64) {
+        if let Some(c) = self.change(dir, seq) {
+            c.cancelled.get_or_insert(at);
+        }
+    }
+
+    /// End of the trace at `end`: the file's final counters complete what waits for them (and
+    /// are the last reading of what is still at risk).
+    pub(super) fn finish_file(&mut self, key: FileKey, end: u64, abs: Count) {
+        let Some(lane) = self.lanes.get_mut(&key) else {
+            return;
+        };
+        if let Some(i) = lane.awaiting.take() {
+            let d = &mut lane.dirty[i];
+            d.total.get_or_insert(abs.since(d.start));
+        }
+        if let Some(i) = lane.open {
+            let d = &mut lane.dirty[i];
+            let total = abs.since(d.start);
+            d.total = Some(total);
+            d.readings.push((end, total));
+        }
+    }
+
+    /// Sets the path of a lane whose file was released before the end.
+    pub(super) fn name_lane(&mut self, key: FileKey, path: Option<&Arc<str>>) {
+        if let (Some(lane), Some(p)) = (self.lanes.get_mut(&key), path) {
+            lane.path = Some(p.clone());
+        }
+    }
+}

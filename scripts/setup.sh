@@ -80,3 +80,9 @@ if [ ! -f "$web/node_modules/playwright-core/package.json" ] \
 fi
 
 log "ok: $(rustc +"$NIGHTLY" --version), $(bpf-linker --version)"
+
+# The Kubernetes manifest test (deploy/kubernetes) validates against the API schemas.
+if ! command -v kubernetes-validate >/dev/null; then
+  log "installing kubernetes-validate (PyPI)"
+  pip install --quiet kubernetes-validate==1.37.0
+fi

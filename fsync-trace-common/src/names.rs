@@ -72,6 +72,39 @@ pub const PROG_WRITEBACK_INODE: &str = "writeback_single_inode";
 /// Raw tracepoint `block_rq_issue`: device cache flushes and FUA writes, per block device.
 pub const PROG_BLOCK_RQ_ISSUE: &str = "block_rq_issue";
 
+// io_uring (every tier; see `fsync-trace-ebpf/src/probes/uring.rs`).
+/// Raw tracepoint `io_uring_submit_req` (`io_uring_submit_sqe` before 6.2): remembers traced
+/// requests and flags a fsync not ordered after writes in flight.
+pub const PROG_URING_SUBMIT: &str = "uring_submit";
+/// Raw tracepoint `io_uring_queue_async_work`: a sync request starts (it always runs in an
+/// io-wq worker): the durability epoch moves, as at a sync syscall's entry.
+pub const PROG_URING_ASYNC: &str = "uring_async";
+/// Raw tracepoint `io_uring_complete`: counts a finished write, sends a finished sync's record.
+pub const PROG_URING_COMPLETE: &str = "uring_complete";
+/// Tail call (slot 0 of [`URING_TAILS`]) of [`PROG_URING_COMPLETE`] for a finished fsync or
+/// sync_file_range; sends its `Sync` record (and a `Uring` record for an unordered fsync).
+pub const PROG_URING_COMPLETE_SYNC: &str = "uring_complete_sync";
+/// Tail call (slot 1 of [`URING_TAILS`]) of [`PROG_URING_COMPLETE`] for a finished
+/// IORING_OP_OPENAT/OPENAT2; sends its `Open` record.
+pub const PROG_URING_COMPLETE_OPEN: &str = "uring_complete_open";
+/// Tail call (slot 2 of [`URING_TAILS`]) of [`PROG_URING_COMPLETE`] for a finished
+/// RENAMEAT/UNLINKAT/MKDIRAT/SYMLINKAT/LINKAT; sends its `Namespace` record if it succeeded.
+pub const PROG_URING_COMPLETE_NAMESPACE: &str = "uring_complete_namespace";
+/// Tail call (slot 3 of [`URING_TAILS`]) of [`PROG_URING_SUBMIT`] for those requests: builds
+/// their `Namespace` record from the prepared request.
+pub const PROG_URING_SUBMIT_NAMESPACE: &str = "uring_submit_namespace";
+/// Tail call (slot 4 of [`URING_TAILS`]) of [`PROG_URING_COMPLETE_SYNC`]: sends the synced
+/// file's `Name` record if it was never sent.
+pub const PROG_URING_COMPLETE_NAME: &str = "uring_complete_name";
+/// Map: tail-call targets of [`PROG_URING_COMPLETE`].
+pub const URING_TAILS: &str = "URING_TAILS";
+/// Map: traced io_uring requests between submission and completion, by `struct io_kiocb *`.
+pub const URING_REQS: &str = "URING_REQS";
+/// Map: io_uring writes in flight per inode, to tell an unordered fsync.
+pub const URING_FILES: &str = "URING_FILES";
+/// Map: per ring (`struct io_ring_ctx *`), the link chain its next request joins.
+pub const URING_RINGS: &str = "URING_RINGS";
+
 // Function-level tiers (see `fsync-trace-ebpf/src/probes/functions.rs`): writes and in-kernel
 // syncs from kernel functions. Program names are unique per tier; the kernel function a program
 // hooks is chosen at load/attach time, so one program covers alternatives (vfs_writev or

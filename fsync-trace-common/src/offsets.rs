@@ -87,4 +87,61 @@ pub struct KernelOffsets {
     pub req_fua: u32,
     /// 1 when the block offsets above were found (the block hook does nothing otherwise).
     pub block_ready: u32,
+    /// `io_kiocb.opcode` (`IORING_OP_*`). The io_uring offsets below are 0 with
+    /// `uring_ready` 0 on kernels without io_uring (its programs are then not attached).
+    pub req_opcode: u32,
+    /// `io_kiocb.flags` (`REQ_F_*`; the low bits are the SQE's `IOSQE_*` flags).
+    pub req_flags: u32,
+    /// `io_kiocb.file`: the request's file, at the start of the per-opcode command union
+    /// (`io_kiocb.cmd`, where `struct io_sync`/`io_rw`... live).
+    pub req_file: u32,
+    /// `io_kiocb.ctx`: the ring the request was submitted to (link chains are per ring).
+    pub req_ctx: u32,
+    /// Offset of the result in a request: `io_kiocb.cqe` + `io_cqe.res`.
+    pub req_res: u32,
+    /// Offset of the SQE's fd in a request until it completes: `io_kiocb.cqe` + `io_cqe.fd`.
+    pub req_fd: u32,
+    /// `io_sync.flags` (IORING_FSYNC_DATASYNC, sync_file_range flags) in the command union.
+    pub sync_flags: u32,
+    /// `io_sync.off` and `io_sync.len` (IORING_OP_SYNC_FILE_RANGE's range).
+    pub sync_off: u32,
+    /// See `sync_off`.
+    pub sync_len: u32,
+    /// `io_open.file_slot`: nonzero when an IORING_OP_OPENAT installs a fixed file (no fd).
+    pub open_file_slot: u32,
+    /// `io_open.how` (`struct open_how`, whose first field is the u64 open flags).
+    pub open_how: u32,
+    /// Entry-changing requests' prepared arguments in the command union (RENAMEAT, UNLINKAT,
+    /// MKDIRAT, LINKAT/SYMLINKAT): `io_rename.old_dfd`.
+    pub ren_old_dfd: u32,
+    /// `io_rename.new_dfd`.
+    pub ren_new_dfd: u32,
+    /// `io_rename.oldpath`.
+    pub ren_oldpath: u32,
+    /// `io_rename.newpath`.
+    pub ren_newpath: u32,
+    /// `io_rename.flags`.
+    pub ren_flags: u32,
+    /// `io_unlink.dfd`.
+    pub unlink_dfd: u32,
+    /// `io_unlink.flags`.
+    pub unlink_flags: u32,
+    /// `io_unlink.filename`.
+    pub unlink_filename: u32,
+    /// `io_mkdir.dfd`.
+    pub mkdir_dfd: u32,
+    /// `io_mkdir.filename`.
+    pub mkdir_filename: u32,
+    /// `io_link.old_dfd`.
+    pub link_old_dfd: u32,
+    /// `io_link.new_dfd`.
+    pub link_new_dfd: u32,
+    /// `io_link.oldpath`.
+    pub link_oldpath: u32,
+    /// `io_link.newpath`.
+    pub link_newpath: u32,
+    /// `io_link.flags`.
+    pub link_flags: u32,
+    /// 1 when the io_uring offsets above come from BTF.
+    pub uring_ready: u32,
 }

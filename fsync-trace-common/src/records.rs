@@ -87,6 +87,8 @@ pub enum RecordKind {
     /// A device cache flush or FUA write was issued on a block device, by any task:
     /// [`DeviceFlushRecord`]. (16: leaves room for other kinds.)
     DeviceFlush = 16,
+    /// An io_uring request broke an ordering rule: [`UringRecord`].
+    Uring = 10,
 }
 
 impl RecordKind {
@@ -103,6 +105,7 @@ impl RecordKind {
             8 => Self::Name,
             9 => Self::Ack,
             16 => Self::DeviceFlush,
+            10 => Self::Uring,
             _ => return None,
         })
     }
@@ -498,6 +501,7 @@ mod pod {
     unsafe impl aya::Pod for OpenRecord {}
     unsafe impl aya::Pod for NameRecord {}
     unsafe impl aya::Pod for DeviceFlushRecord {}
+    unsafe impl aya::Pod for UringRecord {}
     unsafe impl aya::Pod for NamespaceRecord {}
     unsafe impl aya::Pod for MmapRecord {}
     unsafe impl aya::Pod for ForkRecord {}
@@ -505,6 +509,29 @@ mod pod {
 }
 
 // Layout checks: these types are read from raw bytes on the other side of the boundary.
+/// [`UringRecord::what`]: an `IORING_OP_FSYNC` was submitted while writes to the same file,
+/// submitted before it, were still in flight and not ordered before it (no `IOSQE_IO_LINK`
+/// chain holding both, no `IOSQE_IO_DRAIN`): io_uring may run the fsync first.
+pub const URING_FSYNC_UNORDERED: u32 = 1;
+
+/// An io_uring request broke an ordering rule (seen at its submission).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UringRecord {
+    /// Header: the submitting task (the process, or its SQPOLL thread); `ts_ns`: submission.
+    pub hdr: RecordHeader,
+    /// The file the request is about.
+    pub file: FileKey,
+    /// Which rule (`URING_*`).
+    pub what: u32,
+    /// `IORING_FSYNC_DATASYNC` was set (an fdatasync).
+    pub datasync: u32,
+    /// Writes to the file in flight and not ordered before the request.
+    pub unordered_writes: u32,
+    /// Padding (zero).
+    pub _pad: u32,
+}
+
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
 const _: () = assert!(core::mem::size_of::<FileCounters>() == 64);
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 40);
@@ -534,3 +561,4 @@ pub struct DeviceFlushRecord {
     /// [`DEVICE_FLUSH`] or [`DEVICE_FUA_WRITE`].
     pub what: u32,
 }
+const _: () = assert!(core::mem::size_of::<UringRecord>() == 40 + 16 + 16);

@@ -43,6 +43,13 @@ pub fn reg(regs: KPtr, offset: usize) -> u64 {
 const PF_IO_WORKER: u32 = 0x0000_0010;
 const PF_KTHREAD: u32 = 0x0020_0000;
 
+/// The current thread is an io_uring worker (`iou-wrk`) or SQPOLL thread (`iou-sqp`).
+#[inline(always)]
+pub fn current_is_io_worker() -> bool {
+    let task = unsafe { bpf_get_current_task() } as KPtr;
+    read::<u32>(task, off!(task_flags)).is_some_and(|f| f & PF_IO_WORKER != 0)
+}
+
 /// The syscall the current thread is in (`orig_ax`) and its saved user registers (read them with
 /// `reg` and `syscalls::REGS_*`), or None for threads with no syscall of their own: io_uring
 /// workers and kernel threads hold a copy of whatever their creator's registers were, which can

@@ -100,6 +100,23 @@ pub enum Scenario {
     Writev { dir: PathBuf },
     /// 2 writes, fsync through io_uring (IORING_OP_FSYNC)
     IoUringFsync { dir: PathBuf },
+    /// io_uring WRITE + WRITEV + WRITE_FIXED, waited for, then a ring FSYNC and CLOSE
+    UringWriteFsync { dir: PathBuf },
+    /// 4 io_uring WRITEs and a ring SYNC_FILE_RANGE (not durable)
+    UringUnsynced { dir: PathBuf },
+    /// One batch: 2 io_uring WRITEs and an FSYNC not linked to them (unordered)
+    UringUnordered { dir: PathBuf },
+    /// One batch: 2 io_uring WRITEs linked (IOSQE_IO_LINK) to an FSYNC with DATASYNC
+    UringLinked { dir: PathBuf },
+    /// An SQPOLL ring: 2 WRITEs, then FSYNC with DATASYNC
+    UringSqpoll { dir: PathBuf },
+    /// Ring OPENAT (create), WRITE, FSYNC, CLOSE, RENAMEAT, MKDIRAT, LINKAT, UNLINKAT; dir
+    /// never fsynced (--syscalls: the same through their system-call twins)
+    UringNamespace {
+        dir: PathBuf,
+        #[arg(long)]
+        syscalls: bool,
+    },
     /// N files written+fsynced, dir once
     ManyFiles {
         dir: PathBuf,
@@ -247,6 +264,15 @@ impl Scenario {
             }
             S::Writev { dir } => (dir, Box::new(writev)),
             S::IoUringFsync { dir } => (dir, Box::new(io_uring_fsync)),
+            S::UringWriteFsync { dir } => (dir, Box::new(super::uring::uring_write_fsync)),
+            S::UringUnsynced { dir } => (dir, Box::new(super::uring::uring_unsynced)),
+            S::UringUnordered { dir } => (dir, Box::new(|d| super::uring::uring_batch(d, false))),
+            S::UringLinked { dir } => (dir, Box::new(|d| super::uring::uring_batch(d, true))),
+            S::UringSqpoll { dir } => (dir, Box::new(super::uring::uring_sqpoll)),
+            S::UringNamespace { dir, syscalls } => (
+                dir,
+                Box::new(move |d| super::uring::uring_namespace(d, syscalls)),
+            ),
             S::ManyFiles { dir, files } => (dir, with(files, many_files)),
             S::InodeReuse {
                 dir,

@@ -17,6 +17,7 @@ mod cost;
 mod exposure;
 mod hold;
 mod load;
+mod uring;
 mod vectored;
 mod walserver;
 

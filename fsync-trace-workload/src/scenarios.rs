@@ -261,7 +261,8 @@ pub const SCENARIOS: &[Scenario] = &[
         }),
         tracepoint_expect: None,
     },
-    // IORING_OP_FSYNC: no fsync syscall; only vfs_fsync_range (in an iou-wrk thread) sees it.
+    // IORING_OP_FSYNC after write(2)s: no fsync syscall; every tier sees it through the io_uring
+    // tracepoints (the function tiers leave the io worker's vfs_fsync_range to them).
     Scenario {
         name: "io-uring-fsync",
         args: &[],
@@ -278,19 +279,128 @@ pub const SCENARIOS: &[Scenario] = &[
             )],
             findings: NO_FINDINGS,
         }),
-        tracepoint_expect: Some(Expected {
+        tracepoint_expect: None,
+    },
+    // Ring WRITE + WRITEV + WRITE_FIXED (in io workers on 6.1's ext4), then a ring FSYNC, CLOSE.
+    Scenario {
+        name: "uring-write-fsync",
+        args: &[],
+        expect: Some(Expected {
             files: &[(
-                "uring.dat",
+                "uring-writes.dat",
+                Counts {
+                    writes: 3,
+                    bytes_written: 300,
+                    fsyncs: 1,
+                    fdatasyncs: 0,
+                    unsynced_bytes: 0,
+                },
+            )],
+            findings: NO_FINDINGS,
+        }),
+        tracepoint_expect: None,
+    },
+    // 4 ring writes and a ring SYNC_FILE_RANGE (not durable).
+    Scenario {
+        name: "uring-unsynced",
+        args: &[],
+        expect: Some(Expected {
+            files: &[(
+                "uring-unsynced.dat",
+                Counts {
+                    writes: 4,
+                    bytes_written: 400,
+                    fsyncs: 0,
+                    fdatasyncs: 0,
+                    unsynced_bytes: 400,
+                },
+            )],
+            findings: &[("unsynced_write", "uring-unsynced.dat", None)],
+        }),
+        tracepoint_expect: None,
+    },
+    // One batch: 2 writes and a fsync not linked to them.
+    Scenario {
+        name: "uring-unordered",
+        args: &[],
+        expect: Some(Expected {
+            files: &[(
+                "uring-batch.dat",
                 Counts {
                     writes: 2,
                     bytes_written: 200,
-                    fsyncs: 0,
+                    fsyncs: 1,
                     fdatasyncs: 0,
                     unsynced_bytes: 200,
                 },
             )],
-            findings: &[("unsynced_write", "uring.dat", None)],
+            findings: &[
+                ("unsynced_write", "uring-batch.dat", None),
+                ("uring_fsync_unordered", "uring-batch.dat", None),
+            ],
         }),
+        tracepoint_expect: None,
+    },
+    // The same batch linked (IOSQE_IO_LINK) to an fdatasync: ordered, durable.
+    Scenario {
+        name: "uring-linked",
+        args: &[],
+        expect: Some(Expected {
+            files: &[(
+                "uring-linked.dat",
+                Counts {
+                    writes: 2,
+                    bytes_written: 200,
+                    fsyncs: 0,
+                    fdatasyncs: 1,
+                    unsynced_bytes: 0,
+                },
+            )],
+            findings: NO_FINDINGS,
+        }),
+        tracepoint_expect: None,
+    },
+    // An SQPOLL ring (the kernel's iou-sqp thread submits): 2 writes, then an fdatasync.
+    Scenario {
+        name: "uring-sqpoll",
+        args: &[],
+        expect: Some(Expected {
+            files: &[(
+                "uring-sqpoll.dat",
+                Counts {
+                    writes: 2,
+                    bytes_written: 200,
+                    fsyncs: 0,
+                    fdatasyncs: 1,
+                    unsynced_bytes: 0,
+                },
+            )],
+            findings: NO_FINDINGS,
+        }),
+        tracepoint_expect: None,
+    },
+    // Ring OPENAT (create), WRITE, FSYNC, CLOSE, RENAMEAT, MKDIRAT, LINKAT, UNLINKAT; the
+    // directory never fsynced (the same report as the system-call sequence, `--syscalls`).
+    Scenario {
+        name: "uring-namespace",
+        args: &[],
+        expect: Some(Expected {
+            files: &[(
+                "new.dat",
+                Counts {
+                    writes: 1,
+                    bytes_written: 100,
+                    fsyncs: 1,
+                    fdatasyncs: 0,
+                    unsynced_bytes: 0,
+                },
+            )],
+            findings: &[
+                ("unsynced_parent_dir", "", Some("new.dat")),
+                ("unsynced_parent_dir", "", Some("sub")),
+            ],
+        }),
+        tracepoint_expect: None,
     },
     // Two threads writing concurrently (exact per-file counts across CPUs and tiers).
     Scenario {

@@ -11,7 +11,7 @@ use crate::{state::FindingKind, tracer::Tier};
     version,
     about = "Shows where a program's data is not yet durable: unsynced writes and directory entries, renames before fsync, fsync errors, fsync latency.",
     override_usage = "fsync-trace [OPTIONS] -p PID [-p PID ...]\n       fsync-trace [OPTIONS] -- COMMAND [ARGS ...]\n       fsync-trace [OPTIONS] --all [--metrics ADDR]",
-    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, ack_before_durable (with --wal), sync_without_flush, or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, ack_durability_lag_seconds (--wal), build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
+    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, uring_fsync_unordered, ack_before_durable (with --wal), sync_without_flush, or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, ack_durability_lag_seconds (--wal), build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
 )]
 pub struct Cli {
     /// Trace this running process (all its threads); repeat for several.
@@ -19,6 +19,12 @@ pub struct Cli {
     // would suggest `-- -1`, which runs "-1" as a command).
     #[arg(short = 'p', long = "pid", value_name = "PID", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
     pub pids: Vec<u32>,
+
+    /// Trace every process in this cgroup (a directory under the cgroup v2 mount, or a path as
+    /// /proc/PID/cgroup shows it) and below it, and their children (the way to watch one
+    /// container). Processes moved into it later, not forked there, are not seen.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["all", "command"])]
+    pub cgroup: Option<String>,
 
     /// Also trace children forked after tracing starts (always on with --).
     #[arg(short = 'f', long)]
@@ -210,6 +216,17 @@ pub enum Target {
 }
 
 impl Cli {
+    /// `--cgroup PATH` becomes `-p` for every process in it, with children followed (the
+    /// kernel side's process filter, fed from `cgroup.procs` and the fork hook: a cgroup-id
+    /// check would cost every hook of every process a helper call).
+    pub fn resolve_cgroup(&mut self) -> Result<(), String> {
+        if let Some(path) = &self.cgroup {
+            self.pids.extend(crate::cgroup::processes(path)?);
+            self.follow = true;
+        }
+        Ok(())
+    }
+
     pub fn target(&self) -> Result<Target, String> {
         if self.all {
             // clap refuses --all with -p or COMMAND; kept here for callers that build a Cli.
@@ -370,7 +387,7 @@ mod tests {
                 .unwrap()
                 .0
                 .len(),
-            7
+            8
         );
         assert!(parse(&["--fail-on", "ack_before_durable", "-p", "1"])
             .unwrap()

@@ -145,6 +145,13 @@ pub enum EventKind {
         child: u32,
     },
     Exit,
+    /// An io_uring fsync was submitted while `writes` writes to the same descriptor, submitted
+    /// before it, were in flight and not ordered before it (no link chain, no IO_DRAIN).
+    UringFsyncUnordered {
+        file: FileKey,
+        datasync: bool,
+        writes: u32,
+    },
     /// With `--wal`: the process sent data to a socket (an ack), the first time since it wrote
     /// WAL file `file` (last at `write_ns`). `ts` of the event is the send's return.
     Ack {

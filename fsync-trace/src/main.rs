@@ -3,6 +3,7 @@
 //! The path of one fact: `tracer` (kernel hooks -> ring buffer -> decoded [`event::Event`]s and
 //! per-file counters) -> `state` (the durability state machine) -> `report` (text / JSON).
 mod analysis;
+mod cgroup;
 mod cli;
 mod error;
 mod event;
@@ -20,7 +21,11 @@ mod tracer;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
+    if let Err(e) = cli.resolve_cgroup() {
+        eprintln!("fsync-trace: {e}");
+        std::process::exit(2);
+    }
     let level = if cli.verbose { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let code = match run::run(cli) {

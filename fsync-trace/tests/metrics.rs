@@ -363,7 +363,8 @@ fn prometheus_scrapes_exact_counts() {
         .into_iter()
         .map(|(m, v)| (m["kind"].as_str().unwrap().to_string(), v))
         .collect();
-    assert_eq!(findings.len(), 6, "{findings:?}");
+    // One series per durability bug kind (FindingKind::BUGS).
+    assert_eq!(findings.len(), 8, "{findings:?}");
     for (kind, v) in &findings {
         let want = if kind == "unsynced_parent_dir" {
             1.0

@@ -9,9 +9,8 @@
 //! Syncs: fsync/fdatasync/msync/sync/syncfs keep their syscall-level records (latency, errno),
 //! because a function hook alone misses some: on Debian's 6.1 kernel fdatasync(2) never reaches
 //! vfs_fsync_range's entry (the fsync path is inlined into the syscall). vfs_fsync_range adds
-//! the syncs no syscall record covers: io_uring's IORING_OP_FSYNC (run by `iou-wrk-<pid>`
-//! threads, which share the submitter's tgid, so the usual tgid filter holds) and other
-//! in-kernel callers. Calls inside a traced sync syscall (INFLIGHT_SYNCS) or inside a write
+//! the syncs no syscall record covers (in-kernel callers); io_uring's IORING_OP_FSYNC runs in
+//! an io worker and is left to `uring.rs` (every tier). Calls inside a traced sync syscall (INFLIGHT_SYNCS) or inside a write
 //! syscall (the fsync an O_SYNC write runs: `on_write` made it a durable point already) are
 //! skipped, so each sync is counted exactly once.
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns};
@@ -22,7 +21,7 @@ use fsync_trace_common::{
 
 use super::wal::{on_ack, wal_enabled};
 use crate::{
-    kernel::{current_syscall, file_inode, read, reg, KPtr},
+    kernel::{current_is_io_worker, current_syscall, file_inode, read, reg, KPtr},
     maps::{count_lost, off, INFLIGHT_CALLS, INFLIGHT_SYNCS},
     state::{bump_epoch, current_traced, emit_file_sync, name_on_first_sight, on_write},
 };
@@ -129,6 +128,10 @@ fn syscall_fd() -> i32 {
 fn sync_covered() -> bool {
     if unsafe { INFLIGHT_SYNCS.get(current_tid()) }.is_some() {
         return true; // the sync syscall's own record
+    }
+    // io_uring's fsyncs run in its workers and are recorded by `uring.rs` on every tier.
+    if off!(uring_ready) != 0 && current_is_io_worker() {
+        return true;
     }
     matches!(current_syscall(), Some((id, _)) if nr::is_write(id))
 }

@@ -12,5 +12,6 @@ mod opens;
 mod process;
 mod syncs;
 mod syscalls;
+mod uring;
 pub(crate) mod wal;
 mod writeback;

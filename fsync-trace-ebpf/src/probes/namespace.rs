@@ -2,13 +2,16 @@
 //! with both base directories (dirfd or cwd) resolved to identity and absolute path.
 use core::ptr::read_volatile;
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    helpers::bpf_probe_read_kernel_str_bytes, macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
 use fsync_trace_common::{
     names, syscalls as nr, BaseDir, NamespaceOp, NamespaceRecord, RecordKind, AT_FDCWD,
 };
 
 use crate::{
-    kernel::{base_dir_path, dentry_inode, read_user_str, reg, walk_path, KPtr},
+    kernel::{base_dir_path, dentry_inode, read, read_user_str, reg, walk_path, KPtr},
     maps::{count_lost, EVENTS},
     state::{fill_header, wakeup_flags},
 };
@@ -60,8 +63,43 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
             return 0;
         }
     };
+    // SAFETY: `entry` is a reserved, not yet submitted record.
+    unsafe {
+        fill_namespace(
+            entry.as_mut_ptr(),
+            op,
+            odfd,
+            oname,
+            ndfd,
+            nname,
+            flags,
+            false,
+        )
+    };
+    entry.submit(wakeup_flags());
+    0
+}
+
+/// Fills namespace record `r` (header included): the operation, both names (`oname`, `nname`:
+/// user pointers, or with `kernel` kernel `struct filename *`s, as io_uring's prepared requests
+/// hold them) and both base directories (`odfd`, `ndfd`: dirfds or AT_FDCWD) resolved to
+/// identity and path. Shared by the syscall exit and io_uring (`uring.rs`).
+///
+/// # Safety
+/// `r` points to a record being built (reserved ring buffer memory or a map value).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub unsafe fn fill_namespace(
+    r: *mut NamespaceRecord,
+    op: NamespaceOp,
+    odfd: u64,
+    oname: u64,
+    ndfd: u64,
+    nname: u64,
+    flags: u64,
+    kernel: bool,
+) {
     let two_names = matches!(op, NamespaceOp::Rename | NamespaceOp::Link);
-    let r = entry.as_mut_ptr();
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Namespace);
         (*r).op = op as u32;
@@ -72,15 +110,17 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
         (*r).new_base.dir.ino = nname;
         (*r).new_base.fs_magic = ndfd;
         (*r).new_base.path_start = two_names as u32;
-        read_user_str(
+        read_name(
             read_volatile(&raw const (*r).old_base.dir.ino),
             &mut (*r).old_name,
+            kernel,
         );
         (*r).new_name[0] = 0;
         if read_volatile(&raw const (*r).new_base.path_start) != 0 {
-            read_user_str(
+            read_name(
                 read_volatile(&raw const (*r).new_base.dir.ino),
                 &mut (*r).new_name,
+                kernel,
             );
         }
         fill_base(
@@ -99,8 +139,24 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
             (*r).new_base.path_truncated = 0;
         }
     }
-    entry.submit(wakeup_flags());
-    0
+}
+
+/// Reads a name into `dst`: from user memory, or with `kernel` from a kernel `struct filename`
+/// (whose first field is the name's kernel pointer).
+#[inline(always)]
+fn read_name(src: u64, dst: &mut [u8], kernel: bool) {
+    if !kernel {
+        read_user_str(src, dst);
+        return;
+    }
+    let name: KPtr = read(src as KPtr, 0).unwrap_or(core::ptr::null());
+    if name.is_null() {
+        dst[0] = 0;
+        return;
+    }
+    if unsafe { bpf_probe_read_kernel_str_bytes(name, dst) }.is_err() {
+        dst[0] = 0;
+    }
 }
 
 /// Resolves `dirfd` (or the cwd) into base directory `b`: identity and path.

@@ -52,7 +52,14 @@ fn truncating() -> u32 {
 
 #[raw_tracepoint]
 pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
-    let ret: i64 = ctx.arg(1);
+    emit_open(ctx.arg(1), truncating)
+}
+
+/// An open returned `ret` (a descriptor of the current task, or an error): sends its `Open`
+/// record if it can dirty anything. `truncating` says whether it asked for O_TRUNC (read only
+/// then). Shared with io_uring's IORING_OP_OPENAT/OPENAT2 (`uring.rs`).
+#[inline(always)]
+pub fn emit_open(ret: i64, truncating: impl FnOnce() -> u32) -> i32 {
     if ret < 0 {
         return 0;
     }

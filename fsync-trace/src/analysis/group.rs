@@ -109,6 +109,9 @@ fn merge(dir: String, mut members: Vec<Finding>) -> Finding {
         FindingKind::RedundantSync => format!(
             "{n} files in {dir} were synced with nothing to make durable ({count} redundant syncs)"
         ),
+        FindingKind::UringFsyncUnordered => format!(
+            "{n} files in {dir} were fsynced through io_uring without ordering after their writes ({count} fsyncs)"
+        ),
         FindingKind::AckBeforeDurable => format!(
             "{count} replies were sent before the write-ahead logs in {dir} ({n} files) were durable"
         ),

@@ -197,6 +197,13 @@ pub struct ProcessEntry {
     pub cost: CostEntry,
     /// Threads that made sync calls.
     pub threads: Vec<ThreadEntry>,
+    /// Its cgroup v2 path, and the container id and Kubernetes pod UID the path shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -484,6 +491,9 @@ impl Report {
                                 sync_time_share: round(share(t.sync_ns, wall), 4),
                             })
                             .collect(),
+                        cgroup: p.workload.as_ref().map(|w| w.cgroup.clone()),
+                        container: p.workload.as_ref().and_then(|w| w.container.clone()),
+                        pod: p.workload.as_ref().and_then(|w| w.pod.clone()),
                     }
                 })
                 .collect(),

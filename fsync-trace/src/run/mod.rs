@@ -261,6 +261,9 @@ impl Session {
                     .add_process(spawned.pid, &cmd[0].to_string_lossy());
                 self.state
                     .describe_process(spawned.pid, None, None, Some(std::process::id()));
+                // Its cgroup is ours until it moves itself (a later describe reads it again).
+                self.state
+                    .label_process(spawned.pid, crate::cgroup::of_pid(spawned.pid));
                 self.live.insert(spawned.pid);
                 self.child = Some(spawned.pid);
                 spawned.resume(cmd)?;
@@ -428,6 +431,7 @@ fn say_how_attached(cli: &Cli, tracer: &Tracer) {
         eprintln!("fsync-trace:   {line}");
     }
     eprintln!("fsync-trace:   {}", tracer.sync_entry());
+    eprintln!("fsync-trace:   {}", tracer.uring());
 }
 
 /// The `--html` page, to the file opened before tracing.
@@ -467,7 +471,7 @@ fn write_report(cli: &Cli, report: &Report, output: &mut Box<dyn Write>) -> Resu
         })
 }
 
-/// Names process `pid` from /proc while it lives: its name, its role, its parent.
+/// Names process `pid` from /proc while it lives: its name, its role, its parent, its cgroup.
 fn describe(state: &mut DurabilityState<ProcResolver>, pid: u32) {
     state.describe_process(
         pid,
@@ -475,6 +479,7 @@ fn describe(state: &mut DurabilityState<ProcResolver>, pid: u32) {
         procfs::role(pid),
         procfs::ppid(pid),
     );
+    state.label_process(pid, crate::cgroup::of_pid(pid));
 }
 
 struct FdRef(RawFd);

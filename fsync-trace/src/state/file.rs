@@ -177,6 +177,8 @@ pub struct ProcessInfo {
     /// What its syncs cost and covered (writes and bytes of the files it synced), from its
     /// first sync on.
     pub cost: Option<Box<SyncCost>>,
+    /// Its cgroup, container and pod (read from /proc with its name).
+    pub workload: Option<crate::cgroup::Workload>,
 }
 
 /// Sync calls of one thread.

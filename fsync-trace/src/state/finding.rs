@@ -14,6 +14,8 @@ pub enum FindingKind {
     AckBeforeDurable,
     /// Syncs completed with no cache flush on a device with a volatile write cache.
     SyncWithoutFlush,
+    /// An io_uring fsync not ordered after the writes it was meant to cover.
+    UringFsyncUnordered,
     /// Advice, after every bug: what durability costs, never a durability bug (reported apart,
     /// and matched by `--fail-on` only when named).
     SyncPerWrite,
@@ -22,7 +24,7 @@ pub enum FindingKind {
 
 impl FindingKind {
     /// Every kind, bugs then advice.
-    pub const ALL: [FindingKind; 9] = [
+    pub const ALL: [FindingKind; 10] = [
         Self::FsyncRetryAfterError,
         Self::FsyncError,
         Self::RenameBeforeFsync,
@@ -30,12 +32,13 @@ impl FindingKind {
         Self::UnsyncedParentDir,
         Self::AckBeforeDurable,
         Self::SyncWithoutFlush,
+        Self::UringFsyncUnordered,
         Self::SyncPerWrite,
         Self::RedundantSync,
     ];
 
     /// The durability bugs (what `--fail-on any` means).
-    pub const BUGS: [FindingKind; 7] = [
+    pub const BUGS: [FindingKind; 8] = [
         Self::FsyncRetryAfterError,
         Self::FsyncError,
         Self::RenameBeforeFsync,
@@ -43,6 +46,7 @@ impl FindingKind {
         Self::UnsyncedParentDir,
         Self::AckBeforeDurable,
         Self::SyncWithoutFlush,
+        Self::UringFsyncUnordered,
     ];
 
     /// Advice on what durability costs, not a durability bug.
@@ -59,6 +63,7 @@ impl FindingKind {
             Self::UnsyncedParentDir => "unsynced_parent_dir",
             Self::AckBeforeDurable => "ack_before_durable",
             Self::SyncWithoutFlush => "sync_without_flush",
+            Self::UringFsyncUnordered => "uring_fsync_unordered",
             Self::SyncPerWrite => "sync_per_write",
             Self::RedundantSync => "redundant_sync",
         }

@@ -24,6 +24,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 pub mod timeline;
+mod uring;
 pub mod wal;
 pub mod whatif;
 
@@ -366,6 +367,13 @@ impl<R: Resolver> DurabilityState<R> {
         }
     }
 
+    /// Process `pid`'s cgroup, container and pod (from /proc while it lives).
+    pub fn label_process(&mut self, pid: u32, workload: Option<crate::cgroup::Workload>) {
+        if let (Some(p), Some(w)) = (self.processes.get_mut(&pid), workload) {
+            p.workload = Some(w);
+        }
+    }
+
     /// True if the caller should read process `pid` from /proc: it is unknown, or (once) it is
     /// known with no role yet (a forked server process renames itself just after the fork, so
     /// its first description may predate its role). One map lookup: this runs per event.
@@ -618,6 +626,11 @@ impl<R: Resolver> DurabilityState<R> {
             // Judged by the WAL contract (`wal.rs`), not by per-file durability.
             EventKind::Ack { .. } => {}
             EventKind::DeviceFlush { .. } => {} // handled above
+            EventKind::UringFsyncUnordered {
+                file,
+                datasync,
+                writes,
+            } => self.on_uring_fsync_unordered(ts, &actor, file, datasync, writes),
         }
     }
 

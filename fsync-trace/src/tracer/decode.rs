@@ -2,7 +2,8 @@
 use fsync_trace_common::{
     open_flags, BaseDir, DeviceFlushRecord, DirtyRecord, ExitRecord, ForkRecord, MmapRecord,
     NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp,
-    SyncRecord, DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
+    SyncRecord, UringRecord, DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR,
+    S_IFMT, URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
@@ -174,6 +175,17 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         RecordKind::Exit => {
             let _r: ExitRecord = read(bytes, k)?;
             EventKind::Exit
+        }
+        RecordKind::Uring => {
+            let r: UringRecord = read(bytes, k)?;
+            if r.what != URING_FSYNC_UNORDERED {
+                return Err(DecodeError::BadValue(r.what));
+            }
+            EventKind::UringFsyncUnordered {
+                file: r.file,
+                datasync: r.datasync != 0,
+                writes: r.unordered_writes,
+            }
         }
         RecordKind::Ack => {
             let r: fsync_trace_common::wal::AckRecord = read(bytes, k)?;
@@ -368,5 +380,34 @@ mod tests {
             decode(&as_bytes(&h)),
             Err(DecodeError::Size { .. })
         ));
+    }
+
+    #[test]
+    fn decodes_a_uring_unordered_record() {
+        let file = FileKey {
+            dev: 8,
+            gen: 7,
+            ino: 12,
+        };
+        let mut r = UringRecord {
+            hdr: header(RecordKind::Uring),
+            file,
+            what: URING_FSYNC_UNORDERED,
+            datasync: 1,
+            unordered_writes: 2,
+            _pad: 0,
+        };
+        let e = decode(&as_bytes(&r)).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::UringFsyncUnordered {
+                file,
+                datasync: true,
+                writes: 2
+            }
+        );
+        assert_eq!((e.actor.pid, e.ts), (42, 1000));
+        r.what = 9;
+        assert_eq!(decode(&as_bytes(&r)), Err(DecodeError::BadValue(9)));
     }
 }

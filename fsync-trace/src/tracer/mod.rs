@@ -16,9 +16,11 @@ use aya::{
 };
 pub use btf::VMLINUX_BTF;
 mod slots;
+mod uring;
 pub use error::TracerError;
 use fsync_trace_common::{names, wal, FileCounters, FileKey};
 pub use tier::{Selection, Tier};
+pub use uring::UringHook;
 
 use crate::event::Event;
 
@@ -81,6 +83,7 @@ pub struct Tracer {
     events: RingBuf<MapData>,
     selection: Selection,
     sync_entry: SyncEntryHook,
+    uring: UringHook,
     undecodable: u64,
     file_slots: u32,
     /// Slots this tracer pushed back onto `FREE_SLOTS`.
@@ -346,6 +349,7 @@ impl Tracer {
         let device_flushes = offsets.block_ready == 1
             && attach_raw(&mut ebpf, names::PROG_BLOCK_RQ_ISSUE, "block_rq_issue").is_ok();
         let sync_entry = attach_sync_entry(&mut ebpf)?;
+        let uring = uring::attach(&mut ebpf, offsets.uring_ready != 0)?;
         // Function-level hooks last: until CONFIG_FN_HOOKS says so, sys_exit still counts every
         // write, and nothing is traced before `trace_tgid` anyway.
         let selection = tier::select(
@@ -373,6 +377,7 @@ impl Tracer {
             events,
             selection,
             sync_entry,
+            uring,
             undecodable: 0,
             file_slots,
             freed_slots: 0,
@@ -389,6 +394,11 @@ impl Tracer {
     /// Size of the kernel's per-file table in this run.
     pub fn file_slots(&self) -> u32 {
         self.file_slots
+    }
+
+    /// How io_uring requests are seen (for `--verbose`).
+    pub fn uring(&self) -> &UringHook {
+        &self.uring
     }
 
     /// How sync syscall entry is hooked (for `--verbose`).

@@ -9,7 +9,11 @@
 //! |------------|--------------------------------------|----------------------------------------------|
 //! | fentry     | fexit on vfs_write / vfs_writev      | syscalls + fentry/fexit on vfs_fsync_range   |
 //! | kprobe     | kprobe+kretprobe on the same         | syscalls + kprobe/kretprobe on vfs_fsync_range |
-//! | tracepoint | sys_exit of the write syscalls       | syscalls only (io_uring fsync is not seen)   |
+//! | tracepoint | sys_exit of the write syscalls       | syscalls only                                |
+//!
+//! io_uring requests (writes, fsync, sync_file_range, close) are seen by the same io_uring
+//! tracepoints on every tier (`tracer/uring.rs`); the function tiers leave the vfs_fsync_range
+//! calls of io workers to them.
 //!
 //! The tier is chosen by trying ([`select`]): fentry, then kprobe, then tracepoint; the first
 //! whose required hooks load and attach wins. An optional hook that does not work at the chosen
@@ -25,7 +29,7 @@ pub enum Tier {
     /// kprobe/kretprobe on the same kernel functions: needs CONFIG_KPROBES.
     Kprobe,
     /// Raw syscall, scheduler and writeback tracepoints only: works wherever BPF tracing does,
-    /// but does not see syncs that bypass the sync syscalls (io_uring).
+    /// but does not see in-kernel syncs outside the sync syscalls and io_uring.
     Tracepoint,
 }
 
@@ -61,7 +65,7 @@ impl fmt::Display for Tier {
 pub enum Hook {
     /// write(2), pwrite64(2): vfs_write.
     Write,
-    /// Syncs outside the sync syscalls (io_uring, other in-kernel callers): vfs_fsync_range.
+    /// Syncs outside the sync syscalls and io_uring (other in-kernel callers): vfs_fsync_range.
     FsyncRange,
     /// writev(2), pwritev(2), pwritev2(2): they bypass vfs_write.
     VectoredWrite,
@@ -99,7 +103,7 @@ impl Hook {
     pub fn describe(self) -> &'static str {
         match self {
             Hook::Write => "write/pwrite64",
-            Hook::FsyncRange => "in-kernel syncs (io_uring fsync)",
+            Hook::FsyncRange => "in-kernel syncs (vfs_fsync_range)",
             Hook::VectoredWrite => "writev/pwritev/pwritev2",
         }
     }

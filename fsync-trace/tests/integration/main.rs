@@ -12,12 +12,15 @@
 mod support;
 
 mod bad_input;
+mod cgroups;
 mod crash;
 mod demo;
+mod deploy;
 mod durable_points;
 mod failures;
 mod processes;
 mod rules;
 mod sqlite;
 mod table;
+mod uring;
 mod wal;

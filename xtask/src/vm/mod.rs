@@ -8,8 +8,8 @@
 //! `/init` runs every scenario under `--tier fentry`, `--tier kprobe` and `--tier tracepoint`
 //! and prints each JSON report between marker lines on the serial console. The reports must
 //! agree across tiers (files' writes, bytes, fsyncs, fdatasyncs, unsynced bytes; findings'
-//! kind, path, entry) and match exact expectations for some scenarios; an io_uring fsync is
-//! asserted to be seen by the function-level tiers only. Before the VM, the host check runs the
+//! kind, path, entry) and match exact expectations for some scenarios (the io_uring ones
+//! included: every tier sees them through the io_uring tracepoints). Before the VM, the host check runs the
 //! same binaries here: a forced tier that cannot work must fail with a clear message, and
 //! auto-selection must pick the best tier that works.
 //!
@@ -63,7 +63,7 @@ pub struct VmArgs {
     #[arg(long, value_name = "NAMES")]
     scenarios: Option<String>,
     /// Give up on the guest after this many seconds (it needs about 3 minutes on an idle host).
-    #[arg(long, value_name = "SECS", default_value_t = 480)]
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
     timeout: u64,
     /// Skip the check of the tier choice on this machine's kernel.
     #[arg(long)]

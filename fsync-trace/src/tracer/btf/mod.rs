@@ -437,6 +437,45 @@ pub fn offsets(btf: &Btf) -> Result<KernelOffsets, TracerError> {
         bdev_bd_dev,
         req_fua,
         block_ready,
+        ..uring_offsets(btf).unwrap_or_default()
+    })
+}
+
+/// The io_uring offsets of [`KernelOffsets`] (the rest default), or None on a kernel without
+/// io_uring (or with a request layout these programs do not know): its programs are then not
+/// attached.
+fn uring_offsets(btf: &Btf) -> Option<KernelOffsets> {
+    let o = |s: &str, m: &str| member_offset(btf, s, m).ok();
+    let cqe = o("io_kiocb", "cqe")?;
+    Some(KernelOffsets {
+        req_opcode: o("io_kiocb", "opcode")?,
+        req_flags: o("io_kiocb", "flags")?,
+        req_file: o("io_kiocb", "file")?,
+        req_ctx: o("io_kiocb", "ctx")?,
+        req_res: cqe + o("io_cqe", "res")?,
+        req_fd: cqe + o("io_cqe", "fd")?,
+        sync_flags: o("io_sync", "flags")?,
+        sync_off: o("io_sync", "off")?,
+        sync_len: o("io_sync", "len")?,
+        open_file_slot: o("io_open", "file_slot")?,
+        open_how: o("io_open", "how")?,
+        ren_old_dfd: o("io_rename", "old_dfd")?,
+        ren_new_dfd: o("io_rename", "new_dfd")?,
+        ren_oldpath: o("io_rename", "oldpath")?,
+        ren_newpath: o("io_rename", "newpath")?,
+        ren_flags: o("io_rename", "flags")?,
+        unlink_dfd: o("io_unlink", "dfd")?,
+        unlink_flags: o("io_unlink", "flags")?,
+        unlink_filename: o("io_unlink", "filename")?,
+        mkdir_dfd: o("io_mkdir", "dfd")?,
+        mkdir_filename: o("io_mkdir", "filename")?,
+        link_old_dfd: o("io_link", "old_dfd")?,
+        link_new_dfd: o("io_link", "new_dfd")?,
+        link_oldpath: o("io_link", "oldpath")?,
+        link_newpath: o("io_link", "newpath")?,
+        link_flags: o("io_link", "flags")?,
+        uring_ready: 1,
+        ..KernelOffsets::default()
     })
 }
 

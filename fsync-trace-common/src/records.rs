@@ -81,6 +81,8 @@ pub enum RecordKind {
     Exit = 7,
     /// The first sight of a file through a descriptor, with its path: [`NameRecord`].
     Name = 8,
+    /// The user stack of the act the next record of the same thread describes: [`StackRecord`].
+    Stack = 9,
 }
 
 impl RecordKind {
@@ -95,6 +97,7 @@ impl RecordKind {
             6 => Self::Fork,
             7 => Self::Exit,
             8 => Self::Name,
+            9 => Self::Stack,
             _ => return None,
         })
     }
@@ -110,12 +113,39 @@ pub struct RecordHeader {
     pub tgid: u32,
     /// Thread id of that task.
     pub tid: u32,
-    /// Padding (zero), explicit so both sides build the same layout.
-    pub _pad: u32,
+    /// 1: a [`StackRecord`] from the same thread came just before this record (its user stack
+    /// at the act); 0: no stack was taken (stacks are taken only at acts that can become
+    /// findings). Was padding: 0 in every record that has no stack.
+    pub stack: u32,
     /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when the record was made.
     pub ts_ns: u64,
     /// That task's command name (`comm`), NUL-padded.
     pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// Return addresses kept per user stack (innermost first).
+pub const STACK_FRAMES: usize = 32;
+/// Words read at the user stack pointer: a libc syscall wrapper keeps no frame pointer, so
+/// the frame-pointer walk skips its caller; that caller's return address is among these.
+pub const STACK_SP_WORDS: usize = 8;
+
+/// The user stack of a thread at an act that can become a finding (a file's first dirtying,
+/// a directory entry change, a failing sync), sent just before the record of that act, which
+/// has `RecordHeader::stack` set. Never sent per write: only with those records.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StackRecord {
+    /// Header: the thread (`stack` is 0 here).
+    pub hdr: RecordHeader,
+    /// Valid entries in `ips` (0 if the kernel could not walk the stack).
+    pub frames: u32,
+    /// Valid entries in `sp_words` (0 if the user stack could not be read).
+    pub sp_words_read: u32,
+    /// `bpf_get_stack(BPF_F_USER_STACK)`: the user instruction pointer, then the return
+    /// addresses found by following frame pointers.
+    pub ips: [u64; STACK_FRAMES],
+    /// The first words at the user stack pointer (see [`STACK_SP_WORDS`]).
+    pub sp_words: [u64; STACK_SP_WORDS],
 }
 
 /// How a file got dirty.
@@ -493,6 +523,7 @@ mod pod {
     unsafe impl aya::Pod for MmapRecord {}
     unsafe impl aya::Pod for ForkRecord {}
     unsafe impl aya::Pod for ExitRecord {}
+    unsafe impl aya::Pod for StackRecord {}
 }
 
 // Layout checks: these types are read from raw bytes on the other side of the boundary.
@@ -506,3 +537,6 @@ const _: () = assert!(core::mem::size_of::<OpenRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<MmapRecord>() == 40 + 16 + 40 + 8);
 const _: () = assert!(core::mem::size_of::<InflightCall>() == 32);
+const _: () = assert!(
+    core::mem::size_of::<StackRecord>() == 40 + 8 + 8 * (STACK_FRAMES + STACK_SP_WORDS)
+);

@@ -12,6 +12,7 @@ mod reclaim;
 mod report;
 mod run;
 mod state;
+mod symbolize;
 mod tracer;
 
 use clap::Parser;

@@ -2,6 +2,7 @@
 //! (5.17+). Userspace picks the kernel function at load time (`FEntry::load(fn, btf)`), after
 //! checking in BTF that the arguments read here are where these programs expect them.
 use aya_ebpf::{
+    EbpfContext,
     macros::{fentry, fexit},
     programs::{FEntryContext, FExitContext},
 };
@@ -15,7 +16,7 @@ pub fn fexit_vfs_write(ctx: FExitContext) -> i32 {
     if current_traced() {
         let file: KPtr = ctx.arg(0);
         if let Ok(ret) = ctx.ret::<i64>() {
-            write_done(file, ret);
+            write_done(file, ret, ctx.as_ptr());
         }
     }
     0
@@ -27,7 +28,7 @@ pub fn fexit_vectored_write(ctx: FExitContext) -> i32 {
     if current_traced() {
         let file: KPtr = ctx.arg(0);
         if let Ok(ret) = ctx.ret::<i64>() {
-            write_done(file, ret);
+            write_done(file, ret, ctx.as_ptr());
         }
     }
     0

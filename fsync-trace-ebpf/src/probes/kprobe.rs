@@ -3,6 +3,7 @@
 //! return value from rax. A return probe sees no arguments, so the entry probe keeps them per
 //! thread in INFLIGHT_CALLS.
 use aya_ebpf::{
+    EbpfContext,
     macros::{kprobe, kretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
@@ -30,7 +31,7 @@ fn write_enter(ctx: &ProbeContext) {
 #[inline(always)]
 fn write_exit(ctx: &RetProbeContext) {
     if let Some(call) = call_exit(CALL_WRITE) {
-        write_done(call.file as KPtr, ctx.ret::<i64>());
+        write_done(call.file as KPtr, ctx.ret::<i64>(), ctx.as_ptr());
     }
 }
 

@@ -2,7 +2,8 @@
 //! with both base directories (dirfd or cwd) resolved to identity and absolute path.
 use core::ptr::read_volatile;
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    EbpfContext,macros::raw_tracepoint, programs::RawTracePointContext};
 use fsync_trace_common::{
     names, syscalls as nr, BaseDir, NamespaceOp, NamespaceRecord, RecordKind, AT_FDCWD,
 };
@@ -10,7 +11,7 @@ use fsync_trace_common::{
 use crate::{
     kernel::{base_dir_path, dentry_inode, read_user_str, reg, walk_path, KPtr},
     maps::{count_lost, EVENTS},
-    state::{fill_header, wakeup_flags},
+    state::{emit_stack, fill_header, wakeup_flags},
 };
 
 const AT_REMOVEDIR: u64 = 0x200;
@@ -27,6 +28,9 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
     // verified once for all the syscalls rather than once per syscall. Older verifiers (6.1)
     // never treat states holding different reservations as equal, and reserving after the
     // 13-way match made them give up at 1M instructions.
+    // The act that can become an `unsynced_parent_dir` or `rename_before_fsync` finding: its
+    // user stack, sent before the reservation below is held.
+    let stack = emit_stack(ctx.as_ptr());
     let Some(mut entry) = EVENTS.reserve::<NamespaceRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return 0;
@@ -64,6 +68,7 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
     let r = entry.as_mut_ptr();
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Namespace);
+        (*r).hdr.stack = stack;
         (*r).op = op as u32;
         (*r).flags = flags as u32;
         // Staged in fields that are filled in below (after being read back).

@@ -1,6 +1,7 @@
 //! sys_exit of open, openat, openat2, creat: identity, path and durability flags of files a
 //! traced process can change (opened for writing, created, or a directory).
 use aya_ebpf::{
+    EbpfContext,
     helpers::{bpf_probe_read_user, generated},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
@@ -16,7 +17,7 @@ use crate::{
         read, walk_path, KPtr,
     },
     maps::{count_lost, off, EVENTS, FILE_SLOTS},
-    state::{existing_slot, fill_header, wakeup_flags},
+    state::{emit_stack, existing_slot, fill_header, wakeup_flags},
 };
 
 /// f_mode bit: the file was opened for writing.
@@ -73,6 +74,12 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
     let Some((mnt, dentry)) = path_at(file, off!(file_f_path)) else {
         return 0;
     };
+    // A created entry can become an `unsynced_parent_dir` finding: its user stack.
+    let stack = if f_mode & FMODE_CREATED != 0 {
+        emit_stack(ctx.as_ptr())
+    } else {
+        0
+    };
     let Some(mut entry) = EVENTS.reserve::<OpenRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return 0;
@@ -80,6 +87,7 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
     let r = entry.as_mut_ptr();
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Open);
+        (*r).hdr.stack = stack;
         (*r).file = inode.key;
         (*r).mode = inode.mode;
         // f_flags never holds O_TRUNC (cleared at open): set, it says this open truncated.

@@ -1,6 +1,7 @@
 //! sys_exit of fsync, fdatasync, msync, sync, syncfs, sync_file_range: one record per call with
 //! its latency and result.
 use aya_ebpf::{
+    EbpfContext,
     helpers::{bpf_get_current_pid_tgid, generated},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
@@ -10,8 +11,10 @@ use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord, 
 use super::syscalls::cached_tracked_file;
 use crate::{
     kernel::{current_task_btf, file_inode, load_btf, task_file, KPtr},
-    maps::{count_lost, EVENTS, INFLIGHT_SYNCS, SYNC_RECORD, SYS_EXIT_TAILS},
-    state::{clear_sync_record, file_slot, fill_header, fill_sync_counters, wakeup_flags},
+    maps::{config, count_lost, CONFIG, EVENTS, INFLIGHT_SYNCS, SYNC_RECORD, SYS_EXIT_TAILS},
+    state::{
+        clear_sync_record, emit_stack, file_slot, fill_header, fill_sync_counters, wakeup_flags,
+    },
 };
 
 #[raw_tracepoint]
@@ -72,12 +75,26 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
     // Built in a per-CPU scratch record and copied into the ring buffer at the end: holding a
     // reservation across these branches made the verifier explore too many states (seconds of
     // load time on 6.18, refused as too complex on 6.1).
+    // A failing sync becomes an `fsync_error` finding, and any sync after it can be a retry
+    // (`fsync_retry_after_error`): their user stacks. Before any failure no sync takes one, so
+    // the fsync-bound path stays as it was.
+    let stack = if ret < 0 || config(names::CONFIG_SYNC_FAILED) != 0 {
+        if ret < 0 {
+            if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_SYNC_FAILED) {
+                unsafe { core::ptr::write_volatile(p, 1) };
+            }
+        }
+        emit_stack(ctx.as_ptr())
+    } else {
+        0
+    };
     let Some(r) = SYNC_RECORD.get_ptr_mut(0) else {
         return 0;
     };
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Sync);
         clear_sync_record(r);
+        core::ptr::write_volatile(&raw mut (*r).hdr.stack, stack);
         (*r).op = op as u32;
         (*r).ret = ret;
         (*r).enter_ns = inflight.enter_ns;

@@ -32,6 +32,7 @@ fn actor(pid: u32, comm: &str) -> Actor {
         pid,
         tid: pid,
         comm: comm.into(),
+        stack: None,
     }
 }
 

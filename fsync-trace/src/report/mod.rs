@@ -1,5 +1,6 @@
 //! Reports built from the final [`Analysis`]: the JSON shape (a public interface, `version` 1)
 //! and the text rendering of the same data.
+mod stacks;
 mod text;
 
 use std::time::{Duration, SystemTime};
@@ -230,6 +231,9 @@ pub struct FindingEntry {
     pub finding: Finding,
     /// RFC 3339 wall-clock time.
     pub time: String,
+    /// The user stack of the act, innermost frame first, when the kernel took one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<Vec<crate::symbolize::Frame>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -274,6 +278,8 @@ pub struct Report {
     /// What the reader should know about how the trace ran (a command still running when it
     /// ended, child processes not followed...), one sentence each.
     pub notes: Vec<String>,
+    /// What became of the user stacks taken at findings' acts (see `stack` in findings).
+    pub stacks: crate::symbolize::StackStats,
 }
 
 fn dev_string(dev: u32) -> String {
@@ -355,6 +361,7 @@ impl Report {
         let entry = |finding: Finding| FindingEntry {
             time: humantime::format_rfc3339_millis(clock.wall_of(finding.ts)).to_string(),
             finding,
+            stack: None,
         };
         let (advice, findings): (Vec<Finding>, Vec<Finding>) = judged
             .findings
@@ -421,6 +428,7 @@ impl Report {
             released_processes: released.processes,
             reclaimed_slots: released.reclaimed_slots,
             notes: Vec::new(),
+            stacks: Default::default(),
         }
     }
 }

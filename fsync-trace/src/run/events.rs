@@ -115,9 +115,15 @@ impl Session {
             state,
             live,
             exporter,
+            stacks,
             ..
         } = self;
-        tracer.drain(|ev| {
+        tracer.drain(|mut ev| {
+            if let EventKind::Stack { ips, sp_words } = &ev.kind {
+                stacks.on_stack(ev.actor.pid, ev.actor.tid, ips, sp_words);
+                return;
+            }
+            stacks.attach(&mut ev.actor);
             if !state.knows_process(ev.actor.pid) {
                 describe(state, ev.actor.pid);
             }
@@ -128,6 +134,7 @@ impl Session {
                 }
                 EventKind::Exit => {
                     live.remove(&ev.actor.pid);
+                    stacks.forget_process(ev.actor.pid);
                 }
                 _ => {
                     if state.wants_role(ev.actor.pid) {

@@ -8,6 +8,7 @@ mod events;
 
 use std::{collections::HashSet, fs::File, io::Write, os::fd::RawFd, time::Duration};
 
+use crate::symbolize::Stacks;
 use crate::{
     analysis::{self, Rules},
     cli::{Cli, Target},
@@ -121,6 +122,8 @@ struct Session {
     reclaimer: Reclaimer,
     /// How the trace ran, for the reader of the report.
     notes: Vec<String>,
+    /// The user stacks of acts that can become findings.
+    stacks: Stacks,
 }
 
 impl Session {
@@ -170,6 +173,7 @@ impl Session {
             exporter: None,
             reclaimer: Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX)),
             notes: Vec::new(),
+            stacks: Stacks::default(),
         };
         session.start_targets(cli, follow, &initial)?;
         Ok(session)
@@ -289,6 +293,7 @@ impl Session {
             clock,
             notes,
             mut output,
+            stacks,
             ..
         } = self;
         let lost = tracer.lost()?;
@@ -312,6 +317,8 @@ impl Session {
             .is_some_and(|f| judged.findings.iter().any(|x| f.matches(x.kind)));
         let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
         report.notes = notes;
+        report.attach_stacks(&stacks.resolve(), stacks.stats);
+        drop(stacks);
         events::log_memory("report");
         write_report(cli, &report, &mut output)?;
         if failed_on {

@@ -96,6 +96,10 @@ pub struct Finding {
     pub syncs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_time_us: Option<u64>,
+    /// The user stack of the act that broke the rule, when the kernel took one (the report
+    /// shows it symbolized as `stack`).
+    #[serde(skip)]
+    pub stack_id: Option<crate::event::StackId>,
 }
 
 impl Finding {
@@ -120,6 +124,7 @@ impl Finding {
             entries: None,
             syncs: None,
             sync_time_us: None,
+            stack_id: None,
         }
     }
 

@@ -485,6 +485,8 @@ impl<R: Resolver> DurabilityState<R> {
                 self.on_exit_live(actor.pid);
                 self.release_exited_processes();
             }
+            // Kept by the event loop (`symbolize::Stacks`), never applied here.
+            EventKind::Stack { .. } => {}
         }
     }
 

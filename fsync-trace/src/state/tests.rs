@@ -31,6 +31,7 @@ pub(super) fn actor() -> Actor {
         pid: 10,
         tid: 10,
         comm: "app".into(),
+        stack: None,
     }
 }
 
@@ -601,6 +602,7 @@ fn forks_and_exits_are_tracked() {
             pid: 11,
             tid: 11,
             comm: "child".into(),
+            stack: None,
         },
         kind: EventKind::Exit,
     });

@@ -1,12 +1,12 @@
 //! Ring buffer bytes -> [`Event`]. Pure; tested with records built in Rust.
 use fsync_trace_common::{
     open_flags, BaseDir, DirtyRecord, ExitRecord, ForkRecord, MmapRecord, NameRecord, NamespaceOp,
-    NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp, SyncRecord,
+    NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord, SyncOp, SyncRecord,
     DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
 };
 use thiserror::Error;
 
-use crate::event::{Actor, Comm, Event, EventKind, NameRef, SyncCounters};
+use crate::event::{Actor, Comm, Event, EventKind, NameRef, StackId, SyncCounters};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -65,6 +65,7 @@ fn actor(h: &RecordHeader) -> Actor {
             let end = h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len());
             Comm::new(&String::from_utf8_lossy(&h.comm[..end]))
         },
+        stack: (h.stack != 0).then_some(StackId::PENDING),
     }
 }
 
@@ -175,6 +176,15 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let _r: ExitRecord = read(bytes, k)?;
             EventKind::Exit
         }
+        RecordKind::Stack => {
+            let r: Box<StackRecord> = Box::new(read(bytes, k)?);
+            let frames = (r.frames as usize).min(r.ips.len());
+            let words = (r.sp_words_read as usize).min(r.sp_words.len());
+            EventKind::Stack {
+                ips: r.ips[..frames].to_vec(),
+                sp_words: r.sp_words[..words].to_vec(),
+            }
+        }
     };
     Ok(Event { ts, actor, kind })
 }
@@ -196,7 +206,7 @@ mod tests {
             kind: kind as u32,
             tgid: 42,
             tid: 43,
-            _pad: 0,
+            stack: 0,
             ts_ns: 1000,
             comm,
         }
@@ -226,7 +236,8 @@ mod tests {
             Actor {
                 pid: 42,
                 tid: 43,
-                comm: "demo".into()
+                comm: "demo".into(),
+                stack: None,
             }
         );
         assert_eq!(

@@ -124,10 +124,10 @@ pub struct RecordHeader {
 }
 
 /// Return addresses kept per user stack (innermost first).
-pub const STACK_FRAMES: usize = 32;
+pub const STACK_FRAMES: usize = 24;
 /// Words read at the user stack pointer: a libc syscall wrapper keeps no frame pointer, so
 /// the frame-pointer walk skips its caller; that caller's return address is among these.
-pub const STACK_SP_WORDS: usize = 8;
+pub const STACK_SP_WORDS: usize = 32;
 
 /// The user stack of a thread at an act that can become a finding (a file's first dirtying,
 /// a directory entry change, a failing sync), sent just before the record of that act, which
@@ -141,12 +141,37 @@ pub struct StackRecord {
     pub frames: u32,
     /// Valid entries in `sp_words` (0 if the user stack could not be read).
     pub sp_words_read: u32,
+    /// Valid entries in `build_ids` (the same walk again, so entry `i` is frame `i`).
+    pub build_id_frames: u32,
+    /// Padding (zero).
+    pub _pad: u32,
     /// `bpf_get_stack(BPF_F_USER_STACK)`: the user instruction pointer, then the return
     /// addresses found by following frame pointers.
     pub ips: [u64; STACK_FRAMES],
     /// The first words at the user stack pointer (see [`STACK_SP_WORDS`]).
     pub sp_words: [u64; STACK_SP_WORDS],
+    /// `bpf_get_stack(BPF_F_USER_STACK | BPF_F_USER_BUILD_ID)`: each frame as the build id of
+    /// the file it is in and its offset there, which the kernel resolves from the process's
+    /// mappings at once. A short-lived process is often gone before userspace reads its
+    /// `/proc/PID/maps`; its frames are still placed through these.
+    pub build_ids: [BuildIdFrame; STACK_FRAMES],
 }
+
+/// The kernel's `struct bpf_stack_build_id`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BuildIdFrame {
+    /// [`BUILD_ID_VALID`]: `build_id` and `offset_or_ip` (an offset in that file) are set;
+    /// else `offset_or_ip` is the raw address, or the entry is empty.
+    pub status: i32,
+    /// The ELF build id (GNU note), padded with zeros.
+    pub build_id: [u8; 20],
+    /// The file offset (if valid) or the instruction pointer.
+    pub offset_or_ip: u64,
+}
+
+/// [`BuildIdFrame::status`]: build id and file offset are valid.
+pub const BUILD_ID_VALID: i32 = 1;
 
 /// How a file got dirty.
 ///
@@ -524,6 +549,7 @@ mod pod {
     unsafe impl aya::Pod for ForkRecord {}
     unsafe impl aya::Pod for ExitRecord {}
     unsafe impl aya::Pod for StackRecord {}
+    unsafe impl aya::Pod for BuildIdFrame {}
 }
 
 // Layout checks: these types are read from raw bytes on the other side of the boundary.
@@ -538,5 +564,7 @@ const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8))
 const _: () = assert!(core::mem::size_of::<MmapRecord>() == 40 + 16 + 40 + 8);
 const _: () = assert!(core::mem::size_of::<InflightCall>() == 32);
 const _: () = assert!(
-    core::mem::size_of::<StackRecord>() == 40 + 8 + 8 * (STACK_FRAMES + STACK_SP_WORDS)
+    core::mem::size_of::<StackRecord>()
+        == 40 + 16 + 8 * (STACK_FRAMES + STACK_SP_WORDS) + 32 * STACK_FRAMES
 );
+const _: () = assert!(core::mem::size_of::<BuildIdFrame>() == 32);

@@ -2,10 +2,12 @@
 //! once per durability epoch, and emit records. Probes decode their hook's arguments and call
 //! these, so fentry/kprobe/tracepoint programs produce identical facts.
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns};
+use core::mem::size_of;
+
 use aya_ebpf::helpers::generated;
 use fsync_trace_common::{
     names, syscalls, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader, RecordKind,
-    StackRecord, SyncOp, SyncRecord, DIRTY_BY_WRITE, FILE_FLAG_NAMED, NO_SLOT, STACK_FRAMES,
+    BuildIdFrame, StackRecord, SyncOp, SyncRecord, DIRTY_BY_WRITE, FILE_FLAG_NAMED, NO_SLOT, STACK_FRAMES,
     STACK_SP_WORDS,
 };
 
@@ -128,6 +130,20 @@ pub fn emit_stack(ctx: Ctx) -> u32 {
             &raw mut (*r).frames,
             if n > 0 { (n as u32) / 8 } else { 0 },
         );
+        let n = generated::bpf_get_stack(
+            ctx,
+            (&raw mut (*r).build_ids).cast(),
+            (STACK_FRAMES * size_of::<BuildIdFrame>()) as u32,
+            BPF_F_USER_STACK | BPF_F_USER_BUILD_ID,
+        );
+        core::ptr::write_volatile(
+            &raw mut (*r).build_id_frames,
+            if n > 0 {
+                (n as u32) / size_of::<BuildIdFrame>() as u32
+            } else {
+                0
+            },
+        );
         // The wrapper's caller: its return address is at (or near) the user stack pointer.
         let task = current_task_btf();
         let regs = generated::bpf_task_pt_regs(task as *mut _) as KPtr;
@@ -152,6 +168,8 @@ pub fn emit_stack(ctx: Ctx) -> u32 {
 
 /// `bpf_get_stack` flag: the user stack, not the kernel's.
 const BPF_F_USER_STACK: u64 = 1 << 8;
+/// `bpf_get_stack` flag: frames as (build id, file offset).
+const BPF_F_USER_BUILD_ID: u64 = 1 << 11;
 
 /// The current durability epoch + 1 (never 0, so a fresh entry always differs).
 #[inline(always)]

@@ -164,6 +164,8 @@ pub enum EventKind {
     Stack {
         ips: Vec<u64>,
         sp_words: Vec<u64>,
+        /// Frame `i` as (build id, offset in that file), where the kernel could tell.
+        build_ids: Vec<Option<([u8; 20], u64)>>,
     },
 }
 

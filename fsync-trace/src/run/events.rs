@@ -119,14 +119,20 @@ impl Session {
             ..
         } = self;
         tracer.drain(|mut ev| {
-            if let EventKind::Stack { ips, sp_words } = &ev.kind {
-                stacks.on_stack(ev.actor.pid, ev.actor.tid, ips, sp_words);
+            if !state.knows_process(ev.actor.pid) {
+                describe(state, ev.actor.pid);
+                stacks.on_first_sight(ev.actor.pid);
+            }
+            if let EventKind::Stack {
+                ips,
+                sp_words,
+                build_ids,
+            } = &ev.kind
+            {
+                stacks.on_stack(ev.actor.pid, ev.actor.tid, ips, sp_words, build_ids);
                 return;
             }
             stacks.attach(&mut ev.actor);
-            if !state.knows_process(ev.actor.pid) {
-                describe(state, ev.actor.pid);
-            }
             match &ev.kind {
                 EventKind::Fork { child } => {
                     live.insert(*child);

@@ -213,6 +213,7 @@ impl Session {
                 }
             }
             Target::Command(cmd) => {
+                self.stacks.learn_program(&cmd[0]);
                 let spawned = spawn_stopped(cmd)?;
                 self.tracer.trace_tgid(spawned.pid)?;
                 self.state
@@ -293,7 +294,7 @@ impl Session {
             clock,
             notes,
             mut output,
-            stacks,
+            mut stacks,
             ..
         } = self;
         let lost = tracer.lost()?;
@@ -317,8 +318,9 @@ impl Session {
             .is_some_and(|f| judged.findings.iter().any(|x| f.matches(x.kind)));
         let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
         report.notes = notes;
-        report.attach_stacks(&stacks.resolve(), stacks.stats);
-        drop(stacks);
+        let resolved = stacks.resolve();
+        report.attach_stacks(&resolved, stacks.stats);
+        drop((stacks, resolved));
         events::log_memory("report");
         write_report(cli, &report, &mut output)?;
         if failed_on {

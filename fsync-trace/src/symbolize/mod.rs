@@ -1,6 +1,7 @@
 //! Where in the program a finding was made: the user stacks the kernel takes at acts that can
 //! become findings (`Stack` records), placed in their files while the process lives
-//! (`maps.rs`), and symbolized for the report (`resolve.rs`, blazesym).
+//! (`maps.rs`) or, once it is gone, through the build ids the kernel gave each frame, and
+//! symbolized for the report (`resolve.rs`, blazesym).
 //!
 //! The kernel sends a thread's stack just before the record of the act (whose header says a
 //! stack came); the event loop keeps it here ([`Stacks::on_stack`]) and hands its id to that
@@ -8,7 +9,10 @@
 mod maps;
 mod resolve;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 pub use resolve::Frame;
 
@@ -33,13 +37,32 @@ pub struct RawFrame {
     pub return_address: bool,
 }
 
+/// A stack as kept: placed in files, or (its process gone) as the kernel sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Kept {
+    Placed(Arc<[RawFrame]>),
+    Gone(Arc<GoneStack>),
+}
+
+/// The stack of a process that was gone before its mappings were read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct GoneStack {
+    pid: u32,
+    ips: Vec<u64>,
+    sp_words: Vec<u64>,
+    build_ids: Vec<Option<([u8; 20], u64)>>,
+}
+
 /// What became of the stacks the kernel sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StackStats {
     /// Stack records received.
     pub taken: u64,
-    /// Stacks whose process was gone before its mappings could be read: addresses only.
-    pub unplaced: u64,
+    /// Stacks whose process was gone before its mappings could be read, placed through the
+    /// build ids the kernel gave their frames.
+    pub by_build_id: u64,
+    /// Frames that could be placed in no file (no mapping, no build id): address only.
+    pub unplaced_frames: u64,
     /// Stacks not kept: [`MAX_STACKS`] distinct ones were kept already.
     pub dropped: u64,
     /// Records that said a stack came before them, with none received (the ring buffer was
@@ -48,30 +71,84 @@ pub struct StackStats {
 }
 
 /// The stacks of a trace.
-#[derive(Default)]
 pub struct Stacks {
+    /// Files by ELF build id: every executable file seen mapped (this tracer's own libraries,
+    /// and each traced process's at first sight), for stacks of processes already gone.
+    build_ids: HashMap<[u8; 20], Arc<str>>,
+    scanned: HashSet<Arc<str>>,
     /// Each process's file mappings, read at its first stack (and again when an address is
     /// not in them: a library loaded since).
     maps: HashMap<u32, Arc<Vec<maps::Mapping>>>,
     /// The last stack each thread sent, until its next record.
     pending: HashMap<u32, StackId>,
-    index: HashMap<Arc<[RawFrame]>, StackId>,
-    stacks: Vec<Arc<[RawFrame]>>,
+    index: HashMap<Kept, StackId>,
+    stacks: Vec<Kept>,
+    /// Where each process's files start in its memory (`address - file offset`), learned from
+    /// the placed frames of its stacks: a later-placed stack of the same process finds the
+    /// wrapper's caller through them (see [`Stacks::place_by_build_id`]).
+    bases: HashMap<u32, Vec<(u64, Arc<str>)>>,
     pub stats: StackStats,
+}
+
+impl Default for Stacks {
+    fn default() -> Self {
+        let mut s = Stacks {
+            build_ids: HashMap::new(),
+            scanned: HashSet::new(),
+            maps: HashMap::new(),
+            pending: HashMap::new(),
+            index: HashMap::new(),
+            stacks: Vec::new(),
+            bases: HashMap::new(),
+            stats: StackStats::default(),
+        };
+        // Traced programs mostly use the same C library and loader as this tracer.
+        if let Some(m) = maps::read(std::process::id()) {
+            s.learn(&m);
+        }
+        s
+    }
 }
 
 impl Stacks {
     /// A `Stack` record of thread `tid` of process `pid`: placed in the process's files now (it
     /// may exit at any moment), kept for the thread's next record.
-    pub fn on_stack(&mut self, pid: u32, tid: u32, ips: &[u64], sp_words: &[u64]) {
+    pub fn on_stack(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        ips: &[u64],
+        sp_words: &[u64],
+        build_ids: &[Option<([u8; 20], u64)>],
+    ) {
         self.stats.taken += 1;
         let maps = self.maps_of(pid, ips);
-        let frames = place(maps.as_deref().map_or(&[][..], |m| &m[..]), ips, sp_words);
-        if maps.is_none() {
-            self.stats.unplaced += 1;
-        }
-        let frames: Arc<[RawFrame]> = frames.into();
-        let id = match self.index.get(&frames) {
+        let kept = match maps.as_deref() {
+            Some(m) if ips.first().is_none_or(|&a| maps::find(m, a).is_some()) => {
+                Kept::Placed(place(m, ips, sp_words).into())
+            }
+            _ => {
+                // Gone: placed at the end, when every stack of the process taught its bases.
+                self.stats.by_build_id += 1;
+                for (i, id) in build_ids.iter().enumerate() {
+                    if let (Some(&ip), Some((id, off))) = (ips.get(i), id) {
+                        let path = self.module_of(id);
+                        let bases = self.bases.entry(pid).or_default();
+                        let base = ip.wrapping_sub(*off);
+                        if !bases.iter().any(|(b, _)| *b == base) && bases.len() < 64 {
+                            bases.push((base, path));
+                        }
+                    }
+                }
+                Kept::Gone(Arc::new(GoneStack {
+                    pid,
+                    ips: ips.to_vec(),
+                    sp_words: sp_words.to_vec(),
+                    build_ids: build_ids.to_vec(),
+                }))
+            }
+        };
+        let id = match self.index.get(&kept) {
             Some(&id) => id,
             None if self.stacks.len() >= MAX_STACKS => {
                 self.stats.dropped += 1;
@@ -80,8 +157,8 @@ impl Stacks {
             }
             None => {
                 let id = StackId(self.stacks.len() as u32);
-                self.stacks.push(frames.clone());
-                self.index.insert(frames, id);
+                self.stacks.push(kept.clone());
+                self.index.insert(kept, id);
                 id
             }
         };
@@ -100,18 +177,166 @@ impl Stacks {
         }
     }
 
+    /// The first record of process `pid`: its mappings now (its executable and loader at
+    /// least), in case it is gone before its first stack is read.
+    pub fn on_first_sight(&mut self, pid: u32) {
+        if let Some(m) = maps::read(pid) {
+            self.learn(&m);
+            self.keep_maps(pid, Arc::new(m));
+        }
+    }
+
+    /// Records the build id of every executable file in `maps` not seen before.
+    fn learn(&mut self, maps: &[maps::Mapping]) {
+        for m in maps.iter().filter(|m| m.executable && m.path.starts_with('/')) {
+            if !self.scanned.insert(m.path.clone()) {
+                continue;
+            }
+            match blazesym::helper::read_elf_build_id(&*m.path) {
+                Ok(Some(id)) => {
+                    let mut key = [0u8; 20];
+                    let n = id.len().min(20);
+                    key[..n].copy_from_slice(&id[..n]);
+                    self.build_ids.insert(key, m.path.clone());
+                }
+                Ok(None) => {}
+                Err(e) => log::debug!("reading the build id of {}: {e}", m.path),
+            }
+        }
+    }
+
+    /// Frames of a process already gone: each in the file of its build id (or named by the
+    /// build id, if no such file was seen). The wrapper's caller (see [`place`]) is looked for
+    /// in the file of the next frame, its usual home.
+    fn place_by_build_id(&self, g: &GoneStack) -> Vec<RawFrame> {
+        let (ips, sp_words, build_ids) = (&g.ips[..], &g.sp_words[..], &g.build_ids[..]);
+        let frame = |i: usize, addr: u64| -> RawFrame {
+            match build_ids.get(i).copied().flatten() {
+                Some((id, offset)) => RawFrame {
+                    addr,
+                    module: Some(self.module_of(&id)),
+                    file_offset: offset,
+                    return_address: i > 0,
+                },
+                None => RawFrame {
+                    addr,
+                    module: None,
+                    file_offset: addr,
+                    return_address: i > 0,
+                },
+            }
+        };
+        // Frames the kernel could place in no file are the frame-pointer walk gone astray.
+        let walked = ips
+            .iter()
+            .enumerate()
+            .skip(1)
+            .position(|(i, _)| matches!(build_ids.get(i), Some(None)))
+            .map_or(ips.len(), |p| p + 1);
+        let ips = &ips[..walked];
+        let mut out: Vec<RawFrame> = ips.iter().enumerate().map(|(i, &a)| frame(i, a)).collect();
+        // The wrapper's caller: the first word on the stack inside a file of this process
+        // (known from its stacks' frames) other than the innermost one's (the C library).
+        let inner = build_ids.first().copied().flatten().map(|(id, _)| self.module_of(&id));
+        let files: Vec<(u64, Arc<str>, u64)> = self
+            .bases
+            .get(&g.pid)
+            .into_iter()
+            .flatten()
+            .filter(|(_, p)| Some(p) != inner.as_ref() && p.starts_with('/'))
+            .map(|(b, p)| (*b, p.clone(), std::fs::metadata(&**p).map_or(0, |m| m.len())))
+            .collect();
+        let caller = sp_words.iter().find_map(|&w| {
+            files
+                .iter()
+                .find(|(b, _, size)| w.wrapping_sub(*b) < *size)
+                .map(|(b, p, _)| (w, b, p))
+        });
+        if let Some((w, b, p)) = caller {
+            if ips.get(1) != Some(&w) && !ips.is_empty() {
+                out.insert(
+                    1,
+                    RawFrame {
+                        addr: w,
+                        module: Some(p.clone()),
+                        file_offset: w - b,
+                        return_address: true,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// The file of build id `id`, or a name for it.
+    fn module_of(&self, id: &[u8; 20]) -> Arc<str> {
+        self.build_ids.get(id).cloned().unwrap_or_else(|| {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            format!("[build-id {}]", hex.trim_end_matches('0')).into()
+        })
+    }
+
+    /// Keeps `maps` as `pid`'s, within the bound on processes.
+    fn keep_maps(&mut self, pid: u32, m: Arc<Vec<maps::Mapping>>) {
+        if self.maps.len() >= MAX_PROCESSES && !self.maps.contains_key(&pid) {
+            if let Some(&old) = self.maps.keys().next() {
+                self.maps.remove(&old);
+            }
+        }
+        self.maps.insert(pid, m);
+    }
+
     /// Process `pid` exited: its mappings are no longer needed.
     pub fn forget_process(&mut self, pid: u32) {
         self.maps.remove(&pid);
     }
 
     /// Every kept stack symbolized, by id (index), innermost frame first.
-    pub fn resolve(&self) -> Vec<Arc<[Frame]>> {
+    pub fn resolve(&mut self) -> Vec<Arc<[Frame]>> {
         let mut r = resolve::Resolver::default();
-        self.stacks
+        let placed: Vec<Arc<[RawFrame]>> = self
+            .stacks
+            .iter()
+            .map(|k| match k {
+                Kept::Placed(f) => f.clone(),
+                Kept::Gone(g) => self.place_by_build_id(g).into(),
+            })
+            .collect();
+        self.stats.unplaced_frames = placed
+            .iter()
+            .flat_map(|s| s.iter())
+            .filter(|f| f.module.is_none())
+            .count() as u64;
+        placed
             .iter()
             .map(|raw| raw.iter().flat_map(|f| r.frames(f).to_vec()).collect())
             .collect()
+    }
+
+    /// Learns the build id of the program about to be run as `cmd` (found as `execvp` finds
+    /// it): it may exit before any of its stacks is read.
+    pub fn learn_program(&mut self, cmd: &std::ffi::OsStr) {
+        let path = std::path::Path::new(cmd);
+        let found = if cmd.as_encoded_bytes().contains(&b'/') {
+            Some(path.to_path_buf())
+        } else {
+            std::env::var_os("PATH").and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join(path))
+                    .find(|c| c.is_file())
+            })
+        };
+        let Some(found) = found.and_then(|f| std::fs::canonicalize(f).ok()) else {
+            return;
+        };
+        let path: Arc<str> = found.to_string_lossy().into();
+        self.learn(&[maps::Mapping {
+            start: 0,
+            end: 0,
+            offset: 0,
+            path,
+            executable: true,
+        }]);
     }
 
     /// The mappings of `pid`, read again if one of `ips` is in none of them.
@@ -123,13 +348,9 @@ impl Stacks {
         }
         match maps::read(pid) {
             Some(m) => {
-                if self.maps.len() >= MAX_PROCESSES && !self.maps.contains_key(&pid) {
-                    if let Some(&old) = self.maps.keys().next() {
-                        self.maps.remove(&old);
-                    }
-                }
+                self.learn(&m);
                 let m = Arc::new(m);
-                self.maps.insert(pid, m.clone());
+                self.keep_maps(pid, m.clone());
                 Some(m)
             }
             // Gone: the snapshot from its earlier stacks is still right for its code.
@@ -143,13 +364,22 @@ impl Stacks {
 /// walk goes from the wrapper straight to its caller's caller; the wrapper's return address
 /// (into the function that called it) is the first word on the stack that points into
 /// executable code (`sp_words`).
+///
+/// A library built without frame pointers may use the frame-pointer register for data: the
+/// walk's frames stop at the first return address outside executable code.
 fn place(maps: &[maps::Mapping], ips: &[u64], sp_words: &[u64]) -> Vec<RawFrame> {
+    let in_code = |a: u64| maps::find(maps, a).is_some_and(|m| m.executable);
+    let walked = ips
+        .iter()
+        .skip(1)
+        .position(|&a| !in_code(a))
+        .map_or(ips.len(), |p| p + 1);
+    let ips = &ips[..walked];
     let mut addrs: Vec<(u64, bool)> = ips
         .iter()
         .enumerate()
         .map(|(i, &a)| (a, i > 0))
         .collect();
-    let in_code = |a: u64| maps::find(maps, a).is_some_and(|m| m.executable);
     if let Some(&caller) = sp_words.iter().find(|&&w| in_code(w)) {
         if !ips.is_empty() && ips.get(1) != Some(&caller) && ips[0] != caller {
             addrs.insert(1, (caller, true));
@@ -230,6 +460,10 @@ mod tests {
         );
         // Already walked (a caller with a frame of its own): not doubled.
         assert_eq!(place(&maps, &[0x7010, 0x1100], &[0x1100]).len(), 2);
+        // The walk went astray (data in the frame-pointer register): cut there.
+        let cut = place(&maps, &[0x7010, 0x7461642f, 0x1200], &[0x9008, 0x1100]);
+        let addrs: Vec<u64> = cut.iter().map(|f| f.addr).collect();
+        assert_eq!(addrs, [0x7010, 0x1100]);
         // No mappings (the process was gone): addresses only.
         let bare = place(&[], &[0x7010, 0x1200], &[0x1100]);
         assert_eq!(bare.len(), 2);
@@ -240,8 +474,8 @@ mod tests {
     fn a_stack_goes_to_the_threads_next_record_only() {
         let mut s = Stacks::default();
         let pid = std::process::id();
-        s.on_stack(pid, 7, &[0x10, 0x20], &[]);
-        s.on_stack(pid, 8, &[0x10, 0x20], &[]);
+        s.on_stack(pid, 7, &[0x10, 0x20], &[], &[]);
+        s.on_stack(pid, 8, &[0x10, 0x20], &[], &[]);
         assert_eq!(s.stacks.len(), 1, "one distinct stack");
         let mut a = Actor {
             pid,

@@ -182,7 +182,23 @@ mod tests {
             f.function.as_deref().unwrap_or("").contains("marker"),
             "{frames:?}"
         );
-        assert!(f.file.as_deref().unwrap_or("").ends_with("resolve.rs"), "{f:?}");
+        // Release test builds carry no DWARF: a line only where there is debug information.
+        if let Some(file) = &f.file {
+            assert!(file.ends_with("resolve.rs"), "{f:?}");
+        }
+        // libc (symbol table only, some sections compressed): the function, no line.
+        let libc = maps.iter().find(|m| m.executable && m.path.contains("/libc.so"));
+        if let Some(libc) = libc {
+            let write = libc::write as usize as u64;
+            let raw = RawFrame {
+                addr: write,
+                module: Some(libc.path.clone()),
+                file_offset: libc.file_offset(write),
+                return_address: false,
+            };
+            let f = r.frames(&raw);
+            assert!(f[0].function.as_deref().unwrap_or("").contains("write"), "{f:?}");
+        }
         assert_eq!(r.frames(&raw), frames, "cached");
         let gone = RawFrame {
             addr: 0x1234,

@@ -2,7 +2,7 @@
 use fsync_trace_common::{
     open_flags, BaseDir, DirtyRecord, ExitRecord, ForkRecord, MmapRecord, NameRecord, NamespaceOp,
     NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord, SyncOp, SyncRecord,
-    DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
+    BUILD_ID_VALID, DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
 };
 use thiserror::Error;
 
@@ -180,9 +180,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let r: Box<StackRecord> = Box::new(read(bytes, k)?);
             let frames = (r.frames as usize).min(r.ips.len());
             let words = (r.sp_words_read as usize).min(r.sp_words.len());
+            let ids = (r.build_id_frames as usize).min(r.build_ids.len());
             EventKind::Stack {
                 ips: r.ips[..frames].to_vec(),
                 sp_words: r.sp_words[..words].to_vec(),
+                build_ids: r.build_ids[..ids]
+                    .iter()
+                    .map(|f| (f.status == BUILD_ID_VALID).then_some((f.build_id, f.offset_or_ip)))
+                    .collect(),
             }
         }
     };

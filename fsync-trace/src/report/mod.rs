@@ -1,5 +1,6 @@
 //! Reports built from the final [`Analysis`]: the JSON shape (a public interface, `version` 1)
 //! and the text rendering of the same data.
+pub mod sarif;
 mod stacks;
 mod text;
 

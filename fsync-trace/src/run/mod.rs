@@ -6,7 +6,9 @@
 mod child;
 mod events;
 
-use std::{collections::HashSet, fs::File, io::Write, os::fd::RawFd, time::Duration};
+use std::{
+    collections::HashSet, fs::File, io::Write, os::fd::RawFd, path::PathBuf, time::Duration,
+};
 
 use crate::symbolize::Stacks;
 use crate::{
@@ -44,6 +46,8 @@ struct Checked {
     metrics_listener: Option<std::net::TcpListener>,
     /// With -p: the processes to trace (tgid, name).
     initial: Vec<(u32, String)>,
+    /// `--sarif` (created before tracing) and `--source-root` (absolute).
+    sarif: Option<(File, Option<PathBuf>)>,
 }
 
 impl Checked {
@@ -65,6 +69,22 @@ impl Checked {
                 source,
             })?),
             None => Box::new(std::io::stdout()),
+        };
+        let sarif = match &cli.sarif {
+            Some(path) => {
+                let root = match &cli.source_root {
+                    Some(dir) => Some(std::fs::canonicalize(dir).ok().filter(|d| d.is_dir()).ok_or_else(
+                        || RunError::Usage(format!("--source-root {}: not a directory", dir.display())),
+                    )?),
+                    None => None,
+                };
+                let file = File::create(path).map_err(|source| RunError::Output {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Some((file, root))
+            }
+            None => None,
         };
         // And on a metrics address that cannot be served.
         let metrics_listener = match cli.metrics {
@@ -101,6 +121,7 @@ impl Checked {
             output,
             metrics_listener,
             initial,
+            sarif,
         })
     }
 }
@@ -124,6 +145,8 @@ struct Session {
     notes: Vec<String>,
     /// The user stacks of acts that can become findings.
     stacks: Stacks,
+    /// `--sarif`: where the SARIF log goes, and the source root.
+    sarif: Option<(File, Option<PathBuf>)>,
 }
 
 impl Session {
@@ -135,6 +158,7 @@ impl Session {
             output,
             metrics_listener,
             initial,
+            sarif,
         } = checked;
         // With --all every process is traced anyway: no fork following (and no TRACED_TGIDS
         // use).
@@ -174,6 +198,7 @@ impl Session {
             reclaimer: Reclaimer::new(usize::try_from(max_files).unwrap_or(usize::MAX)),
             notes: Vec::new(),
             stacks: Stacks::default(),
+            sarif,
         };
         session.start_targets(cli, follow, &initial)?;
         Ok(session)
@@ -295,6 +320,7 @@ impl Session {
             notes,
             mut output,
             mut stacks,
+            sarif,
             ..
         } = self;
         let lost = tracer.lost()?;
@@ -323,6 +349,9 @@ impl Session {
         drop((stacks, resolved));
         events::log_memory("report");
         write_report(cli, &report, &mut output)?;
+        if let (Some((file, root)), Some(path)) = (sarif, &cli.sarif) {
+            write_sarif(&report, file, root.as_deref(), path)?;
+        }
         if failed_on {
             return Ok(EXIT_FINDINGS);
         }
@@ -370,6 +399,25 @@ fn write_report(cli: &Cli, report: &Report, output: &mut Box<dyn Write>) -> Resu
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "stdout".into()),
+            source,
+        })
+}
+
+/// `--sarif`: the findings as a SARIF log.
+fn write_sarif(
+    report: &Report,
+    file: File,
+    root: Option<&std::path::Path>,
+    path: &std::path::Path,
+) -> Result<(), RunError> {
+    let log = report::sarif::render(report, root);
+    let mut out = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut out, &log)
+        .map_err(std::io::Error::other)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
             source,
         })
 }

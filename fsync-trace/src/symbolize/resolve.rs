@@ -29,25 +29,6 @@ pub struct Frame {
     pub offset: String,
 }
 
-impl Frame {
-    /// `function at file:line`, or what is known (`module+offset`).
-    pub fn describe(&self) -> String {
-        let place = match (&self.file, self.line) {
-            (Some(f), Some(l)) => format!("{f}:{l}"),
-            (Some(f), None) => f.clone(),
-            _ => format!(
-                "{}+{}",
-                self.module.as_deref().unwrap_or("?"),
-                self.offset
-            ),
-        };
-        match &self.function {
-            Some(func) => format!("{func}() at {place}"),
-            None => place,
-        }
-    }
-}
-
 /// Symbolizes frames, caching by (module, offset).
 pub struct Resolver {
     symbolizer: Symbolizer,
@@ -207,13 +188,17 @@ mod tests {
             return_address: true,
         };
         let g = r.frames(&gone);
-        assert_eq!(g[0].describe(), "/nonexistent/lib.so+0x234");
+        assert_eq!(
+            (g[0].module.as_deref(), g[0].offset.as_str(), &g[0].function),
+            (Some("/nonexistent/lib.so"), "0x234", &None)
+        );
         let unmapped = RawFrame {
             addr: 0x99,
             module: None,
             file_offset: 0x99,
             return_address: true,
         };
-        assert_eq!(r.frames(&unmapped)[0].describe(), "?+0x99");
+        let u = r.frames(&unmapped);
+        assert_eq!((u[0].module.as_deref(), u[0].offset.as_str()), (None, "0x99"));
     }
 }

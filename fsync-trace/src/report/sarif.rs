@@ -82,11 +82,16 @@ pub fn render(report: &Report, source_root: Option<&Path>) -> Sarif {
         .chain(report.advice.iter())
         .map(|e| result(e, source_root))
         .collect();
-    let driver = ToolComponent::builder()
+    let mut driver = ToolComponent::builder()
         .name("fsync-trace".to_string())
         .version(env!("CARGO_PKG_VERSION").to_string())
         .rules(rules)
         .build();
+    // The project's home, once the package names one (`repository` in Cargo.toml).
+    let home = env!("CARGO_PKG_REPOSITORY");
+    if !home.is_empty() {
+        driver.information_uri = Some(home.to_string());
+    }
     let mut run = Run::builder()
         .tool(Tool::builder().driver(driver).build())
         .results(results)
@@ -96,7 +101,7 @@ pub fn render(report: &Report, source_root: Option<&Path>) -> Sarif {
         bases.insert(
             SRCROOT.to_string(),
             ArtifactLocation::builder()
-                .uri(format!("{}/", file_uri(root).trim_end_matches('/')))
+                .uri(dir_uri(root))
                 .build(),
         );
         run.original_uri_base_ids = Some(bases);
@@ -200,6 +205,15 @@ fn file_uri(p: &Path) -> String {
     format!("file://{}", encode(&p.to_string_lossy()))
 }
 
+/// `file://` URI of directory `p`, ending in `/` (a base that relative URIs resolve against).
+fn dir_uri(p: &Path) -> String {
+    let mut s = p.to_string_lossy().into_owned();
+    if !s.ends_with('/') {
+        s.push('/');
+    }
+    format!("file://{}", encode(&s))
+}
+
 /// Percent-encodes what a URI path may not hold as is.
 fn encode(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -221,6 +235,8 @@ mod tests {
     fn uris_and_fingerprints_are_stable() {
         assert_eq!(file_uri(Path::new("/src/my kv.c")), "file:///src/my%20kv.c");
         assert_eq!(encode("a/b_c-1.c"), "a/b_c-1.c");
+        assert_eq!(dir_uri(Path::new("/")), "file:///");
+        assert_eq!(dir_uri(Path::new("/src/app")), "file:///src/app/");
         assert_eq!(camel("unsynced_parent_dir"), "UnsyncedParentDir");
         // FNV-1a test vectors.
         assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);

@@ -18,3 +18,4 @@ mod failures;
 mod processes;
 mod rules;
 mod sqlite;
+mod stacks;

@@ -6,9 +6,9 @@ use core::mem::size_of;
 
 use aya_ebpf::helpers::generated;
 use fsync_trace_common::{
-    names, syscalls, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader, RecordKind,
-    BuildIdFrame, StackRecord, SyncOp, SyncRecord, DIRTY_BY_WRITE, FILE_FLAG_NAMED, NO_SLOT, STACK_FRAMES,
-    STACK_SP_WORDS,
+    names, syscalls, BuildIdFrame, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader,
+    RecordKind, StackRecord, SyncOp, SyncRecord, DIRTY_BY_WRITE, FILE_FLAG_NAMED, NO_SLOT,
+    STACK_FRAMES, STACK_SP_WORDS,
 };
 
 use crate::{
@@ -126,10 +126,7 @@ pub fn emit_stack(ctx: Ctx) -> u32 {
             (STACK_FRAMES * 8) as u32,
             BPF_F_USER_STACK,
         );
-        core::ptr::write_volatile(
-            &raw mut (*r).frames,
-            if n > 0 { (n as u32) / 8 } else { 0 },
-        );
+        core::ptr::write_volatile(&raw mut (*r).frames, if n > 0 { (n as u32) / 8 } else { 0 });
         let n = generated::bpf_get_stack(
             ctx,
             (&raw mut (*r).build_ids).cast(),

@@ -2,9 +2,9 @@
 //! (5.17+). Userspace picks the kernel function at load time (`FEntry::load(fn, btf)`), after
 //! checking in BTF that the arguments read here are where these programs expect them.
 use aya_ebpf::{
-    EbpfContext,
     macros::{fentry, fexit},
     programs::{FEntryContext, FExitContext},
+    EbpfContext,
 };
 
 use super::functions::{fsync_range_enter, fsync_range_exit, write_done};

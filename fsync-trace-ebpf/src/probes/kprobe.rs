@@ -3,9 +3,9 @@
 //! return value from rax. A return probe sees no arguments, so the entry probe keeps them per
 //! thread in INFLIGHT_CALLS.
 use aya_ebpf::{
-    EbpfContext,
     macros::{kprobe, kretprobe},
     programs::{ProbeContext, RetProbeContext},
+    EbpfContext,
 };
 use fsync_trace_common::CALL_WRITE;
 

@@ -2,8 +2,7 @@
 //! with both base directories (dirfd or cwd) resolved to identity and absolute path.
 use core::ptr::read_volatile;
 
-use aya_ebpf::{
-    EbpfContext,macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext, EbpfContext};
 use fsync_trace_common::{
     names, syscalls as nr, BaseDir, NamespaceOp, NamespaceRecord, RecordKind, AT_FDCWD,
 };

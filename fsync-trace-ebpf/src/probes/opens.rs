@@ -1,10 +1,10 @@
 //! sys_exit of open, openat, openat2, creat: identity, path and durability flags of files a
 //! traced process can change (opened for writing, created, or a directory).
 use aya_ebpf::{
-    EbpfContext,
     helpers::{bpf_probe_read_user, generated},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
+    EbpfContext,
 };
 use fsync_trace_common::{
     names, open_flags::O_TRUNC, syscalls as nr, FileCounters, OpenRecord, RecordKind,

@@ -1,10 +1,10 @@
 //! sys_exit of fsync, fdatasync, msync, sync, syncfs, sync_file_range: one record per call with
 //! its latency and result.
 use aya_ebpf::{
-    EbpfContext,
     helpers::{bpf_get_current_pid_tgid, generated},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
+    EbpfContext,
 };
 use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord, S_IFREG};
 

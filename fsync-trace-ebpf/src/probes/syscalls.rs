@@ -3,10 +3,10 @@
 use core::mem::{align_of, size_of, MaybeUninit};
 
 use aya_ebpf::{
-    EbpfContext,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
+    EbpfContext,
 };
 use fsync_trace_common::{
     is_durable_fs, names, open_flags, syscalls as nr, FileKey, InflightSync, FILE_FLAG_NAMED,
@@ -188,7 +188,9 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64, ctx: Ctx) -> bool {
     }
     match counters_at(slot) {
         // SAFETY: `counters` is the FILE_STATS value of `slot`.
-        Some(counters) => unsafe { on_write_at(counters, slot, &key, bytes, osync, fd as i32, ctx) },
+        Some(counters) => unsafe {
+            on_write_at(counters, slot, &key, bytes, osync, fd as i32, ctx)
+        },
         None => false,
     }
 }

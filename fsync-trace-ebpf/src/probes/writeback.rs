@@ -1,8 +1,7 @@
 //! Writeback tracepoints: pages of shared mappings dirtied by traced processes (how stores
 //! through a mapping become visible), and the kernel flusher writing inodes back (recorded per
 //! file; written back is not durable).
-use aya_ebpf::{
-    EbpfContext,macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext, EbpfContext};
 use fsync_trace_common::{names, DIRTY_BY_MAPPED_STORE, FILE_FLAG_MAPPED};
 
 use crate::{

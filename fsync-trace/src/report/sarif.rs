@@ -100,9 +100,7 @@ pub fn render(report: &Report, source_root: Option<&Path>) -> Sarif {
         let mut bases = BTreeMap::new();
         bases.insert(
             SRCROOT.to_string(),
-            ArtifactLocation::builder()
-                .uri(dir_uri(root))
-                .build(),
+            ArtifactLocation::builder().uri(dir_uri(root)).build(),
         );
         run.original_uri_base_ids = Some(bases);
     }
@@ -135,7 +133,10 @@ fn text(s: &str) -> MultiformatMessageString {
 fn result(e: &FindingEntry, source_root: Option<&Path>) -> SarifResult {
     let f = &e.finding;
     let kind = f.kind;
-    let rule_index = FindingKind::ALL.iter().position(|&k| k == kind).unwrap_or(0);
+    let rule_index = FindingKind::ALL
+        .iter()
+        .position(|&k| k == kind)
+        .unwrap_or(0);
     let level = match kind {
         FindingKind::FsyncRetryAfterError | FindingKind::FsyncError => ResultLevel::Error,
         k if k.is_advice() => ResultLevel::Note,
@@ -159,7 +160,9 @@ fn result(e: &FindingEntry, source_root: Option<&Path>) -> SarifResult {
                 .uri(encode(&rel.to_string_lossy()))
                 .uri_base_id(SRCROOT.to_string())
                 .build(),
-            None => ArtifactLocation::builder().uri(file_uri(Path::new(file))).build(),
+            None => ArtifactLocation::builder()
+                .uri(file_uri(Path::new(file)))
+                .build(),
         };
         // The function and the file relative to the source root, not the line: a finding
         // stays the same finding when code above it moves.
@@ -179,7 +182,10 @@ fn result(e: &FindingEntry, source_root: Option<&Path>) -> SarifResult {
         );
     }
     let mut fingerprints = BTreeMap::new();
-    fingerprints.insert(FINGERPRINT.to_string(), format!("{:016x}", fnv1a(&fingerprint)));
+    fingerprints.insert(
+        FINGERPRINT.to_string(),
+        format!("{:016x}", fnv1a(&fingerprint)),
+    );
     let r = SarifResult::builder()
         .rule_id(kind.name().to_string())
         .rule_index(rule_index as i64)

@@ -73,9 +73,17 @@ impl Checked {
         let sarif = match &cli.sarif {
             Some(path) => {
                 let root = match &cli.source_root {
-                    Some(dir) => Some(std::fs::canonicalize(dir).ok().filter(|d| d.is_dir()).ok_or_else(
-                        || RunError::Usage(format!("--source-root {}: not a directory", dir.display())),
-                    )?),
+                    Some(dir) => Some(
+                        std::fs::canonicalize(dir)
+                            .ok()
+                            .filter(|d| d.is_dir())
+                            .ok_or_else(|| {
+                                RunError::Usage(format!(
+                                    "--source-root {}: not a directory",
+                                    dir.display()
+                                ))
+                            })?,
+                    ),
                     None => None,
                 };
                 let file = File::create(path).map_err(|source| RunError::Output {

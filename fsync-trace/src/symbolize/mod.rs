@@ -188,7 +188,10 @@ impl Stacks {
 
     /// Records the build id of every executable file in `maps` not seen before.
     fn learn(&mut self, maps: &[maps::Mapping]) {
-        for m in maps.iter().filter(|m| m.executable && m.path.starts_with('/')) {
+        for m in maps
+            .iter()
+            .filter(|m| m.executable && m.path.starts_with('/'))
+        {
             if !self.scanned.insert(m.path.clone()) {
                 continue;
             }
@@ -237,14 +240,24 @@ impl Stacks {
         let mut out: Vec<RawFrame> = ips.iter().enumerate().map(|(i, &a)| frame(i, a)).collect();
         // The wrapper's caller: the first word on the stack inside a file of this process
         // (known from its stacks' frames) other than the innermost one's (the C library).
-        let inner = build_ids.first().copied().flatten().map(|(id, _)| self.module_of(&id));
+        let inner = build_ids
+            .first()
+            .copied()
+            .flatten()
+            .map(|(id, _)| self.module_of(&id));
         let files: Vec<(u64, Arc<str>, u64)> = self
             .bases
             .get(&g.pid)
             .into_iter()
             .flatten()
             .filter(|(_, p)| Some(p) != inner.as_ref() && p.starts_with('/'))
-            .map(|(b, p)| (*b, p.clone(), std::fs::metadata(&**p).map_or(0, |m| m.len())))
+            .map(|(b, p)| {
+                (
+                    *b,
+                    p.clone(),
+                    std::fs::metadata(&**p).map_or(0, |m| m.len()),
+                )
+            })
             .collect();
         let caller = sp_words.iter().find_map(|&w| {
             files
@@ -375,11 +388,7 @@ fn place(maps: &[maps::Mapping], ips: &[u64], sp_words: &[u64]) -> Vec<RawFrame>
         .position(|&a| !in_code(a))
         .map_or(ips.len(), |p| p + 1);
     let ips = &ips[..walked];
-    let mut addrs: Vec<(u64, bool)> = ips
-        .iter()
-        .enumerate()
-        .map(|(i, &a)| (a, i > 0))
-        .collect();
+    let mut addrs: Vec<(u64, bool)> = ips.iter().enumerate().map(|(i, &a)| (a, i > 0)).collect();
     if let Some(&caller) = sp_words.iter().find(|&&w| in_code(w)) {
         if !ips.is_empty() && ips.get(1) != Some(&caller) && ips[0] != caller {
             addrs.insert(1, (caller, true));
@@ -456,7 +465,11 @@ mod tests {
             .collect();
         assert_eq!(
             addrs,
-            [(0x7010, 0x1010, false), (0x1100, 0x1100, true), (0x1200, 0x1200, true)]
+            [
+                (0x7010, 0x1010, false),
+                (0x1100, 0x1100, true),
+                (0x1200, 0x1200, true)
+            ]
         );
         // Already walked (a caller with a frame of its own): not doubled.
         assert_eq!(place(&maps, &[0x7010, 0x1100], &[0x1100]).len(), 2);
@@ -521,15 +534,25 @@ mod tests {
     fn the_call_site_skips_libc_and_the_rust_standard_library() {
         let frames = [
             frame("write", None, "/usr/lib/x86_64-linux-gnu/libc.so.6"),
-            frame("std::fs::write", Some("/rustc/abc/library/std/src/fs.rs"), "/app"),
+            frame(
+                "std::fs::write",
+                Some("/rustc/abc/library/std/src/fs.rs"),
+                "/app",
+            ),
             frame("put_record", Some("/src/kv.c"), "/app"),
         ];
-        assert_eq!(call_site(&frames).unwrap().function.as_deref(), Some("put_record"));
+        assert_eq!(
+            call_site(&frames).unwrap().function.as_deref(),
+            Some("put_record")
+        );
         let stripped = [
             frame("write", None, "/lib/x86_64-linux-gnu/libc.so.6"),
             frame("main", None, "/app"),
         ];
-        assert_eq!(call_site(&stripped).unwrap().function.as_deref(), Some("main"));
+        assert_eq!(
+            call_site(&stripped).unwrap().function.as_deref(),
+            Some("main")
+        );
         assert!(call_site(&[]).is_none());
     }
 }

@@ -83,9 +83,14 @@ impl Resolver {
             return vec![plain]; // [vdso]: no file to read
         }
         // A return address points after its call: the call's own line is one byte before.
-        let at = raw.file_offset.saturating_sub(u64::from(raw.return_address));
+        let at = raw
+            .file_offset
+            .saturating_sub(u64::from(raw.return_address));
         let src = Source::Elf(Elf::new(&**module));
-        let sym = match self.symbolizer.symbolize(&src, Input::FileOffset(&[at][..])) {
+        let sym = match self
+            .symbolizer
+            .symbolize(&src, Input::FileOffset(&[at][..]))
+        {
             Ok(mut v) if !v.is_empty() => v.swap_remove(0),
             Ok(_) => return vec![plain],
             Err(e) => {
@@ -168,7 +173,9 @@ mod tests {
             assert!(file.ends_with("resolve.rs"), "{f:?}");
         }
         // libc (symbol table only, some sections compressed): the function, no line.
-        let libc = maps.iter().find(|m| m.executable && m.path.contains("/libc.so"));
+        let libc = maps
+            .iter()
+            .find(|m| m.executable && m.path.contains("/libc.so"));
         if let Some(libc) = libc {
             let write = libc::write as usize as u64;
             let raw = RawFrame {
@@ -178,7 +185,10 @@ mod tests {
                 return_address: false,
             };
             let f = r.frames(&raw);
-            assert!(f[0].function.as_deref().unwrap_or("").contains("write"), "{f:?}");
+            assert!(
+                f[0].function.as_deref().unwrap_or("").contains("write"),
+                "{f:?}"
+            );
         }
         assert_eq!(r.frames(&raw), frames, "cached");
         let gone = RawFrame {
@@ -199,6 +209,9 @@ mod tests {
             return_address: true,
         };
         let u = r.frames(&unmapped);
-        assert_eq!((u[0].module.as_deref(), u[0].offset.as_str()), (None, "0x99"));
+        assert_eq!(
+            (u[0].module.as_deref(), u[0].offset.as_str()),
+            (None, "0x99")
+        );
     }
 }

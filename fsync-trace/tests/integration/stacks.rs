@@ -35,7 +35,11 @@ fn build_c(dir: &str, name: &str, flags: &[&str]) -> String {
             .arg(fixture("mistakes.c")),
         "gcc mistakes.c",
     );
-    assert_eq!(cc.code, 0, "building mistakes.c (gcc installed?): {}", cc.stderr);
+    assert_eq!(
+        cc.code, 0,
+        "building mistakes.c (gcc installed?): {}",
+        cc.stderr
+    );
     bin
 }
 
@@ -149,7 +153,9 @@ fn c_program_findings_carry_their_call_site() {
     assert_eq!(site_in(entry("record"), &src), ("put_record", create));
     assert_eq!(site_in(entry("config"), &src), ("replace_file", rename));
     // Innermost first: the C library's wrapper, then the program's function.
-    let stack = r.finding("unsynced_write", &record)["stack"].as_array().unwrap();
+    let stack = r.finding("unsynced_write", &record)["stack"]
+        .as_array()
+        .unwrap();
     assert!(
         stack[0]["module"].as_str().unwrap_or("").contains("libc"),
         "{stack:#?}"
@@ -173,9 +179,17 @@ fn c_program_findings_carry_their_call_site() {
         "fsync-trace (text)",
     );
     assert_eq!(text.code, 0, "{}", text.stderr);
-    for (line, func) in [(write, "put_record"), (create, "put_record"), (rename, "replace_file")] {
+    for (line, func) in [
+        (write, "put_record"),
+        (create, "put_record"),
+        (rename, "replace_file"),
+    ] {
         let want = format!("at mistakes.c:{line} in {func}()");
-        assert!(text.stdout.contains(&want), "no {want:?} in:\n{}", text.stdout);
+        assert!(
+            text.stdout.contains(&want),
+            "no {want:?} in:\n{}",
+            text.stdout
+        );
     }
 }
 
@@ -189,7 +203,10 @@ fn failing_fsync_and_its_retry_have_their_call_sites() {
     let (r, log) = trace_with_sarif(&dir, "/", &[&bin, "failing", &fs.mnt]);
     let f = format!("{}/fail-once.dat", fs.mnt);
     let (fsync, retry) = (marker_line(&src, "fsync"), marker_line(&src, "retry"));
-    assert_eq!(site_in(r.finding("fsync_error", &f), &src), ("sync_twice", fsync));
+    assert_eq!(
+        site_in(r.finding("fsync_error", &f), &src),
+        ("sync_twice", fsync)
+    );
     assert_eq!(
         site_in(r.finding("fsync_retry_after_error", &f), &src),
         ("sync_twice", retry)
@@ -228,7 +245,11 @@ fn rust_program_built_with_frame_pointers() {
 #[ignore = "needs root: cargo xtask integration"]
 fn stripped_binary_shows_module_and_offset() {
     let (_g, dir) = tempdir();
-    let bin = build_c(&dir, "mistakes-stripped", &["-O0", "-fno-omit-frame-pointer", "-s"]);
+    let bin = build_c(
+        &dir,
+        "mistakes-stripped",
+        &["-O0", "-fno-omit-frame-pointer", "-s"],
+    );
     let work = format!("{dir}/data");
     std::fs::create_dir(&work).unwrap();
     let (r, _log) = trace_with_sarif(&dir, &dir, &[&bin, "local", &work]);
@@ -238,7 +259,10 @@ fn stripped_binary_shows_module_and_offset() {
         .unwrap()
         .clone();
     // No symbols and no lines in the program itself: its frames are module+offset.
-    let own: Vec<&Value> = stack.iter().filter(|f| f["module"] == bin.as_str()).collect();
+    let own: Vec<&Value> = stack
+        .iter()
+        .filter(|f| f["module"] == bin.as_str())
+        .collect();
     assert!(!own.is_empty(), "no frame in {bin}: {stack:#?}");
     for f in own {
         assert!(f["file"].is_null() && f["line"].is_null(), "{f}");

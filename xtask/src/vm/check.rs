@@ -91,6 +91,8 @@ pub(super) fn parse_console(console: &str) -> Result<Runs> {
 struct Facts {
     files: BTreeMap<String, Counts>,
     findings: BTreeSet<(String, String, Option<String>)>,
+    /// Findings without a user stack (every act that makes one takes it, on every tier).
+    unstacked: BTreeSet<(String, String)>,
 }
 
 fn facts(report: &serde_json::Value, dir: &str) -> Facts {
@@ -130,7 +132,23 @@ fn facts(report: &serde_json::Value, dir: &str) -> Facts {
             )
         })
         .collect();
-    Facts { files, findings }
+    let unstacked = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["stack"].as_array().is_none_or(Vec::is_empty))
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap_or("?").to_string(),
+                norm(f["path"].as_str().unwrap_or("?")),
+            )
+        })
+        .collect();
+    Facts {
+        files,
+        findings,
+        unstacked,
+    }
 }
 
 fn rel(p: &str) -> String {
@@ -159,6 +177,9 @@ fn check_expected(e: &Expected, f: &Facts) -> Vec<String> {
         .collect();
     if want != f.findings {
         out.push(format!("findings: expected {want:?}, got {:?}", f.findings));
+    }
+    if !f.unstacked.is_empty() {
+        out.push(format!("findings without a call stack: {:?}", f.unstacked));
     }
     out
 }

@@ -112,7 +112,7 @@ pub unsafe fn fill_header(hdr: *mut RecordHeader, kind: RecordKind) {
 /// program type in syscall or fault context works); null: no stack.
 #[inline(always)]
 pub fn emit_stack(ctx: Ctx) -> u32 {
-    if ctx.is_null() {
+    if ctx.is_null() || config(names::CONFIG_NO_STACKS) != 0 {
         return 0;
     }
     let Some(r) = STACK_RECORD.get_ptr_mut(0) else {

@@ -46,6 +46,11 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", requires = "sarif")]
     pub source_root: Option<PathBuf>,
 
+    /// Take no user stacks: findings get no call site (`stack`), and the acts that make
+    /// findings cost a stack walk less.
+    #[arg(long)]
+    pub no_stacks: bool,
+
     /// Stop after SECS and report (with -p or --all; Ctrl-C / SIGTERM also stop and report).
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub duration: Option<f64>,

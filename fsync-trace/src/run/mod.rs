@@ -177,6 +177,7 @@ impl Session {
             tier: cli.tier,
             file_slots: cli.file_slots,
             ring_buffer_mib: cli.ring_buffer_mib,
+            no_stacks: cli.no_stacks,
         });
         // The maps exist now; a traced command must not inherit the raised limit.
         restore_memlock_limit(memlock);

@@ -35,6 +35,8 @@ pub struct TracerOptions {
     pub file_slots: u32,
     /// Size of the event ring buffer in MiB (a power of two); 0: the object's own (4 MiB).
     pub ring_buffer_mib: u32,
+    /// Take no user stacks (findings get no call site).
+    pub no_stacks: bool,
 }
 
 /// Events that could not be recorded, by reason.
@@ -310,6 +312,7 @@ impl Tracer {
             &[
                 (names::CONFIG_FOLLOW_FORKS, opts.follow_forks as u64),
                 (names::CONFIG_FILE_SLOTS, file_slots as u64),
+                (names::CONFIG_NO_STACKS, u64::from(opts.no_stacks)),
             ],
         )?;
         for (name, slot) in TAILS {

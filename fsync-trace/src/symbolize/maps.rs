@@ -105,7 +105,7 @@ garbage line
     #[test]
     fn reads_this_process() {
         let maps = read(std::process::id()).unwrap();
-        let here = parses_file_mappings_and_their_offsets as fn() as usize as u64;
+        let here = parses_file_mappings_and_their_offsets as fn() as *const () as usize as u64;
         assert!(find(&maps, here).is_some_and(|m| m.executable));
     }
 }

@@ -11,6 +11,7 @@ mod resolve;
 
 use std::{
     collections::{HashMap, HashSet},
+    fmt::Write as _,
     sync::Arc,
 };
 
@@ -284,7 +285,10 @@ impl Stacks {
     /// The file of build id `id`, or a name for it.
     fn module_of(&self, id: &[u8; 20]) -> Arc<str> {
         self.build_ids.get(id).cloned().unwrap_or_else(|| {
-            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = id.iter().fold(String::new(), |mut h, b| {
+                let _ = write!(h, "{b:02x}");
+                h
+            });
             format!("[build-id {}]", hex.trim_end_matches('0')).into()
         })
     }

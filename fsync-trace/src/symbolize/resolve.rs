@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn symbolizes_this_test_binary_and_degrades_without_a_file() {
         let maps = super::super::maps::read(std::process::id()).unwrap();
-        let addr = marker as fn() -> u64 as usize as u64;
+        let addr = marker as fn() -> u64 as *const () as usize as u64;
         let m = super::super::maps::find(&maps, addr).unwrap();
         let raw = RawFrame {
             addr,
@@ -177,7 +177,7 @@ mod tests {
             .iter()
             .find(|m| m.executable && m.path.contains("/libc.so"));
         if let Some(libc) = libc {
-            let write = libc::write as usize as u64;
+            let write = libc::write as *const () as usize as u64;
             let raw = RawFrame {
                 addr: write,
                 module: Some(libc.path.clone()),

@@ -481,10 +481,50 @@ mod tests {
         let cut = place(&maps, &[0x7010, 0x7461642f, 0x1200], &[0x9008, 0x1100]);
         let addrs: Vec<u64> = cut.iter().map(|f| f.addr).collect();
         assert_eq!(addrs, [0x7010, 0x1100]);
-        // No mappings (the process was gone): addresses only.
-        let bare = place(&[], &[0x7010, 0x1200], &[0x1100]);
-        assert_eq!(bare.len(), 2);
-        assert!(bare.iter().all(|f| f.module.is_none()));
+    }
+
+    #[test]
+    fn a_gone_process_is_placed_through_build_ids() {
+        let mut s = Stacks::default();
+        let exe: Arc<str> = std::fs::canonicalize("/proc/self/exe")
+            .unwrap()
+            .to_string_lossy()
+            .into();
+        s.build_ids.insert([7; 20], exe.clone());
+        let pid = 4_194_304 + 1; // above PID_MAX_LIMIT: never a live process
+                                 // write() in a library never seen mapped, then main in the executable (loaded at
+                                 // 0x5000_0000); the wrapper's caller at 0x5000_1100 is on the stack.
+        s.on_stack(
+            pid,
+            1,
+            &[0x7000_0010, 0x5000_2000],
+            &[3, 0x5000_1100],
+            &[Some(([9; 20], 0x10)), Some(([7; 20], 0x2000))],
+        );
+        assert_eq!(s.stats.by_build_id, 1);
+        let Kept::Gone(g) = &s.stacks[0] else {
+            panic!("placed from maps of a process that never lived")
+        };
+        let frames: Vec<(u64, String, u64)> = s
+            .place_by_build_id(g)
+            .iter()
+            .map(|f| {
+                (
+                    f.addr,
+                    f.module.as_deref().unwrap_or("").to_string(),
+                    f.file_offset,
+                )
+            })
+            .collect();
+        let unknown = format!("[build-id {}]", "09".repeat(20));
+        assert_eq!(
+            frames,
+            [
+                (0x7000_0010, unknown, 0x10),
+                (0x5000_1100, exe.to_string(), 0x1100),
+                (0x5000_2000, exe.to_string(), 0x2000)
+            ]
+        );
     }
 
     #[test]

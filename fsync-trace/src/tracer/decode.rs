@@ -342,6 +342,36 @@ mod tests {
     }
 
     #[test]
+    fn decodes_a_stack_record_and_the_flag_of_the_next() {
+        // SAFETY: a plain-data record; all zeroes is a valid value.
+        let mut r: fsync_trace_common::StackRecord = unsafe { std::mem::zeroed() };
+        r.hdr = header(RecordKind::Stack);
+        r.frames = 2;
+        r.ips[..2].copy_from_slice(&[0x10, 0x20]);
+        r.sp_words_read = 1;
+        r.sp_words[0] = 0x30;
+        r.build_id_frames = 2;
+        r.build_ids[0].status = BUILD_ID_VALID;
+        r.build_ids[0].build_id = [1; 20];
+        r.build_ids[0].offset_or_ip = 5;
+        r.build_ids[1].offset_or_ip = 0x20; // not valid: a raw address
+        let e = decode(&as_bytes(&r)).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::Stack {
+                ips: vec![0x10, 0x20],
+                sp_words: vec![0x30],
+                build_ids: vec![Some(([1; 20], 5)), None],
+            }
+        );
+        assert_eq!(e.actor.stack, None);
+        let mut hdr = header(RecordKind::Exit);
+        hdr.stack = 1;
+        let e = decode(&as_bytes(&ExitRecord { hdr })).unwrap();
+        assert_eq!(e.actor.stack, Some(StackId::PENDING));
+    }
+
+    #[test]
     fn rejects_short_and_unknown_records() {
         assert_eq!(decode(&[0u8; 8]), Err(DecodeError::Short(8)));
         let mut h = header(RecordKind::Exit);

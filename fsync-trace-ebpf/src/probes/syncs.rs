@@ -75,26 +75,12 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
     // Built in a per-CPU scratch record and copied into the ring buffer at the end: holding a
     // reservation across these branches made the verifier explore too many states (seconds of
     // load time on 6.18, refused as too complex on 6.1).
-    // A failing sync becomes an `fsync_error` finding, and any sync after it can be a retry
-    // (`fsync_retry_after_error`): their user stacks. Before any failure no sync takes one, so
-    // the fsync-bound path stays as it was.
-    let stack = if ret < 0 || config(names::CONFIG_SYNC_FAILED) != 0 {
-        if ret < 0 {
-            if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_SYNC_FAILED) {
-                unsafe { core::ptr::write_volatile(p, 1) };
-            }
-        }
-        emit_stack(ctx.as_ptr())
-    } else {
-        0
-    };
     let Some(r) = SYNC_RECORD.get_ptr_mut(0) else {
         return 0;
     };
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Sync);
         clear_sync_record(r);
-        core::ptr::write_volatile(&raw mut (*r).hdr.stack, stack);
         (*r).op = op as u32;
         (*r).ret = ret;
         (*r).enter_ns = inflight.enter_ns;
@@ -124,6 +110,19 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
                 }
             }
         }
+    }
+    // A failing sync becomes an `fsync_error` finding, and any sync after it can be a retry
+    // (`fsync_retry_after_error`): their user stacks, sent just before the record. Before any
+    // failure no sync takes one, so the fsync-bound path stays as it was. Taken here, after
+    // the branches above, so the verifier does not carry a "stack or not" state through them.
+    if ret < 0 || config(names::CONFIG_SYNC_FAILED) != 0 {
+        if ret < 0 {
+            if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_SYNC_FAILED) {
+                unsafe { core::ptr::write_volatile(p, 1) };
+            }
+        }
+        let stack = emit_stack(ctx.as_ptr());
+        unsafe { core::ptr::write_volatile(&raw mut (*r).hdr.stack, stack) };
     }
     if EVENTS
         .output::<SyncRecord>(unsafe { &*r }, wakeup_flags())

@@ -115,6 +115,11 @@ pub fn emit_stack(ctx: Ctx) -> u32 {
     if ctx.is_null() || config(names::CONFIG_NO_STACKS) != 0 {
         return 0;
     }
+    // The facts come first: a storm of entry changes (each one a namespace record and a
+    // stack) must not fill the ring buffer with stacks. Past a sixteenth of it, no stack.
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= EVENTS_BYTES as u64 / 16 {
+        return 0;
+    }
     let Some(r) = STACK_RECORD.get_ptr_mut(0) else {
         return 0;
     };
@@ -154,8 +159,9 @@ pub fn emit_stack(ctx: Ctx) -> u32 {
             &raw mut (*r).sp_words_read,
             if read == 0 { STACK_SP_WORDS as u32 } else { 0 },
         );
-        // Default wakeup: userspace reads the process's mappings while it still lives.
-        if EVENTS.output::<StackRecord>(&*r, 0).is_err() {
+        // No wakeup of its own (a wakeup per entry of a storm costs the traced syscalls): a
+        // process gone before the reader runs is placed through the build ids.
+        if EVENTS.output::<StackRecord>(&*r, wakeup_flags()).is_err() {
             count_lost(names::LOST_RINGBUF_FULL);
             return 0;
         }

@@ -79,6 +79,24 @@ if [ ! -f "$web/node_modules/playwright-core/package.json" ] \
   (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# Microsoft's SARIF validator for the --sarif tests (tests/integration/stacks.rs): a
+# self-contained .NET build shipped through npm; npm skips its chmod install script.
+SARIF_MULTITOOL_VERSION="5.7.0"
+SARIF_PREFIX="/opt/fsync-trace-test/npm"
+if [ ! -x "$SARIF_PREFIX/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool" ] \
+   || ! grep -q "\"version\": \"$SARIF_MULTITOOL_VERSION\"" \
+        "$SARIF_PREFIX/node_modules/@microsoft/sarif-multitool/package.json" 2>/dev/null; then
+  log "installing @microsoft/sarif-multitool $SARIF_MULTITOOL_VERSION into $SARIF_PREFIX"
+  mkdir -p "$SARIF_PREFIX"
+  # Node may come from elsewhere (with its own npm): Debian's only when there is none.
+  if ! command -v npm >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  npm install --prefix "$SARIF_PREFIX" --no-audit --no-fund --loglevel=error \
+    "@microsoft/sarif-multitool@$SARIF_MULTITOOL_VERSION" >/dev/null
+  chmod u+x "$SARIF_PREFIX/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool"
+fi
 log "ok: $(rustc +"$NIGHTLY" --version), $(bpf-linker --version)"
 
 # The Kubernetes manifest test (deploy/kubernetes) validates against the API schemas.

@@ -186,8 +186,13 @@ pub const CONFIG_FILE_SLOTS: u32 = 9;
 pub const CONFIG_SLOTS_ALLOCATED: u32 = 10;
 /// Default number of files the kernel side can count (`--file-slots`).
 pub const FILE_SLOTS_MAX: u32 = 262_144;
+/// Nonzero once a sync failed (set by the kernel): from then on every sync takes its user
+/// stack, so a retry after the failure (a finding) has its call site too.
+pub const CONFIG_SYNC_FAILED: u32 = 11;
+/// Nonzero: take no user stacks (`--no-stacks`).
+pub const CONFIG_NO_STACKS: u32 = 12;
 /// Number of entries in the CONFIG map (one past the highest `CONFIG_*` index).
-pub const CONFIG_SLOTS: u32 = 11;
+pub const CONFIG_SLOTS: u32 = 13;
 
 /// Indices into the LOST_EVENTS per-CPU array.
 ///

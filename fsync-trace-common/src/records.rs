@@ -89,6 +89,8 @@ pub enum RecordKind {
     DeviceFlush = 16,
     /// An io_uring request broke an ordering rule: [`UringRecord`].
     Uring = 10,
+    /// The user stack of the act the next record of the same thread describes: [`StackRecord`].
+    Stack = 11,
 }
 
 impl RecordKind {
@@ -106,6 +108,7 @@ impl RecordKind {
             9 => Self::Ack,
             16 => Self::DeviceFlush,
             10 => Self::Uring,
+            11 => Self::Stack,
             _ => return None,
         })
     }
@@ -121,13 +124,65 @@ pub struct RecordHeader {
     pub tgid: u32,
     /// Thread id of that task.
     pub tid: u32,
-    /// Padding (zero), explicit so both sides build the same layout.
-    pub _pad: u32,
+    /// 1: a [`StackRecord`] from the same thread came just before this record (its user stack
+    /// at the act); 0: no stack was taken (stacks are taken only at acts that can become
+    /// findings). Was padding: 0 in every record that has no stack.
+    pub stack: u32,
     /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when the record was made.
     pub ts_ns: u64,
     /// That task's command name (`comm`), NUL-padded.
     pub comm: [u8; TASK_COMM_LEN],
 }
+
+/// Return addresses kept per user stack (innermost first).
+pub const STACK_FRAMES: usize = 24;
+/// Words read at the user stack pointer: a libc syscall wrapper keeps no frame pointer, so
+/// the frame-pointer walk skips its caller; that caller's return address is among these.
+pub const STACK_SP_WORDS: usize = 32;
+
+/// The user stack of a thread at an act that can become a finding (a file's first dirtying,
+/// a directory entry change, a failing sync), sent just before the record of that act, which
+/// has `RecordHeader::stack` set. Never sent per write: only with those records.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StackRecord {
+    /// Header: the thread (`stack` is 0 here).
+    pub hdr: RecordHeader,
+    /// Valid entries in `ips` (0 if the kernel could not walk the stack).
+    pub frames: u32,
+    /// Valid entries in `sp_words` (0 if the user stack could not be read).
+    pub sp_words_read: u32,
+    /// Valid entries in `build_ids` (the same walk again, so entry `i` is frame `i`).
+    pub build_id_frames: u32,
+    /// Padding (zero).
+    pub _pad: u32,
+    /// `bpf_get_stack(BPF_F_USER_STACK)`: the user instruction pointer, then the return
+    /// addresses found by following frame pointers.
+    pub ips: [u64; STACK_FRAMES],
+    /// The first words at the user stack pointer (see [`STACK_SP_WORDS`]).
+    pub sp_words: [u64; STACK_SP_WORDS],
+    /// `bpf_get_stack(BPF_F_USER_STACK | BPF_F_USER_BUILD_ID)`: each frame as the build id of
+    /// the file it is in and its offset there, which the kernel resolves from the process's
+    /// mappings at once. A short-lived process is often gone before userspace reads its
+    /// `/proc/PID/maps`; its frames are still placed through these.
+    pub build_ids: [BuildIdFrame; STACK_FRAMES],
+}
+
+/// The kernel's `struct bpf_stack_build_id`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BuildIdFrame {
+    /// [`BUILD_ID_VALID`]: `build_id` and `offset_or_ip` (an offset in that file) are set;
+    /// else `offset_or_ip` is the raw address, or the entry is empty.
+    pub status: i32,
+    /// The ELF build id (GNU note), padded with zeros.
+    pub build_id: [u8; 20],
+    /// The file offset (if valid) or the instruction pointer.
+    pub offset_or_ip: u64,
+}
+
+/// [`BuildIdFrame::status`]: build id and file offset are valid.
+pub const BUILD_ID_VALID: i32 = 1;
 
 /// How a file got dirty.
 ///
@@ -506,6 +561,8 @@ mod pod {
     unsafe impl aya::Pod for MmapRecord {}
     unsafe impl aya::Pod for ForkRecord {}
     unsafe impl aya::Pod for ExitRecord {}
+    unsafe impl aya::Pod for StackRecord {}
+    unsafe impl aya::Pod for BuildIdFrame {}
 }
 
 // Layout checks: these types are read from raw bytes on the other side of the boundary.
@@ -562,3 +619,8 @@ pub struct DeviceFlushRecord {
     pub what: u32,
 }
 const _: () = assert!(core::mem::size_of::<UringRecord>() == 40 + 16 + 16);
+const _: () = assert!(
+    core::mem::size_of::<StackRecord>()
+        == 40 + 16 + 8 * (STACK_FRAMES + STACK_SP_WORDS) + 32 * STACK_FRAMES
+);
+const _: () = assert!(core::mem::size_of::<BuildIdFrame>() == 32);

@@ -106,6 +106,8 @@ pub const REGS_R9: usize = 64;
 pub const REGS_AX: usize = 80;
 /// `orig_ax`: the syscall number.
 pub const REGS_ORIG_AX: usize = 120;
+/// `pt_regs.sp` (x86_64): the user stack pointer.
+pub const REGS_SP: usize = 152;
 /// The six argument registers' offsets, in argument order.
 pub const ARG_REGS: [usize; 6] = [REGS_DI, REGS_SI, REGS_DX, REGS_R10, REGS_R8, REGS_R9];
 

@@ -4,7 +4,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, ProgramArray, Queue, RingBuf},
 };
 use fsync_trace_common::{
-    names, FileCounters, FileKey, InflightCall, InflightSync, KernelOffsets, SyncRecord,
+    names, FileCounters, FileKey, InflightCall, InflightSync, KernelOffsets, StackRecord,
+    SyncRecord,
 };
 
 /// Thread-group ids being traced (value unused).
@@ -66,6 +67,10 @@ pub static WRITE_CACHE: PerCpuArray<WriteCache> = PerCpuArray::with_max_entries(
 /// verifiers cannot prune (see `probes/syncs.rs`).
 #[map]
 pub static SYNC_RECORD: PerCpuArray<SyncRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// A `Stack` record under construction (per CPU): 368 bytes, too many for the BPF stack.
+#[map]
+pub static STACK_RECORD: PerCpuArray<StackRecord> = PerCpuArray::with_max_entries(1, 0);
 
 /// Exact per-file counters, by slot (`FILE_SLOTS`). An array is preallocated: 16 MiB of kernel
 /// memory for the default 262,144 files (userspace sizes the slot maps to `--file-slots`).

@@ -2,18 +2,25 @@
 //! once per durability epoch, and emit records. Probes decode their hook's arguments and call
 //! these, so fentry/kprobe/tracepoint programs produce identical facts.
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns};
+use core::mem::size_of;
+
+use aya_ebpf::helpers::generated;
 use fsync_trace_common::{
-    names, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader, RecordKind, SyncOp,
-    SyncRecord, DIRTY_BY_WRITE, FILE_FLAG_NAMED, NO_SLOT,
+    names, syscalls, BuildIdFrame, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader,
+    RecordKind, StackRecord, SyncOp, SyncRecord, DIRTY_BY_WRITE, FILE_FLAG_NAMED, NO_SLOT,
+    STACK_FRAMES, STACK_SP_WORDS,
 };
 
 use crate::{
-    kernel::{inode_nlink, path_at, read, walk_path, KPtr},
+    kernel::{current_task_btf, inode_nlink, load_btf, path_at, read, walk_path, KPtr},
     maps::{
         config, count_lost, off, CONFIG, EVENTS, EVENTS_BYTES, FILE_SLOTS, FILE_STATS, FREE_SLOTS,
-        SLOT_OWNERS, SYNC_RECORD, TRACED_BITS, TRACED_TGIDS,
+        SLOT_OWNERS, STACK_RECORD, SYNC_RECORD, TRACED_BITS, TRACED_TGIDS,
     },
 };
+
+/// A program's context as the helpers take it (`bpf_get_stack`); null where there is none.
+pub type Ctx = *mut core::ffi::c_void;
 
 /// True if the current process is traced. First thing every program checks. With
 /// `CONFIG_TRACE_ALL` (`--all`) every process is, except the tracer itself (its own reads of
@@ -92,11 +99,80 @@ pub unsafe fn fill_header(hdr: *mut RecordHeader, kind: RecordKind) {
         (*hdr).kind = kind as u32;
         (*hdr).tgid = (pid_tgid >> 32) as u32;
         (*hdr).tid = pid_tgid as u32;
-        (*hdr)._pad = 0;
+        (*hdr).stack = 0;
         (*hdr).ts_ns = bpf_ktime_get_ns();
         (*hdr).comm = bpf_get_current_comm().unwrap_or([0; 16]);
     }
 }
+
+/// Sends the current thread's user stack as a `Stack` record, for the record the caller sends
+/// next (which sets `RecordHeader::stack` to the value returned: 1 if the stack was sent, 0 if
+/// not). Called only at acts that can become findings, never per write. `ctx` is the calling
+/// program's context (the user stack itself comes from the task's saved registers, so any
+/// program type in syscall or fault context works); null: no stack.
+#[inline(always)]
+pub fn emit_stack(ctx: Ctx) -> u32 {
+    if ctx.is_null() || config(names::CONFIG_NO_STACKS) != 0 {
+        return 0;
+    }
+    // The facts come first: a storm of entry changes (each one a namespace record and a
+    // stack) must not fill the ring buffer with stacks. Past a sixteenth of it, no stack.
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= EVENTS_BYTES as u64 / 16 {
+        return 0;
+    }
+    let Some(r) = STACK_RECORD.get_ptr_mut(0) else {
+        return 0;
+    };
+    unsafe {
+        fill_header(&raw mut (*r).hdr, RecordKind::Stack);
+        let n = generated::bpf_get_stack(
+            ctx,
+            (&raw mut (*r).ips).cast(),
+            (STACK_FRAMES * 8) as u32,
+            BPF_F_USER_STACK,
+        );
+        core::ptr::write_volatile(&raw mut (*r).frames, if n > 0 { (n as u32) / 8 } else { 0 });
+        let n = generated::bpf_get_stack(
+            ctx,
+            (&raw mut (*r).build_ids).cast(),
+            (STACK_FRAMES * size_of::<BuildIdFrame>()) as u32,
+            BPF_F_USER_STACK | BPF_F_USER_BUILD_ID,
+        );
+        core::ptr::write_volatile(
+            &raw mut (*r).build_id_frames,
+            if n > 0 {
+                (n as u32) / size_of::<BuildIdFrame>() as u32
+            } else {
+                0
+            },
+        );
+        // The wrapper's caller: its return address is at (or near) the user stack pointer.
+        let task = current_task_btf();
+        let regs = generated::bpf_task_pt_regs(task as *mut _) as KPtr;
+        let sp: u64 = load_btf(regs, syscalls::REGS_SP);
+        let read = generated::bpf_probe_read_user(
+            (&raw mut (*r).sp_words).cast(),
+            (STACK_SP_WORDS * 8) as u32,
+            sp as *const _,
+        );
+        core::ptr::write_volatile(
+            &raw mut (*r).sp_words_read,
+            if read == 0 { STACK_SP_WORDS as u32 } else { 0 },
+        );
+        // No wakeup of its own (a wakeup per entry of a storm costs the traced syscalls): a
+        // process gone before the reader runs is placed through the build ids.
+        if EVENTS.output::<StackRecord>(&*r, wakeup_flags()).is_err() {
+            count_lost(names::LOST_RINGBUF_FULL);
+            return 0;
+        }
+    }
+    1
+}
+
+/// `bpf_get_stack` flag: the user stack, not the kernel's.
+const BPF_F_USER_STACK: u64 = 1 << 8;
+/// `bpf_get_stack` flag: frames as (build id, file offset).
+const BPF_F_USER_BUILD_ID: u64 = 1 << 11;
 
 /// The current durability epoch + 1 (never 0, so a fresh entry always differs).
 #[inline(always)]
@@ -218,16 +294,17 @@ pub unsafe fn atomic_add(p: *mut u64, v: u64) {
 }
 
 /// A successful write of `bytes` to open file `file` (`key`) through a descriptor with open
-/// flags `f_flags`; sends the file's name on first sight.
+/// flags `f_flags`; sends the file's name on first sight. `ctx`: the program's context (for
+/// the user stack of a first dirtying).
 #[inline(always)]
-pub fn on_write(file: KPtr, key: &FileKey, bytes: u64, osync: bool, fd: i32) {
+pub fn on_write(file: KPtr, key: &FileKey, bytes: u64, osync: bool, fd: i32, ctx: Ctx) {
     let Some(slot) = file_slot(key) else {
         return;
     };
     if let Some(c) = counters_at(slot) {
         // SAFETY: `c` is the FILE_STATS value of `slot`.
         unsafe {
-            if on_write_at(c, slot, key, bytes, osync, fd) {
+            if on_write_at(c, slot, key, bytes, osync, fd, ctx) {
                 emit_name(file, key, c);
             }
         }
@@ -247,6 +324,7 @@ pub unsafe fn on_write_at(
     bytes: u64,
     osync: bool,
     fd: i32,
+    ctx: Ctx,
 ) -> bool {
     unsafe {
         let unnamed = (*c).flags & FILE_FLAG_NAMED == 0;
@@ -277,6 +355,7 @@ pub unsafe fn on_write_at(
             pages_before,
             DIRTY_BY_WRITE,
             fd,
+            ctx,
         );
         unnamed
     }
@@ -355,6 +434,7 @@ pub unsafe fn mark_dirty(
     mapped_pages_before: u64,
     source: u32,
     fd: i32,
+    ctx: Ctx,
 ) {
     let gen = current_gen();
     unsafe {
@@ -362,6 +442,9 @@ pub unsafe fn mark_dirty(
             return;
         }
         (*c).dirty_gen = gen;
+        // The act that can become an `unsynced_write` finding: its user stack (once per
+        // dirtying, never per write).
+        let stack = emit_stack(ctx);
         let Some(mut entry) = EVENTS.reserve::<DirtyRecord>(0) else {
             // Not announced: forget we tried so the next write retries, and count the loss.
             (*c).dirty_gen = 0;
@@ -370,6 +453,7 @@ pub unsafe fn mark_dirty(
         };
         let r = entry.as_mut_ptr();
         fill_header(&raw mut (*r).hdr, RecordKind::Dirty);
+        (*r).hdr.stack = stack;
         (*r).file = *key;
         (*r).writes_before = writes_before;
         (*r).bytes_before = bytes_before;

@@ -115,3 +115,35 @@ pub fn diff(a: &Facts, b: &Facts) -> String {
     }
     out.join("; ")
 }
+
+/// Finding kinds whose act has no user stack to take: a reply judged later (`--wal`), an
+/// io_uring submission, a device's cache mode.
+pub const KINDS_WITHOUT_STACK: &[&str] = &[
+    "ack_before_durable",
+    "uring_fsync_unordered",
+    "sync_without_flush",
+];
+
+/// Findings of `report` (a run in `dir`) without a call stack, as (kind, path): every act that
+/// makes a finding takes the user stack, on every tier, except the kinds in
+/// [`KINDS_WITHOUT_STACK`] and acts done by io_uring (kernel workers run them).
+#[must_use]
+pub fn unstacked(report: &Value, dir: &str) -> BTreeSet<(String, String)> {
+    report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["stack"].as_array().is_none_or(Vec::is_empty))
+        .filter(|f| !KINDS_WITHOUT_STACK.contains(&f["kind"].as_str().unwrap_or("?")))
+        .map(|f| {
+            let p = f["path"].as_str().unwrap_or("?");
+            let p = if p == dir {
+                "W".to_string()
+            } else {
+                p.strip_prefix(&format!("{dir}/"))
+                    .map_or_else(|| p.to_string(), |r| format!("W/{r}"))
+            };
+            (f["kind"].as_str().unwrap_or("?").to_string(), p)
+        })
+        .collect()
+}

@@ -531,3 +531,10 @@ pub const SCENARIOS: &[Scenario] = &[
 
 /// Scenarios traced with `--wal GLOB` (passed to the tracer, not the workload): (scenario, glob).
 pub const TRACER_WAL: &[(&str, &str)] = &[("wal-server", "**/wal/*")];
+
+/// Whether findings of scenario `name` must carry call stacks: not where io_uring does the
+/// acts (the kernel's workers run them, with no user stack of the program).
+#[must_use]
+pub fn expects_stacks(name: &str) -> bool {
+    !name.starts_with("uring-") && !name.starts_with("io-uring")
+}

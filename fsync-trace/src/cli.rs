@@ -49,6 +49,20 @@ pub struct Cli {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Also write the findings as SARIF 2.1.0 to FILE (for code-scanning CI), each at its
+    /// call site.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+
+    /// With --sarif: call sites under DIR get URIs relative to it (else absolute file://).
+    #[arg(long, value_name = "DIR", requires = "sarif")]
+    pub source_root: Option<PathBuf>,
+
+    /// Take no user stacks: findings get no call site (`stack`), and the acts that make
+    /// findings cost a stack walk less.
+    #[arg(long)]
+    pub no_stacks: bool,
+
     /// Stop after SECS and report (with -p or --all; Ctrl-C / SIGTERM also stop and report).
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub duration: Option<f64>,

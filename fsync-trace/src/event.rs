@@ -8,6 +8,19 @@ pub struct Actor {
     pub pid: u32,
     pub tid: u32,
     pub comm: Comm,
+    /// The user stack at this act, if the kernel took one (acts that can become findings).
+    pub stack: Option<StackId>,
+}
+
+/// A user stack kept by `symbolize::Stacks` (an index into it): actors carry this small copy
+/// type, the frames are symbolized once, for the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StackId(pub u32);
+
+impl StackId {
+    /// Set by the decoder on a record whose stack came in the thread's previous `Stack`
+    /// record; the event loop replaces it with the stored stack's id (or None).
+    pub const PENDING: StackId = StackId(u32::MAX);
 }
 
 /// A task's command name (at most 15 bytes in the kernel), stored inline: every record carries
@@ -164,6 +177,15 @@ pub enum EventKind {
     DeviceFlush {
         dev: u32,
         fua: bool,
+    },
+    /// The user stack of the thread's next record (the event loop keeps it; the state machine
+    /// never sees it): the instruction pointer and return addresses, innermost first, and the
+    /// words at the user stack pointer (see `StackRecord`).
+    Stack {
+        ips: Vec<u64>,
+        sp_words: Vec<u64>,
+        /// Frame `i` as (build id, offset in that file), where the kernel could tell.
+        build_ids: Vec<Option<([u8; 20], u64)>>,
     },
 }
 

@@ -11,6 +11,7 @@ pub fn actor(pid: u32, comm: &str) -> Actor {
         pid,
         tid: pid,
         comm: comm.into(),
+        stack: None,
     }
 }
 

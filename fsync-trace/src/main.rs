@@ -16,6 +16,7 @@ mod reclaim;
 mod report;
 mod run;
 mod state;
+mod symbolize;
 mod tracer;
 
 use clap::Parser;

@@ -4,6 +4,7 @@
 use aya_ebpf::{
     macros::{fentry, fexit},
     programs::{FEntryContext, FExitContext},
+    EbpfContext,
 };
 
 use super::functions::{fsync_range_enter, fsync_range_exit, write_done};
@@ -15,7 +16,7 @@ pub fn fexit_vfs_write(ctx: FExitContext) -> i32 {
     if current_traced() {
         let file: KPtr = ctx.arg(0);
         if let Ok(ret) = ctx.ret::<i64>() {
-            write_done(file, ret);
+            write_done(file, ret, ctx.as_ptr());
         }
     }
     0
@@ -27,7 +28,7 @@ pub fn fexit_vectored_write(ctx: FExitContext) -> i32 {
     if current_traced() {
         let file: KPtr = ctx.arg(0);
         if let Ok(ret) = ctx.ret::<i64>() {
-            write_done(file, ret);
+            write_done(file, ret, ctx.as_ptr());
         }
     }
     0

@@ -89,7 +89,7 @@ pub fn call_exit(hook: u64) -> Option<InflightCall> {
 /// write syscall, with the fd the syscall was given (userspace resolves paths of files opened
 /// before tracing through it).
 #[inline(always)]
-pub fn write_done(file: KPtr, ret: i64) {
+pub fn write_done(file: KPtr, ret: i64, ctx: crate::state::Ctx) {
     if ret <= 0 {
         return;
     }
@@ -111,6 +111,7 @@ pub fn write_done(file: KPtr, ret: i64) {
         ret as u64,
         f_flags & open_flags::O_DSYNC != 0,
         fd,
+        ctx,
     );
 }
 

@@ -5,6 +5,7 @@
 use aya_ebpf::{
     macros::{kprobe, kretprobe},
     programs::{ProbeContext, RetProbeContext},
+    EbpfContext,
 };
 use fsync_trace_common::CALL_WRITE;
 
@@ -30,7 +31,7 @@ fn write_enter(ctx: &ProbeContext) {
 #[inline(always)]
 fn write_exit(ctx: &RetProbeContext) {
     if let Some(call) = call_exit(CALL_WRITE) {
-        write_done(call.file as KPtr, ctx.ret::<i64>());
+        write_done(call.file as KPtr, ctx.ret::<i64>(), ctx.as_ptr());
     }
 }
 

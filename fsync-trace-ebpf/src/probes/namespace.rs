@@ -4,7 +4,7 @@ use core::ptr::read_volatile;
 
 use aya_ebpf::{
     helpers::bpf_probe_read_kernel_str_bytes, macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    programs::RawTracePointContext, EbpfContext,
 };
 use fsync_trace_common::{
     names, syscalls as nr, BaseDir, NamespaceOp, NamespaceRecord, RecordKind, AT_FDCWD,
@@ -13,7 +13,7 @@ use fsync_trace_common::{
 use crate::{
     kernel::{base_dir_path, dentry_inode, read, read_user_str, reg, walk_path, KPtr},
     maps::{count_lost, EVENTS},
-    state::{fill_header, wakeup_flags},
+    state::{emit_stack, fill_header, wakeup_flags},
 };
 
 const AT_REMOVEDIR: u64 = 0x200;
@@ -30,6 +30,9 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
     // verified once for all the syscalls rather than once per syscall. Older verifiers (6.1)
     // never treat states holding different reservations as equal, and reserving after the
     // 13-way match made them give up at 1M instructions.
+    // The act that can become an `unsynced_parent_dir` or `rename_before_fsync` finding: its
+    // user stack, sent before the reservation below is held.
+    let stack = emit_stack(ctx.as_ptr());
     let Some(mut entry) = EVENTS.reserve::<NamespaceRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return 0;
@@ -74,7 +77,9 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
             nname,
             flags,
             false,
-        )
+        );
+        // After the header was filled: this act's user stack went out just before.
+        (*entry.as_mut_ptr()).hdr.stack = stack;
     };
     entry.submit(wakeup_flags());
     0

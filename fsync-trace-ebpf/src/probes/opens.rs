@@ -4,6 +4,7 @@ use aya_ebpf::{
     helpers::{bpf_probe_read_user, generated},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
+    EbpfContext,
 };
 use fsync_trace_common::{
     names, open_flags::O_TRUNC, syscalls as nr, FileCounters, OpenRecord, RecordKind,
@@ -16,7 +17,7 @@ use crate::{
         read, walk_path, KPtr,
     },
     maps::{count_lost, off, EVENTS, FILE_SLOTS},
-    state::{existing_slot, fill_header, wakeup_flags},
+    state::{emit_stack, existing_slot, fill_header, wakeup_flags, Ctx},
 };
 
 /// f_mode bit: the file was opened for writing.
@@ -52,14 +53,15 @@ fn truncating() -> u32 {
 
 #[raw_tracepoint]
 pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
-    emit_open(ctx.arg(1), truncating)
+    emit_open(ctx.arg(1), truncating, ctx.as_ptr())
 }
 
 /// An open returned `ret` (a descriptor of the current task, or an error): sends its `Open`
 /// record if it can dirty anything. `truncating` says whether it asked for O_TRUNC (read only
-/// then). Shared with io_uring's IORING_OP_OPENAT/OPENAT2 (`uring.rs`).
+/// then). Shared with io_uring's IORING_OP_OPENAT/OPENAT2 (`uring.rs`). `ctx`: the program's
+/// context, for the user stack of a create (null: none, as for io_uring's kernel workers).
 #[inline(always)]
-pub fn emit_open(ret: i64, truncating: impl FnOnce() -> u32) -> i32 {
+pub fn emit_open(ret: i64, truncating: impl FnOnce() -> u32, ctx: Ctx) -> i32 {
     if ret < 0 {
         return 0;
     }
@@ -80,6 +82,12 @@ pub fn emit_open(ret: i64, truncating: impl FnOnce() -> u32) -> i32 {
     let Some((mnt, dentry)) = path_at(file, off!(file_f_path)) else {
         return 0;
     };
+    // A created entry can become an `unsynced_parent_dir` finding: its user stack.
+    let stack = if f_mode & FMODE_CREATED != 0 {
+        emit_stack(ctx)
+    } else {
+        0
+    };
     let Some(mut entry) = EVENTS.reserve::<OpenRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return 0;
@@ -87,6 +95,7 @@ pub fn emit_open(ret: i64, truncating: impl FnOnce() -> u32) -> i32 {
     let r = entry.as_mut_ptr();
     unsafe {
         fill_header(&raw mut (*r).hdr, RecordKind::Open);
+        (*r).hdr.stack = stack;
         (*r).file = inode.key;
         (*r).mode = inode.mode;
         // f_flags never holds O_TRUNC (cleared at open): set, it says this open truncated.

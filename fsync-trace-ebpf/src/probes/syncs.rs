@@ -4,14 +4,17 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
+    EbpfContext,
 };
 use fsync_trace_common::{names, syscalls as nr, RecordKind, SyncOp, SyncRecord, S_IFREG};
 
 use super::syscalls::cached_tracked_file;
 use crate::{
     kernel::{current_task_btf, file_inode, load_btf, task_file, KPtr},
-    maps::{count_lost, EVENTS, INFLIGHT_SYNCS, SYNC_RECORD, SYS_EXIT_TAILS},
-    state::{clear_sync_record, file_slot, fill_header, fill_sync_counters, wakeup_flags},
+    maps::{config, count_lost, CONFIG, EVENTS, INFLIGHT_SYNCS, SYNC_RECORD, SYS_EXIT_TAILS},
+    state::{
+        clear_sync_record, emit_stack, file_slot, fill_header, fill_sync_counters, wakeup_flags,
+    },
 };
 
 #[raw_tracepoint]
@@ -107,6 +110,19 @@ pub fn sys_exit_sync(ctx: RawTracePointContext) -> i32 {
                 }
             }
         }
+    }
+    // A failing sync becomes an `fsync_error` finding, and any sync after it can be a retry
+    // (`fsync_retry_after_error`): their user stacks, sent just before the record. Before any
+    // failure no sync takes one, so the fsync-bound path stays as it was. Taken here, after
+    // the branches above, so the verifier does not carry a "stack or not" state through them.
+    if ret < 0 || config(names::CONFIG_SYNC_FAILED) != 0 {
+        if ret < 0 {
+            if let Some(p) = CONFIG.get_ptr_mut(names::CONFIG_SYNC_FAILED) {
+                unsafe { core::ptr::write_volatile(p, 1) };
+            }
+        }
+        let stack = emit_stack(ctx.as_ptr());
+        unsafe { core::ptr::write_volatile(&raw mut (*r).hdr.stack, stack) };
     }
     if EVENTS
         .output::<SyncRecord>(unsafe { &*r }, wakeup_flags())

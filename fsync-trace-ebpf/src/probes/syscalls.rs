@@ -6,6 +6,7 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
+    EbpfContext,
 };
 use fsync_trace_common::{
     is_durable_fs, names, open_flags, syscalls as nr,
@@ -19,7 +20,7 @@ use crate::{
     maps::{config, count_lost, off, WriteCache, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
     state::{
         bump_close_epoch, bump_epoch, counters_at, current_traced, emit_name, file_counters,
-        file_slot, on_write_at,
+        file_slot, on_write_at, Ctx,
     },
 };
 
@@ -95,7 +96,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
             return 0;
         }
         let fd: u64 = unsafe { load_btf(regs, nr::REGS_DI) };
-        if !handle_write(task, fd as i64, ret as u64) {
+        if !handle_write(task, fd as i64, ret as u64, ctx.as_ptr()) {
             return 0;
         }
         // First sight of this file: its name is walked in a tail call, so the dentry walk
@@ -138,7 +139,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 ///
 /// True if the file's name has not been sent yet (`sys_exit_name` sends it).
 #[inline(always)]
-fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
+fn handle_write(task: KPtr, fd: i64, bytes: u64, ctx: Ctx) -> bool {
     // Read before resolving: a close during the resolution makes the entry stale at once.
     let close_epoch = config(names::CONFIG_CLOSE_EPOCH);
     let cache = WRITE_CACHE.get_ptr_mut(0);
@@ -146,7 +147,7 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
         let c = unsafe { &mut *c };
         // The same thread writing the same descriptor again: no descriptor-table walk at all.
         if c.holds_fd(task, fd, close_epoch) {
-            return cached_write(c, bytes, fd);
+            return cached_write(c, bytes, fd, ctx);
         }
     }
     let Some(file) = task_file(task, fd) else {
@@ -157,7 +158,7 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
         if c.holds(file, close_epoch) {
             c.task = task as u64;
             c.fd = fd;
-            return cached_write(c, bytes, fd);
+            return cached_write(c, bytes, fd, ctx);
         }
     }
     let Some(resolved) = resolve_file(file) else {
@@ -196,14 +197,16 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64) -> bool {
     }
     match counters_at(slot) {
         // SAFETY: `counters` is the FILE_STATS value of `slot`.
-        Some(counters) => unsafe { on_write_at(counters, slot, &key, bytes, osync, fd as i32) },
+        Some(counters) => unsafe {
+            on_write_at(counters, slot, &key, bytes, osync, fd as i32, ctx)
+        },
         None => false,
     }
 }
 
 /// A write to the open file this CPU's write cache holds (still valid).
 #[inline(always)]
-fn cached_write(c: &WriteCache, bytes: u64, fd: i64) -> bool {
+fn cached_write(c: &WriteCache, bytes: u64, fd: i64, ctx: Ctx) -> bool {
     if c.tracked != 1 {
         if c.tracked == TRACKED_SOCKET {
             on_ack(fd, nr::WRITE);
@@ -214,7 +217,7 @@ fn cached_write(c: &WriteCache, bytes: u64, fd: i64) -> bool {
     match counters_at(c.slot) {
         // SAFETY: `counters` is the FILE_STATS value of the cached slot.
         Some(counters) => unsafe {
-            on_write_at(counters, c.slot, &key, bytes, c.osync != 0, fd as i32)
+            on_write_at(counters, c.slot, &key, bytes, c.osync != 0, fd as i32, ctx)
         },
         None => false,
     }

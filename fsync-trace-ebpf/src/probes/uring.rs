@@ -471,7 +471,8 @@ pub fn uring_complete(ctx: RawTracePointContext) -> i32 {
             let p = req as KPtr;
             let res: i32 = read(p, off!(req_res)).unwrap_or(0);
             let file: KPtr = read(p, off!(req_file)).unwrap_or(core::ptr::null());
-            write_done(file, res as i64);
+            // No user stack: the completion runs in the kernel, not the program's code.
+            write_done(file, res as i64, core::ptr::null_mut());
             if r.next_sync != 0 {
                 sync_may_start(r.next_sync);
             }
@@ -575,7 +576,8 @@ pub fn uring_complete_open(ctx: RawTracePointContext) -> i32 {
     let res: i32 = read(p, off!(req_res)).unwrap_or(-1);
     // `open_how.flags` keeps O_TRUNC (the file's f_flags lose it at open).
     let how_flags: u64 = read(p, cmd + off!(open_how)).unwrap_or(0);
-    emit_open(res as i64, || (how_flags as u32) & O_TRUNC)
+    // No user stack: an io worker runs the request (the null context takes none).
+    emit_open(res as i64, || (how_flags as u32) & O_TRUNC, core::ptr::null_mut())
 }
 
 #[inline(always)]

@@ -1,7 +1,7 @@
 //! Writeback tracepoints: pages of shared mappings dirtied by traced processes (how stores
 //! through a mapping become visible), and the kernel flusher writing inodes back (recorded per
 //! file; written back is not durable).
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext, EbpfContext};
 use fsync_trace_common::{names, DIRTY_BY_MAPPED_STORE, FILE_FLAG_MAPPED};
 
 use crate::{
@@ -43,6 +43,8 @@ pub fn writeback_dirty_folio(ctx: RawTracePointContext) -> i32 {
             pages_before,
             DIRTY_BY_MAPPED_STORE,
             -1,
+            // The store's user stack (this runs in the faulting task).
+            ctx.as_ptr(),
         );
     }
     0

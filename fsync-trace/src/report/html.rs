@@ -98,6 +98,7 @@ mod tests {
             exposure_peak: None,
             crash_at: Vec::new(),
             devices: None,
+            stacks: Default::default(),
         };
         let page = render_html(&r);
         assert_eq!(page.matches("</script>").count(), 2, "only the page's own");

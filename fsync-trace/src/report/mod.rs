@@ -1,6 +1,8 @@
 //! Reports built from the final [`Analysis`]: the JSON shape (a public interface, `version` 1)
 //! and the text rendering of the same data.
 mod html;
+pub mod sarif;
+mod stacks;
 mod text;
 mod timeline;
 
@@ -286,6 +288,9 @@ pub struct FindingEntry {
     pub finding: Finding,
     /// RFC 3339 wall-clock time.
     pub time: String,
+    /// The user stack of the act, innermost frame first, when the kernel took one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<Vec<crate::symbolize::Frame>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -343,6 +348,8 @@ pub struct Report {
     /// the syncs (absent when the block hook could not be attached).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<DeviceEntry>>,
+    /// What became of the user stacks taken at findings' acts (see `stack` in findings).
+    pub stacks: crate::symbolize::StackStats,
 }
 
 fn dev_string(dev: u32) -> String {
@@ -438,6 +445,7 @@ impl Report {
         let entry = |finding: Finding| FindingEntry {
             time: humantime::format_rfc3339_millis(clock.wall_of(finding.ts)).to_string(),
             finding,
+            stack: None,
         };
         let (advice, findings): (Vec<Finding>, Vec<Finding>) = judged
             .findings
@@ -512,6 +520,7 @@ impl Report {
             exposure_peak,
             crash_at: Vec::new(),
             devices,
+            stacks: Default::default(),
         }
     }
 }

@@ -22,8 +22,12 @@ fn list_findings(out: &mut String, entries: &[FindingEntry]) {
             f.time
         );
         let _ = writeln!(out, "     {}", f2.message);
+        if let Some(at) = super::stacks::call_site_text(f) {
+            let _ = writeln!(out, "     {at}");
+        }
         let _ = writeln!(out, "     fix: {}", f2.fix);
     }
+    super::stacks::by_call_site(out, entries);
 }
 
 pub(super) fn human_bytes(b: u64) -> String {

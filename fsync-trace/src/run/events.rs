@@ -141,10 +141,11 @@ impl Session {
             exporter,
             live_ui,
             wal,
+            stacks,
             ..
         } = self;
         let mut new_wal_files = Vec::new();
-        tracer.drain(|ev| {
+        tracer.drain(|mut ev| {
             // Issued by any task (jbd2, a kworker): not a process of the trace.
             if matches!(ev.kind, EventKind::DeviceFlush { .. }) {
                 state.apply(ev);
@@ -158,10 +159,25 @@ impl Session {
             if let Some(w) = wal.as_mut() {
                 new_wal_files.extend(w.observe(&ev));
             }
+            if let EventKind::Stack {
+                ips,
+                sp_words,
+                build_ids,
+            } = &ev.kind
+            {
+                // A new process's first record is often a stack: place it while it lives.
+                if !state.knows_process(ev.actor.pid) {
+                    stacks.on_first_sight(ev.actor.pid);
+                }
+                stacks.on_stack(ev.actor.pid, ev.actor.tid, ips, sp_words, build_ids);
+                return;
+            }
+            stacks.attach(&mut ev.actor);
             match &ev.kind {
                 EventKind::Fork { child } => {
                     if !state.knows_process(ev.actor.pid) {
                         describe(state, ev.actor.pid);
+                        stacks.on_first_sight(ev.actor.pid);
                     }
                     live.insert(*child);
                     describe(state, *child);
@@ -169,12 +185,16 @@ impl Session {
                 EventKind::Exit => {
                     if !state.knows_process(ev.actor.pid) {
                         describe(state, ev.actor.pid);
+                        stacks.on_first_sight(ev.actor.pid);
                     }
                     live.remove(&ev.actor.pid);
+                    stacks.forget_process(ev.actor.pid);
                 }
                 _ => {
+                    // Unknown, or known without a role yet (its maps are read again too).
                     if state.wants_description(ev.actor.pid) {
                         describe(state, ev.actor.pid);
+                        stacks.on_first_sight(ev.actor.pid);
                     }
                 }
             }

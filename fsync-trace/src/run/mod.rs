@@ -8,8 +8,11 @@ mod crash;
 mod events;
 mod live;
 
-use std::{collections::HashSet, fs::File, io::Write, os::fd::RawFd, time::Duration};
+use std::{
+    collections::HashSet, fs::File, io::Write, os::fd::RawFd, path::PathBuf, time::Duration,
+};
 
+use crate::symbolize::Stacks;
 use crate::{
     analysis::{self, Rules},
     cli::{Cli, Target},
@@ -52,6 +55,8 @@ struct Checked {
     html: Option<File>,
     /// With --wal: the write-ahead-log contract to check.
     wal: Option<WalContract>,
+    /// `--sarif` (created before tracing) and `--source-root` (absolute).
+    sarif: Option<(File, Option<PathBuf>)>,
 }
 
 impl Checked {
@@ -88,6 +93,30 @@ impl Checked {
                 path: path.display().to_string(),
                 source,
             })?),
+            None => None,
+        };
+        let sarif = match &cli.sarif {
+            Some(path) => {
+                let root = match &cli.source_root {
+                    Some(dir) => Some(
+                        std::fs::canonicalize(dir)
+                            .ok()
+                            .filter(|d| d.is_dir())
+                            .ok_or_else(|| {
+                                RunError::Usage(format!(
+                                    "--source-root {}: not a directory",
+                                    dir.display()
+                                ))
+                            })?,
+                    ),
+                    None => None,
+                };
+                let file = File::create(path).map_err(|source| RunError::Output {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Some((file, root))
+            }
             None => None,
         };
         // And on a metrics address that cannot be served.
@@ -127,6 +156,7 @@ impl Checked {
             initial,
             html,
             wal,
+            sarif,
         })
     }
 }
@@ -155,6 +185,10 @@ struct Session {
     /// `--html`: the page's file.
     html: Option<File>,
     wal: Option<WalContract>,
+    /// The user stacks of acts that can become findings.
+    stacks: Stacks,
+    /// `--sarif`: where the SARIF log goes, and the source root.
+    sarif: Option<(File, Option<PathBuf>)>,
 }
 
 impl Session {
@@ -168,6 +202,7 @@ impl Session {
             initial,
             html,
             wal,
+            sarif,
         } = checked;
         // With --all every process is traced anyway: no fork following (and no TRACED_TGIDS
         // use).
@@ -179,6 +214,7 @@ impl Session {
             file_slots: cli.file_slots,
             ring_buffer_mib: cli.ring_buffer_mib,
             wal: wal.is_some(),
+            no_stacks: cli.no_stacks,
         });
         // The maps exist now; a traced command must not inherit the raised limit.
         restore_memlock_limit(memlock);
@@ -216,6 +252,8 @@ impl Session {
             crash,
             html,
             wal,
+            stacks: Stacks::default(),
+            sarif,
         };
         session.start_targets(cli, follow, &initial)?;
         Ok(session)
@@ -255,6 +293,7 @@ impl Session {
                 }
             }
             Target::Command(cmd) => {
+                self.stacks.learn_program(&cmd[0]);
                 let spawned = spawn_stopped(cmd)?;
                 self.tracer.trace_tgid(spawned.pid)?;
                 self.state
@@ -356,6 +395,8 @@ impl Session {
             crash,
             html,
             wal,
+            mut stacks,
+            sarif,
             ..
         } = self;
         let html = cli.html.as_deref().zip(html);
@@ -403,10 +444,16 @@ impl Session {
         let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
         report.notes = notes;
         report.crash_at = crash_at;
+        let resolved = stacks.resolve();
+        report.attach_stacks(&resolved, stacks.stats);
+        drop((stacks, resolved));
         events::log_memory("report");
         write_report(cli, &report, &mut output)?;
         if let Some((path, file)) = html {
             write_html(path, file, &report)?;
+        }
+        if let (Some((file, root)), Some(path)) = (sarif, &cli.sarif) {
+            write_sarif(&report, file, root.as_deref(), path)?;
         }
         if failed_on {
             return Ok(EXIT_FINDINGS);
@@ -467,6 +514,25 @@ fn write_report(cli: &Cli, report: &Report, output: &mut Box<dyn Write>) -> Resu
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "stdout".into()),
+            source,
+        })
+}
+
+/// `--sarif`: the findings as a SARIF log.
+fn write_sarif(
+    report: &Report,
+    file: File,
+    root: Option<&std::path::Path>,
+    path: &std::path::Path,
+) -> Result<(), RunError> {
+    let log = report::sarif::render(report, root);
+    let mut out = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut out, &log)
+        .map_err(std::io::Error::other)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
             source,
         })
 }

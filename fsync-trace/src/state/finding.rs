@@ -120,6 +120,10 @@ pub struct Finding {
     pub durability_lag_max_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acks_never_durable: Option<u64>,
+    /// The user stack of the act that broke the rule, when the kernel took one (the report
+    /// shows it symbolized as `stack`).
+    #[serde(skip)]
+    pub stack_id: Option<crate::event::StackId>,
 }
 
 impl Finding {
@@ -147,6 +151,7 @@ impl Finding {
             durability_lag_median_us: None,
             durability_lag_max_us: None,
             acks_never_durable: None,
+            stack_id: None,
         }
     }
 

@@ -127,6 +127,7 @@ fn unsynced_write(f: &FileState, slot: &FileCounters, first: &super::DirtySpan) 
         fix: "fsync or fdatasync the file (or msync(MS_SYNC) the mapping) before relying on the data; closing it is not enough".into(),
         unsynced_bytes: Some(bytes),
         unsynced_writes: Some(writes),
+        stack_id: first.actor.stack,
         ..Finding::blank()
     }
 }
@@ -150,6 +151,7 @@ fn unsynced_entries(f: &FileState, findings: &mut Vec<Finding>) {
             entry: Some(name.to_string()),
             op: Some(e.op.name().to_string()),
             count,
+            stack_id: e.actor.stack,
             ..Finding::blank()
         });
     }

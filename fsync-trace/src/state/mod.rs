@@ -631,6 +631,8 @@ impl<R: Resolver> DurabilityState<R> {
                 datasync,
                 writes,
             } => self.on_uring_fsync_unordered(ts, &actor, file, datasync, writes),
+            // Kept by the event loop (`symbolize::Stacks`), never applied here.
+            EventKind::Stack { .. } => {}
         }
     }
 

@@ -287,6 +287,7 @@ impl<R: Resolver> DurabilityState<R> {
                     ),
                     fix: format!("fsync (or fdatasync) the file before renaming it over {new_abs}, then fsync the directory"),
                     source: Some(old_abs.to_string()),
+                    stack_id: actor.stack,
                     ..Finding::blank()
                 });
             }

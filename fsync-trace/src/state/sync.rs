@@ -155,6 +155,7 @@ impl<R: Resolver> DurabilityState<R> {
                     fix: "treat a failed fsync as fatal for this file: rewrite the data from your own copy (or crash and recover from the log) instead of continuing".into(),
                     errno: Some(errno),
                     op: Some(op.name().into()),
+                    stack_id: actor.stack,
                     ..Finding::blank()
                 });
             }
@@ -187,6 +188,7 @@ impl<R: Resolver> DurabilityState<R> {
                         fix: "do not retry fsync after a failure and trust the result; reopen and rewrite the data, or recover from the log".into(),
                         errno: Some(errno),
                         op: Some(op.name().into()),
+                        stack_id: actor.stack,
                         ..Finding::blank()
                     });
                 }

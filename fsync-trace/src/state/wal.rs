@@ -335,6 +335,7 @@ mod tests {
                 pid,
                 tid: pid,
                 comm: "server".into(),
+                stack: None,
             },
             kind,
         }

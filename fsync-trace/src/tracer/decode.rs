@@ -1,13 +1,13 @@
 //! Ring buffer bytes -> [`Event`]. Pure; tested with records built in Rust.
 use fsync_trace_common::{
     open_flags, BaseDir, DeviceFlushRecord, DirtyRecord, ExitRecord, ForkRecord, MmapRecord,
-    NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, SyncOp,
-    SyncRecord, UringRecord, DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR,
-    S_IFMT, URING_FSYNC_UNORDERED,
+    NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord,
+    SyncOp, SyncRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT,
+    PATH_BUF, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
-use crate::event::{Actor, Comm, Event, EventKind, NameRef, SyncCounters};
+use crate::event::{Actor, Comm, Event, EventKind, NameRef, StackId, SyncCounters};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -66,6 +66,7 @@ fn actor(h: &RecordHeader) -> Actor {
             let end = h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len());
             Comm::new(&String::from_utf8_lossy(&h.comm[..end]))
         },
+        stack: (h.stack != 0).then_some(StackId::PENDING),
     }
 }
 
@@ -202,6 +203,20 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 fua: r.what == fsync_trace_common::DEVICE_FUA_WRITE,
             }
         }
+        RecordKind::Stack => {
+            let r: Box<StackRecord> = Box::new(read(bytes, k)?);
+            let frames = (r.frames as usize).min(r.ips.len());
+            let words = (r.sp_words_read as usize).min(r.sp_words.len());
+            let ids = (r.build_id_frames as usize).min(r.build_ids.len());
+            EventKind::Stack {
+                ips: r.ips[..frames].to_vec(),
+                sp_words: r.sp_words[..words].to_vec(),
+                build_ids: r.build_ids[..ids]
+                    .iter()
+                    .map(|f| (f.status == BUILD_ID_VALID).then_some((f.build_id, f.offset_or_ip)))
+                    .collect(),
+            }
+        }
     };
     Ok(Event { ts, actor, kind })
 }
@@ -223,7 +238,7 @@ mod tests {
             kind: kind as u32,
             tgid: 42,
             tid: 43,
-            _pad: 0,
+            stack: 0,
             ts_ns: 1000,
             comm,
         }
@@ -253,7 +268,8 @@ mod tests {
             Actor {
                 pid: 42,
                 tid: 43,
-                comm: "demo".into()
+                comm: "demo".into(),
+                stack: None,
             }
         );
         assert_eq!(
@@ -367,6 +383,36 @@ mod tests {
                 fua: true
             }
         );
+    }
+
+    #[test]
+    fn decodes_a_stack_record_and_the_flag_of_the_next() {
+        // SAFETY: a plain-data record; all zeroes is a valid value.
+        let mut r: fsync_trace_common::StackRecord = unsafe { std::mem::zeroed() };
+        r.hdr = header(RecordKind::Stack);
+        r.frames = 2;
+        r.ips[..2].copy_from_slice(&[0x10, 0x20]);
+        r.sp_words_read = 1;
+        r.sp_words[0] = 0x30;
+        r.build_id_frames = 2;
+        r.build_ids[0].status = BUILD_ID_VALID;
+        r.build_ids[0].build_id = [1; 20];
+        r.build_ids[0].offset_or_ip = 5;
+        r.build_ids[1].offset_or_ip = 0x20; // not valid: a raw address
+        let e = decode(&as_bytes(&r)).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::Stack {
+                ips: vec![0x10, 0x20],
+                sp_words: vec![0x30],
+                build_ids: vec![Some(([1; 20], 5)), None],
+            }
+        );
+        assert_eq!(e.actor.stack, None);
+        let mut hdr = header(RecordKind::Exit);
+        hdr.stack = 1;
+        let e = decode(&as_bytes(&ExitRecord { hdr })).unwrap();
+        assert_eq!(e.actor.stack, Some(StackId::PENDING));
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct TracerOptions {
     pub ring_buffer_mib: u32,
     /// `--wal` given: hook sends, remember WAL writes (see `mark_wal`).
     pub wal: bool,
+    /// Take no user stacks (findings get no call site).
+    pub no_stacks: bool,
 }
 
 /// Events that could not be recorded, by reason.
@@ -322,6 +324,7 @@ impl Tracer {
             &[
                 (names::CONFIG_FOLLOW_FORKS, opts.follow_forks as u64),
                 (names::CONFIG_FILE_SLOTS, file_slots as u64),
+                (names::CONFIG_NO_STACKS, u64::from(opts.no_stacks)),
             ],
         )?;
         for (name, slot) in TAILS {

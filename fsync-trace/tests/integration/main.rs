@@ -21,6 +21,7 @@ mod failures;
 mod processes;
 mod rules;
 mod sqlite;
+mod stacks;
 mod table;
 mod uring;
 mod wal;

@@ -125,6 +125,18 @@ pub(super) fn check(scenarios: &[&Scenario], runs: &Runs) -> BTreeMap<&'static s
                 ));
             }
             let f = facts(report, &format!("/mnt/{tier}/{}", sc.name));
+            if fsync_trace_workload::scenarios::expects_stacks(sc.name) {
+                let missing = fsync_trace_workload::facts::unstacked(
+                    report,
+                    &format!("/mnt/{tier}/{}", sc.name),
+                );
+                if !missing.is_empty() {
+                    fail.push(format!(
+                        "{}/{tier}: findings without a call stack: {missing:?}",
+                        sc.name
+                    ));
+                }
+            }
             if let Some(e) = sc.expected_on(tier) {
                 for m in check_expected(e, &f) {
                     fail.push(format!("{}/{tier}: {m}", sc.name));

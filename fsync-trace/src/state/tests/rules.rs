@@ -433,6 +433,7 @@ fn forks_and_exits_are_tracked() {
             pid: 11,
             tid: 11,
             comm: "child".into(),
+            stack: None,
         },
         kind: EventKind::Exit,
     });

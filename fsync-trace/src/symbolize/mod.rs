@@ -1,0 +1,602 @@
+//! Where in the program a finding was made: the user stacks the kernel takes at acts that can
+//! become findings (`Stack` records), placed in their files while the process lives
+//! (`maps.rs`) or, once it is gone, through the build ids the kernel gave each frame, and
+//! symbolized for the report (`resolve.rs`, blazesym).
+//!
+//! The kernel sends a thread's stack just before the record of the act (whose header says a
+//! stack came); the event loop keeps it here ([`Stacks::on_stack`]) and hands its id to that
+//! record's actor ([`Stacks::attach`]), so the state machine carries a small id, never frames.
+mod maps;
+mod resolve;
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::Write as _,
+    sync::Arc,
+};
+
+pub use resolve::Frame;
+
+use crate::event::{Actor, StackId};
+
+/// Distinct stacks kept at most (a program has a few call sites that make findings; a bound
+/// keeps a long trace of many programs from growing without end). Beyond, stacks are counted
+/// in [`StackStats::dropped`] and their findings show none.
+const MAX_STACKS: usize = 8192;
+/// Processes whose mappings are kept at most (the oldest snapshot goes first).
+const MAX_PROCESSES: usize = 1024;
+
+/// One frame as taken: the address and where it lies in a file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RawFrame {
+    pub addr: u64,
+    /// The mapped file; None if no file mapping holds the address (or the process was gone).
+    pub module: Option<Arc<str>>,
+    /// Offset of `addr` in `module` (`addr` itself without one).
+    pub file_offset: u64,
+    /// A return address (every frame but the innermost): the call is the byte before.
+    pub return_address: bool,
+}
+
+/// A stack as kept: placed in files, or (its process gone) as the kernel sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Kept {
+    Placed(Arc<[RawFrame]>),
+    Gone(Arc<GoneStack>),
+}
+
+/// The stack of a process that was gone before its mappings were read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct GoneStack {
+    pid: u32,
+    ips: Vec<u64>,
+    sp_words: Vec<u64>,
+    build_ids: Vec<Option<([u8; 20], u64)>>,
+}
+
+/// What became of the stacks the kernel sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StackStats {
+    /// Stack records received.
+    pub taken: u64,
+    /// Stacks whose process was gone before its mappings could be read, placed through the
+    /// build ids the kernel gave their frames.
+    pub by_build_id: u64,
+    /// Frames that could be placed in no file (no mapping, no build id): address only.
+    pub unplaced_frames: u64,
+    /// Stacks not kept: [`MAX_STACKS`] distinct ones were kept already.
+    pub dropped: u64,
+    /// Records that said a stack came before them, with none received (the ring buffer was
+    /// full): their findings show no stack.
+    pub missing: u64,
+}
+
+/// The stacks of a trace.
+pub struct Stacks {
+    /// Files by ELF build id: every executable file seen mapped (this tracer's own libraries,
+    /// and each traced process's at first sight), for stacks of processes already gone.
+    build_ids: HashMap<[u8; 20], Arc<str>>,
+    scanned: HashSet<Arc<str>>,
+    /// Each process's file mappings, read at its first stack (and again when an address is
+    /// not in them: a library loaded since).
+    maps: HashMap<u32, Arc<Vec<maps::Mapping>>>,
+    /// The last stack each thread sent, until its next record.
+    pending: HashMap<u32, StackId>,
+    index: HashMap<Kept, StackId>,
+    stacks: Vec<Kept>,
+    /// Where each process's files start in its memory (`address - file offset`), learned from
+    /// the placed frames of its stacks: a later-placed stack of the same process finds the
+    /// wrapper's caller through them (see [`Stacks::place_by_build_id`]).
+    bases: HashMap<u32, Vec<(u64, Arc<str>)>>,
+    pub stats: StackStats,
+}
+
+impl Default for Stacks {
+    fn default() -> Self {
+        let mut s = Stacks {
+            build_ids: HashMap::new(),
+            scanned: HashSet::new(),
+            maps: HashMap::new(),
+            pending: HashMap::new(),
+            index: HashMap::new(),
+            stacks: Vec::new(),
+            bases: HashMap::new(),
+            stats: StackStats::default(),
+        };
+        // Traced programs mostly use the same C library and loader as this tracer.
+        if let Some(m) = maps::read(std::process::id()) {
+            s.learn(&m);
+        }
+        s
+    }
+}
+
+impl Stacks {
+    /// A `Stack` record of thread `tid` of process `pid`: placed in the process's files now (it
+    /// may exit at any moment), kept for the thread's next record.
+    pub fn on_stack(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        ips: &[u64],
+        sp_words: &[u64],
+        build_ids: &[Option<([u8; 20], u64)>],
+    ) {
+        self.stats.taken += 1;
+        let maps = self.maps_of(pid, ips);
+        let kept = match maps.as_deref() {
+            Some(m) if ips.first().is_none_or(|&a| maps::find(m, a).is_some()) => {
+                Kept::Placed(place(m, ips, sp_words).into())
+            }
+            _ => {
+                // Gone: placed at the end, when every stack of the process taught its bases.
+                self.stats.by_build_id += 1;
+                for (i, id) in build_ids.iter().enumerate() {
+                    if let (Some(&ip), Some((id, off))) = (ips.get(i), id) {
+                        let path = self.module_of(id);
+                        let bases = self.bases.entry(pid).or_default();
+                        let base = ip.wrapping_sub(*off);
+                        if !bases.iter().any(|(b, _)| *b == base) && bases.len() < 64 {
+                            bases.push((base, path));
+                        }
+                    }
+                }
+                Kept::Gone(Arc::new(GoneStack {
+                    pid,
+                    ips: ips.to_vec(),
+                    sp_words: sp_words.to_vec(),
+                    build_ids: build_ids.to_vec(),
+                }))
+            }
+        };
+        let id = match self.index.get(&kept) {
+            Some(&id) => id,
+            None if self.stacks.len() >= MAX_STACKS => {
+                self.stats.dropped += 1;
+                self.pending.remove(&tid);
+                return;
+            }
+            None => {
+                let id = StackId(self.stacks.len() as u32);
+                self.stacks.push(kept.clone());
+                self.index.insert(kept, id);
+                id
+            }
+        };
+        self.pending.insert(tid, id);
+    }
+
+    /// Any other record: gives its actor the stack its thread sent just before it, if its
+    /// header says one came; a thread's pending stack never outlives its next record.
+    pub fn attach(&mut self, actor: &mut Actor) {
+        let pending = self.pending.remove(&actor.tid);
+        if actor.stack == Some(StackId::PENDING) {
+            actor.stack = pending;
+            if pending.is_none() {
+                self.stats.missing += 1;
+            }
+        }
+    }
+
+    /// The first record of process `pid`: its mappings now (its executable and loader at
+    /// least), in case it is gone before its first stack is read.
+    pub fn on_first_sight(&mut self, pid: u32) {
+        if let Some(m) = maps::read(pid) {
+            self.learn(&m);
+            self.keep_maps(pid, Arc::new(m));
+        }
+    }
+
+    /// Records the build id of every executable file in `maps` not seen before.
+    fn learn(&mut self, maps: &[maps::Mapping]) {
+        for m in maps
+            .iter()
+            .filter(|m| m.executable && m.path.starts_with('/'))
+        {
+            if !self.scanned.insert(m.path.clone()) {
+                continue;
+            }
+            match blazesym::helper::read_elf_build_id(&*m.path) {
+                Ok(Some(id)) => {
+                    let mut key = [0u8; 20];
+                    let n = id.len().min(20);
+                    key[..n].copy_from_slice(&id[..n]);
+                    self.build_ids.insert(key, m.path.clone());
+                }
+                Ok(None) => {}
+                Err(e) => log::debug!("reading the build id of {}: {e}", m.path),
+            }
+        }
+    }
+
+    /// Frames of a process already gone: each in the file of its build id (or named by the
+    /// build id, if no such file was seen). The wrapper's caller (see [`place`]) is looked for
+    /// in the file of the next frame, its usual home.
+    fn place_by_build_id(&self, g: &GoneStack) -> Vec<RawFrame> {
+        let (ips, sp_words, build_ids) = (&g.ips[..], &g.sp_words[..], &g.build_ids[..]);
+        let frame = |i: usize, addr: u64| -> RawFrame {
+            match build_ids.get(i).copied().flatten() {
+                Some((id, offset)) => RawFrame {
+                    addr,
+                    module: Some(self.module_of(&id)),
+                    file_offset: offset,
+                    return_address: i > 0,
+                },
+                None => RawFrame {
+                    addr,
+                    module: None,
+                    file_offset: addr,
+                    return_address: i > 0,
+                },
+            }
+        };
+        // Frames the kernel could place in no file are the frame-pointer walk gone astray.
+        let walked = ips
+            .iter()
+            .enumerate()
+            .skip(1)
+            .position(|(i, _)| matches!(build_ids.get(i), Some(None)))
+            .map_or(ips.len(), |p| p + 1);
+        let ips = &ips[..walked];
+        let mut out: Vec<RawFrame> = ips.iter().enumerate().map(|(i, &a)| frame(i, a)).collect();
+        // The wrapper's caller: the first word on the stack inside a file of this process
+        // (known from its stacks' frames) other than the innermost one's (the C library).
+        let inner = build_ids
+            .first()
+            .copied()
+            .flatten()
+            .map(|(id, _)| self.module_of(&id));
+        let files: Vec<(u64, Arc<str>, u64)> = self
+            .bases
+            .get(&g.pid)
+            .into_iter()
+            .flatten()
+            .filter(|(_, p)| Some(p) != inner.as_ref() && p.starts_with('/'))
+            .map(|(b, p)| {
+                (
+                    *b,
+                    p.clone(),
+                    std::fs::metadata(&**p).map_or(0, |m| m.len()),
+                )
+            })
+            .collect();
+        let caller = sp_words.iter().find_map(|&w| {
+            files
+                .iter()
+                .find(|(b, _, size)| w.wrapping_sub(*b) < *size)
+                .map(|(b, p, _)| (w, b, p))
+        });
+        if let Some((w, b, p)) = caller {
+            if ips.get(1) != Some(&w) && !ips.is_empty() {
+                out.insert(
+                    1,
+                    RawFrame {
+                        addr: w,
+                        module: Some(p.clone()),
+                        file_offset: w - b,
+                        return_address: true,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// The file of build id `id`, or a name for it.
+    fn module_of(&self, id: &[u8; 20]) -> Arc<str> {
+        self.build_ids.get(id).cloned().unwrap_or_else(|| {
+            let hex = id.iter().fold(String::new(), |mut h, b| {
+                let _ = write!(h, "{b:02x}");
+                h
+            });
+            format!("[build-id {}]", hex.trim_end_matches('0')).into()
+        })
+    }
+
+    /// Keeps `maps` as `pid`'s, within the bound on processes.
+    fn keep_maps(&mut self, pid: u32, m: Arc<Vec<maps::Mapping>>) {
+        if self.maps.len() >= MAX_PROCESSES && !self.maps.contains_key(&pid) {
+            if let Some(&old) = self.maps.keys().next() {
+                self.maps.remove(&old);
+            }
+        }
+        self.maps.insert(pid, m);
+    }
+
+    /// Process `pid` exited: its mappings are no longer needed.
+    pub fn forget_process(&mut self, pid: u32) {
+        self.maps.remove(&pid);
+    }
+
+    /// Every kept stack symbolized, by id (index), innermost frame first.
+    pub fn resolve(&mut self) -> Vec<Arc<[Frame]>> {
+        let mut r = resolve::Resolver::default();
+        let placed: Vec<Arc<[RawFrame]>> = self
+            .stacks
+            .iter()
+            .map(|k| match k {
+                Kept::Placed(f) => f.clone(),
+                Kept::Gone(g) => self.place_by_build_id(g).into(),
+            })
+            .collect();
+        self.stats.unplaced_frames = placed
+            .iter()
+            .flat_map(|s| s.iter())
+            .filter(|f| f.module.is_none())
+            .count() as u64;
+        placed
+            .iter()
+            .map(|raw| raw.iter().flat_map(|f| r.frames(f).to_vec()).collect())
+            .collect()
+    }
+
+    /// Learns the build id of the program about to be run as `cmd` (found as `execvp` finds
+    /// it): it may exit before any of its stacks is read.
+    pub fn learn_program(&mut self, cmd: &std::ffi::OsStr) {
+        let path = std::path::Path::new(cmd);
+        let found = if cmd.as_encoded_bytes().contains(&b'/') {
+            Some(path.to_path_buf())
+        } else {
+            std::env::var_os("PATH").and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join(path))
+                    .find(|c| c.is_file())
+            })
+        };
+        let Some(found) = found.and_then(|f| std::fs::canonicalize(f).ok()) else {
+            return;
+        };
+        let path: Arc<str> = found.to_string_lossy().into();
+        self.learn(&[maps::Mapping {
+            start: 0,
+            end: 0,
+            offset: 0,
+            path,
+            executable: true,
+        }]);
+    }
+
+    /// The mappings of `pid`, read again if one of `ips` is in none of them.
+    fn maps_of(&mut self, pid: u32, ips: &[u64]) -> Option<Arc<Vec<maps::Mapping>>> {
+        if let Some(m) = self.maps.get(&pid) {
+            if ips.iter().all(|&a| maps::find(m, a).is_some()) {
+                return Some(m.clone());
+            }
+        }
+        match maps::read(pid) {
+            Some(m) => {
+                self.learn(&m);
+                let m = Arc::new(m);
+                self.keep_maps(pid, m.clone());
+                Some(m)
+            }
+            // Gone: the snapshot from its earlier stacks is still right for its code.
+            None => self.maps.get(&pid).cloned(),
+        }
+    }
+}
+
+/// The frames of a stack: the kernel's frame-pointer walk, and the caller of the innermost
+/// function found at the stack pointer. A libc syscall wrapper keeps no frame pointer, so the
+/// walk goes from the wrapper straight to its caller's caller; the wrapper's return address
+/// (into the function that called it) is the first word on the stack that points into
+/// executable code (`sp_words`).
+///
+/// A library built without frame pointers may use the frame-pointer register for data: the
+/// walk's frames stop at the first return address outside executable code.
+fn place(maps: &[maps::Mapping], ips: &[u64], sp_words: &[u64]) -> Vec<RawFrame> {
+    let in_code = |a: u64| maps::find(maps, a).is_some_and(|m| m.executable);
+    let walked = ips
+        .iter()
+        .skip(1)
+        .position(|&a| !in_code(a))
+        .map_or(ips.len(), |p| p + 1);
+    let ips = &ips[..walked];
+    let mut addrs: Vec<(u64, bool)> = ips.iter().enumerate().map(|(i, &a)| (a, i > 0)).collect();
+    if let Some(&caller) = sp_words.iter().find(|&&w| in_code(w)) {
+        if !ips.is_empty() && ips.get(1) != Some(&caller) && ips[0] != caller {
+            addrs.insert(1, (caller, true));
+        }
+    }
+    addrs
+        .into_iter()
+        .map(|(addr, return_address)| {
+            let m = maps::find(maps, addr);
+            RawFrame {
+                addr,
+                module: m.map(|m| m.path.clone()),
+                file_offset: m.map_or(addr, |m| m.file_offset(addr)),
+                return_address,
+            }
+        })
+        .collect()
+}
+
+/// The frame a person reads first: the first one in the program's own code, past the C
+/// library, the Rust standard library and other system libraries. If none has a source line,
+/// the first one outside system libraries; else the innermost.
+pub fn call_site(frames: &[Frame]) -> Option<&Frame> {
+    let own_module = |f: &Frame| {
+        f.module.as_deref().is_some_and(|m| {
+            !(m.starts_with("/lib/")
+                || m.starts_with("/lib64/")
+                || m.starts_with("/usr/lib/")
+                || m.starts_with("/usr/lib64/")
+                || m.starts_with('['))
+        })
+    };
+    let own_source = |f: &Frame| {
+        f.file.as_deref().is_some_and(|p| {
+            !(p.starts_with("/rustc/")
+                || p.contains("/.cargo/registry/")
+                || p.contains("/rustlib/src/"))
+        }) && f.line.is_some()
+    };
+    frames
+        .iter()
+        .find(|f| own_module(f) && own_source(f))
+        .or_else(|| frames.iter().find(|f| own_module(f)))
+        .or_else(|| frames.first())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(start: u64, end: u64, path: &str, executable: bool) -> maps::Mapping {
+        maps::Mapping {
+            start,
+            end,
+            offset: 0x1000,
+            path: path.into(),
+            executable,
+        }
+    }
+
+    #[test]
+    fn the_wrappers_caller_is_found_at_the_stack_pointer() {
+        let maps = [
+            mapping(0x1000, 0x2000, "/usr/bin/app", true),
+            mapping(0x7000, 0x8000, "/usr/lib/libc.so.6", true),
+            mapping(0x9000, 0xa000, "/usr/bin/app", false),
+        ];
+        // write() in libc at 0x7010; [sp] holds data, then a pointer to read-only data, then
+        // the return address into put_record (0x1100); the walk went on to main (0x1200).
+        let frames = place(&maps, &[0x7010, 0x1200], &[5, 0x9008, 0x1100, 0x1300]);
+        let addrs: Vec<(u64, u64, bool)> = frames
+            .iter()
+            .map(|f| (f.addr, f.file_offset, f.return_address))
+            .collect();
+        assert_eq!(
+            addrs,
+            [
+                (0x7010, 0x1010, false),
+                (0x1100, 0x1100, true),
+                (0x1200, 0x1200, true)
+            ]
+        );
+        // Already walked (a caller with a frame of its own): not doubled.
+        assert_eq!(place(&maps, &[0x7010, 0x1100], &[0x1100]).len(), 2);
+        // The walk went astray (data in the frame-pointer register): cut there.
+        let cut = place(&maps, &[0x7010, 0x7461642f, 0x1200], &[0x9008, 0x1100]);
+        let addrs: Vec<u64> = cut.iter().map(|f| f.addr).collect();
+        assert_eq!(addrs, [0x7010, 0x1100]);
+    }
+
+    #[test]
+    fn a_gone_process_is_placed_through_build_ids() {
+        let mut s = Stacks::default();
+        let exe: Arc<str> = std::fs::canonicalize("/proc/self/exe")
+            .unwrap()
+            .to_string_lossy()
+            .into();
+        s.build_ids.insert([7; 20], exe.clone());
+        let pid = 4_194_304 + 1; // above PID_MAX_LIMIT: never a live process
+                                 // write() in a library never seen mapped, then main in the executable (loaded at
+                                 // 0x5000_0000); the wrapper's caller at 0x5000_1100 is on the stack.
+        s.on_stack(
+            pid,
+            1,
+            &[0x7000_0010, 0x5000_2000],
+            &[3, 0x5000_1100],
+            &[Some(([9; 20], 0x10)), Some(([7; 20], 0x2000))],
+        );
+        assert_eq!(s.stats.by_build_id, 1);
+        let Kept::Gone(g) = &s.stacks[0] else {
+            panic!("placed from maps of a process that never lived")
+        };
+        let frames: Vec<(u64, String, u64)> = s
+            .place_by_build_id(g)
+            .iter()
+            .map(|f| {
+                (
+                    f.addr,
+                    f.module.as_deref().unwrap_or("").to_string(),
+                    f.file_offset,
+                )
+            })
+            .collect();
+        let unknown = format!("[build-id {}]", "09".repeat(20));
+        assert_eq!(
+            frames,
+            [
+                (0x7000_0010, unknown, 0x10),
+                (0x5000_1100, exe.to_string(), 0x1100),
+                (0x5000_2000, exe.to_string(), 0x2000)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stack_goes_to_the_threads_next_record_only() {
+        let mut s = Stacks::default();
+        let pid = std::process::id();
+        s.on_stack(pid, 7, &[0x10, 0x20], &[], &[]);
+        s.on_stack(pid, 8, &[0x10, 0x20], &[], &[]);
+        assert_eq!(s.stacks.len(), 1, "one distinct stack");
+        let mut a = Actor {
+            pid,
+            tid: 7,
+            stack: Some(StackId::PENDING),
+            ..Default::default()
+        };
+        s.attach(&mut a);
+        assert_eq!(a.stack, Some(StackId(0)));
+        // Thread 8's next record says no stack came: the pending one is dropped, not kept for
+        // a later record.
+        let mut b = Actor {
+            pid,
+            tid: 8,
+            ..Default::default()
+        };
+        s.attach(&mut b);
+        assert_eq!(b.stack, None);
+        let mut c = Actor {
+            pid,
+            tid: 8,
+            stack: Some(StackId::PENDING),
+            ..Default::default()
+        };
+        s.attach(&mut c);
+        assert_eq!(c.stack, None);
+        assert_eq!(s.stats.missing, 1);
+        assert_eq!(s.stats.taken, 2);
+    }
+
+    fn frame(function: &str, file: Option<&str>, module: &str) -> Frame {
+        Frame {
+            function: Some(function.into()),
+            file: file.map(str::to_string),
+            line: file.map(|_| 9),
+            module: Some(module.into()),
+            address: "0x1".into(),
+            offset: "0x1".into(),
+        }
+    }
+
+    #[test]
+    fn the_call_site_skips_libc_and_the_rust_standard_library() {
+        let frames = [
+            frame("write", None, "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            frame(
+                "std::fs::write",
+                Some("/rustc/abc/library/std/src/fs.rs"),
+                "/app",
+            ),
+            frame("put_record", Some("/src/kv.c"), "/app"),
+        ];
+        assert_eq!(
+            call_site(&frames).unwrap().function.as_deref(),
+            Some("put_record")
+        );
+        let stripped = [
+            frame("write", None, "/lib/x86_64-linux-gnu/libc.so.6"),
+            frame("main", None, "/app"),
+        ];
+        assert_eq!(
+            call_site(&stripped).unwrap().function.as_deref(),
+            Some("main")
+        );
+        assert!(call_site(&[]).is_none());
+    }
+}

@@ -28,7 +28,7 @@ enum Cmd {
         json: bool,
     },
     /// Run the root-only integration tests (load the real eBPF programs into this kernel): the
-    /// `integration`, `identity`, `servers`, `cost` and `live` test targets of fsync-trace.
+    /// `integration`, `identity`, `servers`, `cost`, `live` and `device` test targets of fsync-trace.
     Integration {
         /// Extra arguments for the test harness (e.g. a test name filter).
         args: Vec<String>,
@@ -73,6 +73,7 @@ fn main() -> Result<()> {
                     "cost",
                     "--test",
                     "live",
+                    "--test",
                     "device",
                     "--",
                     "--include-ignored",

@@ -109,7 +109,8 @@ struct Ring {
     pending: u32,
 }
 
-fn map(ring: libc::c_int, len: usize, offset: i64) -> Res<*mut u8> {
+/// Maps `len` bytes of io_uring `ring` at `offset`.
+pub fn map(ring: libc::c_int, len: usize, offset: i64) -> Res<*mut u8> {
     // SAFETY: a fresh shared mapping of the ring fd; checked for MAP_FAILED.
     let p = unsafe {
         libc::mmap(

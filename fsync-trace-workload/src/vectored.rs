@@ -132,24 +132,6 @@ mod uring {
     pub const ENTER_GETEVENTS: u32 = 1;
 }
 
-/// Maps `len` bytes of io_uring `ring` at `offset`.
-fn uring_map(ring: libc::c_int, len: usize, offset: i64) -> Res<*mut u8> {
-    // SAFETY: a fresh shared mapping of the ring fd; checked for MAP_FAILED.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-            ring,
-            offset,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(os_fail("mmap io_uring ring"));
-    }
-    Ok(p.cast())
-}
 
 /// fsync(fd) through io_uring: one IORING_OP_FSYNC submitted and waited for with
 /// io_uring_enter. The kernel runs it in an `iou-wrk-<pid>` worker thread, which calls
@@ -165,7 +147,7 @@ fn uring_fsync(fd: libc::c_int, path: &Path) -> Res<()> {
     let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
     let cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * std::mem::size_of::<uring::Cqe>();
     let single = p.features & uring::FEAT_SINGLE_MMAP != 0;
-    let sq = uring_map(
+    let sq = crate::uring::map(
         ring,
         if single { sq_len.max(cq_len) } else { sq_len },
         uring::OFF_SQ_RING,
@@ -173,9 +155,9 @@ fn uring_fsync(fd: libc::c_int, path: &Path) -> Res<()> {
     let cq = if single {
         sq
     } else {
-        uring_map(ring, cq_len, uring::OFF_CQ_RING)?
+        crate::uring::map(ring, cq_len, uring::OFF_CQ_RING)?
     };
-    let sqes = uring_map(
+    let sqes = crate::uring::map(
         ring,
         p.sq_entries as usize * std::mem::size_of::<uring::Sqe>(),
         uring::OFF_SQES,

@@ -1,7 +1,9 @@
 //! Event builders for unit tests (no kernel): the decoded events the tracer hands the state
 //! machine, with the fields a test does not care about set as the kernel would set them for
 //! a plain call on descriptor 3. The state machine's and the metrics' tests build on these.
-use fsync_trace_common::{FileKey, SyncOp};
+use std::collections::HashMap;
+
+use fsync_trace_common::{FileCounters, FileKey, SyncOp};
 
 use crate::event::{Actor, Event, EventKind, NameRef};
 
@@ -78,4 +80,21 @@ pub fn name_in(dir: FileKey, n: &str) -> NameRef {
         base_durable: true,
         name: n.into(),
     }
+}
+
+/// Kernel per-file counters: (file, writes, bytes) each.
+pub fn counters(entries: &[(FileKey, u64, u64)]) -> HashMap<FileKey, FileCounters> {
+    entries
+        .iter()
+        .map(|&(k, writes, bytes)| {
+            (
+                k,
+                FileCounters {
+                    writes,
+                    bytes,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect()
 }

@@ -194,7 +194,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        event_fixtures::{actor, by, dirty_kind, open_kind, sync_kind},
+        event_fixtures::{actor, by, counters, dirty_kind, open_kind, sync_kind},
         state::NoResolver,
     };
 
@@ -211,21 +211,6 @@ mod tests {
         }
     }
     const S: u64 = 1_000_000_000;
-
-    fn counters(c: &[(FileKey, u64, u64)]) -> HashMap<FileKey, FileCounters> {
-        c.iter()
-            .map(|&(k, writes, bytes)| {
-                (
-                    k,
-                    FileCounters {
-                        writes,
-                        bytes,
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect()
-    }
 
     fn feed(m: &mut LiveModel, s: &mut DurabilityState<NoResolver>, evs: Vec<Event>) {
         for e in evs {

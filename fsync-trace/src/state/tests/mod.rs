@@ -91,19 +91,7 @@ pub(super) fn ns(ts: u64, op: NamespaceOp, old: &str, new: Option<&str>) -> Even
 }
 
 pub(super) fn counters(entries: &[(FileKey, u64, u64)]) -> HashMap<FileKey, FileCounters> {
-    entries
-        .iter()
-        .map(|&(k, writes, bytes)| {
-            (
-                k,
-                FileCounters {
-                    writes,
-                    bytes,
-                    ..Default::default()
-                },
-            )
-        })
-        .collect()
+    fixtures::counters(entries)
 }
 
 pub(super) fn run(events: Vec<Event>, end: u64, c: &[(FileKey, u64, u64)]) -> Analysis {

@@ -132,7 +132,6 @@ mod uring {
     pub const ENTER_GETEVENTS: u32 = 1;
 }
 
-
 /// fsync(fd) through io_uring: one IORING_OP_FSYNC submitted and waited for with
 /// io_uring_enter. The kernel runs it in an `iou-wrk-<pid>` worker thread, which calls
 /// vfs_fsync_range directly: no fsync(2) syscall happens.

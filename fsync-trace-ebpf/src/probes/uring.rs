@@ -577,7 +577,11 @@ pub fn uring_complete_open(ctx: RawTracePointContext) -> i32 {
     // `open_how.flags` keeps O_TRUNC (the file's f_flags lose it at open).
     let how_flags: u64 = read(p, cmd + off!(open_how)).unwrap_or(0);
     // No user stack: an io worker runs the request (the null context takes none).
-    emit_open(res as i64, || (how_flags as u32) & O_TRUNC, core::ptr::null_mut())
+    emit_open(
+        res as i64,
+        || (how_flags as u32) & O_TRUNC,
+        core::ptr::null_mut(),
+    )
 }
 
 #[inline(always)]

@@ -23,14 +23,7 @@ pub struct Facts {
 /// The facts of `report`, for a scenario run in directory `dir`.
 #[must_use]
 pub fn facts(report: &Value, dir: &str) -> Facts {
-    let norm = |p: &str| -> String {
-        if p == dir {
-            "W".to_string()
-        } else {
-            p.strip_prefix(&format!("{dir}/"))
-                .map_or_else(|| p.to_string(), |r| format!("W/{r}"))
-        }
-    };
+    let norm = |p: &str| normalize(p, dir);
     let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(u64::MAX);
     let files = report["files"]
         .as_array()
@@ -63,6 +56,16 @@ pub fn facts(report: &Value, dir: &str) -> Facts {
         })
         .collect();
     Facts { files, findings }
+}
+
+/// A report path with the scenario's directory `dir` written "W" (paths elsewhere unchanged).
+fn normalize(p: &str, dir: &str) -> String {
+    if p == dir {
+        "W".to_string()
+    } else {
+        p.strip_prefix(&format!("{dir}/"))
+            .map_or_else(|| p.to_string(), |r| format!("W/{r}"))
+    }
 }
 
 /// A table path ("" is the scenario's directory) as the facts write it.
@@ -136,14 +139,10 @@ pub fn unstacked(report: &Value, dir: &str) -> BTreeSet<(String, String)> {
         .filter(|f| f["stack"].as_array().is_none_or(Vec::is_empty))
         .filter(|f| !KINDS_WITHOUT_STACK.contains(&f["kind"].as_str().unwrap_or("?")))
         .map(|f| {
-            let p = f["path"].as_str().unwrap_or("?");
-            let p = if p == dir {
-                "W".to_string()
-            } else {
-                p.strip_prefix(&format!("{dir}/"))
-                    .map_or_else(|| p.to_string(), |r| format!("W/{r}"))
-            };
-            (f["kind"].as_str().unwrap_or("?").to_string(), p)
+            (
+                f["kind"].as_str().unwrap_or("?").to_string(),
+                normalize(f["path"].as_str().unwrap_or("?"), dir),
+            )
         })
         .collect()
 }

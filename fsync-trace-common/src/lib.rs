@@ -12,6 +12,7 @@ pub mod names;
 pub mod offsets;
 pub mod records;
 pub mod syscalls;
+pub mod uring;
 pub mod wal;
 
 pub use offsets::KernelOffsets;

@@ -42,7 +42,6 @@ use clap::{CommandFactory, FromArgMatches};
 use fsync_trace_workload::scenarios::THREADS_FSYNC_EVERY;
 use std::ffi::CString;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::exit;
 use std::sync::atomic::Ordering;

@@ -6,15 +6,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
 
-/// `IORING_OP_*`, `IOSQE_*`, setup and enter flags (include/uapi/linux/io_uring.h).
-const OP_WRITEV: u8 = 2;
-const OP_FSYNC: u8 = 3;
-const OP_WRITE_FIXED: u8 = 5;
-const OP_SYNC_FILE_RANGE: u8 = 8;
-const OP_CLOSE: u8 = 19;
-const OP_WRITE: u8 = 23;
+use fsync_trace_common::uring::{
+    FSYNC_DATASYNC, OP_CLOSE, OP_FSYNC, OP_LINKAT, OP_MKDIRAT, OP_OPENAT, OP_RENAMEAT,
+    OP_SYNC_FILE_RANGE, OP_UNLINKAT, OP_WRITE, OP_WRITEV, OP_WRITE_FIXED,
+};
+
+/// `IOSQE_*`, setup and enter flags (include/uapi/linux/io_uring.h).
 const IOSQE_IO_LINK: u8 = 1 << 2;
-const FSYNC_DATASYNC: u32 = 1;
 const SETUP_SQPOLL: u32 = 1 << 1;
 const ENTER_GETEVENTS: u32 = 1;
 const ENTER_SQ_WAKEUP: u32 = 2;
@@ -450,17 +448,6 @@ pub(crate) fn uring_sqpoll(dir: &Path) -> Res<()> {
     ring.submit_and_wait("fdatasync")?;
     close_or_die(fd, &path)?;
     dirfsync(dir)
-}
-
-const OP_OPENAT: u8 = 18;
-const OP_RENAMEAT: u8 = 35;
-const OP_UNLINKAT: u8 = 36;
-const OP_MKDIRAT: u8 = 37;
-const OP_LINKAT: u8 = 39;
-
-fn cpath(path: &Path) -> Res<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| fail(format!("path {}", path.display()), "contains a NUL byte"))
 }
 
 /// Entry changes through io_uring, or (`syscalls`) the same sequence through their system-call

@@ -50,24 +50,14 @@ use crate::{
     },
 };
 
-/// `IORING_OP_*` (include/uapi/linux/io_uring.h; the values are ABI).
-const OP_WRITEV: u8 = 2;
-const OP_FSYNC: u8 = 3;
-const OP_WRITE_FIXED: u8 = 5;
-const OP_SYNC_FILE_RANGE: u8 = 8;
-const OP_OPENAT: u8 = 18;
-const OP_CLOSE: u8 = 19;
-const OP_OPENAT2: u8 = 28;
-const OP_RENAMEAT: u8 = 35;
-const OP_UNLINKAT: u8 = 36;
-const OP_MKDIRAT: u8 = 37;
-const OP_SYMLINKAT: u8 = 38;
-const OP_LINKAT: u8 = 39;
+use fsync_trace_common::uring::{
+    FSYNC_DATASYNC as IORING_FSYNC_DATASYNC, OP_CLOSE, OP_FSYNC, OP_LINKAT, OP_MKDIRAT, OP_OPENAT,
+    OP_OPENAT2, OP_RENAMEAT, OP_SYMLINKAT, OP_SYNC_FILE_RANGE, OP_UNLINKAT, OP_WRITE, OP_WRITEV,
+    OP_WRITEV_FIXED, OP_WRITE_FIXED,
+};
+
 /// unlinkat's flag: remove a directory.
 const AT_REMOVEDIR: u64 = 0x200;
-const OP_WRITE: u8 = 23;
-/// 6.15+.
-const OP_WRITEV_FIXED: u8 = 61;
 
 /// `REQ_F_*` bits equal to the SQE's `IOSQE_*` flags (io_uring/io_uring_types.h).
 const REQ_F_FIXED_FILE: u32 = 1 << 0;
@@ -76,8 +66,6 @@ const REQ_F_LINK: u32 = 1 << 2;
 const REQ_F_HARDLINK: u32 = 1 << 3;
 /// IOSQE_CQE_SKIP_SUCCESS: no completion is posted on success, so none would be traced.
 const REQ_F_CQE_SKIP: u32 = 1 << 6;
-/// `io_sync.flags` bit of IORING_OP_FSYNC.
-const IORING_FSYNC_DATASYNC: u32 = 1;
 
 /// What a request is, for the completion.
 const CLASS_WRITE: u32 = 1;

@@ -12,6 +12,13 @@ const WITH_OWN_TEST: &[&str] = &[
     "fork",
     "link",
     "reopen",
+    "io-uring-fsync",
+    "uring-write-fsync",
+    "uring-unsynced",
+    "uring-unordered",
+    "uring-linked",
+    "uring-sqpoll",
+    "uring-namespace",
 ];
 
 #[test]

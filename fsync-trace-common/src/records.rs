@@ -445,14 +445,21 @@ pub struct NamespaceRecord {
     pub flags: u32,
     /// The directory `old_name` is resolved against (its dirfd, or the cwd).
     pub old_base: BaseDir,
-    /// The directory `new_name` is resolved against (rename and link only; zeroed otherwise).
-    pub new_base: BaseDir,
     /// The first name as the process passed it (relative or absolute), NUL-terminated, truncated to
     /// `NAME_BUF`.
     pub old_name: [u8; NAME_BUF],
+    /// The directory `new_name` is resolved against (rename and link only; zeroed otherwise).
+    /// From here on the record is sent only for rename and link: see
+    /// [`NAMESPACE_ONE_NAME_LEN`].
+    pub new_base: BaseDir,
     /// The second name (rename, link), as `old_name`; empty for the other operations.
     pub new_name: [u8; NAME_BUF],
 }
+
+/// Bytes of a [`NamespaceRecord`] sent for the operations with one name (unlink, mkdir, rmdir,
+/// symlink): the record cut before `new_base`, about half its size, so a storm of removals in
+/// one directory fills the ring buffer half as fast. The reader zero-fills the rest.
+pub const NAMESPACE_ONE_NAME_LEN: usize = core::mem::offset_of!(NamespaceRecord, new_base);
 
 /// A successful shared, writable mapping of a file.
 #[repr(C)]
@@ -594,6 +601,7 @@ const _: () = assert!(core::mem::size_of::<FileCounters>() == 64);
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 40);
 const _: () = assert!(core::mem::size_of::<DirtyRecord>() == 40 + 16 + 24 + 16);
 const _: () = assert!(core::mem::size_of::<NameRecord>().is_multiple_of(8));
+const _: () = assert!(NAMESPACE_ONE_NAME_LEN.is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40 + 8 + 8 + 8 + 16 + 8 + 24 + 32);
 const _: () = assert!(core::mem::size_of::<OpenRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8));

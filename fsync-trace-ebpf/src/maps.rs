@@ -4,8 +4,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, ProgramArray, Queue, RingBuf},
 };
 use fsync_trace_common::{
-    names, FileCounters, FileKey, InflightCall, InflightSync, KernelOffsets, StackRecord,
-    SyncRecord,
+    names, FileCounters, FileKey, InflightCall, InflightSync, KernelOffsets, NamespaceRecord,
+    StackRecord, SyncRecord,
 };
 
 /// Thread-group ids being traced (value unused).
@@ -67,6 +67,11 @@ pub static WRITE_CACHE: PerCpuArray<WriteCache> = PerCpuArray::with_max_entries(
 /// verifiers cannot prune (see `probes/syncs.rs`).
 #[map]
 pub static SYNC_RECORD: PerCpuArray<SyncRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// A `Namespace` record under construction (per CPU): sent cut to its used part
+/// (`NAMESPACE_ONE_NAME_LEN` for one-name operations), which a reservation cannot be.
+#[map]
+pub static NAMESPACE_RECORD: PerCpuArray<NamespaceRecord> = PerCpuArray::with_max_entries(1, 0);
 
 /// A `Stack` record under construction (per CPU): 368 bytes, too many for the BPF stack.
 #[map]

@@ -8,11 +8,12 @@ use aya_ebpf::{
 };
 use fsync_trace_common::{
     names, syscalls as nr, BaseDir, NamespaceOp, NamespaceRecord, RecordKind, AT_FDCWD,
+    NAMESPACE_ONE_NAME_LEN,
 };
 
 use crate::{
     kernel::{base_dir_path, dentry_inode, read, read_user_str, reg, walk_path, KPtr},
-    maps::{count_lost, EVENTS},
+    maps::{count_lost, EVENTS, NAMESPACE_RECORD},
     state::{emit_stack, fill_header, wakeup_flags},
 };
 
@@ -25,16 +26,14 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
     if ret != 0 {
         return 0;
     }
-    // Reserve before decoding, and pass the decoded arguments through the record (values read
-    // back from ring buffer memory are unknown to the verifier): the path walks below are then
-    // verified once for all the syscalls rather than once per syscall. Older verifiers (6.1)
-    // never treat states holding different reservations as equal, and reserving after the
-    // 13-way match made them give up at 1M instructions.
     // The act that can become an `unsynced_parent_dir` or `rename_before_fsync` finding: its
-    // user stack, sent before the reservation below is held.
+    // user stack, sent before the record.
     let stack = emit_stack(ctx.as_ptr());
-    let Some(mut entry) = EVENTS.reserve::<NamespaceRecord>(0) else {
-        count_lost(names::LOST_RINGBUF_FULL);
+    // Built in a per-CPU scratch value, not reserved: it is sent cut to its used part, and no
+    // reservation is held across the 13-way match (pre-6.3 verifiers never prune states holding
+    // different reservations). The decoded arguments pass through the record (values read back
+    // are unknown to the verifier), so the path walks are verified once for all the syscalls.
+    let Some(r) = NAMESPACE_RECORD.get_ptr_mut(0) else {
         return 0;
     };
     let regs: KPtr = ctx.arg(0);
@@ -61,28 +60,36 @@ pub fn sys_exit_namespace(ctx: RawTracePointContext) -> i32 {
         nr::RMDIR => (NamespaceOp::Rmdir, CWD, a[0], CWD, 0, 0),
         nr::SYMLINK => (NamespaceOp::Symlink, CWD, a[1], CWD, 0, 0),
         nr::SYMLINKAT => (NamespaceOp::Symlink, a[1], a[2], CWD, 0, 0),
-        _ => {
-            entry.discard(0);
-            return 0;
-        }
+        _ => return 0,
     };
-    // SAFETY: `entry` is a reserved, not yet submitted record.
+    // SAFETY: `r` is this CPU's scratch record, not shared with another program while this runs.
     unsafe {
-        fill_namespace(
-            entry.as_mut_ptr(),
-            op,
-            odfd,
-            oname,
-            ndfd,
-            nname,
-            flags,
-            false,
-        );
+        fill_namespace(r, op, odfd, oname, ndfd, nname, flags, false);
         // After the header was filled: this act's user stack went out just before.
-        (*entry.as_mut_ptr()).hdr.stack = stack;
-    };
-    entry.submit(wakeup_flags());
+        (*r).hdr.stack = stack;
+        send_namespace(r);
+    }
     0
+}
+
+/// Sends namespace record `r` to userspace, cut before `new_base` for the operations with one
+/// name ([`NAMESPACE_ONE_NAME_LEN`]); counts it lost if the ring buffer is full.
+///
+/// # Safety
+/// `r` points to a complete record in map memory.
+#[inline(always)]
+pub unsafe fn send_namespace(r: *const NamespaceRecord) {
+    let op = unsafe { read_volatile(&raw const (*r).op) };
+    let len = if op == NamespaceOp::Rename as u32 || op == NamespaceOp::Link as u32 {
+        size_of::<NamespaceRecord>()
+    } else {
+        NAMESPACE_ONE_NAME_LEN
+    };
+    // SAFETY: `len` is at most the record's size.
+    let bytes = unsafe { core::slice::from_raw_parts(r.cast::<u8>(), len) };
+    if EVENTS.output::<[u8]>(bytes, wakeup_flags()).is_err() {
+        count_lost(names::LOST_RINGBUF_FULL);
+    }
 }
 
 /// Fills namespace record `r` (header included): the operation, both names (`oname`, `nname`:

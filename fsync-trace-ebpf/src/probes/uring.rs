@@ -40,7 +40,11 @@ use fsync_trace_common::{
     AT_FDCWD, URING_FSYNC_UNORDERED,
 };
 
-use super::{functions::write_done, namespace::fill_namespace, opens::emit_open};
+use super::{
+    functions::write_done,
+    namespace::{fill_namespace, send_namespace},
+    opens::emit_open,
+};
 use crate::{
     kernel::{file_inode, read, KPtr},
     maps::{count_lost, off, EVENTS},
@@ -349,12 +353,7 @@ pub fn uring_complete_namespace(ctx: RawTracePointContext) -> i32 {
             unsafe {
                 // The change happened now, not at submission.
                 (*r).hdr.ts_ns = bpf_ktime_get_ns();
-                if EVENTS
-                    .output::<NamespaceRecord>(&*r, wakeup_flags())
-                    .is_err()
-                {
-                    count_lost(names::LOST_RINGBUF_FULL);
-                }
+                send_namespace(r);
             }
         }
         let _ = URING_NAMESPACE.remove(req);

@@ -2,8 +2,8 @@
 use fsync_trace_common::{
     open_flags, BaseDir, DeviceFlushRecord, DirtyRecord, ExitRecord, ForkRecord, MmapRecord,
     NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord,
-    SyncOp, SyncRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT,
-    PATH_BUF, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
+    SyncOp, SyncRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_MAPPED_STORE, FMODE_CREATED,
+    NAMESPACE_ONE_NAME_LEN, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
@@ -37,6 +37,23 @@ fn read<T: aya::Pod>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
     // SAFETY: T is plain old data (aya::Pod: any bytes are a valid T), the length is checked;
     // read_unaligned copes with any alignment of the ring buffer slice.
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+}
+
+/// Reads a `T` sent cut to at least `min` bytes (the kernel leaves off unused trailing fields,
+/// e.g. [`NAMESPACE_ONE_NAME_LEN`]): the missing tail reads as zeroes.
+fn read_cut<T: aya::Pod>(bytes: &[u8], kind: u32, min: usize) -> Result<T, DecodeError> {
+    let size = std::mem::size_of::<T>();
+    if bytes.len() < min {
+        return Err(DecodeError::Size {
+            kind,
+            len: bytes.len(),
+            expected: min,
+        });
+    }
+    let mut buf = vec![0u8; size];
+    let n = bytes.len().min(size);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    read(&buf, kind)
 }
 
 fn cstr(bytes: &[u8]) -> String {
@@ -149,7 +166,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             }
         }
         RecordKind::Namespace => {
-            let r: Box<NamespaceRecord> = Box::new(read(bytes, k)?);
+            let r: Box<NamespaceRecord> = Box::new(read_cut(bytes, k, NAMESPACE_ONE_NAME_LEN)?);
             let op = NamespaceOp::from_u32(r.op).ok_or(DecodeError::BadValue(r.op))?;
             let two = matches!(op, NamespaceOp::Rename | NamespaceOp::Link);
             EventKind::Namespace {
@@ -335,6 +352,76 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    fn namespace(op: NamespaceOp, old: &[u8], new: &[u8]) -> NamespaceRecord {
+        let base = |p: &[u8]| {
+            let mut b = BaseDir {
+                dir: FileKey {
+                    dev: 1,
+                    gen: 0,
+                    ino: 7,
+                },
+                fs_magic: 0xEF53,
+                path_start: (PATH_BUF - p.len()) as u32,
+                path_truncated: 0,
+                path: [0u8; PATH_BUF + PATH_SLACK],
+            };
+            b.path[PATH_BUF - p.len()..PATH_BUF].copy_from_slice(p);
+            b
+        };
+        let name = |n: &[u8]| {
+            let mut buf = [0u8; fsync_trace_common::NAME_BUF];
+            buf[..n.len()].copy_from_slice(n);
+            buf
+        };
+        NamespaceRecord {
+            hdr: header(RecordKind::Namespace),
+            op: op as u32,
+            flags: 0,
+            old_base: base(b"/var/tmp/d"),
+            old_name: name(old),
+            new_base: base(b"/var/tmp/e"),
+            new_name: name(new),
+        }
+    }
+
+    /// One-name operations arrive cut before `new_base` (the kernel sends only the used part);
+    /// rename arrives whole. Anything shorter than the cut is refused.
+    #[test]
+    fn decodes_namespace_records_cut_to_their_used_part() {
+        let unlink = as_bytes(&namespace(NamespaceOp::Unlink, b"s1", b""));
+        let cut = &unlink[..NAMESPACE_ONE_NAME_LEN];
+        assert!(
+            cut.len() < unlink.len() * 3 / 5,
+            "about half: {}",
+            cut.len()
+        );
+        match decode(cut).unwrap().kind {
+            EventKind::Namespace { op, old, new, .. } => {
+                assert_eq!(op, NamespaceOp::Unlink);
+                assert_eq!(
+                    (old.base_path.as_str(), old.name.as_str()),
+                    ("/var/tmp/d", "s1")
+                );
+                assert!(new.is_none());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let rename = as_bytes(&namespace(NamespaceOp::Rename, b"a.tmp", b"a"));
+        match decode(&rename).unwrap().kind {
+            EventKind::Namespace { new: Some(new), .. } => {
+                assert_eq!(
+                    (new.base_path.as_str(), new.name.as_str()),
+                    ("/var/tmp/e", "a")
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            decode(&unlink[..NAMESPACE_ONE_NAME_LEN - 8]),
+            Err(DecodeError::Size { .. })
+        ));
     }
 
     #[test]

@@ -2,12 +2,13 @@
 use fsync_trace_common::{
     open_flags, BaseDir, DeviceFlushRecord, DirtyRecord, ExitRecord, ForkRecord, MmapRecord,
     NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord,
-    SyncOp, SyncRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_MAPPED_STORE, FMODE_CREATED, NO_SLOT,
-    PATH_BUF, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
+    SyncOp, SyncRecord, TruncatePathRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_FALLOCATE,
+    DIRTY_BY_MAPPED_STORE, DIRTY_BY_TRUNCATE, FMODE_CREATED, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT,
+    URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
-use crate::event::{Actor, Comm, Event, EventKind, NameRef, StackId, SyncCounters};
+use crate::event::{Actor, Change, Comm, Event, EventKind, NameRef, StackId, SyncCounters};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -91,6 +92,26 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let kind = match kind {
         RecordKind::Dirty => {
             let r: DirtyRecord = read(bytes, k)?;
+            let change = match r.source {
+                DIRTY_BY_TRUNCATE => Some(Change::Truncate),
+                DIRTY_BY_FALLOCATE => Some(Change::Fallocate),
+                _ => None,
+            };
+            if let Some(change) = change {
+                return Ok(Event {
+                    ts,
+                    actor,
+                    kind: EventKind::Changed {
+                        file: r.file,
+                        change,
+                        writes_before: r.writes_before,
+                        bytes_before: r.bytes_before,
+                        pages_before: r.mapped_pages_before,
+                        fd: r.fd,
+                        slot: r.slot,
+                    },
+                });
+            }
             EventKind::Dirty {
                 file: r.file,
                 writes_before: r.writes_before,
@@ -157,6 +178,13 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 old: name_ref(&r.old_base, &r.old_name),
                 new: two.then(|| name_ref(&r.new_base, &r.new_name)),
                 flags: r.flags,
+            }
+        }
+        RecordKind::TruncatePath => {
+            let r: Box<TruncatePathRecord> = Box::new(read(bytes, k)?);
+            EventKind::TruncatePath {
+                path: name_ref(&r.base, &r.name),
+                length: r.length,
             }
         }
         RecordKind::Mmap => {

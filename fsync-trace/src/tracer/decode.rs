@@ -273,6 +273,74 @@ mod tests {
     }
 
     #[test]
+    fn a_dirty_record_of_a_truncate_or_fallocate_is_a_change() {
+        let file = FileKey {
+            dev: 7,
+            gen: 0,
+            ino: 9,
+        };
+        for (source, change) in [
+            (DIRTY_BY_TRUNCATE, Change::Truncate),
+            (DIRTY_BY_FALLOCATE, Change::Fallocate),
+        ] {
+            let r = DirtyRecord {
+                hdr: header(RecordKind::Dirty),
+                file,
+                writes_before: 3,
+                bytes_before: 300,
+                mapped_pages_before: 1,
+                source,
+                fd: 5,
+                slot: 11,
+                _pad: 0,
+            };
+            assert_eq!(
+                decode(&as_bytes(&r)).unwrap().kind,
+                EventKind::Changed {
+                    file,
+                    change,
+                    writes_before: 3,
+                    bytes_before: 300,
+                    pages_before: 1,
+                    fd: 5,
+                    slot: 11,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn decodes_a_truncate_by_path() {
+        // SAFETY: all-zero bytes are a valid record (plain integers and arrays).
+        let mut r: Box<TruncatePathRecord> = Box::new(unsafe { std::mem::zeroed() });
+        r.hdr = header(RecordKind::TruncatePath);
+        r.length = 10;
+        r.name[..5].copy_from_slice(b"p.dat");
+        let cwd = b"/var/tmp";
+        r.base.path[PATH_BUF - cwd.len()..PATH_BUF].copy_from_slice(cwd);
+        r.base.path_start = (PATH_BUF - cwd.len()) as u32;
+        r.base.dir = FileKey {
+            dev: 7,
+            gen: 1,
+            ino: 2,
+        };
+        r.base.fs_magic = 0xEF53; // ext4
+        let e = decode(&as_bytes(&*r)).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::TruncatePath {
+                path: NameRef {
+                    base_dir: r.base.dir,
+                    base_path: "/var/tmp".into(),
+                    base_durable: true,
+                    name: "p.dat".into(),
+                },
+                length: 10,
+            }
+        );
+    }
+
+    #[test]
     fn decodes_a_dirty_record() {
         let r = DirtyRecord {
             hdr: header(RecordKind::Dirty),

@@ -12,6 +12,10 @@ const WITH_OWN_TEST: &[&str] = &[
     "fork",
     "link",
     "reopen",
+    "truncate-sync",
+    "truncate-unsynced",
+    "fallocate",
+    "truncate-path",
 ];
 
 #[test]

@@ -222,3 +222,39 @@ pub fn unstacked(report: &Value, dir: &str) -> BTreeSet<(String, String)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(truncates: u64, redundant: Option<u64>) -> Value {
+        let advice: Vec<Value> = redundant
+            .map(|n| {
+                serde_json::json!({"kind": "redundant_sync", "path": "/m/truncate-sync/t.dat", "count": n})
+            })
+            .into_iter()
+            .collect();
+        serde_json::json!({
+            "files": [
+                {"path": "/m/truncate-sync", "truncates": 0, "fallocates": 0},
+                {"path": "/m/truncate-sync/t.dat", "truncates": truncates, "fallocates": 0}
+            ],
+            "findings": [],
+            "advice": advice,
+        })
+    }
+
+    #[test]
+    fn changes_and_redundant_syncs_are_checked_exactly() {
+        let ok = facts(&report(1, Some(1)), "/m/truncate-sync");
+        assert!(check_changes("truncate-sync", &ok).is_empty());
+        let missed = facts(&report(0, Some(2)), "/m/truncate-sync");
+        let wrong = check_changes("truncate-sync", &missed);
+        assert_eq!(wrong.len(), 2, "{wrong:?}");
+        assert!(wrong[0].contains("W/t.dat"), "{wrong:?}");
+        // A scenario the tables do not name is not checked; tiers still compare the facts.
+        assert!(check_changes("good", &missed).is_empty());
+        assert_ne!(ok, missed);
+        assert!(diff(&ok, &missed).contains("redundant syncs"));
+    }
+}

@@ -59,6 +59,9 @@ pub const PROG_SYS_EXIT_MMAP: &str = "sys_exit_mmap";
 /// Tail call ([`TAIL_NAME`]): walks the path of a written file never named yet; sends its
 /// `Name` record.
 pub const PROG_SYS_EXIT_NAME: &str = "sys_exit_name";
+/// Tail of `sys_exit` for truncate, ftruncate and fallocate: counts the change per file and
+/// announces the file as changed once per durability epoch.
+pub const PROG_SYS_EXIT_TRUNCATE: &str = "sys_exit_truncate";
 /// Raw tracepoint `sched_process_fork`: traces children of traced processes
 /// ([`CONFIG_FOLLOW_FORKS`]).
 pub const PROG_PROCESS_FORK: &str = "sched_process_fork";
@@ -147,8 +150,10 @@ pub const TAIL_SYNC: u32 = 2;
 pub const TAIL_MMAP: u32 = 3;
 /// A write found a file with no `Name` record yet: walk its path (kept out of the hot program).
 pub const TAIL_NAME: u32 = 4;
-/// Number of slots in [`SYS_EXIT_TAILS`] (the last one is `wal::TAIL_ACK`).
-pub const TAIL_SLOTS: u32 = 6;
+/// [`SYS_EXIT_TAILS`] slot of [`PROG_SYS_EXIT_TRUNCATE`] (truncate, ftruncate, fallocate).
+pub const TAIL_TRUNCATE: u32 = 6;
+/// Number of slots in [`SYS_EXIT_TAILS`].
+pub const TAIL_SLOTS: u32 = 7;
 
 /// Indices into the CONFIG array map.
 ///

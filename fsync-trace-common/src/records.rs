@@ -51,6 +51,16 @@ pub struct FileCounters {
     pub dirty_gen: u64,
     /// `FILE_FLAG_*` bits.
     pub flags: u64,
+    /// Successful ftruncate(2) calls on the file (truncate(2) by path is counted in userspace).
+    pub truncates: u64,
+    /// Successful fallocate(2) calls on the file (every mode).
+    pub fallocates: u64,
+    /// The length the last ftruncate(2) set.
+    pub truncate_len: u64,
+    /// Durability epoch at which userspace was last told of a truncate or fallocate of this
+    /// file (a `Dirty` record with [`DIRTY_BY_TRUNCATE`] or [`DIRTY_BY_FALLOCATE`]): once per
+    /// epoch, even when a write already announced the file dirty in it.
+    pub change_gen: u64,
 }
 
 /// No slot (`OpenRecord::prior_slot`).
@@ -91,6 +101,8 @@ pub enum RecordKind {
     Uring = 10,
     /// The user stack of the act the next record of the same thread describes: [`StackRecord`].
     Stack = 11,
+    /// A successful truncate(2) of a path: [`TruncatePathRecord`].
+    TruncatePath = 12,
 }
 
 impl RecordKind {
@@ -109,6 +121,7 @@ impl RecordKind {
             16 => Self::DeviceFlush,
             10 => Self::Uring,
             11 => Self::Stack,
+            12 => Self::TruncatePath,
             _ => return None,
         })
     }
@@ -190,6 +203,10 @@ pub const BUILD_ID_VALID: i32 = 1;
 pub const DIRTY_BY_WRITE: u32 = 0;
 /// How a file got dirty: a store through a shared writable mapping dirtied one of its pages.
 pub const DIRTY_BY_MAPPED_STORE: u32 = 1;
+/// How a file got dirty: ftruncate(2) changed its size (no data written).
+pub const DIRTY_BY_TRUNCATE: u32 = 2;
+/// How a file got dirty: fallocate(2) allocated, punched, zeroed or shifted a range.
+pub const DIRTY_BY_FALLOCATE: u32 = 3;
 
 /// A file got dirty for the first time since the durability epoch last changed.
 #[repr(C)]
@@ -461,6 +478,22 @@ pub struct NamespaceRecord {
 /// one directory fills the ring buffer half as fast. The reader zero-fills the rest.
 pub const NAMESPACE_ONE_NAME_LEN: usize = core::mem::offset_of!(NamespaceRecord, new_base);
 
+/// A successful truncate(2): a file named by path, which the kernel cannot resolve to an
+/// inode at the syscall's exit; userspace finds it among the names it knows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TruncatePathRecord {
+    /// Header: the task; `ts_ns` is when the call returned.
+    pub hdr: RecordHeader,
+    /// The length the call set.
+    pub length: u64,
+    /// The directory `name` is resolved against (the cwd).
+    pub base: BaseDir,
+    /// The path as the process passed it (relative or absolute), NUL-terminated, truncated to
+    /// `NAME_BUF`.
+    pub name: [u8; NAME_BUF],
+}
+
 /// A successful shared, writable mapping of a file.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -565,6 +598,7 @@ mod pod {
     unsafe impl aya::Pod for DeviceFlushRecord {}
     unsafe impl aya::Pod for UringRecord {}
     unsafe impl aya::Pod for NamespaceRecord {}
+    unsafe impl aya::Pod for TruncatePathRecord {}
     unsafe impl aya::Pod for MmapRecord {}
     unsafe impl aya::Pod for ForkRecord {}
     unsafe impl aya::Pod for ExitRecord {}
@@ -597,7 +631,7 @@ pub struct UringRecord {
 }
 
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
-const _: () = assert!(core::mem::size_of::<FileCounters>() == 64);
+const _: () = assert!(core::mem::size_of::<FileCounters>() == 96);
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 40);
 const _: () = assert!(core::mem::size_of::<DirtyRecord>() == 40 + 16 + 24 + 16);
 const _: () = assert!(core::mem::size_of::<NameRecord>().is_multiple_of(8));
@@ -605,6 +639,7 @@ const _: () = assert!(NAMESPACE_ONE_NAME_LEN.is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40 + 8 + 8 + 8 + 16 + 8 + 24 + 32);
 const _: () = assert!(core::mem::size_of::<OpenRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8));
+const _: () = assert!(core::mem::size_of::<TruncatePathRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<MmapRecord>() == 40 + 16 + 40 + 8);
 const _: () = assert!(core::mem::size_of::<InflightCall>() == 32);
 

@@ -17,6 +17,10 @@ pub const MSYNC: u64 = 26;
 pub const FSYNC: u64 = 74;
 /// fdatasync(2): a durable point for one file's data.
 pub const FDATASYNC: u64 = 75;
+/// truncate(2): a file's size set through its path.
+pub const TRUNCATE: u64 = 76;
+/// ftruncate(2): a file's size set through a descriptor.
+pub const FTRUNCATE: u64 = 77;
 /// rename(2): a directory entry moved or replaced.
 pub const RENAME: u64 = 82;
 /// mkdir(2): a directory created.
@@ -47,6 +51,8 @@ pub const LINKAT: u64 = 265;
 pub const SYMLINKAT: u64 = 266;
 /// sync_file_range(2): starts or waits for writeback; never a durable point.
 pub const SYNC_FILE_RANGE: u64 = 277;
+/// fallocate(2): allocate, punch, zero, collapse or insert a range of a file.
+pub const FALLOCATE: u64 = 285;
 /// pwritev(2): a vectored write at an offset.
 pub const PWRITEV: u64 = 296;
 /// syncfs(2): a durable point for the filesystem of a descriptor's file.
@@ -168,4 +174,11 @@ pub fn is_namespace(nr: u64) -> bool {
             | SYMLINK
             | SYMLINKAT
     )
+}
+
+/// True for the calls that change a file's size or allocation without writing data: truncate,
+/// ftruncate, fallocate (a sync after one has something to make durable).
+#[inline(always)]
+pub fn is_truncate(nr: u64) -> bool {
+    matches!(nr, TRUNCATE | FTRUNCATE | FALLOCATE)
 }

@@ -466,6 +466,50 @@ pub unsafe fn mark_dirty(
     }
 }
 
+/// A change that writes no data (ftruncate, fallocate: `source`) of file `key` (counters `c`
+/// in `slot`, already counted by the caller): announced once per durability epoch with a
+/// `Dirty` record of that source, even if a write announced the file in this epoch already, so
+/// userspace knows an unsynced change is a truncation or allocation. Like a first write, it
+/// takes the user stack.
+///
+/// # Safety
+/// `c` is the `FILE_STATS` value of `slot`.
+#[inline(always)]
+pub unsafe fn mark_changed(
+    key: &FileKey,
+    c: *mut FileCounters,
+    slot: u32,
+    source: u32,
+    fd: i32,
+    ctx: Ctx,
+) {
+    let gen = current_gen();
+    unsafe {
+        if (*c).change_gen == gen {
+            return;
+        }
+        (*c).change_gen = gen;
+        // Forces `mark_dirty` to announce it; it sets `dirty_gen` back to this epoch, so the
+        // next write of the epoch sends nothing more.
+        (*c).dirty_gen = 0;
+        mark_dirty(
+            key,
+            c,
+            slot,
+            (*c).writes,
+            (*c).bytes,
+            (*c).mapped_dirty_pages,
+            source,
+            fd,
+            ctx,
+        );
+        if (*c).dirty_gen == 0 {
+            // Not announced (ring buffer full, counted): the next change retries.
+            (*c).change_gen = 0;
+        }
+    }
+}
+
 /// A write through an O_SYNC/O_DSYNC descriptor: a durable point for `key`, sent as a sync
 /// record of its own.
 fn emit_sync_write(key: &FileKey, fd: i32) {

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use super::{
     cost, demo, entry_storm, exposure, fork, fsync_bound, fsync_error, fsync_retry, good, hold,
     inode_reuse, io_uring_fsync, link, link_unlink, many_files, mkdir, mmap, no_dirsync, osync,
-    rename_safe, rename_unsafe, reopen, sfr, sync_other_fd, table_churn, threads, unlink,
+    rename_safe, rename_unsafe, reopen, sfr, sync_other_fd, table_churn, threads, truncate, unlink,
     unlink_one_name, unsynced, write_storm, writev, Lockstep, Res,
 };
 
@@ -206,6 +206,14 @@ pub enum Scenario {
         #[arg(long, default_value_t = 300)]
         settle_ms: u64,
     },
+    /// write, fsync, ftruncate, fsync (needed), fsync (redundant)
+    TruncateSync { dir: PathBuf },
+    /// written and synced, then ftruncate and never synced
+    TruncateUnsynced { dir: PathBuf },
+    /// every fallocate mode, each followed by fdatasync, then one redundant fdatasync
+    Fallocate { dir: PathBuf },
+    /// truncate(2) by path: one never synced, one synced after
+    TruncatePath { dir: PathBuf },
     /// the bundled demo: a tiny key-value store (--fuse: a failfs mount for the fsync errors)
     Demo {
         dir: PathBuf,
@@ -226,6 +234,10 @@ impl Scenario {
         use Scenario as S;
         match self {
             S::Good { dir } => (dir, Box::new(good)),
+            S::TruncateSync { dir } => (dir, Box::new(truncate::truncate_sync)),
+            S::TruncateUnsynced { dir } => (dir, Box::new(truncate::truncate_unsynced)),
+            S::Fallocate { dir } => (dir, Box::new(truncate::fallocate)),
+            S::TruncatePath { dir } => (dir, Box::new(truncate::truncate_path)),
             S::Unsynced { dir, writes } => (dir, with(writes, unsynced)),
             S::SyncOtherFd { dir } => (dir, Box::new(sync_other_fd)),
             S::NoDirsync { dir } => (dir, Box::new(no_dirsync)),

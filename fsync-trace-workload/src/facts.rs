@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::scenarios::{Counts, Expected};
+use crate::scenarios::{Counts, Expected, CHANGES, REDUNDANT};
 
 /// A finding as the table names it: (kind, path, entry).
 pub type FindingFact = (String, String, Option<String>);
@@ -18,6 +18,10 @@ pub struct Facts {
     pub files: BTreeMap<String, Counts>,
     /// Every finding.
     pub findings: BTreeSet<FindingFact>,
+    /// (truncates, fallocates) by normalized path, of files with any.
+    pub changes: BTreeMap<String, (u64, u64)>,
+    /// Redundant syncs (`redundant_sync` advice) by normalized path.
+    pub redundant: BTreeMap<String, u64>,
 }
 
 /// The facts of `report`, for a scenario run in directory `dir`.
@@ -55,7 +59,67 @@ pub fn facts(report: &Value, dir: &str) -> Facts {
             )
         })
         .collect();
-    Facts { files, findings }
+    let changes = report["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let path = norm(f["path"].as_str().unwrap_or("?"));
+            let (t, a) = (f["truncates"].as_u64(), f["fallocates"].as_u64());
+            (path, (t.unwrap_or(0), a.unwrap_or(0)))
+        })
+        .filter(|(_, c)| *c != (0, 0))
+        .collect();
+    let redundant = report["advice"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["kind"] == "redundant_sync")
+        .map(|f| {
+            let path = norm(f["path"].as_str().unwrap_or("?"));
+            (path, f["count"].as_u64().unwrap_or(u64::MAX))
+        })
+        .collect();
+    Facts {
+        files,
+        findings,
+        changes,
+        redundant,
+    }
+}
+
+/// Every way `f` (a run of scenario `name`) differs from [`CHANGES`] and [`REDUNDANT`], one
+/// message each; nothing for a scenario named in neither.
+#[must_use]
+pub fn check_changes(name: &str, f: &Facts) -> Vec<String> {
+    let listed = |n: &str| n == name;
+    if !CHANGES.iter().any(|c| listed(c.0)) && !REDUNDANT.iter().any(|r| listed(r.0)) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let changes: BTreeMap<String, (u64, u64)> = CHANGES
+        .iter()
+        .filter(|c| listed(c.0))
+        .map(|c| (rel(c.1), (c.2, c.3)))
+        .collect();
+    if changes != f.changes {
+        out.push(format!(
+            "(truncates, fallocates): expected {changes:?}, got {:?}",
+            f.changes
+        ));
+    }
+    let redundant: BTreeMap<String, u64> = REDUNDANT
+        .iter()
+        .filter(|r| listed(r.0))
+        .map(|r| (rel(r.1), r.2))
+        .collect();
+    if redundant != f.redundant {
+        out.push(format!(
+            "redundant syncs: expected {redundant:?}, got {:?}",
+            f.redundant
+        ));
+    }
+    out
 }
 
 /// A report path with the scenario's directory `dir` written "W" (paths elsewhere unchanged).
@@ -116,6 +180,18 @@ pub fn diff(a: &Facts, b: &Facts) -> String {
     for f in a.findings.symmetric_difference(&b.findings) {
         out.push(format!("finding {f:?} only in one"));
     }
+    if a.changes != b.changes {
+        out.push(format!(
+            "(truncates, fallocates) {:?} vs {:?}",
+            a.changes, b.changes
+        ));
+    }
+    if a.redundant != b.redundant {
+        out.push(format!(
+            "redundant syncs {:?} vs {:?}",
+            a.redundant, b.redundant
+        ));
+    }
     out.join("; ")
 }
 
@@ -145,4 +221,40 @@ pub fn unstacked(report: &Value, dir: &str) -> BTreeSet<(String, String)> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(truncates: u64, redundant: Option<u64>) -> Value {
+        let advice: Vec<Value> = redundant
+            .map(|n| {
+                serde_json::json!({"kind": "redundant_sync", "path": "/m/truncate-sync/t.dat", "count": n})
+            })
+            .into_iter()
+            .collect();
+        serde_json::json!({
+            "files": [
+                {"path": "/m/truncate-sync", "truncates": 0, "fallocates": 0},
+                {"path": "/m/truncate-sync/t.dat", "truncates": truncates, "fallocates": 0}
+            ],
+            "findings": [],
+            "advice": advice,
+        })
+    }
+
+    #[test]
+    fn changes_and_redundant_syncs_are_checked_exactly() {
+        let ok = facts(&report(1, Some(1)), "/m/truncate-sync");
+        assert!(check_changes("truncate-sync", &ok).is_empty());
+        let missed = facts(&report(0, Some(2)), "/m/truncate-sync");
+        let wrong = check_changes("truncate-sync", &missed);
+        assert_eq!(wrong.len(), 2, "{wrong:?}");
+        assert!(wrong[0].contains("W/t.dat"), "{wrong:?}");
+        // A scenario the tables do not name is not checked; tiers still compare the facts.
+        assert!(check_changes("good", &missed).is_empty());
+        assert_ne!(ok, missed);
+        assert!(diff(&ok, &missed).contains("redundant syncs"));
+    }
 }

@@ -29,6 +29,7 @@ mod exposure;
 mod hold;
 mod load;
 mod sys;
+mod truncate;
 mod uring;
 mod vectored;
 mod walserver;

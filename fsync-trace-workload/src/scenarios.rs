@@ -100,6 +100,34 @@ impl Counts {
 
 const NO_FINDINGS: &[(&str, &str, Option<&str>)] = &[];
 
+/// (writes, bytes_written, fsyncs, fdatasyncs, unsynced_bytes) as [`Counts`].
+const fn counts(writes: u64, bytes: u64, fsyncs: u64, fdatasyncs: u64, unsynced: u64) -> Counts {
+    Counts {
+        writes,
+        bytes_written: bytes,
+        fsyncs,
+        fdatasyncs,
+        unsynced_bytes: unsynced,
+    }
+}
+
+/// Files changed without writing data, with the exact calls every tier must count: (scenario,
+/// path, truncates, fallocates). A scenario named here must report exactly these files with
+/// such changes (`facts::check_changes`).
+pub const CHANGES: &[(&str, &str, u64, u64)] = &[
+    ("truncate-sync", "t.dat", 1, 0),
+    ("truncate-unsynced", "u.dat", 1, 0),
+    ("fallocate", "f.dat", 0, 6),
+    ("truncate-path", "p.dat", 1, 0),
+    ("truncate-path", "q.dat", 1, 0),
+    ("mmap", "mapped.dat", 1, 0),
+];
+
+/// `redundant_sync` advice every tier must report: (scenario, path, redundant syncs). A
+/// scenario named here (or in [`CHANGES`]) must report exactly these.
+pub const REDUNDANT: &[(&str, &str, u64)] =
+    &[("truncate-sync", "t.dat", 1), ("fallocate", "f.dat", 1)];
+
 impl Scenario {
     /// The `--wal` glob the tracer runs this scenario with, if any ([`TRACER_WAL`]).
     #[must_use]
@@ -524,6 +552,50 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: &[("ack_before_durable", "wal/log", Some("10 acks"))],
+        }),
+        tracepoint_expect: None,
+    },
+    // Changes that write no data (`truncate.rs`): a sync after ftruncate is needed, the one
+    // after that is not (advice, see `REDUNDANT`).
+    Scenario {
+        name: "truncate-sync",
+        args: &[],
+        expect: Some(Expected {
+            files: &[("t.dat", counts(3, 300, 3, 0, 0))],
+            findings: NO_FINDINGS,
+        }),
+        tracepoint_expect: None,
+    },
+    // Synced, then truncated through a descriptor and never synced again: at risk with 0 bytes.
+    Scenario {
+        name: "truncate-unsynced",
+        args: &[],
+        expect: Some(Expected {
+            files: &[("u.dat", counts(2, 200, 1, 0, 0))],
+            findings: &[("unsynced_write", "u.dat", None)],
+        }),
+        tracepoint_expect: None,
+    },
+    // Every fallocate mode, each followed by an fdatasync (needed), then one redundant.
+    Scenario {
+        name: "fallocate",
+        args: &[],
+        expect: Some(Expected {
+            files: &[("f.dat", counts(1, 16384, 0, 8, 0))],
+            findings: NO_FINDINGS,
+        }),
+        tracepoint_expect: None,
+    },
+    // truncate(2) by path: p.dat never synced after it, q.dat synced (not redundant).
+    Scenario {
+        name: "truncate-path",
+        args: &[],
+        expect: Some(Expected {
+            files: &[
+                ("p.dat", counts(1, 100, 1, 0, 0)),
+                ("q.dat", counts(1, 100, 2, 0, 0)),
+            ],
+            findings: &[("unsynced_write", "p.dat", None)],
         }),
         tracepoint_expect: None,
     },

@@ -92,6 +92,25 @@ pub struct SyncCounters {
     pub mapped_pages: u64,
 }
 
+/// A change to a file that writes no data but needs a sync to be durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Change {
+    /// truncate(2) or ftruncate(2): the size changed.
+    Truncate,
+    /// fallocate(2), any mode: blocks allocated, punched, zeroed or shifted.
+    Fallocate,
+}
+
+impl Change {
+    /// The change's bit in a set of changes (`DirtySpan::changes`).
+    pub fn bit(self) -> u8 {
+        match self {
+            Change::Truncate => 1,
+            Change::Fallocate => 2,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventKind {
     /// The file got dirty (first write or mapped store since the durability epoch changed).
@@ -104,6 +123,25 @@ pub enum EventKind {
         fd: i32,
         /// The kernel slot the `*_before` counters are from.
         slot: u32,
+    },
+    /// The file changed without a data write (ftruncate, fallocate through a descriptor): sent
+    /// once per durability epoch, with the counters before it as for `Dirty` (the calls
+    /// themselves are counted in the kernel's per-file counters).
+    Changed {
+        file: FileKey,
+        change: Change,
+        writes_before: u64,
+        bytes_before: u64,
+        pages_before: u64,
+        fd: i32,
+        /// The kernel slot the `*_before` counters are from.
+        slot: u32,
+    },
+    /// A successful truncate(2) of `path` to `length` bytes (the kernel could not tell which
+    /// file: the state machine looks the name up among those it knows).
+    TruncatePath {
+        path: NameRef,
+        length: u64,
     },
     /// A sync-family call finished. `ts` of the event is its exit time.
     Sync {

@@ -124,5 +124,9 @@ fn sub_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
         kernel_writebacks: d(a.kernel_writebacks, b.kernel_writebacks),
         dirty_gen: 0,
         flags: 0,
+        truncates: d(a.truncates, b.truncates),
+        fallocates: d(a.fallocates, b.fallocates),
+        truncate_len: a.truncate_len,
+        change_gen: 0,
     }
 }

@@ -12,6 +12,7 @@ mod opens;
 mod process;
 mod syncs;
 mod syscalls;
+mod truncate;
 mod uring;
 pub(crate) mod wal;
 mod writeback;

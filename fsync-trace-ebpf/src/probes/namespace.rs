@@ -176,7 +176,7 @@ fn read_name(src: u64, dst: &mut [u8], kernel: bool) {
 /// # Safety
 /// `b` points into a reserved, not yet submitted ring buffer record.
 #[inline(always)]
-unsafe fn fill_base(b: *mut BaseDir, dirfd: u64) {
+pub(super) unsafe fn fill_base(b: *mut BaseDir, dirfd: u64) {
     unsafe {
         (*b).dir = Default::default();
         (*b).fs_magic = 0;

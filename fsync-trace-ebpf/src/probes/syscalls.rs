@@ -115,6 +115,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         names::TAIL_NAMESPACE
     } else if id == nr::MMAP {
         names::TAIL_MMAP
+    } else if nr::is_truncate(id) {
+        names::TAIL_TRUNCATE
     } else if wal_enabled() && is_send(id) {
         TAIL_ACK
     } else {

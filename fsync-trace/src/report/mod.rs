@@ -251,6 +251,27 @@ pub struct FileEntry {
     /// second; null if the file's syncs ever overlapped (the ceiling is then higher) or it has
     /// no fsync/fdatasync.
     pub serial_commit_ceiling_per_sec: Option<f64>,
+    /// Successful truncate(2)/ftruncate(2) calls on the file (a size change needs a sync too).
+    pub truncates: u64,
+    /// Successful fallocate(2) calls on the file, every mode.
+    pub fallocates: u64,
+    /// Changes that wrote no data left unsynced at the end ("truncate", "fallocate"): at
+    /// risk with 0 unsynced bytes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsynced_changes: Vec<&'static str>,
+}
+
+/// Names of the changes in `changes` (`Change::bit`s).
+pub fn change_names(changes: u8) -> Vec<&'static str> {
+    use crate::event::Change;
+    [
+        (Change::Truncate, "truncate"),
+        (Change::Fallocate, "fallocate"),
+    ]
+    .into_iter()
+    .filter(|(c, _)| changes & c.bit() != 0)
+    .map(|(_, n)| n)
+    .collect()
 }
 
 /// Names of the durability-relevant open flags in `flags`.
@@ -392,6 +413,7 @@ impl Report {
                 // Only files this trace saw written, mapped or synced.
                 c.writes + c.sync_writes + c.mapped_dirty_pages > 0
                     || f.fsyncs + f.fdatasyncs + f.other_syncs > 0
+                    || c.truncates + c.fallocates + u64::from(f.path_truncates) > 0
             })
             .map(|(f, c)| {
                 let unsynced = match f.dirty.first() {
@@ -429,6 +451,13 @@ impl Report {
                     sync_time_us: cost.map_or(0, |c| c.sync_ns / 1000),
                     cost: cost_entry(cost, calls, trace_ns, flushes_counted),
                     serial_commit_ceiling_per_sec: ceiling,
+                    truncates: c.truncates + u64::from(f.path_truncates),
+                    fallocates: c.fallocates,
+                    unsynced_changes: if f.removed || f.is_dir {
+                        Vec::new()
+                    } else {
+                        change_names(f.unsynced_changes())
+                    },
                 })
             })
             .collect();

@@ -38,7 +38,7 @@ fn rule_text(kind: FindingKind) -> (&'static str, &'static str, &'static str) {
         ),
         FindingKind::UnsyncedWrite => (
             "Data was written and never made durable",
-            "Writes dirty the page cache; without fsync, fdatasync or msync(MS_SYNC) afterwards they can vanish in a crash.",
+            "Writes dirty the page cache; without fsync, fdatasync or msync(MS_SYNC) afterwards they can vanish in a crash. So can a truncate, ftruncate or fallocate (the size, freed or allocated blocks).",
             "fsync or fdatasync the file (or msync(MS_SYNC) the mapping) before relying on the data; closing it is not enough.",
         ),
         FindingKind::UnsyncedParentDir => (

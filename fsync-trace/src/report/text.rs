@@ -133,6 +133,9 @@ pub fn render_text(r: &Report, show_suppressed: bool) -> String {
                 f.max_dirty_window_ms,
                 if f.unsynced_bytes > 0 {
                     human_bytes(f.unsynced_bytes)
+                } else if let Some(change) = f.unsynced_changes.first() {
+                    // At risk with no data: the change (truncate, fallocate) instead of 0.
+                    (*change).to_string()
                 } else {
                     "0".into()
                 }

@@ -65,6 +65,9 @@ pub struct DirtyInterval {
     pub by: u32,
     /// Counter readings on the way: [offset_s, bytes written since `from_s`].
     pub readings: Vec<(f64, u64)>,
+    /// Changes in the interval that wrote no data ("truncate", "fallocate").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -110,6 +113,10 @@ pub struct CrashFile {
     pub unsynced_bytes: u64,
     pub writes: u64,
     pub dirty_since_s: f64,
+    /// Changes at risk that wrote no data ("truncate", "fallocate"): a file can be at risk
+    /// with 0 unsynced bytes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -143,6 +150,7 @@ fn interval(start: u64, d: &Interval) -> DirtyInterval {
         writes: d.total.map(|c| c.writes),
         bytes: d.total.map(|c| c.bytes),
         by: d.by,
+        changes: super::change_names(d.changes),
         readings: d
             .readings
             .iter()
@@ -226,6 +234,7 @@ impl CrashPoint {
                     unsynced_bytes: f.written.bytes,
                     writes: f.written.writes,
                     dirty_since_s: offset_s(start, f.since),
+                    changes: super::change_names(f.changes),
                 })
                 .collect(),
             entries: r

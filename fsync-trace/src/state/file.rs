@@ -19,6 +19,9 @@ pub struct DirtySpan {
     pub bytes_before: u64,
     pub pages_before: u64,
     pub actor: Actor,
+    /// Changes that wrote no data announced with this span (`Change::bit`s: truncate,
+    /// fallocate); 0 for a write or a mapped store.
+    pub changes: u8,
 }
 
 /// A directory entry changed and not yet covered by a sync of its directory.
@@ -82,6 +85,10 @@ pub struct FileState {
     /// What its syncs cost and covered; from its first sync on (most files are never synced
     /// or only once: a box keeps the others small).
     pub cost: Option<Box<SyncCost>>,
+    /// truncate(2) calls by path that named this file (ftruncate is counted in the kernel) and
+    /// the length the last one set.
+    pub path_truncates: u32,
+    pub path_truncate_len: Option<u64>,
 }
 
 impl FileState {
@@ -123,6 +130,11 @@ impl FileState {
         }
     }
 
+    /// The changes that wrote no data (`Change::bit`s) not yet durable.
+    pub fn unsynced_changes(&self) -> u8 {
+        self.dirty.iter().fold(0, |a, d| a | d.changes)
+    }
+
     /// (writes, bytes, mapped pages) not yet durable, given the kernel's current counters.
     pub fn unsynced(&self, c: &FileCounters) -> (u64, u64, u64) {
         let Some(first) = self.dirty.first() else {
@@ -149,6 +161,14 @@ pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
         kernel_writebacks: a.kernel_writebacks + b.kernel_writebacks,
         dirty_gen: b.dirty_gen,
         flags: b.flags,
+        truncates: a.truncates + b.truncates,
+        fallocates: a.fallocates + b.fallocates,
+        truncate_len: if b.truncates > 0 {
+            b.truncate_len
+        } else {
+            a.truncate_len
+        },
+        change_gen: b.change_gen,
     }
 }
 

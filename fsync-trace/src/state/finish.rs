@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use fsync_trace_common::{FileCounters, SyncOp};
 
+use crate::event::Change;
+
 use super::{
     advice::advice,
     device::{sync_without_flush, DeviceState},
@@ -108,14 +110,32 @@ impl<R: Resolver> DurabilityState<R> {
     }
 }
 
-/// The finding for a file whose data was never made durable (`slot`: the kernel's counters).
+/// The finding for a file whose data (or size, or allocation) was never made durable (`slot`:
+/// the kernel's counters).
 fn unsynced_write(f: &FileState, slot: &FileCounters, first: &super::DirtySpan) -> Finding {
     let (writes, bytes, pages) = f.unsynced(slot);
     let path = display_path(f);
-    let what = match (writes, pages) {
-        (w, 0) => format!("{w} write(s), {bytes} bytes"),
-        (0, p) => format!("{p} page(s) stored through a shared mapping"),
-        (w, p) => format!("{w} write(s) and {p} mapped page(s), {bytes} bytes"),
+    let changes = f.unsynced_changes();
+    let data = match (writes, pages) {
+        (0, 0) => None,
+        (w, 0) => Some(format!("{w} write(s), {bytes} bytes")),
+        (0, p) => Some(format!("{p} page(s) stored through a shared mapping")),
+        (w, p) => Some(format!(
+            "{w} write(s) and {p} mapped page(s), {bytes} bytes"
+        )),
+    };
+    let change = unsynced_change(f, slot, changes);
+    let after = "(no fsync/fdatasync/msync(MS_SYNC) after them)";
+    let message = match (data, change) {
+        (Some(d), Some(c)) => {
+            format!("{d} to {path} were never made durable, and it was {c} and never synced {after}")
+        }
+        (None, Some(c)) => format!(
+            "{path} was {c} and never synced (no fsync/fdatasync after it): a crash can bring back its old size or blocks"
+        ),
+        (Some(d), None) => format!("{d} to {path} were never made durable {after}"),
+        // A span with no counted change (a lost record): still unsynced.
+        (None, None) => format!("{writes} write(s), {bytes} bytes to {path} were never made durable {after}"),
     };
     Finding {
         kind: FindingKind::UnsyncedWrite,
@@ -123,12 +143,51 @@ fn unsynced_write(f: &FileState, slot: &FileCounters, first: &super::DirtySpan) 
         pid: first.actor.pid,
         comm: first.actor.comm.to_string(),
         ts: first.since,
-        message: format!("{what} to {path} were never made durable (no fsync/fdatasync/msync(MS_SYNC) after them)"),
+        message,
         fix: "fsync or fdatasync the file (or msync(MS_SYNC) the mapping) before relying on the data; closing it is not enough".into(),
         unsynced_bytes: Some(bytes),
         unsynced_writes: Some(writes),
+        op: change_op(changes),
         stack_id: first.actor.stack,
         ..Finding::blank()
+    }
+}
+
+/// The unsynced truncate/fallocate of `f` in words ("truncated to 0 bytes", "changed by
+/// fallocate"), or None if its unsynced spans hold none.
+fn unsynced_change(f: &FileState, slot: &FileCounters, changes: u8) -> Option<String> {
+    let truncated = changes & Change::Truncate.bit() != 0;
+    let fallocated = changes & Change::Fallocate.bit() != 0;
+    // The last length set: ftruncate's (kernel counters) unless only truncate(2) was seen.
+    let c = f.absolute(slot);
+    let len = if c.truncates > 0 {
+        Some(c.truncate_len)
+    } else {
+        f.path_truncate_len
+    };
+    let truncation = match len {
+        Some(n) => format!("truncated to {n} bytes"),
+        None => "truncated".to_string(),
+    };
+    match (truncated, fallocated) {
+        (true, true) => Some(format!("{truncation} and changed by fallocate")),
+        (true, false) => Some(truncation),
+        (false, true) => {
+            Some("changed by fallocate (a range allocated, punched, zeroed or shifted)".into())
+        }
+        (false, false) => None,
+    }
+}
+
+/// The finding's `op` for unsynced changes that wrote no data: "truncate", "fallocate" or both.
+fn change_op(changes: u8) -> Option<String> {
+    let t = changes & Change::Truncate.bit() != 0;
+    let a = changes & Change::Fallocate.bit() != 0;
+    match (t, a) {
+        (true, true) => Some("truncate+fallocate".into()),
+        (true, false) => Some("truncate".into()),
+        (false, true) => Some("fallocate".into()),
+        (false, false) => None,
     }
 }
 

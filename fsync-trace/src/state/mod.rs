@@ -10,6 +10,7 @@
 //! `latency` (bounded latency histograms), `cost` (what syncs cost and covered), `device`
 //! (device cache flushes during syncs).
 mod advice;
+mod change;
 pub mod cost;
 pub mod device;
 mod file;
@@ -232,6 +233,7 @@ impl<R: Resolver> DurabilityState<R> {
                     written: timeline::Count { writes, bytes },
                     since: first.since,
                     exact: true,
+                    changes: f.unsynced_changes(),
                 });
             }
             if f.is_dir {
@@ -491,32 +493,23 @@ impl<R: Resolver> DurabilityState<R> {
                 slot,
                 ..
             } => {
-                self.touched(actor.pid, file);
-                let actor_pid = actor.pid;
-                let f = self.file_at(file, ts);
-                f.has_slot = true;
-                // The counters are the slot's: place them on this life's absolute scale.
-                let base = f.base_for_slot(slot);
-                let span = DirtySpan {
-                    since: ts,
-                    writes_before: base.writes + writes_before,
-                    bytes_before: base.bytes + bytes_before,
-                    pages_before: base.mapped_dirty_pages + pages_before,
-                    actor,
-                };
-                // Exact capacity: most files have one open span, and a Vec's first push
-                // would reserve four (100k files: 24 MiB).
-                f.dirty.reserve_exact(1);
-                let abs = timeline::Count {
-                    writes: span.writes_before,
-                    bytes: span.bytes_before + span.pages_before * fsync_trace_common::PAGE_SIZE,
-                };
-                f.dirty.push(span);
-                if let Some(t) = &mut self.timeline {
-                    let files = &self.files;
-                    let path = || files.get(&file).and_then(|f| f.path.clone());
-                    t.dirty(file, path, ts, actor_pid, abs);
-                }
+                let before = (writes_before, bytes_before, pages_before);
+                self.on_dirty(ts, actor, file, before, slot, 0);
+            }
+            EventKind::Changed {
+                file,
+                change,
+                writes_before,
+                bytes_before,
+                pages_before,
+                slot,
+                ..
+            } => {
+                let before = (writes_before, bytes_before, pages_before);
+                self.on_dirty(ts, actor, file, before, slot, change.bit());
+            }
+            EventKind::TruncatePath { path, length } => {
+                self.on_truncate_path(ts, actor, &path, length);
             }
             EventKind::Sync {
                 op,

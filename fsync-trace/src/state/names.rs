@@ -169,7 +169,7 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     /// (directory, directory path, entry name) of a name used by a namespace operation.
-    fn entry_of(&mut self, pid: u32, n: &NameRef) -> Option<(FileKey, String, String)> {
+    pub(super) fn entry_of(&mut self, pid: u32, n: &NameRef) -> Option<(FileKey, String, String)> {
         let name = n.name.trim_end_matches('/');
         if name.is_empty() {
             return None;

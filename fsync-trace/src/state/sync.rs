@@ -24,12 +24,13 @@ impl<R: Resolver> DurabilityState<R> {
         }
         f.dirty.retain(|d| d.since >= enter);
         if let Some(t) = &mut self.timeline {
+            let changes = f.unsynced_changes();
             let remaining = f.dirty.first().map(|d| {
                 let abs = Count {
                     writes: d.writes_before,
                     bytes: d.bytes_before + d.pages_before * PAGE_SIZE,
                 };
-                (d.since, d.actor.pid, abs)
+                (d.since, d.actor.pid, abs, changes)
             });
             t.durable(key, enter, exit, remaining);
         }

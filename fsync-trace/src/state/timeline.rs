@@ -60,11 +60,14 @@ pub struct Interval {
     pub total: Option<Count>,
     /// (time, written since `from`) read on the way (later dirtyings in new epochs).
     pub readings: Vec<(u64, Count)>,
+    /// Changes that wrote no data in the interval (`Change::bit`s: truncate, fallocate).
+    pub changes: u8,
 }
 
 impl Interval {
-    fn new(from: u64, by: u32, start: Count) -> Self {
+    fn new(from: u64, by: u32, start: Count, changes: u8) -> Self {
         Interval {
+            changes,
             from,
             durable: None,
             covered_from: None,
@@ -233,6 +236,7 @@ impl Timeline {
         ts: u64,
         by: u32,
         abs: Count,
+        changes: u8,
     ) {
         // What waits for this reading is completed even when there is no room for more.
         if let Some(lane) = self.lanes.get_mut(&key) {
@@ -248,12 +252,13 @@ impl Timeline {
             let d = &mut lane.dirty[i];
             let reading = abs.since(d.start);
             d.readings.push((ts, reading));
+            d.changes |= changes;
         } else {
             lane.open = Some(lane.dirty.len());
             // Exact capacity: most files have one or two intervals and syncs, and a Vec's first
             // push would reserve four (10,000 files: megabytes).
             lane.dirty.reserve_exact(1);
-            lane.dirty.push(Interval::new(ts, by, abs));
+            lane.dirty.push(Interval::new(ts, by, abs, changes));
         }
     }
 
@@ -264,7 +269,7 @@ impl Timeline {
         key: FileKey,
         enter: u64,
         exit: u64,
-        remaining: Option<(u64, u32, Count)>,
+        remaining: Option<(u64, u32, Count, u8)>,
     ) {
         let Some(lane) = self.lanes.get_mut(&key) else {
             return;
@@ -279,15 +284,15 @@ impl Timeline {
         // Readings taken after the sync entered belong to the data it did not cover.
         d.readings.retain(|r| r.0 < enter);
         match remaining {
-            Some((_, _, abs)) => d.total = Some(abs.since(d.start)),
+            Some((_, _, abs, _)) => d.total = Some(abs.since(d.start)),
             None => lane.awaiting = Some(i),
         }
-        if let Some((since, by, abs)) = remaining {
+        if let Some((since, by, abs, changes)) = remaining {
             if self.take() {
                 let lane = self.lanes.get_mut(&key).expect("lane exists");
                 lane.open = Some(lane.dirty.len());
                 lane.dirty.reserve_exact(1);
-                lane.dirty.push(Interval::new(since, by, abs));
+                lane.dirty.push(Interval::new(since, by, abs, changes));
             }
         }
     }

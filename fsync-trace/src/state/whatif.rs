@@ -27,6 +27,8 @@ pub struct FileAtRisk {
     pub since: u64,
     /// `written` is exact (else a lower bound).
     pub exact: bool,
+    /// Changes at risk that wrote no data (`Change::bit`s: truncate, fallocate).
+    pub changes: u8,
 }
 
 /// A directory entry whose change is not durable at an instant (its last change).
@@ -87,7 +89,9 @@ impl Timeline {
             let mut since = None;
             let mut written = Count::default();
             let mut exact = true;
+            let mut changes = 0;
             for d in lane.dirty.iter().filter(|d| d.at_risk(t)) {
+                changes |= d.changes;
                 since = Some(since.map_or(d.from, |s: u64| s.min(d.from)));
                 let (w, e) = d.written_at(t);
                 written.writes += w.writes;
@@ -101,6 +105,7 @@ impl Timeline {
                     written,
                     since,
                     exact,
+                    changes,
                 });
             }
             // Per name, its last change at risk.

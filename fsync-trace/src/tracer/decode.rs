@@ -2,12 +2,13 @@
 use fsync_trace_common::{
     open_flags, BaseDir, DeviceFlushRecord, DirtyRecord, ExitRecord, ForkRecord, MmapRecord,
     NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord,
-    SyncOp, SyncRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_MAPPED_STORE, FMODE_CREATED,
-    NAMESPACE_ONE_NAME_LEN, NO_SLOT, PATH_BUF, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
+    SyncOp, SyncRecord, TruncatePathRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_FALLOCATE,
+    DIRTY_BY_MAPPED_STORE, DIRTY_BY_TRUNCATE, FMODE_CREATED, NAMESPACE_ONE_NAME_LEN, NO_SLOT,
+    PATH_BUF, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
-use crate::event::{Actor, Comm, Event, EventKind, NameRef, StackId, SyncCounters};
+use crate::event::{Actor, Change, Comm, Event, EventKind, NameRef, StackId, SyncCounters};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -108,6 +109,26 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let kind = match kind {
         RecordKind::Dirty => {
             let r: DirtyRecord = read(bytes, k)?;
+            let change = match r.source {
+                DIRTY_BY_TRUNCATE => Some(Change::Truncate),
+                DIRTY_BY_FALLOCATE => Some(Change::Fallocate),
+                _ => None,
+            };
+            if let Some(change) = change {
+                return Ok(Event {
+                    ts,
+                    actor,
+                    kind: EventKind::Changed {
+                        file: r.file,
+                        change,
+                        writes_before: r.writes_before,
+                        bytes_before: r.bytes_before,
+                        pages_before: r.mapped_pages_before,
+                        fd: r.fd,
+                        slot: r.slot,
+                    },
+                });
+            }
             EventKind::Dirty {
                 file: r.file,
                 writes_before: r.writes_before,
@@ -174,6 +195,13 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 old: name_ref(&r.old_base, &r.old_name),
                 new: two.then(|| name_ref(&r.new_base, &r.new_name)),
                 flags: r.flags,
+            }
+        }
+        RecordKind::TruncatePath => {
+            let r: Box<TruncatePathRecord> = Box::new(read(bytes, k)?);
+            EventKind::TruncatePath {
+                path: name_ref(&r.base, &r.name),
+                length: r.length,
             }
         }
         RecordKind::Mmap => {
@@ -259,6 +287,74 @@ mod tests {
             ts_ns: 1000,
             comm,
         }
+    }
+
+    #[test]
+    fn a_dirty_record_of_a_truncate_or_fallocate_is_a_change() {
+        let file = FileKey {
+            dev: 7,
+            gen: 0,
+            ino: 9,
+        };
+        for (source, change) in [
+            (DIRTY_BY_TRUNCATE, Change::Truncate),
+            (DIRTY_BY_FALLOCATE, Change::Fallocate),
+        ] {
+            let r = DirtyRecord {
+                hdr: header(RecordKind::Dirty),
+                file,
+                writes_before: 3,
+                bytes_before: 300,
+                mapped_pages_before: 1,
+                source,
+                fd: 5,
+                slot: 11,
+                _pad: 0,
+            };
+            assert_eq!(
+                decode(&as_bytes(&r)).unwrap().kind,
+                EventKind::Changed {
+                    file,
+                    change,
+                    writes_before: 3,
+                    bytes_before: 300,
+                    pages_before: 1,
+                    fd: 5,
+                    slot: 11,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn decodes_a_truncate_by_path() {
+        // SAFETY: all-zero bytes are a valid record (plain integers and arrays).
+        let mut r: Box<TruncatePathRecord> = Box::new(unsafe { std::mem::zeroed() });
+        r.hdr = header(RecordKind::TruncatePath);
+        r.length = 10;
+        r.name[..5].copy_from_slice(b"p.dat");
+        let cwd = b"/var/tmp";
+        r.base.path[PATH_BUF - cwd.len()..PATH_BUF].copy_from_slice(cwd);
+        r.base.path_start = (PATH_BUF - cwd.len()) as u32;
+        r.base.dir = FileKey {
+            dev: 7,
+            gen: 1,
+            ino: 2,
+        };
+        r.base.fs_magic = 0xEF53; // ext4
+        let e = decode(&as_bytes(&*r)).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::TruncatePath {
+                path: NameRef {
+                    base_dir: r.base.dir,
+                    base_path: "/var/tmp".into(),
+                    base_durable: true,
+                    name: "p.dat".into(),
+                },
+                length: 10,
+            }
+        );
     }
 
     #[test]

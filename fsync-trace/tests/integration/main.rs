@@ -23,5 +23,6 @@ mod rules;
 mod sqlite;
 mod stacks;
 mod table;
+mod truncate;
 mod uring;
 mod wal;

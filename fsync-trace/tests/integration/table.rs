@@ -19,6 +19,10 @@ const WITH_OWN_TEST: &[&str] = &[
     "uring-linked",
     "uring-sqpoll",
     "uring-namespace",
+    "truncate-sync",
+    "truncate-unsynced",
+    "fallocate",
+    "truncate-path",
 ];
 
 #[test]

@@ -2,7 +2,7 @@
 //! every tier): a scenario run here must report exactly what the table says for this host's
 //! tier. Tests add their own assertions on top of the returned report.
 use fsync_trace_workload::{
-    facts::{check_expected, facts},
+    facts::{check_changes, check_expected, facts},
     scenarios::{Scenario, SCENARIOS},
 };
 
@@ -22,8 +22,10 @@ pub fn table_mismatches(sc: &Scenario, dir: &str, report: &Report) -> Vec<String
     let Some(expected) = sc.expected_on(tier) else {
         return Vec::new();
     };
-    check_expected(expected, &facts(&report.0, dir))
+    let f = facts(&report.0, dir);
+    check_expected(expected, &f)
         .into_iter()
+        .chain(check_changes(sc.name, &f))
         .map(|m| format!("{}/{tier}: {m}", sc.name))
         .collect()
 }

@@ -142,6 +142,9 @@ pub(super) fn check(scenarios: &[&Scenario], runs: &Runs) -> BTreeMap<&'static s
                     fail.push(format!("{}/{tier}: {m}", sc.name));
                 }
             }
+            for m in fsync_trace_workload::facts::check_changes(sc.name, &f) {
+                fail.push(format!("{}/{tier}: {m}", sc.name));
+            }
             facts_by.insert(tier, f);
         }
         // Equality: every tier against fentry (the tracepoint tier is exempt where it is

@@ -1,6 +1,7 @@
 //! Unit tests of the state machine, fed with event sequences (no kernel, no root): the
 //! durability rules (rules.rs), file identity (identity.rs), what syncs cost (cost.rs). Here:
 //! the event builders they share.
+mod changes;
 mod cost;
 mod identity;
 mod rules;

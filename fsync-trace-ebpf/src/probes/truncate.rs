@@ -1,0 +1,107 @@
+//! sys_exit of ftruncate, fallocate and truncate: changes that write no data but still need a
+//! sync (the size, freed or allocated blocks). Successful calls only. Through a descriptor,
+//! the change is counted in the file's `FILE_STATS` counters and announced once per
+//! durability epoch (`state::mark_changed`): no record per call. truncate(2) names a path,
+//! which the kernel cannot resolve to an inode here: one small record with the path as
+//! passed and the cwd, resolved by userspace among the names it knows.
+//!
+//! Every tier delivers these facts through this syscall exit (the tracepoint tier is attached
+//! on all of them), so the tiers cannot disagree.
+use aya_ebpf::EbpfContext;
+use aya_ebpf::{helpers::generated, macros::raw_tracepoint, programs::RawTracePointContext};
+use fsync_trace_common::{
+    names, syscalls as nr, RecordKind, TruncatePathRecord, AT_FDCWD, DIRTY_BY_FALLOCATE,
+    DIRTY_BY_TRUNCATE, FILE_FLAG_NAMED,
+};
+
+use super::namespace::fill_base;
+use crate::{
+    kernel::{current_task_btf, file_inode, load_btf, read_user_str, task_file, KPtr},
+    maps::{count_lost, EVENTS, SYS_EXIT_TAILS},
+    state::{
+        atomic_add, counters_at, emit_stack, file_slot, fill_header, mark_changed, wakeup_flags,
+    },
+};
+
+#[raw_tracepoint]
+pub fn sys_exit_truncate(ctx: RawTracePointContext) -> i32 {
+    let ret: i64 = ctx.arg(1);
+    if ret != 0 {
+        return 0;
+    }
+    let task = current_task_btf();
+    let regs = unsafe { generated::bpf_task_pt_regs(task as *mut _) } as KPtr;
+    let (id, arg0, arg1): (u64, u64, u64) = unsafe {
+        (
+            load_btf(regs, nr::REGS_ORIG_AX),
+            load_btf(regs, nr::REGS_DI),
+            load_btf(regs, nr::REGS_SI),
+        )
+    };
+    if id == nr::TRUNCATE {
+        truncate_path(ctx.as_ptr(), arg0, arg1);
+        return 0;
+    }
+    let truncate = id == nr::FTRUNCATE;
+    let fd = arg0 as i32;
+    let Some(file) = task_file(task, fd as i64) else {
+        return 0;
+    };
+    let Some(inode) = file_inode(file) else {
+        return 0;
+    };
+    if !inode.is_reg() || !inode.tracked() {
+        return 0;
+    }
+    let key = inode.key;
+    let Some(slot) = file_slot(&key) else {
+        return 0;
+    };
+    let Some(c) = counters_at(slot) else {
+        return 0;
+    };
+    // SAFETY: `c` is the FILE_STATS value of `slot`.
+    let unnamed = unsafe {
+        if truncate {
+            atomic_add(&raw mut (*c).truncates, 1);
+            core::ptr::write_volatile(&raw mut (*c).truncate_len, arg1);
+        } else {
+            atomic_add(&raw mut (*c).fallocates, 1);
+        }
+        let source = if truncate {
+            DIRTY_BY_TRUNCATE
+        } else {
+            DIRTY_BY_FALLOCATE
+        };
+        mark_changed(&key, c, slot, source, fd, ctx.as_ptr());
+        (*c).flags & FILE_FLAG_NAMED == 0
+    };
+    if unnamed {
+        // A file opened before tracing and never written: its name, walked from the
+        // descriptor in the first argument (as for a write).
+        unsafe { SYS_EXIT_TAILS.tail_call(&ctx, names::TAIL_NAME) };
+    }
+    0
+}
+
+/// truncate(`name`, `length`) succeeded: sends the path as passed and the cwd it is relative to.
+#[inline(always)]
+fn truncate_path(ctx: crate::state::Ctx, name: u64, length: u64) {
+    // The act that can become an `unsynced_write` finding: its user stack, sent before the
+    // reservation below is held.
+    let stack = emit_stack(ctx);
+    let Some(mut entry) = EVENTS.reserve::<TruncatePathRecord>(0) else {
+        count_lost(names::LOST_RINGBUF_FULL);
+        return;
+    };
+    let r = entry.as_mut_ptr();
+    // SAFETY: `r` is a reserved, not yet submitted record.
+    unsafe {
+        fill_header(&raw mut (*r).hdr, RecordKind::TruncatePath);
+        (*r).hdr.stack = stack;
+        (*r).length = length;
+        read_user_str(name, &mut (*r).name);
+        fill_base(&raw mut (*r).base, AT_FDCWD as i64 as u64);
+    }
+    entry.submit(wakeup_flags());
+}

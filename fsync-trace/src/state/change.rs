@@ -1,0 +1,106 @@
+//! A file announced dirty: by a write or mapped store (`Dirty`), or by a change that writes no
+//! data but still needs a sync to be durable (`Changed`: ftruncate, fallocate; `TruncatePath`:
+//! truncate(2), whose file is found here among the names the trace knows). Such a change makes
+//! the next sync of the file not redundant and, left unsynced, is at risk like unsynced data
+//! (0 bytes, the change named).
+use fsync_trace_common::{FileKey, PAGE_SIZE};
+
+use super::{join, timeline, DirtySpan, DurabilityState, Resolver};
+use crate::event::{Actor, Change, NameRef};
+
+impl<R: Resolver> DurabilityState<R> {
+    /// File `file` got dirty at `ts`: `before` (writes, bytes, mapped pages) are the kernel
+    /// slot `slot`'s counters before the act; `changes` the `Change::bit`s of a change that
+    /// wrote no data (0 for a write or a mapped store).
+    pub(super) fn on_dirty(
+        &mut self,
+        ts: u64,
+        actor: Actor,
+        file: FileKey,
+        before: (u64, u64, u64),
+        slot: u32,
+        changes: u8,
+    ) {
+        let f = self.file_at(file, ts);
+        f.has_slot = true;
+        // The counters are the slot's: place them on this life's absolute scale.
+        let base = f.base_for_slot(slot);
+        let before = (
+            base.writes + before.0,
+            base.bytes + before.1,
+            base.mapped_dirty_pages + before.2,
+        );
+        self.push_span(ts, actor, file, before, changes);
+    }
+
+    /// Adds a dirty span to `file` (counters absolute for this life).
+    fn push_span(
+        &mut self,
+        ts: u64,
+        actor: Actor,
+        file: FileKey,
+        (writes_before, bytes_before, pages_before): (u64, u64, u64),
+        changes: u8,
+    ) {
+        self.touched(actor.pid, file);
+        let actor_pid = actor.pid;
+        let span = DirtySpan {
+            since: ts,
+            writes_before,
+            bytes_before,
+            pages_before,
+            actor,
+            changes,
+        };
+        let abs = timeline::Count {
+            writes: span.writes_before,
+            bytes: span.bytes_before + span.pages_before * PAGE_SIZE,
+        };
+        let f = self.file_at(file, ts);
+        // Exact capacity: most files have one open span, and a Vec's first push would
+        // reserve four (100k files: 24 MiB).
+        f.dirty.reserve_exact(1);
+        f.dirty.push(span);
+        if let Some(t) = &mut self.timeline {
+            let files = &self.files;
+            let path = || files.get(&file).and_then(|f| f.path.clone());
+            t.dirty(file, path, ts, actor_pid, abs, changes);
+        }
+    }
+
+    /// truncate(2) of `path` to `length` bytes succeeded: the file is looked up among the
+    /// names the trace knows (else, while the process lives, through /proc). A path that is
+    /// not a tracked file (another filesystem, a file never seen) is ignored.
+    pub(super) fn on_truncate_path(&mut self, ts: u64, actor: Actor, path: &NameRef, length: u64) {
+        let Some((_, dir_path, entry)) = self.entry_of(actor.pid, path) else {
+            return;
+        };
+        let abs = join(&dir_path, &entry);
+        let key = match self.paths.get(abs.as_str()) {
+            Some(&k) => k,
+            None => match self.resolver.file_of_path(actor.pid, &abs) {
+                Some(k) => {
+                    self.add_name(k, abs.into(), false);
+                    k
+                }
+                None => return,
+            },
+        };
+        let f = self.file_at(key, ts);
+        if f.is_dir {
+            return;
+        }
+        f.path_truncates += 1;
+        f.path_truncate_len = Some(length);
+        // The kernel counters are not read here: the span starts where the file's unsynced
+        // data starts (its oldest open span), or, clean, where its last sync's reading left it
+        // (all it had written was durable then; unknown after a durable point without a
+        // reading, such as syncfs: then it counts from zero).
+        let before = match (f.dirty.first(), f.cost.as_deref()) {
+            (Some(d), _) => (d.writes_before, d.bytes_before, d.pages_before),
+            (None, Some(c)) => (c.last.writes, c.last.bytes, c.last.mapped_pages),
+            (None, None) => (0, 0, 0),
+        };
+        self.push_span(ts, actor, key, before, Change::Truncate.bit());
+    }
+}

@@ -81,6 +81,17 @@ pub struct Cli {
     #[arg(long, value_name = "N", requires = "metrics", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub metrics_top_files: Option<u16>,
 
+    /// With --metrics: label the metrics of known processes with their workload, a comma list
+    /// of cgroup, container, pod (cardinality bounded by --metrics-top).
+    #[arg(long, value_name = "LIST", requires = "metrics", value_parser = crate::metrics::LabelChoice::parse)]
+    pub metrics_labels: Option<crate::metrics::LabelChoice>,
+
+    /// With --metrics-labels: at most N workload label sets get series of their own (the first
+    /// N to be active keep them for the whole run), the rest are summed as "other" (default 20,
+    /// at most 1000).
+    #[arg(long, value_name = "N", requires = "metrics_labels", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub metrics_top: Option<u16>,
+
     /// Size of the kernel's per-file table (files counted at once; slots of removed files, and
     /// of durable idle files when it fills, are reused). 64 bytes of kernel memory per slot.
     #[arg(long, value_name = "N", default_value_t = fsync_trace_common::names::FILE_SLOTS_MAX, value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
@@ -359,6 +370,36 @@ mod tests {
         ])
         .is_err());
         assert!(parse(&["-p", "1", "--metrics", "9464", "--metrics-top-files", "0"]).is_err());
+        let c = parse(&[
+            "--all",
+            "--metrics",
+            "9464",
+            "--metrics-labels",
+            "container,pod",
+            "--metrics-top",
+            "5",
+        ])
+        .unwrap();
+        let l = c.metrics_labels.unwrap();
+        assert_eq!((l.cgroup, l.container, l.pod), (false, true, true));
+        assert_eq!(c.metrics_top, Some(5));
+        assert!(
+            parse(&["--all", "--metrics-labels", "pod"]).is_err(),
+            "needs --metrics"
+        );
+        assert!(
+            parse(&["--all", "--metrics", "9464", "--metrics-top", "5"]).is_err(),
+            "needs --metrics-labels"
+        );
+        for bad in ["namespace", "pod,node", ",", "Pod"] {
+            let e = parse(&["--all", "--metrics", "9464", "--metrics-labels", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("expected") && e.contains("cgroup, container, pod"),
+                "{bad}: {e}"
+            );
+        }
         assert_eq!(parse(&["-p", "1"]).unwrap().metrics, None);
     }
 

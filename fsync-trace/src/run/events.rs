@@ -198,13 +198,30 @@ impl Session {
                     }
                 }
             }
+            let labeled = exporter.as_ref().is_some_and(|m| m.live.labeled());
             if let Some(m) = exporter.as_mut() {
+                if let (true, Some(w)) = (labeled, wal.as_mut()) {
+                    // Labeled: this event's lags and broken acks are its process's.
+                    let mut lags = Vec::new();
+                    let broken = w.drain_lags(|ns| lags.push(ns));
+                    if broken > 0 || !lags.is_empty() {
+                        let labels = m.live.workload_of(Some(ev.actor.pid), state);
+                        for ns in lags {
+                            m.live.observe_ack_lag(ns, &labels);
+                        }
+                        m.live.add_broken_acks(broken, labels);
+                    }
+                }
                 m.live.observe(&ev, state);
             }
             if let Some(ui) = live_ui.as_mut() {
                 ui.observe(&ev);
             }
+            let pid = ev.actor.pid;
             state.apply(ev);
+            if let (true, Some(m)) = (labeled, exporter.as_mut()) {
+                m.live.after_event(pid, state);
+            }
         });
         for key in new_wal_files {
             match tracer.mark_wal(&key) {
@@ -215,8 +232,13 @@ impl Session {
         }
         if let Some(m) = exporter.as_mut() {
             if let Some(w) = wal.as_mut() {
-                let broken = w.drain_lags(|ns| m.live.observe_ack_lag(ns));
-                m.live.add_broken_acks(broken);
+                let labels = m.live.workload_of(None, state);
+                let mut lags = Vec::new();
+                let broken = w.drain_lags(|ns| lags.push(ns));
+                for ns in lags {
+                    m.live.observe_ack_lag(ns, &labels);
+                }
+                m.live.add_broken_acks(broken, labels);
             }
             m.live.after_batch(state);
         }

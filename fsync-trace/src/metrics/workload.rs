@@ -135,6 +135,14 @@ pub struct Selected {
     pub new: bool,
 }
 
+impl Selected {
+    /// A label set used before.
+    #[cfg(test)]
+    pub fn old(labels: WorkloadLabels) -> Self {
+        Selected { labels, new: false }
+    }
+}
+
 /// The admitted label sets (at most `top`) and the `other` one.
 #[derive(Debug)]
 pub struct LabelSelector {

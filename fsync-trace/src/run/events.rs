@@ -181,6 +181,12 @@ impl Session {
                     }
                     live.insert(*child);
                     describe(state, *child);
+                    // Gone before /proc was read (a short `touch`): it started in its parent's
+                    // cgroup, which is what its metric labels need.
+                    if state.workload_of(*child).is_none() {
+                        let parent = state.workload_of(ev.actor.pid).cloned();
+                        state.label_process(*child, parent);
+                    }
                 }
                 EventKind::Exit => {
                     if !state.knows_process(ev.actor.pid) {

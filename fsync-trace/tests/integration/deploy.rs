@@ -23,6 +23,11 @@ fn daemonset_manifest_is_valid_kubernetes() {
     let (ok, text) = validate(manifest);
     assert!(ok, "{text}");
     assert!(text.contains("daemonset/fsync-trace"), "{text}");
+    let yaml = std::fs::read_to_string(manifest).expect("manifest");
+    assert!(
+        yaml.contains("- --metrics-labels=container,pod\n"),
+        "the DaemonSet labels its metrics by container and pod"
+    );
     // The validator does reject a field the API does not have.
     let (_g, d) = tempdir();
     let bad = format!("{d}/bad.yaml");

@@ -248,7 +248,7 @@ fn by_workload<R: Resolver>(
         *sums.entry(w).or_default() += bytes;
     }
     let mut out: Vec<_> = sums.into_iter().collect();
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|w| std::cmp::Reverse(w.1));
     out
 }
 

@@ -24,6 +24,8 @@
 //! Label cardinality is bounded: no pid or path label by default; devices are capped at
 //! [`MAX_DEVICES`] (then `device="other"`), comms at [`MAX_COMMS`] (then `comm="other"`), and
 //! per-file series exist only with `--metrics-top-files N` (N <= [`MAX_TOP_FILES`]).
+//! Workload labels (`--metrics-labels`) exist on at most `--metrics-top` label sets plus
+//! `other`, admitted for good (workload.rs says why: counters must never go back).
 //!
 //! Findings are final only at the end of a trace (`DurabilityState::finish`); live, they are
 //! counted as follows: `rename_before_fsync`, `fsync_error` and `fsync_retry_after_error` when the

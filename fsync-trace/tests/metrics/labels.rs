@@ -216,6 +216,7 @@ fn each_workload_has_its_labels_and_past_the_top_n_they_are_other() {
         "--metrics-top",
         "2",
     ]);
+    let prom = Prometheus::start(tracer.addr);
     let n = f64::from(RECORDS);
     // One at a time: A and B take the two label sets, C is counted as other.
     for (w, labels) in [(&mut wa, None), (&mut wb, None), (&mut wc, Some(OTHER))] {
@@ -264,6 +265,21 @@ fn each_workload_has_its_labels_and_past_the_top_n_they_are_other() {
     // Kernel counters (per file) stay unlabeled.
     assert!(text.contains("\nfsync_trace_writes_total "), "{text}");
     promtool_check(&text);
+    // A real Prometheus stores them apart: by container, and three label sets in all.
+    let by_a = format!(
+        "sum(fsync_trace_sync_latency_seconds_count{{op=\"fdatasync\",container=\"{ID_A}\"}})"
+    );
+    wait_for("prometheus to see A's syncs", || {
+        prom.value(&by_a).filter(|&v| v == n)
+    });
+    let sets = "count(count by (cgroup, container, pod) (fsync_trace_sync_latency_seconds_count{op=\"fdatasync\"}))";
+    wait_for("prometheus to see the other label set", || {
+        prom.value(sets).filter(|&v| v == 3.0)
+    });
+    let other = "sum(fsync_trace_sync_latency_seconds_count{op=\"fdatasync\",pod=\"other\"})";
+    wait_for("prometheus to see C's syncs in other", || {
+        prom.value(other).filter(|&v| v == n)
+    });
     for w in [&mut wa, &mut wb, &mut wc] {
         w.sh.say("done");
     }

@@ -425,3 +425,40 @@ fn counters_stay_monotonic_and_series_stay_while_workloads_churn() {
         .sum();
     assert_eq!(total, expected as f64);
 }
+
+#[test]
+fn ack_lags_and_broken_acks_are_counted_under_the_given_workload() {
+    let (mut live, mut state) = labeled_live(1);
+    let a = k8s(POD_A, ID_A);
+    in_cgroup(&mut state, 10, &a);
+    // As the event loop does with --wal: the labels of the process whose event measured them.
+    let wa = live.workload_of(Some(10), &state);
+    live.observe_ack_lag(2_000_000, &wa);
+    live.add_broken_acks(3, wa);
+    let other = live.workload_of(Some(99), &state);
+    live.observe_ack_lag(1_000, &other);
+    let text = live.metrics().encode();
+    let la = format!("cgroup=\"{a}\",container=\"{ID_A}\",pod=\"{POD_A}\"");
+    assert_eq!(
+        sample(
+            &text,
+            &format!("fsync_trace_ack_durability_lag_seconds_count{{{la}}}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("fsync_trace_findings_total{{kind=\"ack_before_durable\",{la}}}")
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fsync_trace_ack_durability_lag_seconds_count{cgroup=\"other\",container=\"other\",pod=\"other\"}"
+        ),
+        Some(1.0)
+    );
+}

@@ -238,13 +238,16 @@ impl Session {
         }
         if let Some(m) = exporter.as_mut() {
             if let Some(w) = wal.as_mut() {
-                let labels = m.live.workload_of(None, state);
+                // Unlabeled (labeled, each event's were counted as it was applied).
                 let mut lags = Vec::new();
                 let broken = w.drain_lags(|ns| lags.push(ns));
-                for ns in lags {
-                    m.live.observe_ack_lag(ns, &labels);
+                if broken > 0 || !lags.is_empty() {
+                    let labels = m.live.workload_of(None, state);
+                    for ns in lags {
+                        m.live.observe_ack_lag(ns, &labels);
+                    }
+                    m.live.add_broken_acks(broken, labels);
                 }
-                m.live.add_broken_acks(broken, labels);
             }
             m.live.after_batch(state);
         }

@@ -82,9 +82,15 @@ struct Workload {
 
 impl Workload {
     fn start(tree: &Subtree, rel: &str, container: &str, pod: &str) -> Workload {
+        let run = format!("fsync-bound \"$D\" --records {RECORDS}");
+        Self::start_with(tree, rel, container, pod, &run)
+    }
+
+    /// The same, running the workload subcommand `run` (arguments included).
+    fn start_with(tree: &Subtree, rel: &str, container: &str, pod: &str, run: &str) -> Workload {
         let (tmp, dir) = tempdir("fsync-trace-labels.");
         let script = format!(
-            "echo $$ > {}/cgroup.procs && read go && \"$W\" fsync-bound \"$D\" --records {RECORDS} && : > \"$D/finished\"; read done",
+            "echo $$ > {}/cgroup.procs && read go && \"$W\" {run} && : > \"$D/finished\"; read done",
             tree.dir(rel)
         );
         let mut child = Command::new("sh")
@@ -344,5 +350,58 @@ fn all_with_labels_bounds_label_sets_and_counts_exactly() {
     }
     // SAFETY: plain syscall on our own child.
     assert_eq!(unsafe { libc::kill(tracer_pid as i32, libc::SIGTERM) }, 0);
+    assert_eq!(tracer.wait(), 0);
+}
+
+/// `--wal` with labels: a server in a pod's container replying before its log is durable; each
+/// lag and each broken ack is counted under its container and pod (`container,pod` only, as the
+/// DaemonSet does).
+#[test]
+#[ignore = "needs root"]
+fn wal_lags_and_broken_acks_carry_the_servers_labels() {
+    let top = format!("fsync-trace-test-labels-wal-{}", std::process::id());
+    let a = k8s(&top, POD_A, ID_A);
+    let tree = Subtree::new(&top).with(&a);
+    let mut w = Workload::start_with(
+        &tree,
+        &a,
+        ID_A,
+        POD_A,
+        "wal-server \"$D\" --requests 30 --order reply-then-sync",
+    );
+    let tracer = Tracer::start(&[
+        "--cgroup",
+        &format!("/{top}"),
+        "--wal",
+        "**/wal/*",
+        "--metrics-labels",
+        "container,pod",
+    ]);
+    w.run();
+    let labels = format!("container=\"{ID_A}\",pod=\"{POD_A}\"");
+    let text = scrape_until(&tracer, "30 labeled lags and broken acks", |t| {
+        sample(
+            t,
+            &format!("fsync_trace_ack_durability_lag_seconds_count{{{labels}}}"),
+        ) == Some(30.0)
+            && sample(
+                t,
+                &format!("fsync_trace_findings_total{{kind=\"ack_before_durable\",{labels}}}"),
+            ) == Some(30.0)
+    });
+    // Nothing unlabeled, nothing elsewhere.
+    assert!(
+        !text.contains("\nfsync_trace_ack_durability_lag_seconds_count "),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("fsync_trace_ack_durability_lag_seconds_count{"))
+            .count(),
+        1,
+        "{text}"
+    );
+    promtool_check(&text);
+    w.sh.say("done");
     assert_eq!(tracer.wait(), 0);
 }

@@ -11,7 +11,7 @@ use crate::{state::FindingKind, tracer::Tier};
     version,
     about = "Shows where a program's data is not yet durable: unsynced writes and directory entries, renames before fsync, fsync errors, fsync latency.",
     override_usage = "fsync-trace [OPTIONS] -p PID [-p PID ...]\n       fsync-trace [OPTIONS] -- COMMAND [ARGS ...]\n       fsync-trace [OPTIONS] --all [--metrics ADDR]",
-    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, uring_fsync_unordered, ack_before_durable (with --wal), sync_without_flush, or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, ack_durability_lag_seconds (--wal), build_info.\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
+    after_help = "Finding kinds for --fail-on: unsynced_write, unsynced_parent_dir, rename_before_fsync, fsync_error, fsync_retry_after_error, uring_fsync_unordered, ack_before_durable (with --wal), sync_without_flush, or \"any\" (all of these); the advice kinds sync_per_write and redundant_sync only when named.\nMetrics (--metrics): OpenMetrics on http://ADDR/metrics while tracing, all named fsync_trace_*: sync_latency_seconds{op,device}, dirty_window_seconds, writes_per_sync, redundant_syncs_total, writes_total, written_bytes_total, unsynced_bytes, oldest_unsynced_age_seconds, findings_total{kind}, lost_events_total{reason}, ack_durability_lag_seconds (--wal), build_info; with --metrics-labels also by cgroup/container/pod (at most --metrics-top label sets, the rest as \"other\").\nSuppressions (--suppress, --profile): suppressed findings are counted and listed apart and never match --fail-on.\nExit status: the command's own with --, 0 with -p or --all; 3 if --fail-on matched; 2 on usage errors; 1 on other errors; 127 if COMMAND was not found."
 )]
 pub struct Cli {
     /// Trace this running process (all its threads); repeat for several.
@@ -80,6 +80,17 @@ pub struct Cli {
     /// 1000; off by default: paths make many series).
     #[arg(long, value_name = "N", requires = "metrics", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub metrics_top_files: Option<u16>,
+
+    /// With --metrics: label the metrics of known processes with their workload, a comma list
+    /// of cgroup, container, pod (cardinality bounded by --metrics-top).
+    #[arg(long, value_name = "LIST", requires = "metrics", value_parser = crate::metrics::LabelChoice::parse)]
+    pub metrics_labels: Option<crate::metrics::LabelChoice>,
+
+    /// With --metrics-labels: at most N workload label sets get series of their own (the first
+    /// N to be active keep them for the whole run), the rest are summed as "other" (default 20,
+    /// at most 1000).
+    #[arg(long, value_name = "N", requires = "metrics_labels", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub metrics_top: Option<u16>,
 
     /// Size of the kernel's per-file table (files counted at once; slots of removed files, and
     /// of durable idle files when it fills, are reused). 96 bytes of kernel memory per slot.
@@ -359,6 +370,36 @@ mod tests {
         ])
         .is_err());
         assert!(parse(&["-p", "1", "--metrics", "9464", "--metrics-top-files", "0"]).is_err());
+        let c = parse(&[
+            "--all",
+            "--metrics",
+            "9464",
+            "--metrics-labels",
+            "container,pod",
+            "--metrics-top",
+            "5",
+        ])
+        .unwrap();
+        let l = c.metrics_labels.unwrap();
+        assert_eq!((l.cgroup, l.container, l.pod), (false, true, true));
+        assert_eq!(c.metrics_top, Some(5));
+        assert!(
+            parse(&["--all", "--metrics-labels", "pod"]).is_err(),
+            "needs --metrics"
+        );
+        assert!(
+            parse(&["--all", "--metrics", "9464", "--metrics-top", "5"]).is_err(),
+            "needs --metrics-labels"
+        );
+        for bad in ["namespace", "pod,node", ",", "Pod"] {
+            let e = parse(&["--all", "--metrics", "9464", "--metrics-labels", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("expected") && e.contains("cgroup, container, pod"),
+                "{bad}: {e}"
+            );
+        }
         assert_eq!(parse(&["-p", "1"]).unwrap().metrics, None);
     }
 

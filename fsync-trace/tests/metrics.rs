@@ -622,3 +622,6 @@ fn prometheus_sees_each_reply_sent_before_the_log_was_durable() {
     sh.say("done");
     assert_eq!(tracer.wait(), 0);
 }
+
+#[path = "metrics/labels.rs"]
+mod labels;

@@ -87,13 +87,14 @@ impl Exporter {
         listener: std::net::TcpListener,
         tier: &str,
         top_files: usize,
+        labels: Option<(LabelChoice, usize)>,
         read_counters: F,
         runtime: &tokio::runtime::Handle,
     ) -> Self
     where
         F: FnMut() -> Result<HashMap<FileKey, FileCounters>, String> + Send + 'static,
     {
-        let metrics = Metrics::new(tier, top_files);
+        let metrics = Metrics::with_labels(tier, top_files, labels);
         let (scanner, scans) = spawn_file_stats_scanner(read_counters, &metrics);
         runtime.spawn(server::serve(listener, metrics.registry()));
         Exporter {

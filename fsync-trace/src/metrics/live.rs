@@ -7,12 +7,14 @@ use std::{
 
 use fsync_trace_common::{FileCounters, FileKey};
 
-use super::*;
+use super::{workload::LabelSelector, *};
 
 /// What the event loop keeps to feed [`Metrics`]: everything here is owned by the loop.
 pub struct LiveMetrics {
     pub(super) m: Metrics,
     devices: HashSet<u32>,
+    /// With `--metrics-labels`: which label sets have series of their own.
+    selector: Option<LabelSelector>,
     findings_seen: usize,
     exit_counts: (u64, u64),
     lost: [u64; 5],
@@ -21,6 +23,7 @@ pub struct LiveMetrics {
 impl LiveMetrics {
     pub fn new(metrics: Metrics) -> Self {
         LiveMetrics {
+            selector: metrics.labels.map(|(c, top)| LabelSelector::new(c, top)),
             m: metrics,
             devices: HashSet::new(),
             findings_seen: 0,
@@ -32,6 +35,29 @@ impl LiveMetrics {
     #[cfg(test)]
     pub fn metrics(&self) -> &Metrics {
         &self.m
+    }
+
+    /// True with `--metrics-labels`: the event loop then settles each event as it is applied
+    /// ([`LiveMetrics::after_event`]), so what it caused is counted under its process.
+    pub fn labeled(&self) -> bool {
+        self.selector.is_some()
+    }
+
+    /// The label set to count an act of process `pid` under (none without labels). A label
+    /// set used for the first time gets its fixed series.
+    pub fn workload_of<R: Resolver>(
+        &mut self,
+        pid: Option<u32>,
+        state: &DurabilityState<R>,
+    ) -> WorkloadLabels {
+        let Some(sel) = self.selector.as_mut() else {
+            return WorkloadLabels::default();
+        };
+        let picked = sel.select(pid.and_then(|p| state.workload_of(p)));
+        if picked.new {
+            self.m.create_series(&picked.labels);
+        }
+        picked.labels
     }
 
     /// One event, before the state machine applies it (so msync still finds its mapping).
@@ -62,77 +88,109 @@ impl LiveMetrics {
             Some(d) => d,
             None => Device::None,
         };
+        let w = self.workload_of(Some(ev.actor.pid), state);
         let secs = ev.ts.saturating_sub(*enter_ns) as f64 / 1e9;
+        let labels = SyncLabels {
+            op: op.name(),
+            device,
+        };
         self.m
             .sync_latency
-            .get_or_create(&SyncLabels {
-                op: op.name(),
-                device,
-            })
+            .get_or_create(&(labels, w.clone()))
             .observe(secs);
         if *ret < 0 {
             self.m
                 .sync_errors
-                .get_or_create(&OpLabel { op: op.name() })
+                .get_or_create(&(OpLabel { op: op.name() }, w))
                 .inc();
         }
     }
 
-    /// After a batch of events went through the state machine: findings and dirty windows.
+    /// With `--metrics-labels`, after each event the state machine applied: what it caused
+    /// (exit findings, closed dirty windows, covered writes) is counted under process `pid`.
+    pub fn after_event<R: Resolver>(&mut self, pid: u32, state: &mut DurabilityState<R>) {
+        self.settle(state, Some(pid));
+    }
+
+    /// After a batch of events went through the state machine: findings and dirty windows
+    /// (without labels; with them, what [`LiveMetrics::after_event`] left, e.g. from device
+    /// flushes, which no process issues).
     pub fn after_batch<R: Resolver>(&mut self, state: &mut DurabilityState<R>) {
+        self.settle(state, None);
+    }
+
+    fn settle<R: Resolver>(&mut self, state: &mut DurabilityState<R>, actor: Option<u32>) {
         let found = state.findings_so_far();
-        for f in found.get(self.findings_seen..).unwrap_or(&[]) {
+        let new: Vec<(FindingKind, u32)> = found
+            .get(self.findings_seen..)
+            .unwrap_or(&[])
+            .iter()
+            .map(|f| (f.kind, f.pid))
+            .collect();
+        self.findings_seen = found.len();
+        for (kind, pid) in new {
+            let w = self.workload_of(Some(pid), state);
             self.m
                 .findings
-                .get_or_create(&KindLabel {
-                    kind: f.kind.name(),
-                })
+                .get_or_create(&(KindLabel { kind: kind.name() }, w))
                 .inc();
         }
-        self.findings_seen = found.len();
         let (writes, entries) = state.unsynced_at_exit();
         let (w0, e0) = self.exit_counts;
-        if writes > w0 {
-            self.m
-                .findings
-                .get_or_create(&KindLabel {
-                    kind: FindingKind::UnsyncedWrite.name(),
-                })
-                .inc_by(writes - w0);
-        }
-        if entries > e0 {
-            self.m
-                .findings
-                .get_or_create(&KindLabel {
-                    kind: FindingKind::UnsyncedParentDir.name(),
-                })
-                .inc_by(entries - e0);
+        for (kind, n) in [
+            (FindingKind::UnsyncedWrite, writes.saturating_sub(w0)),
+            (FindingKind::UnsyncedParentDir, entries.saturating_sub(e0)),
+        ] {
+            if n > 0 {
+                let w = self.workload_of(actor, state);
+                self.m
+                    .findings
+                    .get_or_create(&(KindLabel { kind: kind.name() }, w))
+                    .inc_by(n);
+            }
         }
         self.exit_counts = (writes, entries);
-        let window = &self.m.dirty_window;
-        state.drain_dirty_windows(|ns| window.observe(ns as f64 / 1e9));
-        let (per_sync, redundant) = (&self.m.writes_per_sync, &self.m.redundant_syncs);
-        state.drain_covered(|writes, was_redundant| {
-            per_sync.observe(writes as f64);
-            if was_redundant {
-                redundant.inc();
+        let mut windows = Vec::new();
+        state.drain_dirty_windows(|ns| windows.push(ns));
+        let mut covered = Vec::new();
+        state.drain_covered(|writes, was_redundant| covered.push((writes, was_redundant)));
+        if windows.is_empty() && covered.is_empty() {
+            return;
+        }
+        let w = self.workload_of(actor, state);
+        let window = self.m.dirty_window.get(&w);
+        for ns in windows {
+            window.observe(ns as f64 / 1e9);
+        }
+        if !covered.is_empty() {
+            let per_sync = self.m.writes_per_sync.get(&w);
+            let redundant = self.m.redundant_syncs.get(&w);
+            for (writes, was_redundant) in covered {
+                per_sync.observe(writes as f64);
+                if was_redundant {
+                    redundant.inc();
+                }
             }
-        });
+        }
     }
 
-    /// With `--wal`: the durability lag of one reply sent before its log data was durable.
-    pub fn observe_ack_lag(&mut self, ns: u64) {
-        self.m.ack_lag.observe(ns as f64 / 1e9);
+    /// With `--wal`: the durability lag of one reply sent before its log data was durable,
+    /// counted under `w`.
+    pub fn observe_ack_lag(&mut self, ns: u64, w: &WorkloadLabels) {
+        self.m.ack_lag.get(w).observe(ns as f64 / 1e9);
     }
 
-    /// With `--wal`: `n` more replies broke the write-ahead-log contract.
-    pub fn add_broken_acks(&mut self, n: u64) {
+    /// With `--wal`: `n` more replies broke the write-ahead-log contract, counted under `w`.
+    pub fn add_broken_acks(&mut self, n: u64, w: WorkloadLabels) {
         if n > 0 {
             self.m
                 .findings
-                .get_or_create(&KindLabel {
-                    kind: FindingKind::AckBeforeDurable.name(),
-                })
+                .get_or_create(&(
+                    KindLabel {
+                        kind: FindingKind::AckBeforeDurable.name(),
+                    },
+                    w,
+                ))
                 .inc_by(n);
         }
     }
@@ -159,11 +217,39 @@ impl LiveMetrics {
         counters: &HashMap<FileKey, FileCounters>,
     ) {
         let devices = &mut self.devices;
-        let snap = build_snapshot(state, counters, self.m.top_files, |d| {
+        let mut snap = build_snapshot(state, counters, self.m.top_files, |d| {
             device_label(devices, d)
         });
+        if let Some(sel) = &self.selector {
+            snap.by_workload = by_workload(state, counters, sel);
+        }
         self.m.snapshot.set(snap);
     }
+}
+
+/// Unsynced bytes by the label set of the process that first dirtied them (gauges: label sets
+/// are looked up, never admitted here; the unadmitted in `other`).
+fn by_workload<R: Resolver>(
+    state: &DurabilityState<R>,
+    counters: &HashMap<FileKey, FileCounters>,
+    sel: &LabelSelector,
+) -> Vec<(WorkloadLabels, u64)> {
+    let mut sums: HashMap<WorkloadLabels, u64> = HashMap::new();
+    for f in state.files() {
+        if f.removed || f.is_dir {
+            continue;
+        }
+        let Some(first) = f.dirty.first() else {
+            continue;
+        };
+        let c = counters.get(&f.key).copied().unwrap_or_default();
+        let (_, bytes, _) = f.unsynced(&c);
+        let w = sel.lookup(state.workload_of(first.actor.pid));
+        *sums.entry(w).or_default() += bytes;
+    }
+    let mut out: Vec<_> = sums.into_iter().collect();
+    out.sort_by_key(|w| std::cmp::Reverse(w.1));
+    out
 }
 
 /// `MAJ:MIN` for the first [`MAX_DEVICES`] devices seen, `other` after that.

@@ -24,6 +24,8 @@
 //! Label cardinality is bounded: no pid or path label by default; devices are capped at
 //! [`MAX_DEVICES`] (then `device="other"`), comms at [`MAX_COMMS`] (then `comm="other"`), and
 //! per-file series exist only with `--metrics-top-files N` (N <= [`MAX_TOP_FILES`]).
+//! Workload labels (`--metrics-labels`) exist on at most `--metrics-top` label sets plus
+//! `other`, admitted for good (workload.rs says why: counters must never go back).
 //!
 //! Findings are final only at the end of a trace (`DurabilityState::finish`); live, they are
 //! counted as follows: `rename_before_fsync`, `fsync_error` and `fsync_retry_after_error` when the
@@ -34,9 +36,12 @@
 mod exporter;
 mod live;
 pub mod server;
+pub mod workload;
 
 pub use exporter::{next_scan, Exporter};
 pub use live::{CountersSnapshot, LiveMetrics};
+use workload::MaybeLabeled;
+pub use workload::{LabelChoice, WorkloadLabels};
 
 use std::{
     fmt::Write as _,
@@ -111,6 +116,14 @@ fn latency_histogram() -> Histogram {
     Histogram::new(latency_buckets())
 }
 
+fn window_histogram() -> Histogram {
+    Histogram::new(window_buckets())
+}
+
+fn writes_per_sync_histogram() -> Histogram {
+    Histogram::new(writes_per_sync_buckets())
+}
+
 /// The `device` label of a sync call: the filesystem's `MAJ:MIN`, `all` for sync(2) (every
 /// filesystem), `none` when the call names no file on a durable filesystem (e.g. tmpfs, or an
 /// msync range with no known shared file mapping), `other` past [`MAX_DEVICES`].
@@ -162,7 +175,7 @@ struct BuildLabels {
 
 /// A label value escaped for the text formats once, when the snapshot is built
 /// (prometheus-client writes label values as they are).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Escaped(String);
 
 impl Escaped {
@@ -198,6 +211,9 @@ pub struct Snapshot {
     pub by_comm: Vec<(Escaped, u64)>,
     /// The files with the most unsynced bytes (`--metrics-top-files`).
     pub top_files: Vec<FileRisk>,
+    /// With `--metrics-labels`: unsynced bytes by the workload of the process that first
+    /// dirtied them (admitted label sets, the rest in `other`).
+    pub by_workload: Vec<(WorkloadLabels, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,6 +245,7 @@ impl SnapshotCell {
 struct SnapshotCollector {
     cell: Arc<SnapshotCell>,
     per_file: bool,
+    per_workload: bool,
 }
 
 fn gauge<N: EncodeGaugeValue>(
@@ -286,6 +303,17 @@ impl Collector for SnapshotCollector {
                 ConstGauge::new(*bytes).encode(m.encode_family(&[("comm", comm)])?)?;
             }
         }
+        if self.per_workload {
+            let mut m = encoder.encode_descriptor(
+                "workload_unsynced",
+                "Unsynced bytes by the workload (--metrics-labels) of the process that first dirtied them since the file's last sync (the label sets admitted by --metrics-top, the rest as \"other\").",
+                Some(&Unit::Bytes),
+                MetricType::Gauge,
+            )?;
+            for (labels, bytes) in &snap.by_workload {
+                ConstGauge::new(*bytes).encode(m.encode_family(labels)?)?;
+            }
+        }
         if self.per_file {
             {
                 let mut m = encoder.encode_descriptor(
@@ -317,81 +345,108 @@ impl Collector for SnapshotCollector {
 /// The registry and handles of every metric.
 pub struct Metrics {
     registry: Arc<Registry>,
-    sync_latency: Family<SyncLabels, Histogram>,
-    sync_errors: Family<OpLabel, Counter>,
-    dirty_window: Histogram,
-    ack_lag: Histogram,
-    writes_per_sync: Histogram,
-    redundant_syncs: Counter,
+    sync_latency: Family<(SyncLabels, WorkloadLabels), Histogram>,
+    sync_errors: Family<(OpLabel, WorkloadLabels), Counter>,
+    dirty_window: MaybeLabeled<Histogram>,
+    ack_lag: MaybeLabeled<Histogram>,
+    writes_per_sync: MaybeLabeled<Histogram>,
+    redundant_syncs: MaybeLabeled<Counter>,
     writes: Counter,
     written_bytes: Counter,
-    findings: Family<KindLabel, Counter>,
+    findings: Family<(KindLabel, WorkloadLabels), Counter>,
     lost: Family<ReasonLabel, Counter>,
     events: Counter,
     snapshot: Arc<SnapshotCell>,
     top_files: usize,
+    /// `--metrics-labels` and `--metrics-top`.
+    labels: Option<(LabelChoice, usize)>,
 }
 
 impl Metrics {
     /// A registry for tier `tier`; per-file series for the `top_files` files most at risk
     /// (0: none; at most [`MAX_TOP_FILES`]).
+    #[cfg(test)]
     pub fn new(tier: &str, top_files: usize) -> Self {
+        Self::with_labels(tier, top_files, None)
+    }
+
+    /// [`Metrics::new`], with the workload labels `labels` (`--metrics-labels`) on at most
+    /// `top` label sets besides `other` (`--metrics-top`).
+    pub fn with_labels(tier: &str, top_files: usize, labels: Option<(LabelChoice, usize)>) -> Self {
         let top_files = top_files.min(MAX_TOP_FILES);
+        let labels = labels.filter(|(c, _)| c.any());
+        // What each labeled family's workload labels mean (empty without --metrics-labels).
+        let by = |whose: &str| {
+            if labels.is_some() {
+                format!("; workload labels (--metrics-labels) of {whose}")
+            } else {
+                String::new()
+            }
+        };
         let mut registry = Registry::with_prefix(PREFIX);
-        let sync_latency = Family::<SyncLabels, Histogram>::new_with_constructor(
+        let sync_latency = Family::<(SyncLabels, WorkloadLabels), Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
         registry.register_with_unit(
             "sync_latency",
-            "Latency of sync-family calls of traced processes, by call and filesystem device (MAJ:MIN)",
+            format!("Latency of sync-family calls of traced processes, by call and filesystem device (MAJ:MIN){}", by("the calling process")),
             Unit::Seconds,
             sync_latency.clone(),
         );
-        let sync_errors = Family::<OpLabel, Counter>::default();
+        let sync_errors = Family::<(OpLabel, WorkloadLabels), Counter>::default();
         registry.register(
             "sync_errors",
-            "Sync-family calls that failed, by call",
+            format!(
+                "Sync-family calls that failed, by call{}",
+                by("the calling process")
+            ),
             sync_errors.clone(),
         );
-        let dirty_window = Histogram::new(window_buckets());
-        registry.register_with_unit(
+        let dirty_window = MaybeLabeled::register(
+            &mut registry,
             "dirty_window",
-            "Time from a file's first unsynced write (or mapped store) to the durable point that covered it",
-            Unit::Seconds,
-            dirty_window.clone(),
+            format!("Time from a file's first unsynced write (or mapped store) to the durable point that covered it{}", by("the process whose sync closed the window (a sync(2) or syncfs(2) closes other processes' windows too)")),
+            Some(Unit::Seconds),
+            labels.is_some(),
+            window_histogram,
         );
-        let ack_lag = Histogram::new(window_buckets());
-        registry.register_with_unit(
+        let ack_lag = MaybeLabeled::register(
+            &mut registry,
             "ack_durability_lag",
-            "With --wal: time from a reply sent before the sender's write-ahead-log data was durable to the sync that made it durable",
-            Unit::Seconds,
-            ack_lag.clone(),
+            format!("With --wal: time from a reply sent before the sender's write-ahead-log data was durable to the sync that made it durable{}", by("the process whose sync ended the lag")),
+            Some(Unit::Seconds),
+            labels.is_some(),
+            window_histogram,
         );
-        let writes_per_sync = Histogram::new(writes_per_sync_buckets());
-        registry.register(
+        let writes_per_sync = MaybeLabeled::register(
+            &mut registry,
             "writes_per_sync",
-            "Writes each fsync/fdatasync of a file covered (since the file's previous sync): many syncs at 1 or 2 are one sync per record, where group commit would pay less",
-            writes_per_sync.clone(),
+            format!("Writes each fsync/fdatasync of a file covered (since the file's previous sync): many syncs at 1 or 2 are one sync per record, where group commit would pay less{}", by("the syncing process; the writes may be other processes'")),
+            None,
+            labels.is_some(),
+            writes_per_sync_histogram,
         );
-        let redundant_syncs = Counter::default();
-        registry.register(
+        let redundant_syncs = MaybeLabeled::register(
+            &mut registry,
             "redundant_syncs",
-            "fsync/fdatasync calls with nothing to make durable (no write, truncation, mapped store or entry change since the file's previous successful sync)",
-            redundant_syncs.clone(),
+            format!("fsync/fdatasync calls with nothing to make durable (no write, truncation, mapped store or entry change since the file's previous successful sync){}", by("the syncing process")),
+            None,
+            labels.is_some(),
+            Counter::default,
         );
         let writes = Counter::default();
-        registry.register("writes", "Writes by traced processes to files on durable filesystems (kernel counters, refreshed at most once a second)", writes.clone());
+        registry.register("writes", "Writes by traced processes to files on durable filesystems (kernel counters, refreshed at most once a second; per file, not per process, so never workload-labeled)", writes.clone());
         let written_bytes = Counter::default();
         registry.register_with_unit(
             "written",
-            "Bytes written by traced processes to files on durable filesystems (kernel counters, refreshed at most once a second)",
+            "Bytes written by traced processes to files on durable filesystems (kernel counters, refreshed at most once a second; per file, not per process, so never workload-labeled)",
             Unit::Bytes,
             written_bytes.clone(),
         );
-        let findings = Family::<KindLabel, Counter>::default();
+        let findings = Family::<(KindLabel, WorkloadLabels), Counter>::default();
         registry.register(
             "findings",
-            "Durability findings, by kind; unsynced_write and unsynced_parent_dir are counted when the process that caused them exits",
+            format!("Durability findings, by kind; unsynced_write and unsynced_parent_dir are counted when the process that caused them exits{}", by("the process the finding names (for ack_before_durable, the replying process)")),
             findings.clone(),
         );
         let lost = Family::<ReasonLabel, Counter>::default();
@@ -414,20 +469,12 @@ impl Metrics {
         registry.register_collector(Box::new(SnapshotCollector {
             cell: snapshot.clone(),
             per_file: top_files > 0,
+            per_workload: labels.is_some(),
         }));
-        // Series that exist from the start, so rate() and alerts see zeros instead of nothing.
-        for op in SYNC_OPS {
-            let _ = sync_errors.get_or_create(&OpLabel { op: op.name() });
-        }
-        // Durability bugs only: advice is judged at the end of a trace (redundant syncs have
-        // their own counter).
-        for kind in FindingKind::BUGS {
-            let _ = findings.get_or_create(&KindLabel { kind: kind.name() });
-        }
         for reason in LostCounts::REASONS {
             let _ = lost.get_or_create(&ReasonLabel { reason });
         }
-        Metrics {
+        let m = Metrics {
             registry: Arc::new(registry),
             sync_latency,
             sync_errors,
@@ -442,7 +489,32 @@ impl Metrics {
             events,
             snapshot,
             top_files,
+            labels,
+        };
+        if labels.is_none() {
+            // Without workload labels every family has its one unlabeled series from the start.
+            let none = WorkloadLabels::default();
+            m.create_series(&none);
         }
+        m
+    }
+
+    /// The counter series of label set `w` that exist from its first use, so rate() and alerts
+    /// see zeros instead of nothing.
+    fn create_series(&self, w: &WorkloadLabels) {
+        for op in SYNC_OPS {
+            let _ = self
+                .sync_errors
+                .get_or_create(&(OpLabel { op: op.name() }, w.clone()));
+        }
+        // Durability bugs only: advice is judged at the end of a trace (redundant syncs have
+        // their own counter).
+        for kind in FindingKind::BUGS {
+            let _ = self
+                .findings
+                .get_or_create(&(KindLabel { kind: kind.name() }, w.clone()));
+        }
+        let _ = self.redundant_syncs.get(w);
     }
 
     pub fn registry(&self) -> Arc<Registry> {

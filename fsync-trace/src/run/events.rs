@@ -181,6 +181,12 @@ impl Session {
                     }
                     live.insert(*child);
                     describe(state, *child);
+                    // Gone before /proc was read (a short `touch`): it started in its parent's
+                    // cgroup, which is what its metric labels need.
+                    if state.workload_of(*child).is_none() {
+                        let parent = state.workload_of(ev.actor.pid).cloned();
+                        state.label_process(*child, parent);
+                    }
                 }
                 EventKind::Exit => {
                     if !state.knows_process(ev.actor.pid) {
@@ -198,13 +204,30 @@ impl Session {
                     }
                 }
             }
+            let labeled = exporter.as_ref().is_some_and(|m| m.live.labeled());
             if let Some(m) = exporter.as_mut() {
+                if let (true, Some(w)) = (labeled, wal.as_mut()) {
+                    // Labeled: this event's lags and broken acks are its process's.
+                    let mut lags = Vec::new();
+                    let broken = w.drain_lags(|ns| lags.push(ns));
+                    if broken > 0 || !lags.is_empty() {
+                        let labels = m.live.workload_of(Some(ev.actor.pid), state);
+                        for ns in lags {
+                            m.live.observe_ack_lag(ns, &labels);
+                        }
+                        m.live.add_broken_acks(broken, labels);
+                    }
+                }
                 m.live.observe(&ev, state);
             }
             if let Some(ui) = live_ui.as_mut() {
                 ui.observe(&ev);
             }
+            let pid = ev.actor.pid;
             state.apply(ev);
+            if let (true, Some(m)) = (labeled, exporter.as_mut()) {
+                m.live.after_event(pid, state);
+            }
         });
         for key in new_wal_files {
             match tracer.mark_wal(&key) {
@@ -215,8 +238,16 @@ impl Session {
         }
         if let Some(m) = exporter.as_mut() {
             if let Some(w) = wal.as_mut() {
-                let broken = w.drain_lags(|ns| m.live.observe_ack_lag(ns));
-                m.live.add_broken_acks(broken);
+                // Unlabeled (labeled, each event's were counted as it was applied).
+                let mut lags = Vec::new();
+                let broken = w.drain_lags(|ns| lags.push(ns));
+                if broken > 0 || !lags.is_empty() {
+                    let labels = m.live.workload_of(None, state);
+                    for ns in lags {
+                        m.live.observe_ack_lag(ns, &labels);
+                    }
+                    m.live.add_broken_acks(broken, labels);
+                }
             }
             m.live.after_batch(state);
         }

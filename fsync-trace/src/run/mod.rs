@@ -331,12 +331,19 @@ impl Session {
         if let Some(listener) = self.metrics_listener.take() {
             let addr = listener.local_addr()?;
             let top_files = cli.metrics_top_files.map_or(0, usize::from);
+            let labels = cli.metrics_labels.map(|c| {
+                let top = cli
+                    .metrics_top
+                    .map_or(metrics::workload::DEFAULT_TOP, usize::from);
+                (c, top)
+            });
             let reader = self.tracer.file_counters_reader()?;
             self.state.track_live();
             self.exporter = Some(Exporter::start(
                 listener,
                 self.tracer.tier().name(),
                 top_files,
+                labels,
                 reader,
                 runtime.handle(),
             ));

@@ -376,6 +376,11 @@ impl<R: Resolver> DurabilityState<R> {
         }
     }
 
+    /// Process `pid`'s cgroup, container and pod, if known (metric labels).
+    pub fn workload_of(&self, pid: u32) -> Option<&crate::cgroup::Workload> {
+        self.processes.get(&pid)?.workload.as_ref()
+    }
+
     /// True if the caller should read process `pid` from /proc: it is unknown, or (once) it is
     /// known with no role yet (a forked server process renames itself just after the fork, so
     /// its first description may predate its role). One map lookup: this runs per event.

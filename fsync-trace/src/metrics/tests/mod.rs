@@ -3,6 +3,7 @@
 //! (labels.rs). Here: the event builders they share.
 mod encoding;
 mod labels;
+mod workload;
 
 use std::collections::HashMap;
 

@@ -196,6 +196,9 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     link_newpath: 0,
     link_flags: 0,
     uring_ready: 0,
+    file_f_pos: 0,
+    inode_i_size: 0,
+    req_ki_pos: 0,
 };
 
 /// Reads one offset. Volatile so the compiler cannot fold the zero initialiser.

@@ -1,5 +1,6 @@
 //! Decoded kernel facts: the input of the durability state machine. Plain owned data, so the
 //! state machine can be fed by tests without a kernel, and never knows which tier produced it.
+pub use crate::extent::Extent;
 pub use fsync_trace_common::{FileKey, NamespaceOp, SyncOp};
 
 /// Who did something.
@@ -104,6 +105,9 @@ pub enum EventKind {
         fd: i32,
         /// The kernel slot the `*_before` counters are from.
         slot: u32,
+        /// The dirty extent of the segment this record closes: the writes since the file's
+        /// previous `Dirty` record (see `crate::extent`).
+        prev_extent: Extent,
     },
     /// A sync-family call finished. `ts` of the event is its exit time.
     Sync {

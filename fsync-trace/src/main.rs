@@ -7,6 +7,7 @@ mod cgroup;
 mod cli;
 mod error;
 mod event;
+mod extent;
 #[cfg(test)]
 mod event_fixtures;
 mod live;

@@ -124,5 +124,7 @@ fn sub_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
         kernel_writebacks: d(a.kernel_writebacks, b.kernel_writebacks),
         dirty_gen: 0,
         flags: 0,
+        extent_lo: 0,
+        extent_hi: 0,
     }
 }

@@ -2,6 +2,7 @@
 //! offset in seconds from `started`.
 use serde::Serialize;
 
+use crate::extent::Extent;
 use crate::state::{
     timeline::{Interval, Lane},
     whatif::AtRisk,
@@ -65,6 +66,24 @@ pub struct DirtyInterval {
     pub by: u32,
     /// Counter readings on the way: [offset_s, bytes written since `from_s`].
     pub readings: Vec<(f64, u64)>,
+    /// The lowest and highest offset the interval wrote; null if not known (a store through a
+    /// shared mapping, or the file was released before the end).
+    pub dirty_extent: Option<DirtyExtent>,
+}
+
+/// The dirty extent in the JSON report: bytes `lo..hi` (hi exclusive) hold every byte written
+/// since the last durable point (holes are not tracked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DirtyExtent {
+    pub lo: u64,
+    pub hi: u64,
+}
+
+impl DirtyExtent {
+    /// The JSON value of `e`: null when unknown or empty.
+    pub fn of(e: Extent) -> Option<Self> {
+        e.range().map(|(lo, hi)| DirtyExtent { lo, hi })
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -110,6 +129,8 @@ pub struct CrashFile {
     pub unsynced_bytes: u64,
     pub writes: u64,
     pub dirty_since_s: f64,
+    /// The lowest and highest offset written and not durable; null if unknown.
+    pub dirty_extent: Option<DirtyExtent>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -146,8 +167,9 @@ fn interval(start: u64, d: &Interval) -> DirtyInterval {
         readings: d
             .readings
             .iter()
-            .map(|(ts, c)| (off(*ts), c.bytes))
+            .map(|(ts, c, _)| (off(*ts), c.bytes))
             .collect(),
+        dirty_extent: d.extent.and_then(DirtyExtent::of),
     }
 }
 
@@ -226,6 +248,7 @@ impl CrashPoint {
                     unsynced_bytes: f.written.bytes,
                     writes: f.written.writes,
                     dirty_since_s: offset_s(start, f.since),
+                    dirty_extent: DirtyExtent::of(f.extent),
                 })
                 .collect(),
             entries: r

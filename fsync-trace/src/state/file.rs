@@ -9,6 +9,7 @@ use fsync_trace_common::{open_flags, FileCounters, FileKey, PAGE_SIZE};
 
 use super::{cost::SyncCost, EntryOp, Latency};
 use crate::event::Actor;
+use crate::extent::{union_all, Extent};
 
 /// Data made dirty since the last durable point, as announced by one `Dirty` event. The
 /// `*_before` counters are absolute for this file's life (see [`FileState::absolute`]).
@@ -19,6 +20,10 @@ pub struct DirtySpan {
     pub bytes_before: u64,
     pub pages_before: u64,
     pub actor: Actor,
+    /// The dirty extent of this span's writes, once the kernel closed it (the next `Dirty`
+    /// record carries it); None while it is the file's open segment, whose extent is in the
+    /// kernel's counters.
+    pub extent: Option<Extent>,
 }
 
 /// A directory entry changed and not yet covered by a sync of its directory.
@@ -138,6 +143,32 @@ impl FileState {
     }
 }
 
+impl FileState {
+    /// A `Dirty` record closed the open segment with extent `prev`: it belongs to the newest
+    /// span if one is still at risk (else the segment was made durable: nothing to keep).
+    pub fn close_segment(&mut self, prev: Extent) {
+        if let Some(last) = self.dirty.last_mut() {
+            last.extent.get_or_insert(prev);
+        }
+    }
+
+    /// The extent of the closed spans still at risk.
+    pub fn closed_extent(&self) -> Extent {
+        union_all(self.dirty.iter().filter_map(|d| d.extent))
+    }
+
+    /// The dirty extent not yet durable, given the kernel's current counters (of its current
+    /// slot); None if nothing is at risk.
+    pub fn unsynced_extent(&self, c: &FileCounters) -> Option<Extent> {
+        let open = self
+            .dirty
+            .last()
+            .filter(|d| d.extent.is_none())
+            .map(|_| Extent::of(c));
+        (!self.dirty.is_empty()).then(|| self.closed_extent().union(open.unwrap_or_default()))
+    }
+}
+
 /// `a + b`, counter by counter (flags and epochs are the kernel's, not summed).
 pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
     FileCounters {
@@ -149,6 +180,9 @@ pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
         kernel_writebacks: a.kernel_writebacks + b.kernel_writebacks,
         dirty_gen: b.dirty_gen,
         flags: b.flags,
+        // The current segment's, like the epoch: a reclaimed slot's file was durable.
+        extent_lo: b.extent_lo,
+        extent_hi: b.extent_hi,
     }
 }
 

@@ -204,12 +204,14 @@ impl<R: Resolver> DurabilityState<R> {
             if f.is_dir || f.removed || f.dirty.is_empty() {
                 continue;
             }
-            let a = f.absolute(&counters.get(&f.key).copied().unwrap_or_default());
+            let c = counters.get(&f.key).copied().unwrap_or_default();
+            let a = f.absolute(&c);
             let abs = timeline::Count {
                 writes: a.writes,
                 bytes: a.bytes + a.mapped_dirty_pages * fsync_trace_common::PAGE_SIZE,
             };
-            t.reading(f.key, now, abs);
+            let extent = f.unsynced_extent(&c).unwrap_or_default();
+            t.reading(f.key, now, abs, extent);
         }
     }
 
@@ -232,6 +234,7 @@ impl<R: Resolver> DurabilityState<R> {
                     written: timeline::Count { writes, bytes },
                     since: first.since,
                     exact: true,
+                    extent: f.unsynced_extent(&c).unwrap_or_default(),
                 });
             }
             if f.is_dir {
@@ -489,12 +492,16 @@ impl<R: Resolver> DurabilityState<R> {
                 bytes_before,
                 pages_before,
                 slot,
+                prev_extent,
                 ..
             } => {
                 self.touched(actor.pid, file);
                 let actor_pid = actor.pid;
                 let f = self.file_at(file, ts);
                 f.has_slot = true;
+                // The segment this record closed, then what is at risk before its write.
+                f.close_segment(prev_extent);
+                let known = f.closed_extent();
                 // The counters are the slot's: place them on this life's absolute scale.
                 let base = f.base_for_slot(slot);
                 let span = DirtySpan {
@@ -503,6 +510,7 @@ impl<R: Resolver> DurabilityState<R> {
                     bytes_before: base.bytes + bytes_before,
                     pages_before: base.mapped_dirty_pages + pages_before,
                     actor,
+                    extent: None,
                 };
                 // Exact capacity: most files have one open span, and a Vec's first push
                 // would reserve four (100k files: 24 MiB).
@@ -515,7 +523,7 @@ impl<R: Resolver> DurabilityState<R> {
                 if let Some(t) = &mut self.timeline {
                     let files = &self.files;
                     let path = || files.get(&file).and_then(|f| f.path.clone());
-                    t.dirty(file, path, ts, actor_pid, abs);
+                    t.dirty(file, path, ts, actor_pid, abs, prev_extent, known);
                 }
             }
             EventKind::Sync {

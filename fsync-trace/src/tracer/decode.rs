@@ -8,6 +8,7 @@ use fsync_trace_common::{
 use thiserror::Error;
 
 use crate::event::{Actor, Comm, Event, EventKind, NameRef, StackId, SyncCounters};
+use crate::extent::Extent;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -99,6 +100,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 by_mapping: r.source == DIRTY_BY_MAPPED_STORE,
                 fd: r.fd,
                 slot: r.slot,
+                prev_extent: Extent::from_kernel(r.prev_extent_lo, r.prev_extent_hi),
             }
         }
         RecordKind::Sync => {
@@ -260,6 +262,8 @@ mod tests {
             fd: 5,
             slot: 11,
             _pad: 0,
+            prev_extent_lo: 4096,
+            prev_extent_hi: 8192,
         };
         let e = decode(&as_bytes(&r)).unwrap();
         assert_eq!(e.ts, 1000);
@@ -286,6 +290,7 @@ mod tests {
                 by_mapping: false,
                 fd: 5,
                 slot: 11,
+                prev_extent: Extent::Range { lo: 4096, hi: 8192 },
             }
         );
     }

@@ -18,6 +18,8 @@ pub struct Facts {
     pub files: BTreeMap<String, Counts>,
     /// Every finding.
     pub findings: BTreeSet<FindingFact>,
+    /// `dirty_extent` (lo, hi) by normalized path; None: null.
+    pub extents: BTreeMap<String, Option<(u64, u64)>>,
 }
 
 /// The facts of `report`, for a scenario run in directory `dir`.
@@ -40,6 +42,16 @@ pub fn facts(report: &Value, dir: &str) -> Facts {
             (norm(f["path"].as_str().unwrap_or("?")), counts)
         })
         .collect();
+    let extents = report["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let e = &f["dirty_extent"];
+            let range = e["lo"].as_u64().zip(e["hi"].as_u64());
+            (norm(f["path"].as_str().unwrap_or("?")), range)
+        })
+        .collect();
     let findings = report["findings"]
         .as_array()
         .into_iter()
@@ -55,7 +67,11 @@ pub fn facts(report: &Value, dir: &str) -> Facts {
             )
         })
         .collect();
-    Facts { files, findings }
+    Facts {
+        files,
+        findings,
+        extents,
+    }
 }
 
 /// A report path with the scenario's directory `dir` written "W" (paths elsewhere unchanged).
@@ -91,6 +107,15 @@ pub fn check_expected(e: &Expected, f: &Facts) -> Vec<String> {
             )),
         }
     }
+    for (path, want) in e.extents {
+        let got = f.extents.get(&rel(path));
+        if got != Some(want) {
+            out.push(format!(
+                "{}: expected dirty_extent {want:?}, got {got:?}",
+                rel(path)
+            ));
+        }
+    }
     let want: BTreeSet<FindingFact> = e
         .findings
         .iter()
@@ -111,6 +136,13 @@ pub fn diff(a: &Facts, b: &Facts) -> String {
         let (x, y) = (a.files.get(k), b.files.get(k));
         if x != y {
             out.push(format!("{k}: {x:?} vs {y:?}"));
+        }
+    }
+    let keys: BTreeSet<&String> = a.extents.keys().chain(b.extents.keys()).collect();
+    for k in keys {
+        let (x, y) = (a.extents.get(k), b.extents.get(k));
+        if x != y {
+            out.push(format!("{k}: dirty_extent {x:?} vs {y:?}"));
         }
     }
     for f in a.findings.symmetric_difference(&b.findings) {

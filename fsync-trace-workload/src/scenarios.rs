@@ -40,6 +40,9 @@ pub struct Expected {
     pub files: &'static [(&'static str, Counts)],
     /// (kind, path, entry): the complete set of findings.
     pub findings: &'static [(&'static str, &'static str, Option<&'static str>)],
+    /// (path, `dirty_extent` as (lo, hi), None for null) of the files whose dirty extent at
+    /// the end is checked (every tier's extents are compared in any case).
+    pub extents: &'static [(&'static str, Option<(u64, u64)>)],
 }
 
 /// One workload subcommand with its arguments and what it must report.
@@ -99,6 +102,7 @@ impl Counts {
 }
 
 const NO_FINDINGS: &[(&str, &str, Option<&str>)] = &[];
+const NO_EXTENTS: &[(&str, Option<(u64, u64)>)] = &[];
 
 impl Scenario {
     /// The `--wal` glob the tracer runs this scenario with, if any ([`TRACER_WAL`]).
@@ -151,6 +155,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ),
             ],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -169,6 +174,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: &[("unsynced_write", "unsynced.dat", None)],
+            extents: &[("unsynced.dat", Some((0, 500)))],
         }),
         tracepoint_expect: None,
     },
@@ -191,6 +197,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("rename_before_fsync", "config", None),
                 ("unsynced_write", "config", None),
             ],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -210,6 +217,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -229,6 +237,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -239,6 +248,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: Some(Expected {
             files: &[("wal.log", fsync_bound_log(10))],
             findings: &[("unsynced_parent_dir", "", Some("wal.log"))],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -258,6 +268,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: &[("unsynced_write", "vec.dat", None)],
+            extents: &[("vec.dat", Some((100, 200)))],
         }),
         tracepoint_expect: None,
     },
@@ -278,6 +289,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -297,6 +309,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -316,6 +329,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: &[("unsynced_write", "uring-unsynced.dat", None)],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -338,6 +352,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("unsynced_write", "uring-batch.dat", None),
                 ("uring_fsync_unordered", "uring-batch.dat", None),
             ],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -357,6 +372,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -376,6 +392,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -399,6 +416,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("unsynced_parent_dir", "", Some("new.dat")),
                 ("unsynced_parent_dir", "", Some("sub")),
             ],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -412,6 +430,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("thread1.dat", thread_file(300)),
             ],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -443,6 +462,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ),
             ],
             findings: &[("unsynced_write", "child.dat", None)],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -465,6 +485,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("unsynced_parent_dir", "", Some("hard.dat")),
                 ("unsynced_parent_dir", "", Some("soft.lnk")),
             ],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -497,6 +518,59 @@ pub const SCENARIOS: &[Scenario] = &[
                 ),
             ],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
+        }),
+        tracepoint_expect: None,
+    },
+    // Bytes written versus the dirty extent (extent.rs): 1,000 overwrites of one page are one
+    // page at risk; appends (one a pwrite, which O_APPEND appends); a pwrite 1 GiB out after
+    // an fsync, then a writev at the file position.
+    Scenario {
+        name: "overwrite",
+        args: &[],
+        expect: Some(Expected {
+            files: &[
+                (
+                    "overwrite.dat",
+                    Counts {
+                        writes: 1000,
+                        bytes_written: 4_096_000,
+                        fsyncs: 0,
+                        fdatasyncs: 0,
+                        unsynced_bytes: 4_096_000,
+                    },
+                ),
+                (
+                    "append.log",
+                    Counts {
+                        writes: 11,
+                        bytes_written: 1050,
+                        fsyncs: 0,
+                        fdatasyncs: 0,
+                        unsynced_bytes: 1050,
+                    },
+                ),
+                (
+                    "far.dat",
+                    Counts {
+                        writes: 3,
+                        bytes_written: 40,
+                        fsyncs: 1,
+                        fdatasyncs: 0,
+                        unsynced_bytes: 30,
+                    },
+                ),
+            ],
+            findings: &[
+                ("unsynced_write", "overwrite.dat", None),
+                ("unsynced_write", "append.log", None),
+                ("unsynced_write", "far.dat", None),
+            ],
+            extents: &[
+                ("overwrite.dat", Some((0, 4096))),
+                ("append.log", Some((0, 1050))),
+                ("far.dat", Some((10, (1 << 30) + 20))),
+            ],
         }),
         tracepoint_expect: None,
     },
@@ -524,6 +598,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: &[("ack_before_durable", "wal/log", Some("10 acks"))],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },

@@ -2,6 +2,7 @@
 //! durability rules (rules.rs), file identity (identity.rs), what syncs cost (cost.rs). Here:
 //! the event builders they share.
 mod cost;
+mod extent;
 mod identity;
 mod rules;
 mod timeline;

@@ -298,15 +298,7 @@ pub unsafe fn atomic_add(p: *mut u64, v: u64) {
 /// file's name on first sight. `ctx`: the program's context (for the user stack of a first
 /// dirtying).
 #[inline(always)]
-pub fn on_write(
-    file: KPtr,
-    key: &FileKey,
-    bytes: u64,
-    osync: bool,
-    fd: i32,
-    end: u64,
-    ctx: Ctx,
-) {
+pub fn on_write(file: KPtr, key: &FileKey, bytes: u64, osync: bool, fd: i32, end: u64, ctx: Ctx) {
     let Some(slot) = file_slot(key) else {
         return;
     };

@@ -7,9 +7,9 @@ mod cgroup;
 mod cli;
 mod error;
 mod event;
-mod extent;
 #[cfg(test)]
 mod event_fixtures;
+mod extent;
 mod live;
 mod metrics;
 mod procfs;

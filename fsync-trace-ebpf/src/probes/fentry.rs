@@ -7,7 +7,9 @@ use aya_ebpf::{
     EbpfContext,
 };
 
-use super::functions::{end_at, fsync_range_enter, fsync_range_exit, vectored_pos_index, write_done};
+use super::functions::{
+    end_at, fsync_range_enter, fsync_range_exit, vectored_pos_index, write_done,
+};
 use crate::{kernel::KPtr, state::current_traced};
 
 /// vfs_write(struct file *file, const char __user *buf, size_t count, loff_t *pos) -> ssize_t

@@ -291,7 +291,16 @@ fn cached_write(c: &WriteCache, bytes: u64, fd: i64, call: WriteCall, ctx: Ctx) 
     match counters_at(c.slot) {
         // SAFETY: `counters` is the FILE_STATS value of the cached slot.
         Some(counters) => unsafe {
-            on_write_at(counters, c.slot, &key, bytes, c.osync != 0, fd as i32, end, ctx)
+            on_write_at(
+                counters,
+                c.slot,
+                &key,
+                bytes,
+                c.osync != 0,
+                fd as i32,
+                end,
+                ctx,
+            )
         },
         None => false,
     }

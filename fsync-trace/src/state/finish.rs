@@ -75,9 +75,7 @@ impl<R: Resolver> DurabilityState<R> {
                     bytes: c.bytes + c.mapped_dirty_pages * fsync_trace_common::PAGE_SIZE,
                 };
                 let current = crate::extent::Extent::of(&slot);
-                let at_risk = (!f.removed)
-                    .then(|| f.unsynced_extent(&slot))
-                    .flatten();
+                let at_risk = (!f.removed).then(|| f.unsynced_extent(&slot)).flatten();
                 t.finish_file(f.key, end_ns, abs, current, at_risk);
                 t.name_lane(f.key, f.path.as_ref());
             }

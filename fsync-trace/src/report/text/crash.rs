@@ -9,7 +9,10 @@ use super::human_bytes;
 pub fn extent_text(e: Option<DirtyExtent>) -> String {
     match e {
         Some(DirtyExtent { lo, hi }) => {
-            format!("extent {} at {lo}..{hi}", human_bytes(hi.saturating_sub(lo)))
+            format!(
+                "extent {} at {lo}..{hi}",
+                human_bytes(hi.saturating_sub(lo))
+            )
         }
         None => "extent unknown".into(),
     }
@@ -32,7 +35,10 @@ pub fn render_extents(out: &mut String, r: &Report) {
             .then(a.path.cmp(&b.path))
     });
     let _ = writeln!(out);
-    let _ = writeln!(out, "Unsynced data at the end (dirty extent: where it lies):");
+    let _ = writeln!(
+        out,
+        "Unsynced data at the end (dirty extent: where it lies):"
+    );
     for f in at_risk.iter().take(MAX_ROWS) {
         let _ = writeln!(
             out,

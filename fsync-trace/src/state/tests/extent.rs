@@ -15,7 +15,13 @@ fn range(lo: u64, hi: u64) -> Extent {
 }
 
 /// A `Dirty` record closing a segment of extent `prev`.
-fn dirty_after(ts: u64, file: FileKey, writes: u64, bytes: u64, prev: Extent) -> crate::event::Event {
+fn dirty_after(
+    ts: u64,
+    file: FileKey,
+    writes: u64,
+    bytes: u64,
+    prev: Extent,
+) -> crate::event::Event {
     let mut kind = fixtures::dirty_kind(file, writes, bytes);
     if let EventKind::Dirty { prev_extent, .. } = &mut kind {
         *prev_extent = prev;
@@ -43,7 +49,12 @@ fn kernel(entries: &[(FileKey, u64, u64, u64, u64)]) -> FinalCounters {
 
 /// Applies `events` (recording the timeline), then: what is at risk at `now` per the kernel
 /// counters `c`, and the analysis ending at `end` with the same counters.
-fn traced(events: Vec<crate::event::Event>, now: u64, end: u64, c: &FinalCounters) -> (AtRisk, Analysis) {
+fn traced(
+    events: Vec<crate::event::Event>,
+    now: u64,
+    end: u64,
+    c: &FinalCounters,
+) -> (AtRisk, Analysis) {
     let mut s = DurabilityState::new(NoResolver);
     s.record_timeline(1000);
     for e in events {
@@ -55,7 +66,11 @@ fn traced(events: Vec<crate::event::Event>, now: u64, end: u64, c: &FinalCounter
 }
 
 fn extent_now(a: &AtRisk, key: FileKey) -> Extent {
-    a.files.iter().find(|f| f.key == key).expect("file at risk").extent
+    a.files
+        .iter()
+        .find(|f| f.key == key)
+        .expect("file at risk")
+        .extent
 }
 
 fn end_extent(a: &Analysis, key: FileKey) -> Option<Extent> {
@@ -76,7 +91,10 @@ fn timeline_at(a: &Analysis, t: u64, key: FileKey) -> Option<(u64, Extent)> {
 fn a_thousand_overwrites_of_one_page_are_one_page_at_risk() {
     let c = kernel(&[(F, 1000, 4_096_000, 0, 4096)]);
     let (now, a) = traced(
-        vec![open(1, F, "/d/f", false), dirty_after(10, F, 0, 0, Extent::Empty)],
+        vec![
+            open(1, F, "/d/f", false),
+            dirty_after(10, F, 0, 0, Extent::Empty),
+        ],
         50,
         100,
         &c,
@@ -186,7 +204,10 @@ fn a_failed_sync_covers_nothing() {
 fn a_store_through_a_mapping_makes_the_extent_unknown() {
     let c = kernel(&[(F, 1, 100, 0, EXTENT_UNKNOWN)]);
     let (now, a) = traced(
-        vec![open(1, F, "/d/f", false), dirty_after(10, F, 0, 0, Extent::Empty)],
+        vec![
+            open(1, F, "/d/f", false),
+            dirty_after(10, F, 0, 0, Extent::Empty),
+        ],
         50,
         100,
         &c,

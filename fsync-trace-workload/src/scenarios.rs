@@ -329,7 +329,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: &[("unsynced_write", "uring-unsynced.dat", None)],
-            extents: NO_EXTENTS,
+            extents: &[("uring-unsynced.dat", Some((0, 400)))],
         }),
         tracepoint_expect: None,
     },

@@ -72,7 +72,7 @@ pub static SYNC_RECORD: PerCpuArray<SyncRecord> = PerCpuArray::with_max_entries(
 #[map]
 pub static STACK_RECORD: PerCpuArray<StackRecord> = PerCpuArray::with_max_entries(1, 0);
 
-/// Exact per-file counters, by slot (`FILE_SLOTS`). An array is preallocated: 16 MiB of kernel
+/// Exact per-file counters, by slot (`FILE_SLOTS`). An array is preallocated: 20 MiB of kernel
 /// memory for the default 262,144 files (userspace sizes the slot maps to `--file-slots`).
 #[map]
 pub static FILE_STATS: Array<FileCounters> = Array::with_max_entries(names::FILE_SLOTS_MAX, 0);

@@ -82,7 +82,7 @@ pub struct Cli {
     pub metrics_top_files: Option<u16>,
 
     /// Size of the kernel's per-file table (files counted at once; slots of removed files, and
-    /// of durable idle files when it fills, are reused). 64 bytes of kernel memory per slot.
+    /// of durable idle files when it fills, are reused). 80 bytes of kernel memory per slot.
     #[arg(long, value_name = "N", default_value_t = fsync_trace_common::names::FILE_SLOTS_MAX, value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
     pub file_slots: u32,
 

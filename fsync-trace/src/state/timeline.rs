@@ -302,15 +302,12 @@ impl Timeline {
         d.covered_from = Some(enter);
         // Readings taken after the sync entered belong to the data it did not cover.
         d.readings.retain(|r| r.0 < enter);
-        match remaining {
-            Some((_, _, abs)) => {
-                d.total = Some(abs.since(d.start));
-                d.extent = Some(covered);
-            }
-            None => {
-                d.partial = covered;
-                lane.awaiting = Some(i);
-            }
+        if let Some((_, _, abs)) = remaining {
+            d.total = Some(abs.since(d.start));
+            d.extent = Some(covered);
+        } else {
+            d.partial = covered;
+            lane.awaiting = Some(i);
         }
         if let Some((since, by, abs)) = remaining {
             if self.take() {

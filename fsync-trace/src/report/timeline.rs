@@ -69,6 +69,8 @@ pub struct DirtyInterval {
     /// The lowest and highest offset the interval wrote; null if not known (a store through a
     /// shared mapping, or the file was released before the end).
     pub dirty_extent: Option<DirtyExtent>,
+    /// The dirty extent of each reading (same order as `readings`; null: unknown or empty).
+    pub reading_extents: Vec<Option<DirtyExtent>>,
 }
 
 /// The dirty extent in the JSON report: bytes `lo..hi` (hi exclusive) hold every byte written
@@ -170,6 +172,11 @@ fn interval(start: u64, d: &Interval) -> DirtyInterval {
             .map(|(ts, c, _)| (off(*ts), c.bytes))
             .collect(),
         dirty_extent: d.extent.and_then(DirtyExtent::of),
+        reading_extents: d
+            .readings
+            .iter()
+            .map(|(_, _, e)| DirtyExtent::of(*e))
+            .collect(),
     }
 }
 

@@ -224,10 +224,22 @@ fn crash_at_and_the_exposure_peak_are_exact_on_a_scheduled_workload() {
 fn page_expectations(r: &Report) -> Value {
     let point = |c: &Value, t: &Value| {
         let (files, entries) = crash_sets(c);
+        // The page shows each file's dirty extent as "lo..hi" ("" if unknown).
+        let extent = |path: &str| {
+            let e = &extents(c)
+                .into_iter()
+                .find(|x| x.0 == path)
+                .expect("file")
+                .1;
+            e["lo"]
+                .as_u64()
+                .zip(e["hi"].as_u64())
+                .map_or_else(String::new, |(lo, hi)| format!("{lo}..{hi}"))
+        };
         serde_json::json!({
             "t": t,
             "bytes": c["lost_bytes"],
-            "files": files.iter().map(|f| serde_json::json!([f.0, f.1])).collect::<Vec<_>>(),
+            "files": files.iter().map(|f| serde_json::json!([f.0, f.1, extent(&f.0)])).collect::<Vec<_>>(),
             "entries": entries.iter().map(|e| serde_json::json!([e.0, e.1, e.2])).collect::<Vec<_>>(),
         })
     };

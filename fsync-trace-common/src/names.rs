@@ -27,6 +27,9 @@ pub const FREE_SLOTS: &str = "FREE_SLOTS";
 /// Global: the [`KernelOffsets`](crate::KernelOffsets) (`OFFSETS`) userspace fills from BTF
 /// before load.
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
+/// Global (read-only data) set at load: nonzero unless `--no-dirty-extent`. At 0 the verifier
+/// drops every position read and extent store (the write path as without the feature).
+pub const EXTENT_ENABLED_GLOBAL: &str = "EXTENT_ENABLED";
 
 // Tracepoint tier programs (raw tracepoints).
 /// Raw tracepoint `sys_enter`: fallback sync entry hook (runs for every syscall) when the

@@ -430,6 +430,18 @@ pub unsafe fn emit_name(file: KPtr, key: &FileKey, c: *mut FileCounters) {
     entry.submit(wakeup_flags());
 }
 
+/// Nonzero unless `--no-dirty-extent` (set at load: `names::EXTENT_ENABLED_GLOBAL`).
+#[unsafe(no_mangle)]
+static EXTENT_ENABLED: u32 = 0;
+
+/// True if dirty extents are kept. Volatile so the compiler cannot fold the initialiser; the
+/// verifier sees the loaded value as a constant (frozen read-only map) and drops the dead
+/// branches: without them, a write reads and stores nothing more than before the feature.
+#[inline(always)]
+pub fn extent_enabled() -> bool {
+    unsafe { core::ptr::read_volatile(&EXTENT_ENABLED) != 0 }
+}
+
 /// Widens the current segment's dirty extent of `c` by `[lo, hi)` (`hi` [`EXTENT_UNKNOWN`]:
 /// unknown, which stays so). Plain loads and stores: BPF has no atomic min/max, so two CPUs
 /// widening the same file's extent at the same instant can lose one widening (a compare and
@@ -480,7 +492,9 @@ pub unsafe fn mark_dirty(
     let gen = current_gen();
     unsafe {
         if (*c).dirty_gen == gen {
-            widen_extent(c, lo, hi);
+            if extent_enabled() {
+                widen_extent(c, lo, hi);
+            }
             return;
         }
         (*c).dirty_gen = gen;
@@ -491,7 +505,9 @@ pub unsafe fn mark_dirty(
             // Not announced: forget we tried so the next write retries, and count the loss.
             // The segment goes on (its extent is sent by the next record that gets through).
             (*c).dirty_gen = 0;
-            widen_extent(c, lo, hi);
+            if extent_enabled() {
+                widen_extent(c, lo, hi);
+            }
             count_lost(names::LOST_RINGBUF_FULL);
             return;
         };
@@ -508,8 +524,10 @@ pub unsafe fn mark_dirty(
         (*r)._pad = 0;
         (*r).prev_extent_lo = (*c).extent_lo;
         (*r).prev_extent_hi = (*c).extent_hi;
-        (*c).extent_lo = lo;
-        (*c).extent_hi = hi;
+        if extent_enabled() {
+            (*c).extent_lo = lo;
+            (*c).extent_hi = hi;
+        }
         entry.submit(wakeup_flags());
     }
 }

@@ -63,6 +63,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_stacks: bool,
 
+    /// Do not track where unsynced data lies (`dirty_extent` is null everywhere): saves the
+    /// write path one kernel read per write (about 30 ns).
+    #[arg(long)]
+    pub no_dirty_extent: bool,
+
     /// Stop after SECS and report (with -p or --all; Ctrl-C / SIGTERM also stop and report).
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub duration: Option<f64>,

@@ -23,7 +23,9 @@ use super::wal::{on_ack, wal_enabled};
 use crate::{
     kernel::{current_is_io_worker, current_syscall, file_inode, read, reg, KPtr},
     maps::{config, count_lost, off, INFLIGHT_CALLS, INFLIGHT_SYNCS},
-    state::{bump_epoch, current_traced, emit_file_sync, name_on_first_sight, on_write},
+    state::{
+        bump_epoch, current_traced, emit_file_sync, extent_enabled, name_on_first_sight, on_write,
+    },
 };
 
 #[inline(always)]
@@ -91,7 +93,7 @@ pub fn call_exit(hook: u64) -> Option<InflightCall> {
 /// landed), or [`EXTENT_UNKNOWN`] without one.
 #[inline(always)]
 pub fn end_at(pos: u64) -> u64 {
-    if pos == 0 {
+    if pos == 0 || !extent_enabled() {
         return EXTENT_UNKNOWN;
     }
     match read::<i64>(pos as KPtr, 0) {

@@ -19,8 +19,8 @@ use crate::{
     kernel::{current_task_btf, file_inode, load_btf, read, task_file, KPtr},
     maps::{config, count_lost, off, WriteCache, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
     state::{
-        bump_close_epoch, bump_epoch, counters_at, current_traced, emit_name, file_counters,
-        file_slot, on_write_at, Ctx,
+        bump_close_epoch, bump_epoch, counters_at, current_traced, emit_name, extent_enabled,
+        file_counters, file_slot, on_write_at, Ctx,
     },
 };
 
@@ -235,6 +235,9 @@ const RWF_NOAPPEND: u64 = 0x20;
 /// read would shift the range: documented in README (Dirty extent).
 #[inline(always)]
 fn write_end(file: KPtr, bytes: u64, call: WriteCall) -> u64 {
+    if !extent_enabled() {
+        return EXTENT_UNKNOWN;
+    }
     let positional = match call.id {
         nr::PWRITE64 | nr::PWRITEV => true,
         nr::PWRITEV2 => arg(call.regs, nr::REGS_R10) as i64 != -1,

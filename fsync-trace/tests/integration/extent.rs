@@ -116,3 +116,39 @@ fn the_dirty_extent_tells_overwrites_from_new_data() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask integration"]
+fn no_dirty_extent_keeps_the_bytes_and_reports_no_extent() {
+    let (_g, d) = tempdir();
+    let (out, r) = trace(&os(&[
+        "--no-dirty-extent",
+        "--crash-at",
+        "0.3",
+        "--",
+        workload(),
+        "overwrite",
+        &d,
+        "--hold-ms",
+        "600",
+    ]));
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let r = r.expect("report");
+    r.assert_complete();
+    for (name, bytes) in [
+        ("overwrite.dat", 4_096_000),
+        ("append.log", 1050),
+        ("far.dat", 30),
+    ] {
+        let f = r.file(&format!("{d}/{name}"));
+        assert_eq!(Report::u64_at(f, "unsynced_bytes"), bytes, "{f}");
+        assert!(f["dirty_extent"].is_null(), "{f}");
+    }
+    let crash = &r.0["crash_at"][0];
+    assert_eq!(crash["lost_bytes"], 4_096_000 + 1050 + 30);
+    assert!(
+        extents_of(crash).iter().all(|(_, _, e)| e.is_null()),
+        "{}",
+        r.pretty()
+    );
+}

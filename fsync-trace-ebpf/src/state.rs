@@ -12,6 +12,7 @@ use fsync_trace_common::{
 };
 
 use crate::{
+    extent::{extent_enabled, widen_extent},
     kernel::{current_task_btf, inode_nlink, load_btf, path_at, read, walk_path, KPtr},
     maps::{
         config, count_lost, off, CONFIG, EVENTS, EVENTS_BYTES, FILE_SLOTS, FILE_STATS, FREE_SLOTS,
@@ -428,43 +429,6 @@ pub unsafe fn emit_name(file: KPtr, key: &FileKey, c: *mut FileCounters) {
         (*r).path_truncated = truncated;
     }
     entry.submit(wakeup_flags());
-}
-
-/// Nonzero unless `--no-dirty-extent` (set at load: `names::EXTENT_ENABLED_GLOBAL`).
-#[unsafe(no_mangle)]
-static EXTENT_ENABLED: u32 = 0;
-
-/// True if dirty extents are kept. Volatile so the compiler cannot fold the initialiser; the
-/// verifier sees the loaded value as a constant (frozen read-only map) and drops the dead
-/// branches: without them, a write reads and stores nothing more than before the feature.
-#[inline(always)]
-pub fn extent_enabled() -> bool {
-    unsafe { core::ptr::read_volatile(&EXTENT_ENABLED) != 0 }
-}
-
-/// Widens the current segment's dirty extent of `c` by `[lo, hi)` (`hi` [`EXTENT_UNKNOWN`]:
-/// unknown, which stays so). Plain loads and stores: BPF has no atomic min/max, so two CPUs
-/// widening the same file's extent at the same instant can lose one widening (a compare and
-/// swap loop would need a newer BPF CPU than aya-build selects).
-///
-/// # Safety
-/// `c` is a `FILE_STATS` value.
-#[inline(always)]
-unsafe fn widen_extent(c: *mut FileCounters, lo: u64, hi: u64) {
-    unsafe {
-        let cur_hi = (*c).extent_hi;
-        if cur_hi == 0 {
-            (*c).extent_lo = lo;
-            (*c).extent_hi = hi;
-            return;
-        }
-        if lo < (*c).extent_lo {
-            (*c).extent_lo = lo;
-        }
-        if hi > cur_hi {
-            (*c).extent_hi = hi;
-        }
-    }
 }
 
 /// Sends a `Dirty` record if userspace has not been told about this file in this epoch, and

@@ -21,11 +21,10 @@ use fsync_trace_common::{
 
 use super::wal::{on_ack, wal_enabled};
 use crate::{
+    extent::extent_enabled,
     kernel::{current_is_io_worker, current_syscall, file_inode, read, reg, KPtr},
     maps::{config, count_lost, off, INFLIGHT_CALLS, INFLIGHT_SYNCS},
-    state::{
-        bump_epoch, current_traced, emit_file_sync, extent_enabled, name_on_first_sight, on_write,
-    },
+    state::{bump_epoch, current_traced, emit_file_sync, name_on_first_sight, on_write},
 };
 
 #[inline(always)]

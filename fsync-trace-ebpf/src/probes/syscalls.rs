@@ -16,11 +16,12 @@ use fsync_trace_common::{
 
 use super::wal::{is_socket, on_ack, wal_enabled};
 use crate::{
+    extent::extent_enabled,
     kernel::{current_task_btf, file_inode, load_btf, read, task_file, KPtr},
     maps::{config, count_lost, off, WriteCache, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
     state::{
-        bump_close_epoch, bump_epoch, counters_at, current_traced, emit_name, extent_enabled,
-        file_counters, file_slot, on_write_at, Ctx,
+        bump_close_epoch, bump_epoch, counters_at, current_traced, emit_name, file_counters,
+        file_slot, on_write_at, Ctx,
     },
 };
 

@@ -462,7 +462,7 @@ pub fn uring_complete(ctx: RawTracePointContext) -> i32 {
             // The request's position: its end once the write completed (O_APPEND: where the
             // append landed; offset -1: the file position it used and advanced).
             let end = match off!(req_ki_pos) {
-                _ if !crate::state::extent_enabled() => EXTENT_UNKNOWN,
+                _ if !crate::extent::extent_enabled() => EXTENT_UNKNOWN,
                 0 => EXTENT_UNKNOWN,
                 at => match read::<i64>(p, at) {
                     Some(e) if e >= 0 => e as u64,

@@ -27,6 +27,9 @@ pub const FREE_SLOTS: &str = "FREE_SLOTS";
 /// Global: the [`KernelOffsets`](crate::KernelOffsets) (`OFFSETS`) userspace fills from BTF
 /// before load.
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
+/// Global (read-only data) set at load: nonzero unless `--no-dirty-extent`. At 0 the verifier
+/// drops every position read and extent store (the write path as without the feature).
+pub const EXTENT_ENABLED_GLOBAL: &str = "EXTENT_ENABLED";
 
 // Tracepoint tier programs (raw tracepoints).
 /// Raw tracepoint `sys_enter`: fallback sync entry hook (runs for every syscall) when the
@@ -172,6 +175,9 @@ pub const FN_WRITE: u64 = 1;
 pub const FN_VECTORED_WRITE: u64 = 2;
 /// vfs_fsync_range is hooked (syncs from io_uring and other in-kernel callers are seen).
 pub const FN_FSYNC_RANGE: u64 = 4;
+/// Not a fact: the vectored write hook is on do_iter_write, whose `loff_t *pos` is its third
+/// argument (vfs_writev's is its fourth). A high bit, apart from the facts.
+pub const FN_VECTORED_POS_ARG2: u64 = 1 << 32;
 /// Nonzero: trace every process but `CONFIG_SELF_TGID` (`--all`), ignoring TRACED_TGIDS.
 pub const CONFIG_TRACE_ALL: u32 = 4;
 /// The tracer's own tgid, never traced with `CONFIG_TRACE_ALL`.

@@ -144,4 +144,12 @@ pub struct KernelOffsets {
     pub link_flags: u32,
     /// 1 when the io_uring offsets above come from BTF.
     pub uring_ready: u32,
+    /// `file.f_pos`: where a write(2)/writev(2) ended (read at the syscall's exit), for the
+    /// dirty extent.
+    pub file_f_pos: u32,
+    /// `inode.i_size`: where an appending pwrite ended (O_APPEND ignores pwrite's offset).
+    pub inode_i_size: u32,
+    /// `io_kiocb` -> `io_rw.kiocb.ki_pos` (the request's position, its end once it completed);
+    /// 0 if this kernel's BTF does not describe it (the extent of ring writes is then unknown).
+    pub req_ki_pos: u32,
 }

@@ -61,7 +61,19 @@ pub struct FileCounters {
     /// file (a `Dirty` record with [`DIRTY_BY_TRUNCATE`] or [`DIRTY_BY_FALLOCATE`]): once per
     /// epoch, even when a write already announced the file dirty in it.
     pub change_gen: u64,
+    /// Dirty extent of the writes since this file's last `Dirty` record (the current
+    /// durability segment): the lowest file offset written. Meaningful only when
+    /// `extent_hi` is neither 0 nor [`EXTENT_UNKNOWN`].
+    pub extent_lo: u64,
+    /// One past the highest file offset written in the current segment; 0: nothing written in
+    /// it yet; [`EXTENT_UNKNOWN`]: some data of the segment has no known offset (a store
+    /// through a shared mapping, a write whose position could not be read).
+    pub extent_hi: u64,
 }
+
+/// `FileCounters::extent_hi` (and `DirtyRecord::prev_extent_hi`) when the range is unknown.
+/// `u64::MAX` so that widening (a max) keeps it.
+pub const EXTENT_UNKNOWN: u64 = u64::MAX;
 
 /// No slot (`OpenRecord::prior_slot`).
 pub const NO_SLOT: u32 = u32::MAX;
@@ -232,6 +244,12 @@ pub struct DirtyRecord {
     pub slot: u32,
     /// Padding (zero).
     pub _pad: u32,
+    /// The dirty extent of the segment this record closes (the writes since the file's
+    /// previous `Dirty` record, up to the write that sent this one): its lowest offset; see
+    /// `FileCounters::extent_lo`.
+    pub prev_extent_lo: u64,
+    /// One past its highest offset; 0: empty, [`EXTENT_UNKNOWN`]: unknown.
+    pub prev_extent_hi: u64,
 }
 
 /// Which call a [`SyncRecord`] describes.
@@ -565,6 +583,8 @@ pub struct InflightCall {
     /// kprobe tier: the stack pointer at entry, to tell a nested call (deeper) from a slot a
     /// missed kretprobe left behind; 0 for fentry.
     pub sp: u64,
+    /// Write hooks: the `loff_t *pos` argument (after the call it holds the end of the write).
+    pub pos: u64,
 }
 
 /// `hook` values of [`inflight_call_key`].
@@ -631,9 +651,9 @@ pub struct UringRecord {
 }
 
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
-const _: () = assert!(core::mem::size_of::<FileCounters>() == 96);
+const _: () = assert!(core::mem::size_of::<FileCounters>() == 112);
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 40);
-const _: () = assert!(core::mem::size_of::<DirtyRecord>() == 40 + 16 + 24 + 16);
+const _: () = assert!(core::mem::size_of::<DirtyRecord>() == 40 + 16 + 24 + 16 + 16);
 const _: () = assert!(core::mem::size_of::<NameRecord>().is_multiple_of(8));
 const _: () = assert!(NAMESPACE_ONE_NAME_LEN.is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40 + 8 + 8 + 8 + 16 + 8 + 24 + 32);
@@ -641,7 +661,7 @@ const _: () = assert!(core::mem::size_of::<OpenRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<TruncatePathRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<MmapRecord>() == 40 + 16 + 40 + 8);
-const _: () = assert!(core::mem::size_of::<InflightCall>() == 32);
+const _: () = assert!(core::mem::size_of::<InflightCall>() == 40);
 
 /// [`DeviceFlushRecord::what`]: a cache flush request (`REQ_OP_FLUSH`).
 pub const DEVICE_FLUSH: u32 = 0;

@@ -13,6 +13,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod extent;
 mod kernel;
 mod maps;
 mod probes;

@@ -77,7 +77,7 @@ pub static NAMESPACE_RECORD: PerCpuArray<NamespaceRecord> = PerCpuArray::with_ma
 #[map]
 pub static STACK_RECORD: PerCpuArray<StackRecord> = PerCpuArray::with_max_entries(1, 0);
 
-/// Exact per-file counters, by slot (`FILE_SLOTS`). An array is preallocated: 16 MiB of kernel
+/// Exact per-file counters, by slot (`FILE_SLOTS`). An array is preallocated: 28 MiB of kernel
 /// memory for the default 262,144 files (userspace sizes the slot maps to `--file-slots`).
 #[map]
 pub static FILE_STATS: Array<FileCounters> = Array::with_max_entries(names::FILE_SLOTS_MAX, 0);
@@ -201,6 +201,9 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     link_newpath: 0,
     link_flags: 0,
     uring_ready: 0,
+    file_f_pos: 0,
+    inode_i_size: 0,
+    req_ki_pos: 0,
 };
 
 /// Reads one offset. Volatile so the compiler cannot fold the zero initialiser.

@@ -7,11 +7,12 @@ use core::mem::size_of;
 use aya_ebpf::helpers::generated;
 use fsync_trace_common::{
     names, syscalls, BuildIdFrame, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader,
-    RecordKind, StackRecord, SyncOp, SyncRecord, DIRTY_BY_WRITE, FILE_FLAG_NAMED, NO_SLOT,
-    STACK_FRAMES, STACK_SP_WORDS,
+    RecordKind, StackRecord, SyncOp, SyncRecord, DIRTY_BY_WRITE, EXTENT_UNKNOWN, FILE_FLAG_NAMED,
+    NO_SLOT, STACK_FRAMES, STACK_SP_WORDS,
 };
 
 use crate::{
+    extent::{extent_enabled, widen_extent},
     kernel::{current_task_btf, inode_nlink, load_btf, path_at, read, walk_path, KPtr},
     maps::{
         config, count_lost, off, CONFIG, EVENTS, EVENTS_BYTES, FILE_SLOTS, FILE_STATS, FREE_SLOTS,
@@ -294,17 +295,18 @@ pub unsafe fn atomic_add(p: *mut u64, v: u64) {
 }
 
 /// A successful write of `bytes` to open file `file` (`key`) through a descriptor with open
-/// flags `f_flags`; sends the file's name on first sight. `ctx`: the program's context (for
-/// the user stack of a first dirtying).
+/// flags `f_flags`, ending at file offset `end` ([`EXTENT_UNKNOWN`]: not known); sends the
+/// file's name on first sight. `ctx`: the program's context (for the user stack of a first
+/// dirtying).
 #[inline(always)]
-pub fn on_write(file: KPtr, key: &FileKey, bytes: u64, osync: bool, fd: i32, ctx: Ctx) {
+pub fn on_write(file: KPtr, key: &FileKey, bytes: u64, osync: bool, fd: i32, end: u64, ctx: Ctx) {
     let Some(slot) = file_slot(key) else {
         return;
     };
     if let Some(c) = counters_at(slot) {
         // SAFETY: `c` is the FILE_STATS value of `slot`.
         unsafe {
-            if on_write_at(c, slot, key, bytes, osync, fd, ctx) {
+            if on_write_at(c, slot, key, bytes, osync, fd, end, ctx) {
                 emit_name(file, key, c);
             }
         }
@@ -316,6 +318,7 @@ pub fn on_write(file: KPtr, key: &FileKey, bytes: u64, osync: bool, fd: i32, ctx
 ///
 /// # Safety
 /// `c` is the `FILE_STATS` value of `slot` ([`counters_at`]).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub unsafe fn on_write_at(
     c: *mut FileCounters,
@@ -324,6 +327,7 @@ pub unsafe fn on_write_at(
     bytes: u64,
     osync: bool,
     fd: i32,
+    end: u64,
     ctx: Ctx,
 ) -> bool {
     unsafe {
@@ -346,6 +350,13 @@ pub unsafe fn on_write_at(
         atomic_add(&raw mut (*c).writes, 1);
         atomic_add(&raw mut (*c).bytes, bytes);
         let pages_before = (*c).mapped_dirty_pages;
+        // The written range; an end before the bytes written (a position that could not be
+        // read right) is no range at all.
+        let (lo, hi) = if end != EXTENT_UNKNOWN && end >= bytes {
+            (end - bytes, end)
+        } else {
+            (0, EXTENT_UNKNOWN)
+        };
         mark_dirty(
             key,
             c,
@@ -355,6 +366,8 @@ pub unsafe fn on_write_at(
             pages_before,
             DIRTY_BY_WRITE,
             fd,
+            lo,
+            hi,
             ctx,
         );
         unnamed
@@ -418,7 +431,9 @@ pub unsafe fn emit_name(file: KPtr, key: &FileKey, c: *mut FileCounters) {
     entry.submit(wakeup_flags());
 }
 
-/// Sends a `Dirty` record if userspace has not been told about this file in this epoch.
+/// Sends a `Dirty` record if userspace has not been told about this file in this epoch, and
+/// keeps the dirty extent: a write `[lo, hi)` of the current segment widens it; the record that
+/// starts a new segment carries the closed segment's extent and restarts it at `[lo, hi)`.
 // Inlined into each caller: a struct of these would only be another copy on the 512-byte stack.
 #[allow(clippy::too_many_arguments)]
 ///
@@ -434,11 +449,16 @@ pub unsafe fn mark_dirty(
     mapped_pages_before: u64,
     source: u32,
     fd: i32,
+    lo: u64,
+    hi: u64,
     ctx: Ctx,
 ) {
     let gen = current_gen();
     unsafe {
         if (*c).dirty_gen == gen {
+            if extent_enabled() {
+                widen_extent(c, lo, hi);
+            }
             return;
         }
         (*c).dirty_gen = gen;
@@ -447,7 +467,11 @@ pub unsafe fn mark_dirty(
         let stack = emit_stack(ctx);
         let Some(mut entry) = EVENTS.reserve::<DirtyRecord>(0) else {
             // Not announced: forget we tried so the next write retries, and count the loss.
+            // The segment goes on (its extent is sent by the next record that gets through).
             (*c).dirty_gen = 0;
+            if extent_enabled() {
+                widen_extent(c, lo, hi);
+            }
             count_lost(names::LOST_RINGBUF_FULL);
             return;
         };
@@ -462,6 +486,12 @@ pub unsafe fn mark_dirty(
         (*r).fd = fd;
         (*r).slot = slot;
         (*r)._pad = 0;
+        (*r).prev_extent_lo = (*c).extent_lo;
+        (*r).prev_extent_hi = (*c).extent_hi;
+        if extent_enabled() {
+            (*c).extent_lo = lo;
+            (*c).extent_hi = hi;
+        }
         entry.submit(wakeup_flags());
     }
 }
@@ -501,6 +531,9 @@ pub unsafe fn mark_changed(
             (*c).mapped_dirty_pages,
             source,
             fd,
+            // Nothing written: the record closes the extent segment and opens an empty one.
+            0,
+            0,
             ctx,
         );
         if (*c).dirty_gen == 0 {

@@ -187,6 +187,14 @@ pub enum Scenario {
         #[arg(long, default_value_t = 500)]
         phase_ms: u64,
     },
+    /// overwrite.dat: 1,000 pwrites of one 4 KiB page; append.log: 11 O_APPEND writes (one a
+    /// pwrite at 0); far.dat: write, fsync, pwrite at 1 GiB, writev; none synced after; then a
+    /// sleep of --hold-ms (see extent.rs)
+    Overwrite {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        hold_ms: u64,
+    },
     /// a server appending each request to wal/log and replying over a socket, before or after
     /// the log's fdatasync (--order); a forked client sends the requests
     WalServer {
@@ -303,6 +311,7 @@ impl Scenario {
             } => (dir, with((records, batch), cost::batched_sync)),
             S::DoubleFsync { dir } => (dir, Box::new(cost::double_fsync)),
             S::Hold { dir, seconds } => (dir, with(seconds, hold::hold)),
+            S::Overwrite { dir, hold_ms } => (dir, with(hold_ms, super::extent::overwrite)),
             S::ExposureSchedule { dir, phase_ms } => {
                 (dir, with(phase_ms, exposure::exposure_schedule))
             }

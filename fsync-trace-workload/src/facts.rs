@@ -22,6 +22,8 @@ pub struct Facts {
     pub changes: BTreeMap<String, (u64, u64)>,
     /// Redundant syncs (`redundant_sync` advice) by normalized path.
     pub redundant: BTreeMap<String, u64>,
+    /// `dirty_extent` (lo, hi) by normalized path; None: null.
+    pub extents: BTreeMap<String, Option<(u64, u64)>>,
 }
 
 /// The facts of `report`, for a scenario run in directory `dir`.
@@ -42,6 +44,16 @@ pub fn facts(report: &Value, dir: &str) -> Facts {
                 unsynced_bytes: n(f, "unsynced_bytes"),
             };
             (norm(f["path"].as_str().unwrap_or("?")), counts)
+        })
+        .collect();
+    let extents = report["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let e = &f["dirty_extent"];
+            let range = e["lo"].as_u64().zip(e["hi"].as_u64());
+            (norm(f["path"].as_str().unwrap_or("?")), range)
         })
         .collect();
     let findings = report["findings"]
@@ -85,6 +97,7 @@ pub fn facts(report: &Value, dir: &str) -> Facts {
         findings,
         changes,
         redundant,
+        extents,
     }
 }
 
@@ -155,6 +168,15 @@ pub fn check_expected(e: &Expected, f: &Facts) -> Vec<String> {
             )),
         }
     }
+    for (path, want) in e.extents {
+        let got = f.extents.get(&rel(path));
+        if got != Some(want) {
+            out.push(format!(
+                "{}: expected dirty_extent {want:?}, got {got:?}",
+                rel(path)
+            ));
+        }
+    }
     let want: BTreeSet<FindingFact> = e
         .findings
         .iter()
@@ -175,6 +197,13 @@ pub fn diff(a: &Facts, b: &Facts) -> String {
         let (x, y) = (a.files.get(k), b.files.get(k));
         if x != y {
             out.push(format!("{k}: {x:?} vs {y:?}"));
+        }
+    }
+    let keys: BTreeSet<&String> = a.extents.keys().chain(b.extents.keys()).collect();
+    for k in keys {
+        let (x, y) = (a.extents.get(k), b.extents.get(k));
+        if x != y {
+            out.push(format!("{k}: dirty_extent {x:?} vs {y:?}"));
         }
     }
     for f in a.findings.symmetric_difference(&b.findings) {

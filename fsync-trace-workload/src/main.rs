@@ -26,6 +26,7 @@ mod cli;
 mod cost;
 mod durability;
 mod exposure;
+mod extent;
 mod hold;
 mod load;
 mod sys;

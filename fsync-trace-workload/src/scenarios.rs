@@ -40,6 +40,9 @@ pub struct Expected {
     pub files: &'static [(&'static str, Counts)],
     /// (kind, path, entry): the complete set of findings.
     pub findings: &'static [(&'static str, &'static str, Option<&'static str>)],
+    /// (path, `dirty_extent` as (lo, hi), None for null) of the files whose dirty extent at
+    /// the end is checked (every tier's extents are compared in any case).
+    pub extents: &'static [(&'static str, Option<(u64, u64)>)],
 }
 
 /// One workload subcommand with its arguments and what it must report.
@@ -99,6 +102,7 @@ impl Counts {
 }
 
 const NO_FINDINGS: &[(&str, &str, Option<&str>)] = &[];
+const NO_EXTENTS: &[(&str, Option<(u64, u64)>)] = &[];
 
 /// (writes, bytes_written, fsyncs, fdatasyncs, unsynced_bytes) as [`Counts`].
 const fn counts(writes: u64, bytes: u64, fsyncs: u64, fdatasyncs: u64, unsynced: u64) -> Counts {
@@ -179,6 +183,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ),
             ],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -197,6 +202,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: &[("unsynced_write", "unsynced.dat", None)],
+            extents: &[("unsynced.dat", Some((0, 500)))],
         }),
         tracepoint_expect: None,
     },
@@ -219,6 +225,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("rename_before_fsync", "config", None),
                 ("unsynced_write", "config", None),
             ],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -238,6 +245,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -257,6 +265,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -267,6 +276,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: Some(Expected {
             files: &[("wal.log", fsync_bound_log(10))],
             findings: &[("unsynced_parent_dir", "", Some("wal.log"))],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -286,6 +296,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: &[("unsynced_write", "vec.dat", None)],
+            extents: &[("vec.dat", Some((100, 200)))],
         }),
         tracepoint_expect: None,
     },
@@ -306,6 +317,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -325,6 +337,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -344,6 +357,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: &[("unsynced_write", "uring-unsynced.dat", None)],
+            extents: &[("uring-unsynced.dat", Some((0, 400)))],
         }),
         tracepoint_expect: None,
     },
@@ -366,6 +380,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("unsynced_write", "uring-batch.dat", None),
                 ("uring_fsync_unordered", "uring-batch.dat", None),
             ],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -385,6 +400,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -404,6 +420,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -427,6 +444,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("unsynced_parent_dir", "", Some("new.dat")),
                 ("unsynced_parent_dir", "", Some("sub")),
             ],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -440,6 +458,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("thread1.dat", thread_file(300)),
             ],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -471,6 +490,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ),
             ],
             findings: &[("unsynced_write", "child.dat", None)],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -493,6 +513,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("unsynced_parent_dir", "", Some("hard.dat")),
                 ("unsynced_parent_dir", "", Some("soft.lnk")),
             ],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -525,6 +546,59 @@ pub const SCENARIOS: &[Scenario] = &[
                 ),
             ],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
+        }),
+        tracepoint_expect: None,
+    },
+    // Bytes written versus the dirty extent (extent.rs): 1,000 overwrites of one page are one
+    // page at risk; appends (one a pwrite, which O_APPEND appends); a pwrite 1 GiB out after
+    // an fsync, then a writev at the file position.
+    Scenario {
+        name: "overwrite",
+        args: &[],
+        expect: Some(Expected {
+            files: &[
+                (
+                    "overwrite.dat",
+                    Counts {
+                        writes: 1000,
+                        bytes_written: 4_096_000,
+                        fsyncs: 0,
+                        fdatasyncs: 0,
+                        unsynced_bytes: 4_096_000,
+                    },
+                ),
+                (
+                    "append.log",
+                    Counts {
+                        writes: 11,
+                        bytes_written: 1050,
+                        fsyncs: 0,
+                        fdatasyncs: 0,
+                        unsynced_bytes: 1050,
+                    },
+                ),
+                (
+                    "far.dat",
+                    Counts {
+                        writes: 3,
+                        bytes_written: 40,
+                        fsyncs: 1,
+                        fdatasyncs: 0,
+                        unsynced_bytes: 30,
+                    },
+                ),
+            ],
+            findings: &[
+                ("unsynced_write", "overwrite.dat", None),
+                ("unsynced_write", "append.log", None),
+                ("unsynced_write", "far.dat", None),
+            ],
+            extents: &[
+                ("overwrite.dat", Some((0, 4096))),
+                ("append.log", Some((0, 1050))),
+                ("far.dat", Some((10, (1 << 30) + 20))),
+            ],
         }),
         tracepoint_expect: None,
     },
@@ -552,6 +626,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 },
             )],
             findings: &[("ack_before_durable", "wal/log", Some("10 acks"))],
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -563,6 +638,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: Some(Expected {
             files: &[("t.dat", counts(3, 300, 3, 0, 0))],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -573,6 +649,8 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: Some(Expected {
             files: &[("u.dat", counts(2, 200, 1, 0, 0))],
             findings: &[("unsynced_write", "u.dat", None)],
+            // At risk with no byte written since the sync: no extent.
+            extents: &[("u.dat", None)],
         }),
         tracepoint_expect: None,
     },
@@ -583,6 +661,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: Some(Expected {
             files: &[("f.dat", counts(1, 16384, 0, 8, 0))],
             findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
         }),
         tracepoint_expect: None,
     },
@@ -596,6 +675,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ("q.dat", counts(1, 100, 2, 0, 0)),
             ],
             findings: &[("unsynced_write", "p.dat", None)],
+            extents: &[("p.dat", None)],
         }),
         tracepoint_expect: None,
     },

@@ -5,7 +5,12 @@ use super::*;
 
 /// One vectored write of `parts` (lengths) at `offset`, or at the file position if None
 /// (writev(2), else pwritev2(2) with no flags).
-fn write_vectored(fd: libc::c_int, parts: &[usize], offset: Option<i64>, path: &Path) -> Res<()> {
+pub(crate) fn write_vectored(
+    fd: libc::c_int,
+    parts: &[usize],
+    offset: Option<i64>,
+    path: &Path,
+) -> Res<()> {
     let bufs: Vec<Vec<u8>> = parts
         .iter()
         .enumerate()

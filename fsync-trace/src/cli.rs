@@ -63,6 +63,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_stacks: bool,
 
+    /// Do not track where unsynced data lies (`dirty_extent` is null everywhere): saves the
+    /// write path one kernel read per write (about 30 ns).
+    #[arg(long)]
+    pub no_dirty_extent: bool,
+
     /// Stop after SECS and report (with -p or --all; Ctrl-C / SIGTERM also stop and report).
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub duration: Option<f64>,
@@ -93,7 +98,7 @@ pub struct Cli {
     pub metrics_top: Option<u16>,
 
     /// Size of the kernel's per-file table (files counted at once; slots of removed files, and
-    /// of durable idle files when it fills, are reused). 96 bytes of kernel memory per slot.
+    /// of durable idle files when it fills, are reused). 112 bytes of kernel memory per slot.
     #[arg(long, value_name = "N", default_value_t = fsync_trace_common::names::FILE_SLOTS_MAX, value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
     pub file_slots: u32,
 

@@ -1,5 +1,6 @@
 //! Decoded kernel facts: the input of the durability state machine. Plain owned data, so the
 //! state machine can be fed by tests without a kernel, and never knows which tier produced it.
+pub use crate::extent::Extent;
 pub use fsync_trace_common::{FileKey, NamespaceOp, SyncOp};
 
 /// Who did something.
@@ -123,6 +124,9 @@ pub enum EventKind {
         fd: i32,
         /// The kernel slot the `*_before` counters are from.
         slot: u32,
+        /// The dirty extent of the segment this record closes: the writes since the file's
+        /// previous `Dirty` record (see `crate::extent`).
+        prev_extent: Extent,
     },
     /// The file changed without a data write (ftruncate, fallocate through a descriptor): sent
     /// once per durability epoch, with the counters before it as for `Dirty` (the calls
@@ -136,6 +140,8 @@ pub enum EventKind {
         fd: i32,
         /// The kernel slot the `*_before` counters are from.
         slot: u32,
+        /// As for `Dirty`: the record closes the kernel's current extent segment too.
+        prev_extent: Extent,
     },
     /// A successful truncate(2) of `path` to `length` bytes (the kernel could not tell which
     /// file: the state machine looks the name up among those it knows).

@@ -47,6 +47,7 @@ pub fn dirty_kind(file: FileKey, writes_before: u64, bytes_before: u64) -> Event
         by_mapping: false,
         fd: 3,
         slot: 0,
+        prev_extent: crate::extent::Extent::Empty,
     }
 }
 

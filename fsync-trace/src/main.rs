@@ -9,6 +9,7 @@ mod error;
 mod event;
 #[cfg(test)]
 mod event_fixtures;
+mod extent;
 mod live;
 mod metrics;
 mod procfs;

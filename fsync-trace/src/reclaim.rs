@@ -128,5 +128,7 @@ fn sub_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
         fallocates: d(a.fallocates, b.fallocates),
         truncate_len: a.truncate_len,
         change_gen: 0,
+        extent_lo: 0,
+        extent_hi: 0,
     }
 }

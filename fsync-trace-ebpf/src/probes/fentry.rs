@@ -7,7 +7,9 @@ use aya_ebpf::{
     EbpfContext,
 };
 
-use super::functions::{fsync_range_enter, fsync_range_exit, write_done};
+use super::functions::{
+    end_at, fsync_range_enter, fsync_range_exit, vectored_pos_index, write_done,
+};
 use crate::{kernel::KPtr, state::current_traced};
 
 /// vfs_write(struct file *file, const char __user *buf, size_t count, loff_t *pos) -> ssize_t
@@ -16,19 +18,27 @@ pub fn fexit_vfs_write(ctx: FExitContext) -> i32 {
     if current_traced() {
         let file: KPtr = ctx.arg(0);
         if let Ok(ret) = ctx.ret::<i64>() {
-            write_done(file, ret, ctx.as_ptr());
+            let pos: u64 = ctx.arg(3);
+            write_done(file, ret, end_at(pos), ctx.as_ptr());
         }
     }
     0
 }
 
-/// vfs_writev(struct file *file, ...) or do_iter_write(struct file *file, ...) -> ssize_t
+/// vfs_writev(struct file *file, .., loff_t *pos, ..) or do_iter_write(struct file *file, ..,
+/// loff_t *pos, ..) -> ssize_t
 #[fexit(function = "vfs_writev")]
 pub fn fexit_vectored_write(ctx: FExitContext) -> i32 {
     if current_traced() {
         let file: KPtr = ctx.arg(0);
         if let Ok(ret) = ctx.ret::<i64>() {
-            write_done(file, ret, ctx.as_ptr());
+            // Constant indices only: the verifier checks each context access.
+            let pos: u64 = if vectored_pos_index() == 2 {
+                ctx.arg(2)
+            } else {
+                ctx.arg(3)
+            };
+            write_done(file, ret, end_at(pos), ctx.as_ptr());
         }
     }
     0

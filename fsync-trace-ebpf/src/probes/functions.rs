@@ -16,13 +16,14 @@
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns};
 use fsync_trace_common::{
     inflight_call_key, names, open_flags, syscalls as nr, wal::S_IFSOCK, InflightCall, SyncOp,
-    CALL_FSYNC_RANGE, CALL_WRITE, S_IFMT,
+    CALL_FSYNC_RANGE, CALL_WRITE, EXTENT_UNKNOWN, S_IFMT,
 };
 
 use super::wal::{on_ack, wal_enabled};
 use crate::{
+    extent::extent_enabled,
     kernel::{current_is_io_worker, current_syscall, file_inode, read, reg, KPtr},
-    maps::{count_lost, off, INFLIGHT_CALLS, INFLIGHT_SYNCS},
+    maps::{config, count_lost, off, INFLIGHT_CALLS, INFLIGHT_SYNCS},
     state::{bump_epoch, current_traced, emit_file_sync, name_on_first_sight, on_write},
 };
 
@@ -41,7 +42,7 @@ fn current_tid() -> u32 {
 /// inner call only deepens the outer call's slot, so it cannot overwrite it. With kprobes, a
 /// call no deeper on the stack than the slot's owner cannot be nested in it: that slot is stale.
 #[inline(always)]
-pub fn call_enter(hook: u64, file: KPtr, datasync: u32, sp: u64) -> bool {
+pub fn call_enter(hook: u64, file: KPtr, datasync: u32, sp: u64, pos: u64) -> bool {
     let key = inflight_call_key(current_tid(), hook);
     if hook != CALL_WRITE {
         if let Some(c) = INFLIGHT_CALLS.get_ptr_mut(key) {
@@ -59,6 +60,7 @@ pub fn call_enter(hook: u64, file: KPtr, datasync: u32, sp: u64) -> bool {
         datasync,
         depth: 0,
         sp,
+        pos,
     };
     if INFLIGHT_CALLS.insert(key, call, 0).is_err() {
         count_lost(names::LOST_INFLIGHT_MAP_FULL);
@@ -85,11 +87,37 @@ pub fn call_exit(hook: u64) -> Option<InflightCall> {
     }
 }
 
-/// A hooked write function returned `ret` for `file`: the accounting `sys_exit` does for a
-/// write syscall, with the fd the syscall was given (userspace resolves paths of files opened
-/// before tracing through it).
+/// Where a write ended: the `loff_t` a write hook's `pos` argument points at after the call
+/// (vfs_write and the vectored path advance it; for an O_APPEND file it is where the append
+/// landed), or [`EXTENT_UNKNOWN`] without one.
 #[inline(always)]
-pub fn write_done(file: KPtr, ret: i64, ctx: crate::state::Ctx) {
+pub fn end_at(pos: u64) -> u64 {
+    if pos == 0 || !extent_enabled() {
+        return EXTENT_UNKNOWN;
+    }
+    match read::<i64>(pos as KPtr, 0) {
+        Some(end) if end >= 0 => end as u64,
+        _ => EXTENT_UNKNOWN,
+    }
+}
+
+/// The vectored write hook's `loff_t *pos` argument index: 3 for vfs_writev, 2 for
+/// do_iter_write (`FN_VECTORED_POS_ARG2`).
+#[inline(always)]
+pub fn vectored_pos_index() -> usize {
+    if config(names::CONFIG_FN_HOOKS) & names::FN_VECTORED_POS_ARG2 != 0 {
+        2
+    } else {
+        3
+    }
+}
+
+/// A hooked write function returned `ret` for `file`, ending at file offset `end`
+/// ([`EXTENT_UNKNOWN`]: not known): the accounting `sys_exit` does for a write syscall, with
+/// the fd the syscall was given (userspace resolves paths of files opened before tracing
+/// through it).
+#[inline(always)]
+pub fn write_done(file: KPtr, ret: i64, end: u64, ctx: crate::state::Ctx) {
     if ret <= 0 {
         return;
     }
@@ -111,6 +139,7 @@ pub fn write_done(file: KPtr, ret: i64, ctx: crate::state::Ctx) {
         ret as u64,
         f_flags & open_flags::O_DSYNC != 0,
         fd,
+        end,
         ctx,
     );
 }
@@ -143,7 +172,7 @@ pub fn fsync_range_enter(file: KPtr, datasync: i32, sp: u64) {
     if !current_traced() || sync_covered() {
         return;
     }
-    if call_enter(CALL_FSYNC_RANGE, file, datasync as u32, sp) {
+    if call_enter(CALL_FSYNC_RANGE, file, datasync as u32, sp, 0) {
         // As sys_enter does for sync syscalls: data written from now on is not covered.
         bump_epoch();
     }

@@ -9,7 +9,10 @@ use aya_ebpf::{
 };
 use fsync_trace_common::CALL_WRITE;
 
-use super::functions::{call_enter, call_exit, fsync_range_enter, fsync_range_exit, write_done};
+use super::functions::{
+    call_enter, call_exit, end_at, fsync_range_enter, fsync_range_exit, vectored_pos_index,
+    write_done,
+};
 use crate::{kernel::KPtr, state::current_traced};
 
 /// rsp at the probed function's entry (it points at the return address).
@@ -18,27 +21,33 @@ fn stack_pointer(ctx: &ProbeContext) -> u64 {
     unsafe { (*ctx.regs).rsp }
 }
 
+/// `pos`: the `loff_t *pos` argument (kept for the return, where it holds the write's end).
 #[inline(always)]
-fn write_enter(ctx: &ProbeContext) {
+fn write_enter(ctx: &ProbeContext, pos: Option<u64>) {
     if !current_traced() {
         return;
     }
     if let Some(file) = ctx.arg::<KPtr>(0) {
-        call_enter(CALL_WRITE, file, 0, stack_pointer(ctx));
+        call_enter(CALL_WRITE, file, 0, stack_pointer(ctx), pos.unwrap_or(0));
     }
 }
 
 #[inline(always)]
 fn write_exit(ctx: &RetProbeContext) {
     if let Some(call) = call_exit(CALL_WRITE) {
-        write_done(call.file as KPtr, ctx.ret::<i64>(), ctx.as_ptr());
+        write_done(
+            call.file as KPtr,
+            ctx.ret::<i64>(),
+            end_at(call.pos),
+            ctx.as_ptr(),
+        );
     }
 }
 
 /// vfs_write(struct file *file, const char __user *buf, size_t count, loff_t *pos) -> ssize_t
 #[kprobe]
 pub fn kprobe_vfs_write(ctx: ProbeContext) -> u32 {
-    write_enter(&ctx);
+    write_enter(&ctx, ctx.arg::<u64>(3));
     0
 }
 
@@ -52,7 +61,12 @@ pub fn kretprobe_vfs_write(ctx: RetProbeContext) -> u32 {
 /// Never nested with vfs_write, so both share the CALL_WRITE slot.
 #[kprobe]
 pub fn kprobe_vectored_write(ctx: ProbeContext) -> u32 {
-    write_enter(&ctx);
+    let pos = if vectored_pos_index() == 2 {
+        ctx.arg::<u64>(2)
+    } else {
+        ctx.arg::<u64>(3)
+    };
+    write_enter(&ctx, pos);
     0
 }
 

@@ -11,11 +11,12 @@ use aya_ebpf::{
 use fsync_trace_common::{
     is_durable_fs, names, open_flags, syscalls as nr,
     wal::{is_send, TAIL_ACK},
-    FileKey, InflightSync, FILE_FLAG_NAMED, S_IFMT, S_IFREG,
+    FileKey, InflightSync, EXTENT_UNKNOWN, FILE_FLAG_NAMED, S_IFMT, S_IFREG,
 };
 
 use super::wal::{is_socket, on_ack, wal_enabled};
 use crate::{
+    extent::extent_enabled,
     kernel::{current_task_btf, file_inode, load_btf, read, task_file, KPtr},
     maps::{config, count_lost, off, WriteCache, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
     state::{
@@ -96,7 +97,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
             return 0;
         }
         let fd: u64 = unsafe { load_btf(regs, nr::REGS_DI) };
-        if !handle_write(task, fd as i64, ret as u64, ctx.as_ptr()) {
+        let call = WriteCall { id, regs };
+        if !handle_write(task, fd as i64, ret as u64, call, ctx.as_ptr()) {
             return 0;
         }
         // First sight of this file: its name is walked in a tail call, so the dentry walk
@@ -141,7 +143,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 ///
 /// True if the file's name has not been sent yet (`sys_exit_name` sends it).
 #[inline(always)]
-fn handle_write(task: KPtr, fd: i64, bytes: u64, ctx: Ctx) -> bool {
+fn handle_write(task: KPtr, fd: i64, bytes: u64, call: WriteCall, ctx: Ctx) -> bool {
     // Read before resolving: a close during the resolution makes the entry stale at once.
     let close_epoch = config(names::CONFIG_CLOSE_EPOCH);
     let cache = WRITE_CACHE.get_ptr_mut(0);
@@ -149,7 +151,7 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64, ctx: Ctx) -> bool {
         let c = unsafe { &mut *c };
         // The same thread writing the same descriptor again: no descriptor-table walk at all.
         if c.holds_fd(task, fd, close_epoch) {
-            return cached_write(c, bytes, fd, ctx);
+            return cached_write(c, bytes, fd, call, ctx);
         }
     }
     let Some(file) = task_file(task, fd) else {
@@ -160,7 +162,7 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64, ctx: Ctx) -> bool {
         if c.holds(file, close_epoch) {
             c.task = task as u64;
             c.fd = fd;
-            return cached_write(c, bytes, fd, ctx);
+            return cached_write(c, bytes, fd, call, ctx);
         }
     }
     let Some(resolved) = resolve_file(file) else {
@@ -197,18 +199,88 @@ fn handle_write(task: KPtr, fd: i64, bytes: u64, ctx: Ctx) -> bool {
         c.slot = slot;
         c.osync = osync as u32;
     }
+    let end = write_end(file, bytes, call);
     match counters_at(slot) {
         // SAFETY: `counters` is the FILE_STATS value of `slot`.
         Some(counters) => unsafe {
-            on_write_at(counters, slot, &key, bytes, osync, fd as i32, ctx)
+            on_write_at(counters, slot, &key, bytes, osync, fd as i32, end, ctx)
         },
         None => false,
     }
 }
 
+/// The write syscall being handled: its number and the thread's saved registers (its
+/// arguments), for where the write landed.
+#[derive(Clone, Copy)]
+struct WriteCall {
+    id: u64,
+    regs: KPtr,
+}
+
+/// A syscall argument from the BTF-typed saved registers (a plain load, no helper call).
+#[inline(always)]
+fn arg(regs: KPtr, at: usize) -> u64 {
+    // SAFETY: `regs` is the BTF-typed pointer from `bpf_task_pt_regs`, `at` a register in it.
+    unsafe { load_btf(regs, at) }
+}
+
+/// pwritev2's flag: append whatever the offset (as O_APPEND does).
+const RWF_APPEND: u64 = 0x10;
+/// pwritev2's flag (6.9+): do not append even if the file is O_APPEND.
+const RWF_NOAPPEND: u64 = 0x20;
+
+/// Where a successful write of `bytes` to open file `file` ended (one past its last byte), at
+/// the syscall's exit, or [`EXTENT_UNKNOWN`]. write(2) and writev(2) (and pwritev2 at offset
+/// -1) advanced the file position to it (O_APPEND: the append moved it to the old end of file
+/// first), so it is `f_pos` now (one read); pwrite64/pwritev/pwritev2 name the offset (one read
+/// of `f_flags`: O_APPEND makes Linux ignore it), unless they append, which ends at `i_size`.
+/// Another thread moving the same open file's position between the syscall's return and this
+/// read would shift the range: documented in README (Dirty extent).
+#[inline(always)]
+fn write_end(file: KPtr, bytes: u64, call: WriteCall) -> u64 {
+    if !extent_enabled() {
+        return EXTENT_UNKNOWN;
+    }
+    let positional = match call.id {
+        nr::PWRITE64 | nr::PWRITEV => true,
+        nr::PWRITEV2 => arg(call.regs, nr::REGS_R10) as i64 != -1,
+        _ => false,
+    };
+    if !positional {
+        return match read::<i64>(file, off!(file_f_pos)) {
+            Some(pos) if pos >= 0 => pos as u64,
+            _ => EXTENT_UNKNOWN,
+        };
+    }
+    let f_flags: u32 = read(file, off!(file_f_flags)).unwrap_or(0);
+    let rwf = if call.id == nr::PWRITEV2 {
+        arg(call.regs, nr::REGS_R9)
+    } else {
+        0
+    };
+    let append =
+        rwf & RWF_APPEND != 0 || (f_flags & open_flags::O_APPEND != 0 && rwf & RWF_NOAPPEND == 0);
+    if !append {
+        let off = arg(call.regs, nr::REGS_R10) as i64;
+        return if off >= 0 {
+            (off as u64).saturating_add(bytes)
+        } else {
+            EXTENT_UNKNOWN
+        };
+    }
+    let inode: KPtr = read(file, off!(file_f_inode)).unwrap_or(core::ptr::null());
+    if inode.is_null() {
+        return EXTENT_UNKNOWN;
+    }
+    match read::<i64>(inode, off!(inode_i_size)) {
+        Some(size) if size >= 0 => size as u64,
+        _ => EXTENT_UNKNOWN,
+    }
+}
+
 /// A write to the open file this CPU's write cache holds (still valid).
 #[inline(always)]
-fn cached_write(c: &WriteCache, bytes: u64, fd: i64, ctx: Ctx) -> bool {
+fn cached_write(c: &WriteCache, bytes: u64, fd: i64, call: WriteCall, ctx: Ctx) -> bool {
     if c.tracked != 1 {
         if c.tracked == TRACKED_SOCKET {
             on_ack(fd, nr::WRITE);
@@ -216,10 +288,25 @@ fn cached_write(c: &WriteCache, bytes: u64, fd: i64, ctx: Ctx) -> bool {
         return false;
     }
     let key = c.key;
+    // Only for tracked files: writes to pipes, sockets and terminals read nothing more.
+    let end = if c.osync != 0 {
+        EXTENT_UNKNOWN // durable at once: no extent is kept
+    } else {
+        write_end(c.file as KPtr, bytes, call)
+    };
     match counters_at(c.slot) {
         // SAFETY: `counters` is the FILE_STATS value of the cached slot.
         Some(counters) => unsafe {
-            on_write_at(counters, c.slot, &key, bytes, c.osync != 0, fd as i32, ctx)
+            on_write_at(
+                counters,
+                c.slot,
+                &key,
+                bytes,
+                c.osync != 0,
+                fd as i32,
+                end,
+                ctx,
+            )
         },
         None => false,
     }

@@ -37,7 +37,7 @@ use aya_ebpf::{
 };
 use fsync_trace_common::{
     names, open_flags::O_TRUNC, NamespaceOp, NamespaceRecord, RecordKind, SyncOp, UringRecord,
-    AT_FDCWD, URING_FSYNC_UNORDERED,
+    AT_FDCWD, EXTENT_UNKNOWN, URING_FSYNC_UNORDERED,
 };
 
 use super::{
@@ -458,8 +458,18 @@ pub fn uring_complete(ctx: RawTracePointContext) -> i32 {
             let p = req as KPtr;
             let res: i32 = read(p, off!(req_res)).unwrap_or(0);
             let file: KPtr = read(p, off!(req_file)).unwrap_or(core::ptr::null());
+            // The request's position: its end once the write completed (O_APPEND: where the
+            // append landed; offset -1: the file position it used and advanced).
+            let end = match off!(req_ki_pos) {
+                _ if !crate::extent::extent_enabled() => EXTENT_UNKNOWN,
+                0 => EXTENT_UNKNOWN,
+                at => match read::<i64>(p, at) {
+                    Some(e) if e >= 0 => e as u64,
+                    _ => EXTENT_UNKNOWN,
+                },
+            };
             // No user stack: the completion runs in the kernel, not the program's code.
-            write_done(file, res as i64, core::ptr::null_mut());
+            write_done(file, res as i64, end, core::ptr::null_mut());
             if r.next_sync != 0 {
                 sync_may_start(r.next_sync);
             }

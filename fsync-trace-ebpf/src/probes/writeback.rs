@@ -2,7 +2,7 @@
 //! through a mapping become visible), and the kernel flusher writing inodes back (recorded per
 //! file; written back is not durable).
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext, EbpfContext};
-use fsync_trace_common::{names, DIRTY_BY_MAPPED_STORE, FILE_FLAG_MAPPED};
+use fsync_trace_common::{names, DIRTY_BY_MAPPED_STORE, EXTENT_UNKNOWN, FILE_FLAG_MAPPED};
 
 use crate::{
     kernel::{inode_info, read, KPtr},
@@ -43,6 +43,10 @@ pub fn writeback_dirty_folio(ctx: RawTracePointContext) -> i32 {
             pages_before,
             DIRTY_BY_MAPPED_STORE,
             -1,
+            // A store's offset is not followed (page granularity, and the folio would need
+            // more reads): the segment's extent becomes unknown.
+            0,
+            EXTENT_UNKNOWN,
             // The store's user stack (this runs in the faulting task).
             ctx.as_ptr(),
         );

@@ -234,6 +234,9 @@ pub struct FileEntry {
     pub fsync_latency_us: LatencySummary,
     pub max_dirty_window_ms: u64,
     pub unsynced_bytes: u64,
+    /// The lowest and highest offset written and not durable at the end; null if nothing is
+    /// at risk or it is unknown (a store through a shared mapping).
+    pub dirty_extent: Option<timeline::DirtyExtent>,
     /// Writes through O_SYNC / O_DSYNC descriptors (durable by themselves).
     pub sync_writes: u64,
     pub mapped_dirty_pages: u64,
@@ -424,6 +427,11 @@ impl Report {
                     }
                     _ => 0,
                 };
+                let dirty_extent = if f.removed || f.is_dir {
+                    None
+                } else {
+                    f.unsynced_extent(&c).and_then(timeline::DirtyExtent::of)
+                };
                 let open_flags = open_flag_names(f.open_flags);
                 let cost = f.cost.as_deref();
                 let calls = cost.map_or(0, |c| c.calls);
@@ -443,6 +451,7 @@ impl Report {
                     fsync_latency_us: latency_summary_us(&f.sync_latency),
                     max_dirty_window_ms: f.max_dirty_window_ns / 1_000_000,
                     unsynced_bytes: unsynced,
+                    dirty_extent,
                     sync_writes: c.sync_writes,
                     mapped_dirty_pages: c.mapped_dirty_pages,
                     kernel_writebacks: c.kernel_writebacks,

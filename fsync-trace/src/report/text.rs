@@ -171,6 +171,7 @@ pub fn render_text(r: &Report, show_suppressed: bool) -> String {
         }
     }
     cost::render_cost(&mut out, r);
+    crash::render_extents(&mut out, r);
     crash::render_crash(&mut out, r);
     cost::render_devices(&mut out, r);
     let _ = writeln!(out);

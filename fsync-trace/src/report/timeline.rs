@@ -2,6 +2,7 @@
 //! offset in seconds from `started`.
 use serde::Serialize;
 
+use crate::extent::Extent;
 use crate::state::{
     timeline::{Interval, Lane},
     whatif::AtRisk,
@@ -68,6 +69,26 @@ pub struct DirtyInterval {
     /// Changes in the interval that wrote no data ("truncate", "fallocate").
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<&'static str>,
+    /// The lowest and highest offset the interval wrote; null if not known (a store through a
+    /// shared mapping, or the file was released before the end).
+    pub dirty_extent: Option<DirtyExtent>,
+    /// The dirty extent of each reading (same order as `readings`; null: unknown or empty).
+    pub reading_extents: Vec<Option<DirtyExtent>>,
+}
+
+/// The dirty extent in the JSON report: bytes `lo..hi` (hi exclusive) hold every byte written
+/// since the last durable point (holes are not tracked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DirtyExtent {
+    pub lo: u64,
+    pub hi: u64,
+}
+
+impl DirtyExtent {
+    /// The JSON value of `e`: null when unknown or empty.
+    pub fn of(e: Extent) -> Option<Self> {
+        e.range().map(|(lo, hi)| DirtyExtent { lo, hi })
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -117,6 +138,8 @@ pub struct CrashFile {
     /// with 0 unsynced bytes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<&'static str>,
+    /// The lowest and highest offset written and not durable; null if unknown.
+    pub dirty_extent: Option<DirtyExtent>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -154,7 +177,13 @@ fn interval(start: u64, d: &Interval) -> DirtyInterval {
         readings: d
             .readings
             .iter()
-            .map(|(ts, c)| (off(*ts), c.bytes))
+            .map(|(ts, c, _)| (off(*ts), c.bytes))
+            .collect(),
+        dirty_extent: d.extent.and_then(DirtyExtent::of),
+        reading_extents: d
+            .readings
+            .iter()
+            .map(|(_, _, e)| DirtyExtent::of(*e))
             .collect(),
     }
 }
@@ -235,6 +264,7 @@ impl CrashPoint {
                     writes: f.written.writes,
                     dirty_since_s: offset_s(start, f.since),
                     changes: super::change_names(f.changes),
+                    dirty_extent: DirtyExtent::of(f.extent),
                 })
                 .collect(),
             entries: r

@@ -7,11 +7,14 @@ use fsync_trace_common::{FileKey, PAGE_SIZE};
 
 use super::{join, timeline, DirtySpan, DurabilityState, Resolver};
 use crate::event::{Actor, Change, NameRef};
+use crate::extent::Extent;
 
 impl<R: Resolver> DurabilityState<R> {
     /// File `file` got dirty at `ts`: `before` (writes, bytes, mapped pages) are the kernel
     /// slot `slot`'s counters before the act; `changes` the `Change::bit`s of a change that
-    /// wrote no data (0 for a write or a mapped store).
+    /// wrote no data (0 for a write or a mapped store); `prev_extent` the extent of the kernel
+    /// segment the record closed.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_dirty(
         &mut self,
         ts: u64,
@@ -20,9 +23,12 @@ impl<R: Resolver> DurabilityState<R> {
         before: (u64, u64, u64),
         slot: u32,
         changes: u8,
+        prev_extent: Extent,
     ) {
         let f = self.file_at(file, ts);
         f.has_slot = true;
+        // The segment this record closed, then what is at risk before its act.
+        f.close_segment(prev_extent);
         // The counters are the slot's: place them on this life's absolute scale.
         let base = f.base_for_slot(slot);
         let before = (
@@ -30,10 +36,13 @@ impl<R: Resolver> DurabilityState<R> {
             base.bytes + before.1,
             base.mapped_dirty_pages + before.2,
         );
-        self.push_span(ts, actor, file, before, changes);
+        self.push_span(ts, actor, file, before, changes, None, prev_extent);
     }
 
-    /// Adds a dirty span to `file` (counters absolute for this life).
+    /// Adds a dirty span to `file` (counters absolute for this life); `extent` None: the span
+    /// is the kernel's open segment (its extent comes with the record that closes it);
+    /// `prev_extent` the segment a kernel record closed (for the timeline).
+    #[allow(clippy::too_many_arguments)]
     fn push_span(
         &mut self,
         ts: u64,
@@ -41,6 +50,8 @@ impl<R: Resolver> DurabilityState<R> {
         file: FileKey,
         (writes_before, bytes_before, pages_before): (u64, u64, u64),
         changes: u8,
+        extent: Option<Extent>,
+        prev_extent: Extent,
     ) {
         self.touched(actor.pid, file);
         let actor_pid = actor.pid;
@@ -51,12 +62,14 @@ impl<R: Resolver> DurabilityState<R> {
             pages_before,
             actor,
             changes,
+            extent,
         };
         let abs = timeline::Count {
             writes: span.writes_before,
             bytes: span.bytes_before + span.pages_before * PAGE_SIZE,
         };
         let f = self.file_at(file, ts);
+        let known = f.closed_extent();
         // Exact capacity: most files have one open span, and a Vec's first push would
         // reserve four (100k files: 24 MiB).
         f.dirty.reserve_exact(1);
@@ -64,7 +77,7 @@ impl<R: Resolver> DurabilityState<R> {
         if let Some(t) = &mut self.timeline {
             let files = &self.files;
             let path = || files.get(&file).and_then(|f| f.path.clone());
-            t.dirty(file, path, ts, actor_pid, abs, changes);
+            t.dirty(file, path, ts, actor_pid, abs, changes, prev_extent, known);
         }
     }
 
@@ -101,6 +114,17 @@ impl<R: Resolver> DurabilityState<R> {
             (None, Some(c)) => (c.last.writes, c.last.bytes, c.last.mapped_pages),
             (None, None) => (0, 0, 0),
         };
-        self.push_span(ts, actor, key, before, Change::Truncate.bit());
+        // No kernel record: the kernel's extent segment goes on (in whichever span holds it
+        // open), and this span wrote nothing.
+        let nothing = Some(Extent::Empty);
+        self.push_span(
+            ts,
+            actor,
+            key,
+            before,
+            Change::Truncate.bit(),
+            nothing,
+            Extent::Empty,
+        );
     }
 }

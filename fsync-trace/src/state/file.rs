@@ -9,6 +9,7 @@ use fsync_trace_common::{open_flags, FileCounters, FileKey, PAGE_SIZE};
 
 use super::{cost::SyncCost, EntryOp, Latency};
 use crate::event::Actor;
+use crate::extent::{union_all, Extent};
 
 /// Data made dirty since the last durable point, as announced by one `Dirty` event. The
 /// `*_before` counters are absolute for this file's life (see [`FileState::absolute`]).
@@ -22,6 +23,10 @@ pub struct DirtySpan {
     /// Changes that wrote no data announced with this span (`Change::bit`s: truncate,
     /// fallocate); 0 for a write or a mapped store.
     pub changes: u8,
+    /// The dirty extent of this span's writes, once the kernel closed it (the next `Dirty`
+    /// record carries it); None while it is the file's open segment, whose extent is in the
+    /// kernel's counters.
+    pub extent: Option<Extent>,
 }
 
 /// A directory entry changed and not yet covered by a sync of its directory.
@@ -150,6 +155,34 @@ impl FileState {
     }
 }
 
+impl FileState {
+    /// A `Dirty` record closed the open segment with extent `prev`: it belongs to the newest
+    /// span if one is still at risk (else the segment was made durable: nothing to keep).
+    pub fn close_segment(&mut self, prev: Extent) {
+        // The kernel's open segment is the latest span without an extent: spans made without a
+        // kernel record (truncate(2) by path) carry their own (empty) one.
+        if let Some(open) = self.dirty.iter_mut().rev().find(|d| d.extent.is_none()) {
+            open.extent = Some(prev);
+        }
+    }
+
+    /// The extent of the closed spans still at risk.
+    pub fn closed_extent(&self) -> Extent {
+        union_all(self.dirty.iter().filter_map(|d| d.extent))
+    }
+
+    /// The dirty extent not yet durable, given the kernel's current counters (of its current
+    /// slot); None if nothing is at risk.
+    pub fn unsynced_extent(&self, c: &FileCounters) -> Option<Extent> {
+        let open = self
+            .dirty
+            .iter()
+            .any(|d| d.extent.is_none())
+            .then(|| Extent::of(c));
+        (!self.dirty.is_empty()).then(|| self.closed_extent().union(open.unwrap_or_default()))
+    }
+}
+
 /// `a + b`, counter by counter (flags and epochs are the kernel's, not summed).
 pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
     FileCounters {
@@ -169,6 +202,9 @@ pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
             a.truncate_len
         },
         change_gen: b.change_gen,
+        // The current segment's, like the epoch: a reclaimed slot's file was durable.
+        extent_lo: b.extent_lo,
+        extent_hi: b.extent_hi,
     }
 }
 

@@ -76,7 +76,9 @@ impl<R: Resolver> DurabilityState<R> {
                     writes: c.writes,
                     bytes: c.bytes + c.mapped_dirty_pages * fsync_trace_common::PAGE_SIZE,
                 };
-                t.finish_file(f.key, end_ns, abs);
+                let current = crate::extent::Extent::of(&slot);
+                let at_risk = (!f.removed).then(|| f.unsynced_extent(&slot)).flatten();
+                t.finish_file(f.key, end_ns, abs, current, at_risk);
                 t.name_lane(f.key, f.path.as_ref());
             }
             if let Some(first) = f.dirty.first().cloned() {

@@ -205,12 +205,14 @@ impl<R: Resolver> DurabilityState<R> {
             if f.is_dir || f.removed || f.dirty.is_empty() {
                 continue;
             }
-            let a = f.absolute(&counters.get(&f.key).copied().unwrap_or_default());
+            let c = counters.get(&f.key).copied().unwrap_or_default();
+            let a = f.absolute(&c);
             let abs = timeline::Count {
                 writes: a.writes,
                 bytes: a.bytes + a.mapped_dirty_pages * fsync_trace_common::PAGE_SIZE,
             };
-            t.reading(f.key, now, abs);
+            let extent = f.unsynced_extent(&c).unwrap_or_default();
+            t.reading(f.key, now, abs, extent);
         }
     }
 
@@ -234,6 +236,7 @@ impl<R: Resolver> DurabilityState<R> {
                     since: first.since,
                     exact: true,
                     changes: f.unsynced_changes(),
+                    extent: f.unsynced_extent(&c).unwrap_or_default(),
                 });
             }
             if f.is_dir {
@@ -496,10 +499,11 @@ impl<R: Resolver> DurabilityState<R> {
                 bytes_before,
                 pages_before,
                 slot,
+                prev_extent,
                 ..
             } => {
                 let before = (writes_before, bytes_before, pages_before);
-                self.on_dirty(ts, actor, file, before, slot, 0);
+                self.on_dirty(ts, actor, file, before, slot, 0, prev_extent);
             }
             EventKind::Changed {
                 file,
@@ -508,10 +512,11 @@ impl<R: Resolver> DurabilityState<R> {
                 bytes_before,
                 pages_before,
                 slot,
+                prev_extent,
                 ..
             } => {
                 let before = (writes_before, bytes_before, pages_before);
-                self.on_dirty(ts, actor, file, before, slot, change.bit());
+                self.on_dirty(ts, actor, file, before, slot, change.bit(), prev_extent);
             }
             EventKind::TruncatePath { path, length } => {
                 self.on_truncate_path(ts, actor, &path, length);

@@ -22,6 +22,14 @@ impl<R: Resolver> DurabilityState<R> {
                 }
             }
         }
+        // What the kernel closed of the covered segments (all of them if later data remains:
+        // its first record closed the last covered one).
+        let covered = crate::extent::union_all(
+            f.dirty
+                .iter()
+                .filter(|d| d.since < enter)
+                .filter_map(|d| d.extent),
+        );
         f.dirty.retain(|d| d.since >= enter);
         if let Some(t) = &mut self.timeline {
             let changes = f.unsynced_changes();
@@ -32,7 +40,7 @@ impl<R: Resolver> DurabilityState<R> {
                 };
                 (d.since, d.actor.pid, abs, changes)
             });
-            t.durable(key, enter, exit, remaining);
+            t.durable(key, enter, exit, remaining, covered);
         }
         if f.is_dir && !f.pending.is_empty() {
             let mut timeline = self.timeline.as_deref_mut();

@@ -10,6 +10,11 @@
 //! before the sync entered, so `total` is what was at risk from that entry until the exit.
 //! Between two readings the bytes at risk are known as a lower bound (the last reading).
 //!
+//! Dirty extents (`crate::extent`) follow the same readings: the state machine hands the
+//! extent of what each reading counts (the segments the kernel closed so far, united with its
+//! current one for readings of the kernel counters), and the extent of what a durable point
+//! covered once it is known, so an extent is exact wherever the bytes are.
+//!
 //! Bounded: at most `max_items` intervals, readings, sync marks, entry changes and lanes; what
 //! comes later is not recorded but counted (`Cut`), never silently dropped. Items already
 //! recorded are still completed (durable points), so what is kept stays right.
@@ -18,6 +23,7 @@ use std::{collections::HashMap, sync::Arc};
 use fsync_trace_common::{FileKey, SyncOp};
 
 use super::EntryOp;
+use crate::extent::Extent;
 
 /// No timeline slot (the change was cut).
 pub const NO_SEQ: u32 = u32::MAX;
@@ -58,8 +64,13 @@ pub struct Interval {
     pub start: Count,
     /// What the interval wrote in all (None until known: the next dirtying or the end).
     pub total: Option<Count>,
-    /// (time, written since `from`) read on the way (later dirtyings in new epochs).
-    pub readings: Vec<(u64, Count)>,
+    /// (time, written since `from`, its dirty extent) read on the way (later dirtyings in
+    /// new epochs, `--crash-at` snapshots, the end).
+    pub readings: Vec<(u64, Count, Extent)>,
+    /// The dirty extent of `total` (None until known, as `total`).
+    pub extent: Option<Extent>,
+    /// While the interval waits for its total: the extent of its segments already closed.
+    partial: Extent,
     /// Changes that wrote no data in the interval (`Change::bit`s: truncate, fallocate).
     pub changes: u8,
 }
@@ -67,7 +78,6 @@ pub struct Interval {
 impl Interval {
     fn new(from: u64, by: u32, start: Count, changes: u8) -> Self {
         Interval {
-            changes,
             from,
             durable: None,
             covered_from: None,
@@ -76,6 +86,9 @@ impl Interval {
             start,
             total: None,
             readings: Vec::new(),
+            extent: None,
+            partial: Extent::Empty,
+            changes,
         }
     }
 
@@ -91,17 +104,20 @@ impl Interval {
 
     /// Written and at risk at `t`, and whether that is exact: it is from the covering sync's
     /// entry on (and at a reading's instant), else a lower bound (the last reading before).
-    pub fn written_at(&self, t: u64) -> (Count, bool) {
+    /// The extent is that of the same reading (a lower bound too between readings).
+    pub fn written_at(&self, t: u64) -> (Count, Extent, bool) {
         if let (Some(c), Some(total)) = (self.covered_from, self.total) {
             if c <= t {
-                return (total, true);
+                return (total, self.extent.unwrap_or(Extent::Unknown), true);
             }
         }
         self.readings
             .iter()
             .rev()
-            .find(|(ts, _)| *ts <= t)
-            .map_or((Count::default(), false), |r| (r.1, r.0 == t))
+            .find(|(ts, _, _)| *ts <= t)
+            .map_or((Count::default(), Extent::Empty, false), |r| {
+                (r.1, r.2, r.0 == t)
+            })
     }
 }
 
@@ -228,7 +244,10 @@ impl Timeline {
         self.lanes.values()
     }
 
-    /// The file got dirty at `ts` (a `Dirty` record; `abs`: its counters before that write).
+    /// The file got dirty at `ts` (a `Dirty` record; `abs`: its counters before that write;
+    /// `prev`: the extent of the segment the record closed; `known`: the extent of everything
+    /// at risk before that write).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn dirty(
         &mut self,
         key: FileKey,
@@ -237,12 +256,15 @@ impl Timeline {
         by: u32,
         abs: Count,
         changes: u8,
+        prev: Extent,
+        known: Extent,
     ) {
         // What waits for this reading is completed even when there is no room for more.
         if let Some(lane) = self.lanes.get_mut(&key) {
             if let Some(i) = lane.awaiting.take() {
                 let d = &mut lane.dirty[i];
                 d.total = Some(abs.since(d.start));
+                d.extent = Some(d.partial.union(prev));
             }
         }
         let Some(lane) = self.lane(key, path, 1) else {
@@ -251,7 +273,7 @@ impl Timeline {
         if let Some(i) = lane.open {
             let d = &mut lane.dirty[i];
             let reading = abs.since(d.start);
-            d.readings.push((ts, reading));
+            d.readings.push((ts, reading, known));
             d.changes |= changes;
         } else {
             lane.open = Some(lane.dirty.len());
@@ -263,13 +285,15 @@ impl Timeline {
     }
 
     /// A durable point for the file: data announced before `enter` is durable at `exit`;
-    /// `remaining` is the oldest announcement made since `enter` (still at risk).
+    /// `remaining` is the oldest announcement made since `enter` (still at risk); `covered`
+    /// the extent of the covered segments the kernel closed (all of them if `remaining`).
     pub(super) fn durable(
         &mut self,
         key: FileKey,
         enter: u64,
         exit: u64,
         remaining: Option<(u64, u32, Count, u8)>,
+        covered: Extent,
     ) {
         let Some(lane) = self.lanes.get_mut(&key) else {
             return;
@@ -283,9 +307,12 @@ impl Timeline {
         d.covered_from = Some(enter);
         // Readings taken after the sync entered belong to the data it did not cover.
         d.readings.retain(|r| r.0 < enter);
-        match remaining {
-            Some((_, _, abs, _)) => d.total = Some(abs.since(d.start)),
-            None => lane.awaiting = Some(i),
+        if let Some((_, _, abs, _)) = remaining {
+            d.total = Some(abs.since(d.start));
+            d.extent = Some(covered);
+        } else {
+            d.partial = covered;
+            lane.awaiting = Some(i);
         }
         if let Some((since, by, abs, changes)) = remaining {
             if self.take() {
@@ -298,8 +325,8 @@ impl Timeline {
     }
 
     /// A reading of the file's counters at `ts` outside any record (a `--crash-at` snapshot):
-    /// what its open interval has written by then.
-    pub(super) fn reading(&mut self, key: FileKey, ts: u64, abs: Count) {
+    /// what its open interval has written by then, and its extent.
+    pub(super) fn reading(&mut self, key: FileKey, ts: u64, abs: Count, extent: Extent) {
         let Some(i) = self.lanes.get(&key).and_then(|l| l.open) else {
             return;
         };
@@ -309,7 +336,7 @@ impl Timeline {
         if let Some(lane) = self.lanes.get_mut(&key) {
             let d = &mut lane.dirty[i];
             let r = abs.since(d.start);
-            d.readings.push((ts, r));
+            d.readings.push((ts, r, extent));
         }
     }
 
@@ -389,20 +416,31 @@ impl Timeline {
     }
 
     /// End of the trace at `end`: the file's final counters complete what waits for them (and
-    /// are the last reading of what is still at risk).
-    pub(super) fn finish_file(&mut self, key: FileKey, end: u64, abs: Count) {
+    /// are the last reading of what is still at risk). `current`: the extent of the kernel's
+    /// open segment; `at_risk`: the extent of all the file has at risk (None: nothing).
+    pub(super) fn finish_file(
+        &mut self,
+        key: FileKey,
+        end: u64,
+        abs: Count,
+        current: Extent,
+        at_risk: Option<Extent>,
+    ) {
         let Some(lane) = self.lanes.get_mut(&key) else {
             return;
         };
         if let Some(i) = lane.awaiting.take() {
             let d = &mut lane.dirty[i];
             d.total.get_or_insert(abs.since(d.start));
+            d.extent.get_or_insert(d.partial.union(current));
         }
         if let Some(i) = lane.open {
             let d = &mut lane.dirty[i];
             let total = abs.since(d.start);
+            let extent = at_risk.unwrap_or(current);
             d.total = Some(total);
-            d.readings.push((end, total));
+            d.extent = Some(extent);
+            d.readings.push((end, total, extent));
         }
     }
 

@@ -15,6 +15,7 @@ use super::{
     timeline::{Count, Timeline},
     EntryOp,
 };
+use crate::extent::Extent;
 
 /// A file with data at risk at an instant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct FileAtRisk {
     pub exact: bool,
     /// Changes at risk that wrote no data (`Change::bit`s: truncate, fallocate).
     pub changes: u8,
+    /// The dirty extent of `written` (exact when `written` is, else that of the same reading).
+    pub extent: Extent,
 }
 
 /// A directory entry whose change is not durable at an instant (its last change).
@@ -90,12 +93,14 @@ impl Timeline {
             let mut written = Count::default();
             let mut exact = true;
             let mut changes = 0;
+            let mut extent = Extent::Empty;
             for d in lane.dirty.iter().filter(|d| d.at_risk(t)) {
                 changes |= d.changes;
                 since = Some(since.map_or(d.from, |s: u64| s.min(d.from)));
-                let (w, e) = d.written_at(t);
+                let (w, x, e) = d.written_at(t);
                 written.writes += w.writes;
                 written.bytes += w.bytes;
+                extent = extent.union(x);
                 exact &= e;
             }
             if let Some(since) = since {
@@ -106,6 +111,7 @@ impl Timeline {
                     since,
                     exact,
                     changes,
+                    extent,
                 });
             }
             // Per name, its last change at risk.
@@ -133,7 +139,7 @@ impl Timeline {
             for d in &lane.dirty {
                 steps.push((d.from, 0, 1));
                 let mut at = 0u64;
-                for &(ts, r) in &d.readings {
+                for &(ts, r, _) in &d.readings {
                     steps.push((ts, i128::from(r.bytes) - i128::from(at), 0));
                     at = r.bytes;
                 }

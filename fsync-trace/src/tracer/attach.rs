@@ -62,9 +62,11 @@ fn programs(tier: Tier, hook: Hook) -> &'static [(&'static str, Kind)] {
 
 /// Arguments the programs of `hook` read, by position, as the kernel's prototype names them
 /// (the kprobe programs read them from the x86_64 argument registers by position).
-fn expected_args(hook: Hook) -> &'static [(usize, &'static str)] {
+fn expected_args(hook: Hook, function: &str) -> &'static [(usize, &'static str)] {
     match hook {
-        Hook::Write | Hook::VectoredWrite => &[(0, "file")],
+        // `pos`: where the write ended (the dirty extent); do_iter_write has no `vlen`.
+        Hook::VectoredWrite if function == "do_iter_write" => &[(0, "file"), (2, "pos")],
+        Hook::Write | Hook::VectoredWrite => &[(0, "file"), (3, "pos")],
         Hook::FsyncRange => &[(0, "file"), (3, "datasync")],
     }
 }
@@ -73,7 +75,7 @@ fn expected_args(hook: Hook) -> &'static [(usize, &'static str)] {
 pub fn check_prototype(btf: &Btf, hook: Hook, function: &str) -> Result<(), String> {
     let params = fn_params(btf, function)
         .ok_or_else(|| format!("{function} is not a function in this kernel's BTF"))?;
-    for &(i, name) in expected_args(hook) {
+    for &(i, name) in expected_args(hook, function) {
         if params.get(i).map(String::as_str) != Some(name) {
             return Err(format!(
                 "{function}({}) does not have `{name}` as argument {}",

@@ -9,6 +9,7 @@ use fsync_trace_common::{
 use thiserror::Error;
 
 use crate::event::{Actor, Change, Comm, Event, EventKind, NameRef, StackId, SyncCounters};
+use crate::extent::Extent;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -126,6 +127,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                         pages_before: r.mapped_pages_before,
                         fd: r.fd,
                         slot: r.slot,
+                        prev_extent: Extent::from_kernel(r.prev_extent_lo, r.prev_extent_hi),
                     },
                 });
             }
@@ -137,6 +139,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 by_mapping: r.source == DIRTY_BY_MAPPED_STORE,
                 fd: r.fd,
                 slot: r.slot,
+                prev_extent: Extent::from_kernel(r.prev_extent_lo, r.prev_extent_hi),
             }
         }
         RecordKind::Sync => {
@@ -310,6 +313,8 @@ mod tests {
                 fd: 5,
                 slot: 11,
                 _pad: 0,
+                prev_extent_lo: 10,
+                prev_extent_hi: 20,
             };
             assert_eq!(
                 decode(&as_bytes(&r)).unwrap().kind,
@@ -321,6 +326,7 @@ mod tests {
                     pages_before: 1,
                     fd: 5,
                     slot: 11,
+                    prev_extent: Extent::Range { lo: 10, hi: 20 },
                 }
             );
         }
@@ -373,6 +379,8 @@ mod tests {
             fd: 5,
             slot: 11,
             _pad: 0,
+            prev_extent_lo: 4096,
+            prev_extent_hi: 8192,
         };
         let e = decode(&as_bytes(&r)).unwrap();
         assert_eq!(e.ts, 1000);
@@ -399,6 +407,7 @@ mod tests {
                 by_mapping: false,
                 fd: 5,
                 slot: 11,
+                prev_extent: Extent::Range { lo: 4096, hi: 8192 },
             }
         );
     }

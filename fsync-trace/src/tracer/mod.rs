@@ -41,6 +41,8 @@ pub struct TracerOptions {
     pub wal: bool,
     /// Take no user stacks (findings get no call site).
     pub no_stacks: bool,
+    /// `--no-dirty-extent`: keep no write positions (`dirty_extent` is null everywhere).
+    pub no_dirty_extent: bool,
 }
 
 /// Events that could not be recorded, by reason.
@@ -291,11 +293,13 @@ impl Tracer {
             n => n,
         };
         let wal_enabled = u32::from(opts.wal);
+        let extent_enabled = u32::from(!opts.no_dirty_extent);
         let mut loader = EbpfLoader::new();
         loader
             .btf(None)
             .override_global(names::OFFSETS_GLOBAL, &offsets, true)
             .override_global(wal::WAL_ENABLED_GLOBAL, &wal_enabled, true)
+            .override_global(names::EXTENT_ENABLED_GLOBAL, &extent_enabled, true)
             // Without --wal the table is never read: one entry instead of 4 MiB.
             .map_max_entries(wal::WAL_SLOTS, if opts.wal { file_slots } else { 1 });
         for map in [

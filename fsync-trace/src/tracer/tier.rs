@@ -132,10 +132,15 @@ pub struct Selection {
 impl Selection {
     /// `CONFIG_FN_HOOKS` value for the kernel side.
     pub fn config_mask(&self) -> u64 {
-        self.hooks
-            .iter()
-            .filter(|(_, p)| matches!(p, Placement::Function { .. }))
-            .fold(0, |m, (h, _)| m | h.config_bit())
+        self.hooks.iter().fold(0, |m, (h, p)| match p {
+            // do_iter_write takes `loff_t *pos` as its third argument, vfs_writev as its fourth.
+            Placement::Function {
+                function: "do_iter_write",
+                ..
+            } => m | h.config_bit() | fsync_trace_common::names::FN_VECTORED_POS_ARG2,
+            Placement::Function { .. } => m | h.config_bit(),
+            Placement::Syscall => m,
+        })
     }
 
     /// One line per hook, for `--verbose`.

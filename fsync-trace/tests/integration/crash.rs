@@ -38,6 +38,21 @@ fn crash_sets(p: &Value) -> (Files, Entries) {
     (files, entries)
 }
 
+/// (path, dirty_extent) of each file of a crash point.
+fn extents(p: &Value) -> Vec<(String, Value)> {
+    p["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().expect("path").to_string(),
+                f["dirty_extent"].clone(),
+            )
+        })
+        .collect()
+}
+
 fn lane<'a>(r: &'a Report, kind: &str, path: &str) -> &'a Value {
     r.0["timeline"][kind]
         .as_array()
@@ -92,18 +107,27 @@ fn crash_at_and_the_exposure_peak_are_exact_on_a_scheduled_workload() {
     );
     assert_eq!(crash[0]["lost_bytes"], 13288);
     assert_eq!(
+        extents(&crash[0]),
+        vec![
+            (p("a.dat"), serde_json::json!({"lo": 0, "hi": 12288})),
+            (p("b.dat"), serde_json::json!({"lo": 0, "hi": 1000})),
+        ]
+    );
+    assert_eq!(
         crash_sets(&crash[1]),
         (vec![(p("b.dat"), 1000, 1)], vec![]),
         "{}",
         r.pretty()
     );
-    // 100 overwrites of one page: 409600 bytes written on top (dirty_extent is not tracked).
+    // 100 overwrites of one page: 409600 bytes written on top, but one page at risk.
     assert_eq!(
         crash_sets(&crash[2]),
         (vec![(p("b.dat"), 410600, 101)], vec![entry("c", "rename")]),
         "{}",
         r.pretty()
     );
+    let one_page = vec![(p("b.dat"), serde_json::json!({"lo": 0, "hi": 4096}))];
+    assert_eq!(extents(&crash[2]), one_page);
     assert_eq!(crash_sets(&crash[3]), (vec![], vec![]), "{}", r.pretty());
     assert_eq!(crash[3]["lost_bytes"], 0);
 
@@ -119,6 +143,7 @@ fn crash_at_and_the_exposure_peak_are_exact_on_a_scheduled_workload() {
         crash_sets(peak),
         (vec![(p("b.dat"), 410600, 101)], vec![entry("c", "rename")])
     );
+    assert_eq!(extents(peak), one_page);
 
     // The timeline: a.dat durable once, then 10 unsynced bytes; b.dat one interval, made
     // durable by the fdatasync the peak is at.
@@ -139,10 +164,23 @@ fn crash_at_and_the_exposure_peak_are_exact_on_a_scheduled_workload() {
         (Some(1), Some(10))
     );
     assert!(dirty[1]["durable_s"].is_null());
+    // The append after a.dat's fsync: only it is at risk.
+    assert_eq!(
+        dirty[0]["dirty_extent"],
+        serde_json::json!({"lo": 0, "hi": 12288})
+    );
+    assert_eq!(
+        dirty[1]["dirty_extent"],
+        serde_json::json!({"lo": 12288, "hi": 12298})
+    );
     let b = lane(&r, "files", &p("b.dat"));
     let bd = b["dirty"].as_array().unwrap();
     assert_eq!(bd.len(), 1, "{b}");
     assert_eq!(bd[0]["bytes"], 410600);
+    assert_eq!(
+        bd[0]["dirty_extent"],
+        serde_json::json!({"lo": 0, "hi": 4096})
+    );
     let covered = bd[0]["covered_from_s"].as_f64().expect("covered");
     assert!((1.5..1.75).contains(&covered), "{b}");
     let syncs: Vec<&str> = b["syncs"]
@@ -186,10 +224,22 @@ fn crash_at_and_the_exposure_peak_are_exact_on_a_scheduled_workload() {
 fn page_expectations(r: &Report) -> Value {
     let point = |c: &Value, t: &Value| {
         let (files, entries) = crash_sets(c);
+        // The page shows each file's dirty extent as "lo..hi" ("" if unknown).
+        let extent = |path: &str| {
+            let e = &extents(c)
+                .into_iter()
+                .find(|x| x.0 == path)
+                .expect("file")
+                .1;
+            e["lo"]
+                .as_u64()
+                .zip(e["hi"].as_u64())
+                .map_or_else(String::new, |(lo, hi)| format!("{lo}..{hi}"))
+        };
         serde_json::json!({
             "t": t,
             "bytes": c["lost_bytes"],
-            "files": files.iter().map(|f| serde_json::json!([f.0, f.1])).collect::<Vec<_>>(),
+            "files": files.iter().map(|f| serde_json::json!([f.0, f.1, extent(&f.0)])).collect::<Vec<_>>(),
             "entries": entries.iter().map(|e| serde_json::json!([e.0, e.1, e.2])).collect::<Vec<_>>(),
         })
     };

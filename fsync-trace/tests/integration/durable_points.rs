@@ -156,4 +156,7 @@ fn mmap_stores_without_msync_are_unsynced() {
     r.assert_syncs(&[("fsync", 1, 0)]);
     r.assert_findings(&[fid("unsynced_write", &f, None)]);
     r.assert_unsynced_write(&f, 0, 8192);
+    // Stores have no offset the kernel follows: the dirty extent is unknown (null), never a
+    // made-up range.
+    assert!(r.file(&f)["dirty_extent"].is_null(), "{}", r.pretty());
 }

@@ -17,6 +17,7 @@ mod crash;
 mod demo;
 mod deploy;
 mod durable_points;
+mod extent;
 mod failures;
 mod processes;
 mod rules;

@@ -1,7 +1,7 @@
 // Drives an `fsync-trace --html` page in Debian's headless Chromium and checks it against what
 // the report says. Usage: node page.test.mjs PAGE.html EXPECT.json SCREENSHOT_DIR
 //
-// EXPECT.json: {"crash": [{"t": S, "bytes": N, "files": [[path, bytes]], "entries": [[dir,
+// EXPECT.json: {"crash": [{"t": S, "bytes": N, "files": [[path, bytes, "lo..hi" or ""]], "entries": [[dir,
 // entry, op]]}], "peak": {"t": S, "bytes": N, "files": [...], "entries": [...]},
 // "max_load_ms": N (optional)}. Prints one JSON line of results; exits 1 on any failure.
 import { chromium } from 'playwright-core';
@@ -49,7 +49,7 @@ try {
       t: Number(document.getElementById('crash-time').dataset.t),
       bytes: Number(document.getElementById('crash-total').dataset.bytes),
       total: document.getElementById('crash-total').textContent,
-      files: [...document.querySelectorAll('#crash-files tbody tr')].map((r) => [r.dataset.path, Number(r.dataset.bytes)]),
+      files: [...document.querySelectorAll('#crash-files tbody tr')].map((r) => [r.dataset.path, Number(r.dataset.bytes), r.dataset.extent]),
       entries: [...document.querySelectorAll('#crash-entries tbody tr')].map((r) => [r.dataset.dir, r.dataset.entry, r.dataset.op]),
     }));
     const expectState = (s, want, what) => {

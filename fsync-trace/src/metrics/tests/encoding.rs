@@ -201,6 +201,7 @@ fn data_at_risk_snapshot() {
             by_mapping: false,
             fd: 3,
             slot: 0,
+            prev_extent: crate::extent::Extent::Empty,
         },
     });
     feed(&mut live, &mut state, events);

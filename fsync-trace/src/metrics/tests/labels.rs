@@ -23,6 +23,7 @@ fn cardinality_is_bounded() {
                 by_mapping: false,
                 fd: 3,
                 slot: 0,
+                prev_extent: crate::extent::Extent::Empty,
             },
         });
     }

@@ -54,6 +54,14 @@
   // never made durable; then by path.
   lanes.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'file' ? -1 : 1) || b.exposure - a.exposure || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 
+  // The hull of extent `a` (undefined: none) and `e` (null: unknown) of `bytes` bytes.
+  function unite(a, e, bytes) {
+    if (bytes === 0 && e == null) return a;
+    if (a === null || e == null) return null;
+    if (a === undefined) return { lo: e.lo, hi: e.hi };
+    return { lo: Math.min(a.lo, e.lo), hi: Math.max(a.hi, e.hi) };
+  }
+
   // What a power cut at t loses (the rules of whatif.rs).
   function crashAt(t) {
     const files = [];
@@ -64,23 +72,28 @@
       let since = null;
       let b = 0;
       let ex = true;
+      // Dirty extent: undefined while nothing is known written, null once unknown.
+      let ext;
       for (const d of l.dirty) {
         if (!(d.from_s <= t && t < until(d))) continue;
         since = since === null ? d.from_s : Math.min(since, d.from_s);
         if (d.covered_from_s != null && d.bytes != null && d.covered_from_s <= t) {
           b += d.bytes;
+          ext = unite(ext, d.dirty_extent, d.bytes);
         } else {
           let v = 0;
           let at = null;
+          let i = -1;
           for (const r of d.readings) {
-            if (r[0] <= t) { v = r[1]; at = r[0]; } else break;
+            if (r[0] <= t) { v = r[1]; at = r[0]; i += 1; } else break;
           }
           b += v;
           ex = ex && at === t;
+          if (i >= 0) ext = unite(ext, (d.reading_extents || [])[i] ?? null, v);
         }
       }
       if (since !== null) {
-        files.push({ path: l.path, bytes: b, exact: ex, since });
+        files.push({ path: l.path, bytes: b, exact: ex, since, extent: ext });
         bytes += b;
         exact = exact && ex;
       }
@@ -273,10 +286,12 @@
       const tr = document.createElement('tr');
       tr.dataset.path = f.path;
       tr.dataset.bytes = String(f.bytes);
-      tr.innerHTML = '<td class="num"></td><td class="path"></td><td></td>';
+      tr.dataset.extent = f.extent ? `${f.extent.lo}..${f.extent.hi}` : '';
+      tr.innerHTML = '<td class="num"></td><td class="path"></td><td></td><td></td>';
       tr.cells[0].textContent = (f.exact ? '' : '≥ ') + human(f.bytes);
       tr.cells[1].textContent = f.path;
-      tr.cells[2].textContent = f.since.toFixed(3) + ' s';
+      tr.cells[2].textContent = f.extent ? `${human(f.extent.hi - f.extent.lo)} at ${f.extent.lo}..${f.extent.hi}` : (f.extent === null ? 'unknown' : '-');
+      tr.cells[3].textContent = f.since.toFixed(3) + ' s';
       return tr;
     }));
     const eb = $('crash-entries').tBodies[0];

@@ -3,6 +3,7 @@
 use super::*;
 use super::{open, sync, F};
 use crate::event::{Change, Event, EventKind, SyncCounters};
+use crate::extent::Extent;
 
 /// A successful sync of F whose record read its counters (`writes`, `bytes`) at return.
 fn sync_c(enter: u64, exit: u64, writes: u64, bytes: u64) -> Event {
@@ -30,6 +31,7 @@ fn changed(ts: u64, change: Change, writes: u64, bytes: u64) -> Event {
             pages_before: 0,
             fd: 3,
             slot: 0,
+            prev_extent: Extent::Empty,
         },
     )
 }

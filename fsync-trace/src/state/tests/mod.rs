@@ -3,6 +3,7 @@
 //! the event builders they share.
 mod changes;
 mod cost;
+mod extent;
 mod identity;
 mod rules;
 mod timeline;

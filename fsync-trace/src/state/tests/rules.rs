@@ -123,6 +123,7 @@ fn msync_ms_sync_over_a_mapping_makes_the_file_durable() {
                 by_mapping: true,
                 fd: -1,
                 slot: 0,
+                prev_extent: crate::extent::Extent::Empty,
             },
         ),
         ev(

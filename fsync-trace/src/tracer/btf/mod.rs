@@ -437,6 +437,9 @@ pub fn offsets(btf: &Btf) -> Result<KernelOffsets, TracerError> {
         bdev_bd_dev,
         req_fua,
         block_ready,
+        file_f_pos: o("file", "f_pos")?,
+        inode_i_size: o("inode", "i_size")?,
+        req_ki_pos: uring_pos(btf),
         ..uring_offsets(btf).unwrap_or_default()
     })
 }
@@ -477,6 +480,14 @@ fn uring_offsets(btf: &Btf) -> Option<KernelOffsets> {
         uring_ready: 1,
         ..KernelOffsets::default()
     })
+}
+
+/// `io_rw.kiocb.ki_pos` inside `io_kiocb` (its `cmd` area holds the `io_rw` of a read or
+/// write), or 0 where this kernel's BTF does not describe it.
+fn uring_pos(btf: &Btf) -> u32 {
+    let o = |s: &str, m: &str| member_offset(btf, s, m).ok();
+    let pos = || Some(o("io_kiocb", "cmd")? + o("io_rw", "kiocb")? + o("kiocb", "ki_pos")?);
+    pos().unwrap_or(0)
 }
 
 /// Byte offset of `member` in `struct name`, looking inside anonymous structs and unions

@@ -90,7 +90,7 @@ pub fn render_text(r: &Report, show_suppressed: bool) -> String {
             "DIRTY ms",
             "UNSYNCED"
         );
-        let mut shown: Vec<&super::FileEntry> = r.files.iter().map(|f| &**f).collect();
+        let mut shown: Vec<super::FileEntry> = r.files.iter().collect();
         if shown.len() > MAX_FILE_ROWS {
             shown.sort_by(|a, b| {
                 b.unsynced_bytes

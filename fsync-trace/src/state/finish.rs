@@ -66,6 +66,8 @@ impl<R: Resolver> DurabilityState<R> {
                 .collect()
         });
         let mut files = std::mem::take(&mut self.past_lives);
+        // Sized once: growing by doubling would hold the old and the new array at the peak.
+        files.reserve_exact(self.files.len());
         for (_, mut f) in self.files.drain() {
             let slot = counters.get(&f.key).copied().unwrap_or_default();
             let c = f.absolute(&slot);

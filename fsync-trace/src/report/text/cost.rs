@@ -14,10 +14,9 @@ fn ms(us: u64) -> String {
 }
 
 pub fn render_cost(out: &mut String, r: &Report) {
-    let mut files: Vec<&super::super::FileEntry> = r
+    let mut files: Vec<super::super::FileEntry> = r
         .files
         .iter()
-        .map(|f| &**f)
         .filter(|f| f.sync_time_us > 0 || f.cost.writes_per_sync.syncs > 0)
         .collect();
     if files.is_empty() {

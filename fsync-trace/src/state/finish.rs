@@ -66,6 +66,7 @@ impl<R: Resolver> DurabilityState<R> {
                 .collect()
         });
         let mut files = std::mem::take(&mut self.past_lives);
+        let past_lives = files.len();
         // Sized once: growing by doubling would hold the old and the new array at the peak.
         files.reserve_exact(self.files.len());
         for (_, mut f) in self.files.drain() {
@@ -95,7 +96,17 @@ impl<R: Resolver> DurabilityState<R> {
             files.push((f, c));
         }
         findings.sort_by(Finding::report_order);
-        files.sort_by(|a, b| a.0.path.cmp(&b.0.path).then(a.0.key.cmp(&b.0.key)));
+        let order = |a: &(Box<FileState>, FileCounters), b: &(Box<FileState>, FileCounters)| {
+            a.0.path.cmp(&b.0.path).then(a.0.key.cmp(&b.0.key))
+        };
+        if past_lives == 0 {
+            // Keys are unique, so the order is total: an unstable sort gives the same order
+            // without a stable sort's buffer of half the array (megabytes with 100,000 files).
+            files.sort_unstable_by(order);
+        } else {
+            // An earlier life can share its key (and path) with the current one: it stays first.
+            files.sort_by(order);
+        }
         Analysis {
             files,
             findings,

@@ -371,14 +371,11 @@ impl Report {
     ) -> Self {
         let released = a.released;
         let started = humantime::format_rfc3339_micros(clock.wall_of(a.start_ns)).to_string();
-        let timeline = a
-            .timeline
-            .as_deref()
-            .map(|t| TimelineEntry::build(t, a.start_ns));
         let exposure_peak = a.timeline.as_deref().and_then(|t| {
             let p = t.exposure_peak()?;
             Some(CrashPoint::build(&p, a.start_ns, p.at, p.exact()))
         });
+        let timeline = a.timeline.map(|t| TimelineEntry::build(t, a.start_ns));
         let flushes_counted = a.devices.is_some();
         let devices = a
             .devices

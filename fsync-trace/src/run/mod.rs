@@ -410,8 +410,7 @@ impl Session {
             let (name, cache) = procfs::block_device(dev);
             state.describe_device(dev, name, cache);
         }
-        let mut analysis = state.finish(end_ns, &counters);
-        drop(counters);
+        let mut analysis = state.finish(end_ns, counters);
         if let Some(wal) = wal {
             notes.push(format!(
                 "write-ahead-log contract (--wal): {} repl{} judged (the first socket send after each log write)",

@@ -443,7 +443,8 @@ impl Session {
         let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
         report.notes = notes;
         report.crash_at = crash_at;
-        let resolved = stacks.resolve();
+        let wanted = report.stack_ids();
+        let resolved = stacks.resolve(|id| wanted.contains(&id));
         report.attach_stacks(&resolved, stacks.stats);
         drop((stacks, resolved));
         events::log_memory("report");

@@ -83,7 +83,7 @@ mod tests {
             lost: crate::tracer::LostCounts::default(),
             duration_ms: 1000,
             processes: Vec::new(),
-            files: Vec::new(),
+            files: crate::report::FileRows::default(),
             syncs: Vec::new(),
             findings: Vec::new(),
             advice: Vec::new(),

@@ -1,6 +1,7 @@
 //! Reports built from the final [`Analysis`]: the JSON shape (a public interface, `version` 1)
 //! and the text rendering of the same data.
 mod html;
+mod rows;
 pub mod sarif;
 mod stacks;
 mod text;
@@ -13,12 +14,13 @@ use serde::Serialize;
 use crate::{
     analysis::{Judged, SuppressedBy},
     state::{
-        cost::{serial_ceiling, share, SyncCost},
+        cost::{share, SyncCost},
         Analysis, Finding, Latency,
     },
     tracer::LostCounts,
 };
 pub use html::render_html;
+pub use rows::FileRows;
 pub use text::render_text;
 pub use timeline::{offset_s, CrashPoint, TimelineEntry};
 
@@ -334,10 +336,8 @@ pub struct Report {
     pub lost: LostCounts,
     pub duration_ms: u64,
     pub processes: Vec<ProcessEntry>,
-    /// Boxed: built while the analysis is consumed, each entry can reuse the memory of the file
-    /// state it replaces (100,000 files: no second full copy).
-    #[allow(clippy::vec_box)]
-    pub files: Vec<Box<FileEntry>>,
+    /// Built row by row as they are written (see [`FileRows`]).
+    pub files: FileRows,
     pub syncs: Vec<OpEntry>,
     /// Durability bugs, worst first.
     pub findings: Vec<FindingEntry>,
@@ -395,81 +395,18 @@ impl Report {
     ) -> Self {
         let released = a.released;
         let started = humantime::format_rfc3339_micros(clock.wall_of(a.start_ns)).to_string();
-        let timeline = a
-            .timeline
-            .as_deref()
-            .map(|t| TimelineEntry::build(t, a.start_ns));
         let exposure_peak = a.timeline.as_deref().and_then(|t| {
             let p = t.exposure_peak()?;
             Some(CrashPoint::build(&p, a.start_ns, p.at, p.exact()))
         });
+        let timeline = a.timeline.map(|t| TimelineEntry::build(t, a.start_ns));
         let flushes_counted = a.devices.is_some();
         let devices = a
             .devices
             .as_ref()
             .map(|v| v.iter().map(|(k, d)| device_entry(*k, d)).collect());
         let trace_ns = a.end_ns.saturating_sub(a.start_ns);
-        let files = a
-            .files
-            .into_iter()
-            .filter(|(f, c)| {
-                // Only files this trace saw written, mapped or synced.
-                c.writes + c.sync_writes + c.mapped_dirty_pages > 0
-                    || f.fsyncs + f.fdatasyncs + f.other_syncs > 0
-                    || c.truncates + c.fallocates + u64::from(f.path_truncates) > 0
-            })
-            .map(|(f, c)| {
-                let unsynced = match f.dirty.first() {
-                    Some(d) if !f.removed && !f.is_dir => {
-                        c.bytes.saturating_sub(d.bytes_before)
-                            + c.mapped_dirty_pages.saturating_sub(d.pages_before)
-                                * fsync_trace_common::PAGE_SIZE
-                    }
-                    _ => 0,
-                };
-                let dirty_extent = if f.removed || f.is_dir {
-                    None
-                } else {
-                    f.unsynced_extent(&c).and_then(timeline::DirtyExtent::of)
-                };
-                let open_flags = open_flag_names(f.open_flags);
-                let cost = f.cost.as_deref();
-                let calls = cost.map_or(0, |c| c.calls);
-                let ceiling = serial_ceiling(f.sync_latency.percentile(50.0))
-                    .filter(|_| cost.is_some_and(|c| c.in_flight.max() <= 1))
-                    .map(|v| round(v, 1));
-                Box::new(FileEntry {
-                    path: crate::state::display_path(&f),
-                    names: f.names.iter().map(|n| n.to_string()).collect(),
-                    dev: dev_string(f.key.dev),
-                    ino: f.key.ino,
-                    kind: if f.is_dir { "dir" } else { "file" },
-                    writes: c.writes + c.sync_writes,
-                    bytes_written: c.bytes + c.sync_write_bytes,
-                    fsyncs: f.fsyncs,
-                    fdatasyncs: f.fdatasyncs,
-                    fsync_latency_us: latency_summary_us(&f.sync_latency),
-                    max_dirty_window_ms: f.max_dirty_window_ns / 1_000_000,
-                    unsynced_bytes: unsynced,
-                    dirty_extent,
-                    sync_writes: c.sync_writes,
-                    mapped_dirty_pages: c.mapped_dirty_pages,
-                    kernel_writebacks: c.kernel_writebacks,
-                    removed: f.removed,
-                    open_flags,
-                    sync_time_us: cost.map_or(0, |c| c.sync_ns / 1000),
-                    cost: cost_entry(cost, calls, trace_ns, flushes_counted),
-                    serial_commit_ceiling_per_sec: ceiling,
-                    truncates: c.truncates + u64::from(f.path_truncates),
-                    fallocates: c.fallocates,
-                    unsynced_changes: if f.removed || f.is_dir {
-                        Vec::new()
-                    } else {
-                        change_names(f.unsynced_changes())
-                    },
-                })
-            })
-            .collect();
+        let files = FileRows::new(a.files, trace_ns, flushes_counted);
         let syncs = a
             .ops
             .iter()

@@ -5,6 +5,16 @@ use super::{FindingEntry, Report};
 use crate::symbolize::{call_site, Frame, StackStats};
 
 impl Report {
+    /// The stacks findings (bugs, advice, suppressed) refer to: the only ones to symbolize.
+    pub fn stack_ids(&self) -> std::collections::HashSet<crate::event::StackId> {
+        self.findings
+            .iter()
+            .chain(&self.advice)
+            .chain(self.suppressed_findings.iter().map(|s| &s.finding))
+            .filter_map(|e| e.finding.stack_id)
+            .collect()
+    }
+
     /// Gives every finding (bugs, advice, suppressed) the frames of its stack (`resolved`:
     /// every stack of the trace, by id).
     pub fn attach_stacks(&mut self, resolved: &[Arc<[Frame]>], stats: StackStats) {

@@ -48,6 +48,29 @@ pub(super) fn human_bytes(b: u64) -> String {
 /// Rows of the file table at most: beyond, the files with the most data at risk (then the
 /// most writes) are shown and the rest counted (the JSON report has every file).
 const MAX_FILE_ROWS: usize = 100;
+
+/// The first `n` of `rows` in `order` (where a stable sort of them all would put them), and
+/// how many rows there were: rows are built one at a time (see `FileRows`), and only a
+/// bounded buffer of them is held, not every row.
+pub(super) fn top_rows<T>(
+    rows: impl Iterator<Item = T>,
+    n: usize,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> (Vec<T>, usize) {
+    let mut kept = Vec::new();
+    let mut count = 0;
+    for row in rows {
+        count += 1;
+        kept.push(row);
+        if kept.len() >= 2 * n.max(1) {
+            kept.sort_by(&order);
+            kept.truncate(n);
+        }
+    }
+    kept.sort_by(&order);
+    kept.truncate(n);
+    (kept, count)
+}
 /// Width of the FILE column; a longer path gets a line of its own.
 const PATH_WIDTH: usize = 48;
 
@@ -90,17 +113,18 @@ pub fn render_text(r: &Report, show_suppressed: bool) -> String {
             "DIRTY ms",
             "UNSYNCED"
         );
-        let mut shown: Vec<&super::FileEntry> = r.files.iter().map(|f| &**f).collect();
-        if shown.len() > MAX_FILE_ROWS {
-            shown.sort_by(|a, b| {
+        let shown: Vec<super::FileEntry> = if r.files.len() > MAX_FILE_ROWS {
+            let (mut shown, _) = top_rows(r.files.iter(), MAX_FILE_ROWS, |a, b| {
                 b.unsynced_bytes
                     .cmp(&a.unsynced_bytes)
                     .then(b.writes.cmp(&a.writes))
                     .then(a.path.cmp(&b.path))
             });
-            shown.truncate(MAX_FILE_ROWS);
             shown.sort_by(|a, b| a.path.cmp(&b.path));
-        }
+            shown
+        } else {
+            r.files.iter().collect()
+        };
         for f in &shown {
             let mut path = f.path.clone();
             if f.kind == "dir" {
@@ -220,4 +244,30 @@ pub fn render_text(r: &Report, show_suppressed: bool) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_rows;
+
+    #[test]
+    fn top_rows_keep_what_a_stable_sort_of_every_row_would() {
+        // (key, position): many ties on the key, so stability shows.
+        let rows: Vec<(u64, usize)> = (0..1000).map(|i| ((i * 7919 % 13) as u64, i)).collect();
+        let order = |a: &(u64, usize), b: &(u64, usize)| b.0.cmp(&a.0);
+        for n in [0, 1, 5, 100, 999, 1000, 2000] {
+            let mut all = rows.clone();
+            all.sort_by(order);
+            all.truncate(n);
+            assert_eq!(
+                top_rows(rows.iter().copied(), n, order),
+                (all, 1000),
+                "n {n}"
+            );
+        }
+        assert_eq!(
+            top_rows(std::iter::empty::<(u64, usize)>(), 5, order),
+            (vec![], 0)
+        );
+    }
 }

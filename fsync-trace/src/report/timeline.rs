@@ -15,8 +15,10 @@ pub fn offset_s(start: u64, ns: u64) -> f64 {
     us as f64 / 1e6
 }
 
-/// The timeline: per file its dirty intervals and syncs, per directory its entry changes.
-#[derive(Clone, Debug, Serialize)]
+/// The timeline: per file its dirty intervals and syncs, per directory its entry changes
+/// (`files`, `dirs`). The lanes stay the recorded [`Timeline`] until they are written: each
+/// [`FileLane`] / [`DirLane`] is built when serialized (100,000 items: no second copy).
+#[derive(Clone, Debug)]
 pub struct TimelineEntry {
     /// The bound (`--timeline-limit`): intervals, counter readings, syncs, entry changes and
     /// lanes recorded at most.
@@ -26,8 +28,44 @@ pub struct TimelineEntry {
     /// Items left out once the bound was reached (0: nothing was cut), and from when.
     pub cut_items: u64,
     pub cut_from_s: Option<f64>,
-    pub files: Vec<FileLane>,
-    pub dirs: Vec<DirLane>,
+    timeline: Box<Timeline>,
+    /// When the trace started (ns): every offset counts from it.
+    start: u64,
+}
+
+impl Serialize for TimelineEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let lanes = self.sorted_lanes();
+        let files = lanes
+            .iter()
+            .filter(|l| !is_dir_lane(l))
+            .map(|l| file_lane(l, self.start));
+        let dirs = lanes
+            .iter()
+            .filter(|l| is_dir_lane(l))
+            .map(|l| dir_lane(l, self.start));
+        let mut st = serializer.serialize_struct("TimelineEntry", 6)?;
+        st.serialize_field("limit", &self.limit)?;
+        st.serialize_field("items", &self.items)?;
+        st.serialize_field("cut_items", &self.cut_items)?;
+        st.serialize_field("cut_from_s", &self.cut_from_s)?;
+        st.serialize_field("files", &Rows(std::cell::Cell::new(Some(files))))?;
+        st.serialize_field("dirs", &Rows(std::cell::Cell::new(Some(dirs))))?;
+        st.end()
+    }
+}
+
+/// A sequence serialized from an iterator, once.
+struct Rows<I>(std::cell::Cell<Option<I>>);
+
+impl<I: Iterator<Item = T>, T: Serialize> Serialize for Rows<I> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.take() {
+            Some(rows) => serializer.collect_seq(rows),
+            None => serializer.collect_seq(std::iter::empty::<T>()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -188,61 +226,71 @@ fn interval(start: u64, d: &Interval) -> DirtyInterval {
     }
 }
 
+/// Lanes with entry changes are directory lanes (a directory's own data is not traced).
+fn is_dir_lane(l: &Lane) -> bool {
+    l.is_dir || !l.entries.is_empty()
+}
+
+fn sync_marks(l: &Lane, start: u64) -> Vec<SyncMarkEntry> {
+    l.syncs
+        .iter()
+        .map(|s| SyncMarkEntry {
+            at_s: offset_s(start, s.enter),
+            op: s.op.name(),
+            latency_us: s.exit.saturating_sub(s.enter) / 1000,
+            errno: s.errno,
+        })
+        .collect()
+}
+
+fn file_lane(l: &Lane, start: u64) -> FileLane {
+    FileLane {
+        path: lane_path(l),
+        dev: super::dev_string(l.key.dev),
+        ino: l.key.ino,
+        dirty: l.dirty.iter().map(|d| interval(start, d)).collect(),
+        syncs: sync_marks(l, start),
+    }
+}
+
+fn dir_lane(l: &Lane, start: u64) -> DirLane {
+    let off = |ns| offset_s(start, ns);
+    DirLane {
+        path: lane_path(l),
+        dev: super::dev_string(l.key.dev),
+        ino: l.key.ino,
+        entries: l
+            .entries
+            .iter()
+            .map(|c| EntryChangeEntry {
+                at_s: off(c.at),
+                entry: c.entry.to_string(),
+                op: c.op.name(),
+                durable_s: c.durable.map(off),
+                cancelled_s: c.cancelled.map(off),
+            })
+            .collect(),
+        syncs: sync_marks(l, start),
+    }
+}
+
 impl TimelineEntry {
-    pub fn build(t: &Timeline, start: u64) -> Self {
-        let off = |ns| offset_s(start, ns);
-        let syncs = |l: &Lane| {
-            l.syncs
-                .iter()
-                .map(|s| SyncMarkEntry {
-                    at_s: off(s.enter),
-                    op: s.op.name(),
-                    latency_us: s.exit.saturating_sub(s.enter) / 1000,
-                    errno: s.errno,
-                })
-                .collect()
-        };
-        let mut lanes: Vec<&Lane> = t.lanes().collect();
-        lanes.sort_by(|a, b| a.path.cmp(&b.path).then(a.key.cmp(&b.key)));
-        let (mut files, mut dirs) = (Vec::new(), Vec::new());
-        for l in lanes {
-            let dev = super::dev_string(l.key.dev);
-            if l.is_dir || !l.entries.is_empty() {
-                dirs.push(DirLane {
-                    path: lane_path(l),
-                    dev,
-                    ino: l.key.ino,
-                    entries: l
-                        .entries
-                        .iter()
-                        .map(|c| EntryChangeEntry {
-                            at_s: off(c.at),
-                            entry: c.entry.to_string(),
-                            op: c.op.name(),
-                            durable_s: c.durable.map(off),
-                            cancelled_s: c.cancelled.map(off),
-                        })
-                        .collect(),
-                    syncs: syncs(l),
-                });
-            } else {
-                files.push(FileLane {
-                    path: lane_path(l),
-                    dev,
-                    ino: l.key.ino,
-                    dirty: l.dirty.iter().map(|d| interval(start, d)).collect(),
-                    syncs: syncs(l),
-                });
-            }
-        }
+    pub fn build(t: Box<Timeline>, start: u64) -> Self {
         TimelineEntry {
             limit: t.max_items(),
             items: t.items(),
             cut_items: t.cut.items,
-            cut_from_s: t.cut.first_ns.map(off),
-            files,
-            dirs,
+            cut_from_s: t.cut.first_ns.map(|ns| offset_s(start, ns)),
+            timeline: t,
+            start,
         }
+    }
+
+    /// The lanes in report order: by path, then by file.
+    fn sorted_lanes(&self) -> Vec<&Lane> {
+        let mut lanes: Vec<&Lane> = self.timeline.lanes().collect();
+        lanes.sort_by(|a, b| a.path.cmp(&b.path).then(a.key.cmp(&b.key)));
+        lanes
     }
 }
 

@@ -418,8 +418,7 @@ impl Session {
             let (name, cache) = procfs::block_device(dev);
             state.describe_device(dev, name, cache);
         }
-        let mut analysis = state.finish(end_ns, &counters);
-        drop(counters);
+        let mut analysis = state.finish(end_ns, counters);
         if let Some(wal) = wal {
             notes.push(format!(
                 "write-ahead-log contract (--wal): {} repl{} judged (the first socket send after each log write)",
@@ -452,7 +451,8 @@ impl Session {
         let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
         report.notes = notes;
         report.crash_at = crash_at;
-        let resolved = stacks.resolve();
+        let wanted = report.stack_ids();
+        let resolved = stacks.resolve(|id| wanted.contains(&id));
         report.attach_stacks(&resolved, stacks.stats);
         drop((stacks, resolved));
         events::log_memory("report");

@@ -50,6 +50,31 @@ pub struct Carried {
     pub last_slot: Option<(u32, FileCounters)>,
 }
 
+/// Unsynced entry changes by entry name.
+/// Names are inline up to 24 bytes (no allocation per pending entry).
+pub type PendingMap = HashMap<compact_str::CompactString, SmallVec<[PendingEntry; 1]>>;
+
+/// A directory's [`PendingMap`], allocated at its first entry change: files (nearly every
+/// state) pay one pointer instead of an empty map's 48 bytes. Reads see an empty map until
+/// then; a mutable borrow allocates it.
+#[derive(Clone, Debug, Default)]
+pub struct Pending(Option<Box<PendingMap>>);
+
+static NO_PENDING: std::sync::LazyLock<PendingMap> = std::sync::LazyLock::new(HashMap::new);
+
+impl std::ops::Deref for Pending {
+    type Target = PendingMap;
+    fn deref(&self) -> &PendingMap {
+        self.0.as_deref().unwrap_or(&NO_PENDING)
+    }
+}
+
+impl std::ops::DerefMut for Pending {
+    fn deref_mut(&mut self) -> &mut PendingMap {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct FileState {
     pub key: FileKey,
@@ -79,7 +104,7 @@ pub struct FileState {
     pub open_flags: u32,
     /// Directories: entry changes not yet synced, by entry name (each name's own changes in
     /// order): an entry change costs the same however large the directory.
-    pub pending: HashMap<Box<str>, SmallVec<[PendingEntry; 1]>>,
+    pub pending: Pending,
     /// Counters of reclaimed kernel slots (long runs).
     pub carried: Option<Box<Carried>>,
     /// Last event that touched the file (ns), for releasing idle files in long runs.

@@ -37,7 +37,7 @@ pub struct Analysis {
 
 impl<R: Resolver> DurabilityState<R> {
     /// Ends the trace at `end_ns` with the kernel's final per-file counters.
-    pub fn finish(mut self, end_ns: u64, counters: &FinalCounters) -> Analysis {
+    pub fn finish(mut self, end_ns: u64, counters: FinalCounters) -> Analysis {
         // Not needed any more, and this is the trace's memory peak: the name index (the names
         // themselves stay, shared with the file states).
         drop(std::mem::take(&mut self.paths));
@@ -67,11 +67,11 @@ impl<R: Resolver> DurabilityState<R> {
                 .map(|(k, d)| (k, d.clone()))
                 .collect()
         });
-        let mut files = std::mem::take(&mut self.past_lives);
-        for (_, mut f) in self.files.drain() {
-            let slot = counters.get(&f.key).copied().unwrap_or_default();
+        let past_lives = std::mem::take(&mut self.past_lives);
+        let timeline = &mut self.timeline;
+        let mut close = |mut f: Box<FileState>, slot: FileCounters| {
             let c = f.absolute(&slot);
-            if let Some(t) = &mut self.timeline {
+            if let Some(t) = timeline {
                 let abs = super::timeline::Count {
                     writes: c.writes,
                     bytes: c.bytes + c.mapped_dirty_pages * fsync_trace_common::PAGE_SIZE,
@@ -94,10 +94,40 @@ impl<R: Resolver> DurabilityState<R> {
             }
             // Removed files too: SQLite deletes its WAL at close, and its syncs cost the same.
             findings.extend(advice(&f, trace_ns));
-            files.push((f, c));
+            (f, c)
+        };
+        // Every file with counters, built in the counters' own array (a map over a consumed
+        // Vec collects in place): 100,000 files need no second array at the peak.
+        let files_map = &mut self.files;
+        let mut files: Vec<(Box<FileState>, FileCounters)> = counters
+            .0
+            .into_iter()
+            .filter_map(|(key, slot)| Some(close(files_map.remove(&key)?, slot)))
+            .collect();
+        // Then the files the kernel kept no counters for (directories, files only opened).
+        files.reserve_exact(self.files.len());
+        for (_, f) in self.files.drain() {
+            files.push(close(f, FileCounters::default()));
+        }
+        let past = past_lives.len();
+        if past > 0 {
+            // Earlier lives first (see the stable sort below).
+            let mut all = past_lives;
+            all.append(&mut files);
+            files = all;
         }
         findings.sort_by(Finding::report_order);
-        files.sort_by(|a, b| a.0.path.cmp(&b.0.path).then(a.0.key.cmp(&b.0.key)));
+        let order = |a: &(Box<FileState>, FileCounters), b: &(Box<FileState>, FileCounters)| {
+            a.0.path.cmp(&b.0.path).then(a.0.key.cmp(&b.0.key))
+        };
+        if past == 0 {
+            // Keys are unique, so the order is total: an unstable sort gives the same order
+            // without a stable sort's buffer of half the array (megabytes with 100,000 files).
+            files.sort_unstable_by(order);
+        } else {
+            // An earlier life can share its key (and path) with the current one: it stays first.
+            files.sort_by(order);
+        }
         Analysis {
             files,
             findings,

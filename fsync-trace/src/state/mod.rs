@@ -61,7 +61,7 @@ struct Mapping {
 
 /// The kernel's per-file counters at the end of a trace, sorted by file: a flat array (with
 /// 100,000 files, a hash table and its growth would be the peak of the tracer's memory).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct FinalCounters(Vec<(FileKey, FileCounters)>);
 
 impl FinalCounters {

@@ -367,9 +367,7 @@ impl<R: Resolver> DurabilityState<R> {
 
 /// Entry names of a directory's pending changes with their last change and change count,
 /// sorted by name.
-pub fn pending_by_name(
-    pending: &std::collections::HashMap<Box<str>, SmallVec<[PendingEntry; 1]>>,
-) -> Vec<(&str, &PendingEntry, u64)> {
+pub fn pending_by_name(pending: &super::file::PendingMap) -> Vec<(&str, &PendingEntry, u64)> {
     let mut v: Vec<(&str, &PendingEntry, u64)> = pending
         .iter()
         .filter_map(|(name, changes)| Some((&**name, changes.last()?, changes.len() as u64)))

@@ -308,8 +308,11 @@ impl Stacks {
         self.maps.remove(&pid);
     }
 
-    /// Every kept stack symbolized, by id (index), innermost frame first.
-    pub fn resolve(&mut self) -> Vec<Arc<[Frame]>> {
+    /// The kept stacks that `wanted` asks for symbolized, by id (index; the others empty),
+    /// innermost frame first. Only the stacks of reported findings are symbolized: loading
+    /// symbols and DWARF lines of every module costs megabytes a trace without findings
+    /// does not need.
+    pub fn resolve(&mut self, wanted: impl Fn(StackId) -> bool) -> Vec<Arc<[Frame]>> {
         let mut r = resolve::Resolver::default();
         let placed: Vec<Arc<[RawFrame]>> = self
             .stacks
@@ -326,7 +329,15 @@ impl Stacks {
             .count() as u64;
         placed
             .iter()
-            .map(|raw| raw.iter().flat_map(|f| r.frames(f).to_vec()).collect())
+            .enumerate()
+            .map(|(i, raw)| {
+                let id = StackId(u32::try_from(i).unwrap_or(u32::MAX));
+                if wanted(id) {
+                    raw.iter().flat_map(|f| r.frames(f).to_vec()).collect()
+                } else {
+                    Arc::from([])
+                }
+            })
             .collect()
     }
 

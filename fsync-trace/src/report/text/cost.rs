@@ -14,25 +14,23 @@ fn ms(us: u64) -> String {
 }
 
 pub fn render_cost(out: &mut String, r: &Report) {
-    let mut files: Vec<&super::super::FileEntry> = r
+    let synced = r
         .files
         .iter()
-        .map(|f| &**f)
-        .filter(|f| f.sync_time_us > 0 || f.cost.writes_per_sync.syncs > 0)
-        .collect();
-    if files.is_empty() {
-        return;
-    }
-    files.sort_by(|a, b| {
+        .filter(|f| f.sync_time_us > 0 || f.cost.writes_per_sync.syncs > 0);
+    let (files, count) = super::top_rows(synced, MAX_COST_ROWS, |a, b| {
         b.sync_time_us
             .cmp(&a.sync_time_us)
             .then(a.path.cmp(&b.path))
     });
+    if files.is_empty() {
+        return;
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
         "Cost of durability ({} file(s) synced; where syncs took longest):",
-        files.len()
+        count
     );
     let _ = writeln!(
         out,
@@ -70,11 +68,11 @@ pub fn render_cost(out: &mut String, r: &Report) {
                 .map_or_else(|| "-".to_string(), |c| format!("{c:.0}")),
         );
     }
-    if files.len() > MAX_COST_ROWS {
+    if count > MAX_COST_ROWS {
         let _ = writeln!(
             out,
             "... and {} more synced file(s) (every file is in --json)",
-            files.len() - MAX_COST_ROWS
+            count - MAX_COST_ROWS
         );
     }
     let _ = writeln!(

@@ -84,7 +84,7 @@ fn a_sync_after_a_truncate_or_fallocate_is_not_redundant() {
         s.apply(changed(40, change, 1, 100));
         s.apply(sync_c(50, 60, 1, 100)); // needed: the change
         s.apply(sync_c(70, 80, 1, 100)); // nothing since
-        let a = s.finish(100, &final_counters(1, 1, 0));
+        let a = s.finish(100, final_counters(1, 1, 0));
         assert_eq!(redundant(&a), 1, "{change:?}");
         assert!(a
             .findings
@@ -101,7 +101,7 @@ fn without_the_change_the_same_sync_is_redundant() {
     }
     s.apply(sync_c(50, 60, 1, 100));
     s.apply(sync_c(70, 80, 1, 100));
-    let a = s.finish(100, &final_counters(0, 0, 0));
+    let a = s.finish(100, final_counters(0, 0, 0));
     assert_eq!(redundant(&a), 2);
 }
 
@@ -118,7 +118,7 @@ fn an_unsynced_truncate_is_at_risk_with_zero_bytes_and_named() {
     assert_eq!(now.files.len(), 1);
     assert_eq!(now.files[0].written.bytes, 0);
     assert_eq!(now.files[0].changes, Change::Truncate.bit());
-    let a = s.finish(100, &counters);
+    let a = s.finish(100, counters);
     let f = a
         .findings
         .iter()
@@ -148,7 +148,7 @@ fn unsynced_writes_and_a_fallocate_are_named_together() {
     s.apply(open(1, F, "/d/f", false));
     s.apply(dirty(10, F, 0, 0));
     s.apply(changed(20, Change::Fallocate, 1, 100));
-    let a = s.finish(100, &final_counters(0, 1, 0));
+    let a = s.finish(100, final_counters(0, 1, 0));
     let f = &a.findings[0];
     assert_eq!(f.kind, FindingKind::UnsyncedWrite);
     assert_eq!((f.unsynced_bytes, f.unsynced_writes), (Some(100), Some(1)));
@@ -173,7 +173,7 @@ fn a_sync_covers_the_change_only_if_it_entered_after_it() {
     // nothing to make durable when it began.
     s.apply(changed(40, Change::Truncate, 1, 100));
     s.apply(sync_c(35, 50, 1, 100));
-    let a = s.finish(100, &final_counters(1, 0, 0));
+    let a = s.finish(100, final_counters(1, 0, 0));
     assert_eq!(
         kinds(&a),
         [
@@ -192,7 +192,7 @@ fn truncate_by_path_finds_a_known_file() {
     s.apply(truncate_path(40, "f", 7));
     // Not the file: nothing happens to it (NoResolver finds no other file).
     s.apply(truncate_path(41, "other", 0));
-    let a = s.finish(100, &final_counters(0, 0, 0));
+    let a = s.finish(100, final_counters(0, 0, 0));
     let f = file(&a, F);
     assert_eq!((f.path_truncates, f.path_truncate_len), (1, Some(7)));
     assert_eq!(a.files.len(), 1, "no state for an unknown path");
@@ -213,7 +213,7 @@ fn a_sync_after_truncate_by_path_is_needed() {
     }
     s.apply(truncate_path(40, "f", 0));
     s.apply(sync_c(50, 60, 1, 100));
-    let a = s.finish(100, &final_counters(0, 0, 0));
+    let a = s.finish(100, final_counters(0, 0, 0));
     assert_eq!(redundant(&a), 0);
     assert!(a.findings.is_empty(), "{:?}", kinds(&a));
 }

@@ -57,7 +57,7 @@ fn one_sync_per_small_write_is_advice_with_exact_figures() {
             (i + 1) * 100,
         ));
     }
-    let a = s.finish(5_000_000_000, &counters(25, 2500));
+    let a = s.finish(5_000_000_000, counters(25, 2500));
     let c = cost_of(&a, F);
     assert_eq!((c.calls, c.sync_ns), (25, 25_000_000));
     assert_eq!(
@@ -110,7 +110,7 @@ fn batched_syncs_are_not_advice() {
             (i + 1) * 1600,
         ));
     }
-    let a = s.finish(10_000, &counters(400, 40_000));
+    let a = s.finish(10_000, counters(400, 40_000));
     let c = cost_of(&a, F);
     assert_eq!(
         (c.writes_per_sync.median(), c.bytes_per_sync.max()),
@@ -139,7 +139,7 @@ fn a_sync_with_nothing_to_make_durable_is_redundant() {
     // A failure forgets the durable point: the retry is not judged.
     s.apply(sync(18, 19, SyncOp::Fsync, Some(F), -5));
     s.apply(sync_c(20, 21, SyncOp::Fsync, F, 4, 400));
-    let a = s.finish(100, &counters(4, 400));
+    let a = s.finish(100, counters(4, 400));
     let c = cost_of(&a, F);
     assert_eq!((c.calls, c.redundant, c.redundant_ns), (7, 2, 5));
     assert_eq!(c.writes_per_sync.count(), 6);
@@ -176,7 +176,7 @@ fn data_written_while_a_sync_ran_makes_the_next_sync_needed() {
     s.apply(sync_c(10, 20, SyncOp::Fsync, F, 2, 200));
     // ...so this one sees no new writes in the counters, but that data was dirty before it.
     s.apply(sync_c(30, 31, SyncOp::Fsync, F, 2, 200));
-    let a = s.finish(100, &counters(2, 200));
+    let a = s.finish(100, counters(2, 200));
     assert_eq!(cost_of(&a, F).redundant, 0);
     assert_eq!(kinds(&a), []);
 }
@@ -189,7 +189,7 @@ fn a_directory_sync_is_redundant_only_without_entry_changes() {
     s.apply(open(4, F, "/d/new", true)); // entry created
     s.apply(sync_c(5, 6, SyncOp::Fsync, DIR, 0, 0)); // needed
     s.apply(sync_c(7, 8, SyncOp::Fsync, DIR, 0, 0)); // redundant
-    let a = s.finish(100, &FinalCounters::default());
+    let a = s.finish(100, FinalCounters::default());
     assert_eq!(cost_of(&a, DIR).redundant, 1);
     assert_eq!(kinds(&a), [(FindingKind::RedundantSync, 1)]);
     assert!(a.findings[0].message.contains("no entry created"));
@@ -203,7 +203,7 @@ fn sync_and_syncfs_leave_no_base_to_judge_against() {
     s.apply(sync_c(3, 4, SyncOp::Fsync, F, 1, 100));
     s.apply(sync(5, 6, SyncOp::Sync, None, 0));
     s.apply(sync_c(7, 8, SyncOp::Fsync, F, 1, 100));
-    let a = s.finish(100, &counters(1, 100));
+    let a = s.finish(100, counters(1, 100));
     assert_eq!(cost_of(&a, F).redundant, 0);
 }
 
@@ -215,6 +215,6 @@ fn overlapping_syncs_of_one_file_are_counted() {
     // Two threads: [10, 50) and [20, 30) overlap.
     s.apply(sync_c(20, 30, SyncOp::Fdatasync, F, 1, 100));
     s.apply(sync_c(10, 50, SyncOp::Fdatasync, F, 1, 100));
-    let a = s.finish(100, &counters(1, 100));
+    let a = s.finish(100, counters(1, 100));
     assert_eq!(cost_of(&a, F).in_flight.max(), 2);
 }

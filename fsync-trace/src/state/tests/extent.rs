@@ -62,7 +62,7 @@ fn traced(
     }
     s.timeline_readings(now, c);
     let at = s.at_risk_now(now, c);
-    (at, s.finish(end, c))
+    (at, s.finish(end, c.clone()))
 }
 
 fn extent_now(a: &AtRisk, key: FileKey) -> Extent {

@@ -180,7 +180,7 @@ fn a_reused_inode_number_starts_a_fresh_history() {
         s.apply(e);
     }
     assert_eq!(s.take_slot_work().free, vec![7]);
-    let a = s.finish(100, &counters(&[(F, 1, 100)]).into());
+    let a = s.finish(100, counters(&[(F, 1, 100)]).into());
     let lives: Vec<&(Box<FileState>, FileCounters)> =
         a.files.iter().filter(|(f, _)| f.key == F).collect();
     assert_eq!(lives.len(), 2);
@@ -223,7 +223,7 @@ fn reclaimed_slots_carry_their_counters() {
         *slot = 9;
     }
     s.apply(d);
-    let a = s.finish(100, &counters(&[(F, 2, 20)]).into());
+    let a = s.finish(100, counters(&[(F, 2, 20)]).into());
     let (f, total) = a.files.iter().find(|(f, _)| f.key == F).unwrap();
     assert_eq!((total.writes, total.bytes), (5, 320));
     assert_eq!(f.unsynced(&counters(&[(F, 2, 20)])[&F]), (2, 20, 0));
@@ -249,7 +249,7 @@ fn a_dirty_record_from_a_reclaimed_slot_keeps_its_base() {
     }
     s.apply(d);
     // The new slot has nothing yet: 1 write of 10 bytes unsynced (the 4th write, old slot).
-    let a = s.finish(100, &counters(&[]).into());
+    let a = s.finish(100, counters(&[]).into());
     assert_eq!(a.findings[0].unsynced_writes, Some(1));
     assert_eq!(a.findings[0].unsynced_bytes, Some(10));
 }
@@ -277,7 +277,7 @@ fn idle_durable_files_are_released_beyond_the_bound_and_counted() {
     let work = s.take_slot_work();
     assert_eq!(work.detach.len(), 66);
     assert!(work.detach.contains(&key(0)) && !work.detach.contains(&key(198)));
-    let a = s.finish(10_000, &counters(&[]).into());
+    let a = s.finish(10_000, counters(&[]).into());
     assert_eq!(a.released.files, 66);
     assert_eq!(
         a.findings
@@ -304,7 +304,7 @@ fn creates_and_removals_in_a_huge_directory_cancel_by_name() {
     for i in 0..50_000u64 {
         s.apply(ns(100_000 + i, NamespaceOp::Unlink, &format!("f{i}"), None));
     }
-    let a = s.finish(1_000_000, &counters(&[]).into());
+    let a = s.finish(1_000_000, counters(&[]).into());
     assert!(a.findings.is_empty());
     assert!(a
         .files

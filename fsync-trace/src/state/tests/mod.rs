@@ -101,7 +101,7 @@ pub(super) fn run(events: Vec<Event>, end: u64, c: &[(FileKey, u64, u64)]) -> An
     for e in events {
         s.apply(e);
     }
-    s.finish(end, &counters(c).into())
+    s.finish(end, counters(c).into())
 }
 
 pub(super) fn kinds(a: &Analysis) -> Vec<(FindingKind, String, Option<String>)> {

@@ -161,7 +161,7 @@ fn msync_ms_sync_over_a_mapping_makes_the_file_durable() {
     for e in miss {
         s.apply(e);
     }
-    let a = s.finish(100, &c.into());
+    let a = s.finish(100, c.into());
     assert_eq!(
         kinds(&a),
         vec![(FindingKind::UnsyncedWrite, "/d/f".into(), None)]
@@ -438,7 +438,7 @@ fn forks_and_exits_are_tracked() {
         },
         kind: EventKind::Exit,
     });
-    let a = s.finish(3, &HashMap::new().into());
+    let a = s.finish(3, HashMap::new().into());
     let p: Vec<_> = a
         .processes
         .iter()

@@ -11,7 +11,7 @@ fn traced(events: Vec<crate::event::Event>, end: u64, c: &[(FileKey, u64, u64)])
     for e in events {
         s.apply(e);
     }
-    *s.finish(end, &counters(c).into())
+    *s.finish(end, counters(c).into())
         .timeline
         .expect("timeline recorded")
 }

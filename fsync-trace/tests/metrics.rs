@@ -14,6 +14,10 @@
 #[path = "support/bins.rs"]
 mod bins;
 use bins::workload;
+#[path = "support/cgroup.rs"]
+#[allow(dead_code)]
+mod cgroup;
+use cgroup::Subtree;
 
 use std::{
     io::{Read, Write},
@@ -426,27 +430,7 @@ fn promtool_accepts_a_scrape() {
         !text.contains("# EOF"),
         "classic text for a client without Accept: openmetrics"
     );
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (install with scripts/setup.sh)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty(),
-        "promtool check metrics: {}\n{}{}\n--- scrape ---\n{text}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check(&text);
     let om = http_get(
         tracer.addr,
         "/metrics",
@@ -621,6 +605,31 @@ fn prometheus_sees_each_reply_sent_before_the_log_was_durable() {
     assert!(p99 > 0.0 && p99 < 1.0, "p99 {p99}");
     sh.say("done");
     assert_eq!(tracer.wait(), 0);
+}
+
+/// `promtool check metrics` accepts `text` and prints nothing.
+fn promtool_check(text: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (install with scripts/setup.sh)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "promtool check metrics: {}\n{}{}\n--- scrape ---\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[path = "metrics/labels.rs"]

@@ -138,6 +138,7 @@ impl Session {
             tracer,
             state,
             live,
+            forked,
             exporter,
             live_ui,
             wal,
@@ -181,12 +182,11 @@ impl Session {
                     }
                     live.insert(*child);
                     describe(state, *child);
-                    // Gone before /proc was read (a short `touch`): it started in its parent's
-                    // cgroup, which is what its metric labels need.
-                    if state.workload_of(*child).is_none() {
-                        let parent = state.workload_of(ev.actor.pid).cloned();
-                        state.label_process(*child, parent);
-                    }
+                    forked.insert(*child);
+                    // Gone before /proc was read (a short `touch`): its parent is the record's,
+                    // and its labels are its parent's (`workload_of` looks there), read when
+                    // used, so a parent relabeled later (`forked`) counts.
+                    state.describe_process(*child, None, None, Some(ev.actor.pid));
                 }
                 EventKind::Exit => {
                     if !state.knows_process(ev.actor.pid) {
@@ -194,6 +194,7 @@ impl Session {
                         stacks.on_first_sight(ev.actor.pid);
                     }
                     live.remove(&ev.actor.pid);
+                    forked.remove(&ev.actor.pid);
                     stacks.forget_process(ev.actor.pid);
                 }
                 _ => {
@@ -201,6 +202,10 @@ impl Session {
                     if state.wants_description(ev.actor.pid) {
                         describe(state, ev.actor.pid);
                         stacks.on_first_sight(ev.actor.pid);
+                    } else if forked.remove(&ev.actor.pid) {
+                        if let Some(w) = crate::cgroup::of_pid(ev.actor.pid) {
+                            state.label_process(ev.actor.pid, Some(w));
+                        }
                     }
                 }
             }

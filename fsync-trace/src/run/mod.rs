@@ -172,6 +172,10 @@ struct Session {
     clock: Clock,
     /// Traced processes still running (the trace ends when none is left, but with --all).
     live: HashSet<u32>,
+    /// Children labeled with their cgroup at fork, read again at their first other record: a
+    /// container runtime (or a shell writing `cgroup.procs`) moves its child into the
+    /// container's cgroup after the fork. Emptied as they act or exit.
+    forked: HashSet<u32>,
     /// The command started with `--`.
     child: Option<u32>,
     exporter: Option<Exporter>,
@@ -245,6 +249,7 @@ impl Session {
             state,
             clock,
             live: HashSet::new(),
+            forked: HashSet::new(),
             child: None,
             exporter: None,
             live_ui: None,

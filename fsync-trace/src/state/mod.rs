@@ -379,9 +379,18 @@ impl<R: Resolver> DurabilityState<R> {
         }
     }
 
-    /// Process `pid`'s cgroup, container and pod, if known (metric labels).
+    /// Process `pid`'s cgroup, container and pod, if known (metric labels); else its nearest
+    /// known ancestor's (a child gone before /proc was read started in its parent's cgroup).
     pub fn workload_of(&self, pid: u32) -> Option<&crate::cgroup::Workload> {
-        self.processes.get(&pid)?.workload.as_ref()
+        let mut p = self.processes.get(&pid)?;
+        // Bounded: a parent chain read from /proc cannot loop, but pids are reused.
+        for _ in 0..8 {
+            if let Some(w) = &p.workload {
+                return Some(w);
+            }
+            p = self.processes.get(&p.parent?)?;
+        }
+        None
     }
 
     /// True if the caller should read process `pid` from /proc: it is unknown, or (once) it is

@@ -7,32 +7,9 @@ use super::support::*;
 const ID: &str = "4f1c9b2e8d7a6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170615f4e3";
 const POD: &str = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";
 
-/// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on hybrid hosts).
-fn cgroup2_root() -> String {
-    std::fs::read_to_string("/proc/mounts")
-        .expect("/proc/mounts")
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_string())
-        })
-        .expect("a cgroup2 mount")
-}
-
-/// Removes the subtree (leaf first) when the test ends.
-struct Subtree(Vec<String>);
-impl Drop for Subtree {
-    fn drop(&mut self) {
-        for d in self.0.iter().rev() {
-            let _ = std::fs::remove_dir(d);
-        }
-    }
-}
-
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn processes_carry_their_cgroup_container_and_pod() {
-    let root = cgroup2_root();
     let top = format!("fsync-trace-test-{}", std::process::id());
     let rel = [
         top.clone(),
@@ -41,15 +18,8 @@ fn processes_carry_their_cgroup_container_and_pod() {
         format!("kubepods-besteffort-pod{}.slice", POD.replace('-', "_")),
         format!("cri-containerd-{ID}.scope"),
     ];
-    let mut dirs = Vec::new();
-    let mut path = root.clone();
-    for seg in &rel {
-        path = format!("{path}/{seg}");
-        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {path}: {e}"));
-        dirs.push(path.clone());
-    }
-    let _cleanup = Subtree(dirs);
-    let procs = format!("{path}/cgroup.procs");
+    let tree = Subtree::new(&rel.join("/"));
+    let procs = format!("{}/cgroup.procs", tree.dir(&rel.join("/")));
     let (_g, d) = tempdir();
     let args = os(&["--", workload(), "good", &d]);
     let (out, report) = trace_with(&args, |cmd| {
@@ -74,11 +44,13 @@ fn processes_carry_their_cgroup_container_and_pod() {
 #[test]
 #[ignore = "needs root: cargo xtask integration"]
 fn cgroup_option_traces_the_processes_in_it() {
-    let root = cgroup2_root();
-    let top = format!("{root}/fsync-trace-test-cg-{}", std::process::id());
-    let leaf = format!("{top}/app");
-    std::fs::create_dir_all(&leaf).expect("mkdir cgroup");
-    let _cleanup = Subtree(vec![top.clone(), leaf.clone()]);
+    let top_rel = format!("fsync-trace-test-cg-{}", std::process::id());
+    let tree = Subtree::new(&format!("{top_rel}/app"));
+    let (root, top, leaf) = (
+        tree.root.clone(),
+        tree.dir(&top_rel),
+        tree.dir(&format!("{top_rel}/app")),
+    );
     let (_g, d) = tempdir();
     // Joins the leaf, waits for the tracer to attach (loading takes a second or two on a busy
     // host), then becomes the workload (same pid).

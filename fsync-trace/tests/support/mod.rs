@@ -15,6 +15,7 @@ use std::{
 };
 
 mod bins;
+mod cgroup;
 mod kernel;
 mod report;
 mod table;
@@ -23,6 +24,8 @@ pub use serde_json::Value;
 pub use tempfile::TempDir;
 
 pub use bins::workload;
+#[allow(unused_imports)]
+pub use cgroup::{cgroup2_root, Subtree};
 // Not every suite uses every part of the harness.
 #[allow(unused_imports)]
 pub use kernel::*;

@@ -462,3 +462,23 @@ fn ack_lags_and_broken_acks_are_counted_under_the_given_workload() {
         Some(1.0)
     );
 }
+
+/// A process whose cgroup was never read (gone before /proc was) takes its nearest labeled
+/// ancestor's, read when used: a parent relabeled later counts.
+#[test]
+fn a_process_without_a_cgroup_takes_its_ancestors() {
+    let mut state = DurabilityState::new(NoResolver);
+    state.add_process(10, "sh");
+    state.describe_process(11, Some("child".into()), None, Some(10));
+    state.describe_process(12, Some("grandchild".into()), None, Some(11));
+    assert!(state.workload_of(12).is_none());
+    state.label_process(10, Some(workload(&k8s(POD_A, ID_A))));
+    let w = state.workload_of(12).expect("the shell's");
+    assert_eq!(w.container.as_deref(), Some(ID_A));
+    state.label_process(12, Some(workload("/system.slice/cron.service")));
+    assert_eq!(
+        state.workload_of(12).map(|w| w.cgroup.as_str()),
+        Some("/system.slice/cron.service")
+    );
+    assert!(state.workload_of(99).is_none(), "unknown process");
+}

@@ -63,8 +63,14 @@ pub struct Cli {
     #[arg(long)]
     pub no_stacks: bool,
 
-    /// Do not track where unsynced data lies (`dirty_extent` is null everywhere): saves the
-    /// write path one kernel read per write (about 30 ns).
+    /// Track where unsynced data lies (`dirty_extent`) in every report. On by itself with
+    /// --crash-at, --html and --live, the outputs about what a power cut loses; costs the write
+    /// path one kernel read per write (the write storm: about 1.27x -> 1.43x untraced).
+    #[arg(long, conflicts_with = "no_dirty_extent")]
+    pub dirty_extent: bool,
+
+    /// Never track where unsynced data lies (`dirty_extent` is null everywhere), not even with
+    /// --crash-at, --html or --live.
     #[arg(long)]
     pub no_dirty_extent: bool,
 
@@ -246,6 +252,13 @@ pub enum Target {
 }
 
 impl Cli {
+    /// Whether the kernel keeps write positions: asked for, or an output about what a power
+    /// cut loses (--crash-at, --html, --live), unless --no-dirty-extent.
+    pub fn dirty_extent_on(&self) -> bool {
+        !self.no_dirty_extent
+            && (self.dirty_extent || !self.crash_at.is_empty() || self.html.is_some() || self.live)
+    }
+
     /// `--cgroup PATH` becomes `-p` for every process in it, with children followed (the
     /// kernel side's process filter, fed from `cgroup.procs` and the fork hook: a cgroup-id
     /// check would cost every hook of every process a helper call).
@@ -289,6 +302,29 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("fsync-trace").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn dirty_extent_is_on_for_the_what_if_outputs_or_when_asked() {
+        let on = |args: &[&str]| {
+            let mut v = vec!["fsync-trace"];
+            v.extend_from_slice(args);
+            v.extend_from_slice(&["--", "true"]);
+            Cli::try_parse_from(v).expect("parses").dirty_extent_on()
+        };
+        assert!(!on(&[]));
+        assert!(on(&["--dirty-extent"]));
+        assert!(on(&["--crash-at", "1"]));
+        assert!(on(&["--html", "x.html"]));
+        assert!(!on(&["--crash-at", "1", "--no-dirty-extent"]));
+        assert!(Cli::try_parse_from([
+            "fsync-trace",
+            "--dirty-extent",
+            "--no-dirty-extent",
+            "--",
+            "true"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -219,7 +219,7 @@ impl Session {
             ring_buffer_mib: cli.ring_buffer_mib,
             wal: wal.is_some(),
             no_stacks: cli.no_stacks,
-            no_dirty_extent: cli.no_dirty_extent,
+            no_dirty_extent: !cli.dirty_extent_on(),
         });
         // The maps exist now; a traced command must not inherit the raised limit.
         restore_memlock_limit(memlock);

@@ -97,7 +97,13 @@ fn the_dirty_extent_tells_overwrites_from_new_data() {
     let again = format!("{d}/again");
     std::fs::create_dir(&again).expect("mkdir");
     let text = run(
-        std::process::Command::new(TRACER).args(["--", workload(), "overwrite", &again]),
+        std::process::Command::new(TRACER).args([
+            "--dirty-extent",
+            "--",
+            workload(),
+            "overwrite",
+            &again,
+        ]),
         "fsync-trace (text report)",
     );
     assert_eq!(text.code, 0, "stderr: {}", text.stderr);
@@ -151,4 +157,19 @@ fn no_dirty_extent_keeps_the_bytes_and_reports_no_extent() {
         "{}",
         r.pretty()
     );
+}
+
+/// Without an output about what a power cut loses (or `--dirty-extent`), positions are not
+/// kept: the same bytes, no extent (and the write path pays nothing for it).
+#[test]
+#[ignore = "needs root: cargo xtask integration"]
+fn a_plain_run_keeps_no_extent() {
+    let (_g, d) = tempdir();
+    let (out, r) = trace(&os(&["--", workload(), "overwrite", &d]));
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let r = r.expect("report");
+    r.assert_complete();
+    let f = r.file(&format!("{d}/overwrite.dat"));
+    assert_eq!(Report::u64_at(f, "unsynced_bytes"), 4_096_000, "{f}");
+    assert!(f["dirty_extent"].is_null(), "{f}");
 }

@@ -34,7 +34,8 @@ pub fn table_mismatches(sc: &Scenario, dir: &str, report: &Report) -> Vec<String
 /// (guard, dir, report).
 pub fn run_table_scenario(sc: &Scenario) -> (TempDir, String, Report) {
     let (g, d) = tempdir();
-    let mut args = Vec::new();
+    // The table checks extents: on, as the VM suite runs it.
+    let mut args = os(&["--dirty-extent"]);
     if let Some(glob) = sc.wal_glob() {
         args.extend(os(&["--wal", glob]));
     }

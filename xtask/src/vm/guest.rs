@@ -35,7 +35,7 @@ run() {{
   mkdir -p $d
   sync
   a=$(cut -d' ' -f1 /proc/uptime)
-  timeout 90 /bin/fsync-trace --tier $t -v ${{FT_WAL:+--wal "$FT_WAL"}} --json -o /tmp/report.json -- /bin/fsync-trace-workload $s $d "$@" >/dev/null 2>/tmp/err.txt
+  timeout 90 /bin/fsync-trace --tier $t -v --dirty-extent ${{FT_WAL:+--wal "$FT_WAL"}} --json -o /tmp/report.json -- /bin/fsync-trace-workload $s $d "$@" >/dev/null 2>/tmp/err.txt
   rc=$?
   b=$(cut -d' ' -f1 /proc/uptime)
   echo "{MARK} begin $t $s rc=$rc start=$a end=$b"

@@ -157,6 +157,10 @@ pub struct RecordHeader {
     pub ts_ns: u64,
     /// That task's command name (`comm`), NUL-padded.
     pub comm: [u8; TASK_COMM_LEN],
+    /// That task's cgroup v2 id (`bpf_get_current_cgroup_id`: the inode number of its cgroup
+    /// directory), read when the record was made: a process gone before userspace could read
+    /// `/proc/<pid>/cgroup` keeps the cgroup it acted in (metric labels).
+    pub cgroup_id: u64,
 }
 
 /// Return addresses kept per user stack (innermost first).
@@ -652,15 +656,18 @@ pub struct UringRecord {
 
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
 const _: () = assert!(core::mem::size_of::<FileCounters>() == 112);
-const _: () = assert!(core::mem::size_of::<RecordHeader>() == 40);
-const _: () = assert!(core::mem::size_of::<DirtyRecord>() == 40 + 16 + 24 + 16 + 16);
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == 48);
+/// Every record starts with its header: the size checks below count from there.
+pub(crate) const HEADER_BYTES: usize = core::mem::size_of::<RecordHeader>();
+const _: () = assert!(core::mem::size_of::<DirtyRecord>() == HEADER_BYTES + 16 + 24 + 16 + 16);
 const _: () = assert!(core::mem::size_of::<NameRecord>().is_multiple_of(8));
 const _: () = assert!(NAMESPACE_ONE_NAME_LEN.is_multiple_of(8));
-const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40 + 8 + 8 + 8 + 16 + 8 + 24 + 32);
+const _: () =
+    assert!(core::mem::size_of::<SyncRecord>() == HEADER_BYTES + 8 + 8 + 8 + 16 + 8 + 24 + 32);
 const _: () = assert!(core::mem::size_of::<OpenRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<TruncatePathRecord>().is_multiple_of(8));
-const _: () = assert!(core::mem::size_of::<MmapRecord>() == 40 + 16 + 40 + 8);
+const _: () = assert!(core::mem::size_of::<MmapRecord>() == HEADER_BYTES + 16 + 40 + 8);
 const _: () = assert!(core::mem::size_of::<InflightCall>() == 40);
 
 /// [`DeviceFlushRecord::what`]: a cache flush request (`REQ_OP_FLUSH`).
@@ -681,9 +688,9 @@ pub struct DeviceFlushRecord {
     /// [`DEVICE_FLUSH`] or [`DEVICE_FUA_WRITE`].
     pub what: u32,
 }
-const _: () = assert!(core::mem::size_of::<UringRecord>() == 40 + 16 + 16);
+const _: () = assert!(core::mem::size_of::<UringRecord>() == HEADER_BYTES + 16 + 16);
 const _: () = assert!(
     core::mem::size_of::<StackRecord>()
-        == 40 + 16 + 8 * (STACK_FRAMES + STACK_SP_WORDS) + 32 * STACK_FRAMES
+        == HEADER_BYTES + 16 + 8 * (STACK_FRAMES + STACK_SP_WORDS) + 32 * STACK_FRAMES
 );
 const _: () = assert!(core::mem::size_of::<BuildIdFrame>() == 32);

@@ -103,6 +103,7 @@ pub unsafe fn fill_header(hdr: *mut RecordHeader, kind: RecordKind) {
         (*hdr).stack = 0;
         (*hdr).ts_ns = bpf_ktime_get_ns();
         (*hdr).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        (*hdr).cgroup_id = generated::bpf_get_current_cgroup_id();
     }
 }
 

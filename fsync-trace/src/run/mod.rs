@@ -176,6 +176,8 @@ struct Session {
     /// container runtime (or a shell writing `cgroup.procs`) moves its child into the
     /// container's cgroup after the fork. Emptied as they act or exit.
     forked: HashSet<u32>,
+    /// Cgroup ids of records to the workloads they name.
+    cgroup_ids: crate::cgroup::Ids,
     /// The command started with `--`.
     child: Option<u32>,
     exporter: Option<Exporter>,
@@ -250,6 +252,7 @@ impl Session {
             clock,
             live: HashSet::new(),
             forked: HashSet::new(),
+            cgroup_ids: crate::cgroup::Ids::new(),
             child: None,
             exporter: None,
             live_ui: None,

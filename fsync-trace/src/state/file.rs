@@ -260,6 +260,8 @@ pub struct ProcessInfo {
     pub cost: Option<Box<SyncCost>>,
     /// Its cgroup, container and pod (read from /proc with its name).
     pub workload: Option<crate::cgroup::Workload>,
+    /// The cgroup v2 id its latest record carried (0: none yet); `workload` follows it.
+    pub cgroup_id: u64,
 }
 
 /// Sync calls of one thread.

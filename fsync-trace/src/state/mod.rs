@@ -379,6 +379,18 @@ impl<R: Resolver> DurabilityState<R> {
         }
     }
 
+    /// Notes the cgroup id of a record of process `pid` (known): true if it differs from the
+    /// one noted before (the caller then labels it again), false if the same or no id.
+    pub fn cgroup_changed(&mut self, pid: u32, id: u64) -> bool {
+        match self.processes.get_mut(&pid) {
+            Some(p) if id != 0 && p.cgroup_id != id => {
+                p.cgroup_id = id;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Process `pid`'s cgroup, container and pod, if known (metric labels); else its nearest
     /// known ancestor's (a child gone before /proc was read started in its parent's cgroup).
     pub fn workload_of(&self, pid: u32) -> Option<&crate::cgroup::Workload> {

@@ -86,6 +86,7 @@ fn actor(h: &RecordHeader) -> Actor {
             Comm::new(&String::from_utf8_lossy(&h.comm[..end]))
         },
         stack: (h.stack != 0).then_some(StackId::PENDING),
+        cgroup_id: h.cgroup_id,
     }
 }
 
@@ -289,6 +290,7 @@ mod tests {
             stack: 0,
             ts_ns: 1000,
             comm,
+            cgroup_id: 77,
         }
     }
 
@@ -391,6 +393,7 @@ mod tests {
                 tid: 43,
                 comm: "demo".into(),
                 stack: None,
+                cgroup_id: 77,
             }
         );
         assert_eq!(

@@ -374,6 +374,9 @@ pub struct Report {
     pub devices: Option<Vec<DeviceEntry>>,
     /// What became of the user stacks taken at findings' acts (see `stack` in findings).
     pub stacks: crate::symbolize::StackStats,
+    /// Dirty extents were traced (`--dirty-extent`, or an output about a power cut): when
+    /// false every `dirty_extent` is null because nobody asked, not because it was unknown.
+    pub dirty_extents: bool,
 }
 
 fn dev_string(dev: u32) -> String {
@@ -494,6 +497,7 @@ impl Report {
             timeline,
             exposure_peak,
             crash_at: Vec::new(),
+            dirty_extents: false,
             devices,
             stacks: Default::default(),
         }

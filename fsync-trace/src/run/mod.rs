@@ -459,6 +459,7 @@ impl Session {
         let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
         report.notes = notes;
         report.crash_at = crash_at;
+        report.dirty_extents = cli.dirty_extent_on();
         let wanted = report.stack_ids();
         let resolved = stacks.resolve(|id| wanted.contains(&id));
         report.attach_stacks(&resolved, stacks.stats);

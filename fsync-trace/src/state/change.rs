@@ -1,5 +1,5 @@
-//! A file announced dirty: by a write or mapped store (`Dirty`), or by a change that writes no
-//! data but still needs a sync to be durable (`Changed`: ftruncate, fallocate; `TruncatePath`:
+//! A file announced dirty: by a write or mapped store, or by a change that writes no data but
+//! still needs a sync to be durable (`Dirty` with a `DirtyCause::Change`: ftruncate, fallocate; `TruncatePath`:
 //! truncate(2), whose file is found here among the names the trace knows). Such a change makes
 //! the next sync of the file not redundant and, left unsynced, is at risk like unsynced data
 //! (0 bytes, the change named).

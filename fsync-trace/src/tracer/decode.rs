@@ -8,7 +8,9 @@ use fsync_trace_common::{
 };
 use thiserror::Error;
 
-use crate::event::{Actor, Change, Comm, Event, EventKind, NameRef, StackId, SyncCounters};
+use crate::event::{
+    Actor, Change, Comm, DirtyCause, Event, EventKind, NameRef, StackId, SyncCounters,
+};
 use crate::extent::Extent;
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -110,33 +112,18 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let kind = match kind {
         RecordKind::Dirty => {
             let r: DirtyRecord = read(bytes, k)?;
-            let change = match r.source {
-                DIRTY_BY_TRUNCATE => Some(Change::Truncate),
-                DIRTY_BY_FALLOCATE => Some(Change::Fallocate),
-                _ => None,
+            let cause = match r.source {
+                DIRTY_BY_TRUNCATE => DirtyCause::Change(Change::Truncate),
+                DIRTY_BY_FALLOCATE => DirtyCause::Change(Change::Fallocate),
+                DIRTY_BY_MAPPED_STORE => DirtyCause::MappedStore,
+                _ => DirtyCause::Write,
             };
-            if let Some(change) = change {
-                return Ok(Event {
-                    ts,
-                    actor,
-                    kind: EventKind::Changed {
-                        file: r.file,
-                        change,
-                        writes_before: r.writes_before,
-                        bytes_before: r.bytes_before,
-                        pages_before: r.mapped_pages_before,
-                        fd: r.fd,
-                        slot: r.slot,
-                        prev_extent: Extent::from_kernel(r.prev_extent_lo, r.prev_extent_hi),
-                    },
-                });
-            }
             EventKind::Dirty {
                 file: r.file,
                 writes_before: r.writes_before,
                 bytes_before: r.bytes_before,
                 pages_before: r.mapped_pages_before,
-                by_mapping: r.source == DIRTY_BY_MAPPED_STORE,
+                cause,
                 fd: r.fd,
                 slot: r.slot,
                 prev_extent: Extent::from_kernel(r.prev_extent_lo, r.prev_extent_hi),
@@ -318,9 +305,9 @@ mod tests {
             };
             assert_eq!(
                 decode(&as_bytes(&r)).unwrap().kind,
-                EventKind::Changed {
+                EventKind::Dirty {
                     file,
-                    change,
+                    cause: DirtyCause::Change(change),
                     writes_before: 3,
                     bytes_before: 300,
                     pages_before: 1,
@@ -404,7 +391,7 @@ mod tests {
                 writes_before: 3,
                 bytes_before: 300,
                 pages_before: 0,
-                by_mapping: false,
+                cause: DirtyCause::Write,
                 fd: 5,
                 slot: 11,
                 prev_extent: Extent::Range { lo: 4096, hi: 8192 },

@@ -7,8 +7,8 @@ use core::mem::size_of;
 use aya_ebpf::helpers::generated;
 use fsync_trace_common::{
     names, syscalls, BuildIdFrame, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader,
-    RecordKind, StackRecord, SyncOp, SyncRecord, DIRTY_BY_WRITE, EXTENT_UNKNOWN, FILE_FLAG_NAMED,
-    NO_SLOT, STACK_FRAMES, STACK_SP_WORDS,
+    RecordKind, StackRecord, SyncOp, SyncRecord, DIRTY_BY_METADATA, DIRTY_BY_WRITE, EXTENT_UNKNOWN,
+    FILE_FLAG_NAMED, NO_SLOT, STACK_FRAMES, STACK_SP_WORDS,
 };
 
 use crate::{
@@ -504,7 +504,7 @@ pub unsafe fn mark_dirty(
     true
 }
 
-/// A change that writes no data (ftruncate, fallocate: `source`) of file `key` (counters `c`
+/// A change that writes no data (ftruncate, fallocate, a metadata change: `source`) of file `key` (counters `c`
 /// in `slot`, already counted by the caller): announced once per durability epoch with a
 /// `Dirty` record of that source, even if a write announced the file in this epoch already, so
 /// userspace knows an unsynced change is a truncation or allocation. Like a first write, it
@@ -523,10 +523,17 @@ pub unsafe fn mark_changed(
 ) {
     let gen = current_gen();
     unsafe {
-        if (*c).change_gen == gen {
+        // Metadata changes have their own epoch mark (see `FileCounters::metadata_gen`);
+        // `source` is a constant at every call site.
+        let mark = if source == DIRTY_BY_METADATA {
+            &raw mut (*c).metadata_gen
+        } else {
+            &raw mut (*c).change_gen
+        };
+        if *mark == gen {
             return;
         }
-        (*c).change_gen = gen;
+        *mark = gen;
         let sent = mark_dirty(
             key,
             c,
@@ -544,7 +551,7 @@ pub unsafe fn mark_changed(
         );
         if !sent {
             // Not announced (ring buffer full, counted): the next change retries.
-            (*c).change_gen = 0;
+            *mark = 0;
         }
     }
 }

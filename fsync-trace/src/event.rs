@@ -100,6 +100,10 @@ pub enum Change {
     Truncate,
     /// fallocate(2), any mode: blocks allocated, punched, zeroed or shifted.
     Fallocate,
+    /// chmod, chown, utimes or an extended attribute set or removed (any form): the inode's
+    /// metadata changed. Makes the next sync not redundant; left unsynced alone, it is listed
+    /// but is not a finding (see `state::change`).
+    Metadata,
 }
 
 impl Change {
@@ -108,6 +112,7 @@ impl Change {
         match self {
             Change::Truncate => 1,
             Change::Fallocate => 2,
+            Change::Metadata => 4,
         }
     }
 }
@@ -158,6 +163,11 @@ pub enum EventKind {
     TruncatePath {
         path: NameRef,
         length: u64,
+    },
+    /// A successful metadata change (chmod, chown, utimes, xattrs) of `path` (as for
+    /// `TruncatePath`, the state machine looks the name up among those it knows).
+    MetadataPath {
+        path: NameRef,
     },
     /// A sync-family call finished. `ts` of the event is its exit time.
     Sync {

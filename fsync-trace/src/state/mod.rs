@@ -519,6 +519,7 @@ impl<R: Resolver> DurabilityState<R> {
             EventKind::TruncatePath { path, length } => {
                 self.on_truncate_path(ts, actor, &path, length);
             }
+            EventKind::MetadataPath { path } => self.on_metadata_path(ts, actor, &path),
             EventKind::Sync {
                 op,
                 enter_ns,

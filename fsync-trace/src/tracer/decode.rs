@@ -3,8 +3,9 @@ use fsync_trace_common::{
     open_flags, BaseDir, DeviceFlushRecord, DirtyRecord, ExitRecord, ForkRecord, MmapRecord,
     NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord,
     SyncOp, SyncRecord, TruncatePathRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_FALLOCATE,
-    DIRTY_BY_MAPPED_STORE, DIRTY_BY_TRUNCATE, FMODE_CREATED, NAMESPACE_ONE_NAME_LEN, NO_SLOT,
-    PATH_BUF, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
+    DIRTY_BY_MAPPED_STORE, DIRTY_BY_METADATA, DIRTY_BY_TRUNCATE, FMODE_CREATED,
+    NAMESPACE_ONE_NAME_LEN, NO_SLOT, PATH_BUF, PATH_CHANGE_METADATA, S_IFDIR, S_IFMT,
+    URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
@@ -115,6 +116,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let cause = match r.source {
                 DIRTY_BY_TRUNCATE => DirtyCause::Change(Change::Truncate),
                 DIRTY_BY_FALLOCATE => DirtyCause::Change(Change::Fallocate),
+                DIRTY_BY_METADATA => DirtyCause::Change(Change::Metadata),
                 DIRTY_BY_MAPPED_STORE => DirtyCause::MappedStore,
                 _ => DirtyCause::Write,
             };
@@ -189,9 +191,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         RecordKind::TruncatePath => {
             let r: Box<TruncatePathRecord> = Box::new(read(bytes, k)?);
-            EventKind::TruncatePath {
-                path: name_ref(&r.base, &r.name),
-                length: r.length,
+            let path = name_ref(&r.base, &r.name);
+            if r.change == PATH_CHANGE_METADATA {
+                EventKind::MetadataPath { path }
+            } else {
+                EventKind::TruncatePath {
+                    path,
+                    length: r.length,
+                }
             }
         }
         RecordKind::Mmap => {
@@ -289,6 +296,7 @@ mod tests {
         for (source, change) in [
             (DIRTY_BY_TRUNCATE, Change::Truncate),
             (DIRTY_BY_FALLOCATE, Change::Fallocate),
+            (DIRTY_BY_METADATA, Change::Metadata),
         ] {
             let r = DirtyRecord {
                 hdr: header(RecordKind::Dirty),

@@ -119,13 +119,12 @@ impl<R: Resolver> DurabilityState<R> {
     fn path_change_file(&mut self, ts: u64, actor: &Actor, path: &NameRef) -> Option<FileKey> {
         let (_, dir_path, entry) = self.entry_of(actor.pid, path)?;
         let abs = join(&dir_path, &entry);
-        let key = match self.paths.get(abs.as_str()) {
-            Some(&k) => k,
-            None => {
-                let k = self.resolver.file_of_path(actor.pid, &abs)?;
-                self.add_name(k, abs.into(), false);
-                k
-            }
+        let key = if let Some(&k) = self.paths.get(abs.as_str()) {
+            k
+        } else {
+            let k = self.resolver.file_of_path(actor.pid, &abs)?;
+            self.add_name(k, abs.into(), false);
+            k
         };
         (!self.file_at(key, ts).is_dir).then_some(key)
     }

@@ -519,29 +519,19 @@ impl<R: Resolver> DurabilityState<R> {
                 writes_before,
                 bytes_before,
                 pages_before,
+                cause,
                 slot,
                 prev_extent,
                 ..
             } => {
                 let before = (writes_before, bytes_before, pages_before);
-                self.on_dirty(ts, actor, file, before, slot, 0, prev_extent);
-            }
-            EventKind::Changed {
-                file,
-                change,
-                writes_before,
-                bytes_before,
-                pages_before,
-                slot,
-                prev_extent,
-                ..
-            } => {
-                let before = (writes_before, bytes_before, pages_before);
-                self.on_dirty(ts, actor, file, before, slot, change.bit(), prev_extent);
+                let changes = cause.change_bits();
+                self.on_dirty(ts, actor, file, before, slot, changes, prev_extent);
             }
             EventKind::TruncatePath { path, length } => {
                 self.on_truncate_path(ts, actor, &path, length);
             }
+            EventKind::MetadataPath { path } => self.on_metadata_path(ts, actor, &path),
             EventKind::Sync {
                 op,
                 enter_ns,

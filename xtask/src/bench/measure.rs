@@ -456,7 +456,12 @@ fn timed_maxrss_kb(path: &Path) -> Result<u64> {
     text.lines()
         .rev()
         .find_map(|l| l.trim().parse().ok())
-        .ok_or_else(|| anyhow!("no peak RSS from /usr/bin/time in {}: {text:?}", path.display()))
+        .ok_or_else(|| {
+            anyhow!(
+                "no peak RSS from /usr/bin/time in {}: {text:?}",
+                path.display()
+            )
+        })
 }
 
 /// Steal time of all CPUs so far, in clock ticks (`cpu` line of /proc/stat, 8th value).

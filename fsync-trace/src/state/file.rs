@@ -7,7 +7,7 @@ use std::{
 
 use fsync_trace_common::{open_flags, FileCounters, FileKey, PAGE_SIZE};
 
-use super::{cost::SyncCost, EntryOp, Latency};
+use super::{cost::SyncCost, file_cost::FileCost, EntryOp, Latency};
 use crate::event::Actor;
 use crate::extent::{union_all, Extent};
 
@@ -113,8 +113,8 @@ pub struct FileState {
     /// detached since: only such files can give one back.
     pub has_slot: bool,
     /// What its syncs cost and covered; from its first sync on (most files are never synced
-    /// or only once: a box keeps the others small).
-    pub cost: Option<Box<SyncCost>>,
+    /// or only once: one sync's figures are kept compact, see [`FileCost`]).
+    pub cost: FileCost,
     /// truncate(2) calls by path that named this file (ftruncate is counted in the kernel) and
     /// the length the last one set.
     pub path_truncates: u32,
@@ -125,9 +125,7 @@ impl FileState {
     /// Something the write counters do not show changed (a truncation, a directory entry):
     /// the next sync is not redundant.
     pub fn changed_since_durable(&mut self) {
-        if let Some(c) = &mut self.cost {
-            c.changed = true;
-        }
+        self.cost.mark_changed();
     }
 
     pub fn is_dirty(&self) -> bool {

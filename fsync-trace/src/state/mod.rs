@@ -14,6 +14,7 @@ mod change;
 pub mod cost;
 pub mod device;
 mod file;
+pub mod file_cost;
 mod finding;
 mod finish;
 pub mod latency;

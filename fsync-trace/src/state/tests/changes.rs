@@ -71,7 +71,7 @@ fn written_and_synced() -> Vec<Event> {
 }
 
 fn redundant(a: &Analysis) -> u64 {
-    file(a, F).cost.as_deref().map_or(0, |c| c.redundant)
+    file(a, F).cost.get().map_or(0, |c| c.redundant)
 }
 
 #[test]

@@ -104,7 +104,7 @@ impl<R: Resolver> DurabilityState<R> {
             return;
         }
         f.path_truncates += 1;
-        f.path_truncate_len = Some(length);
+        f.last_path_truncate_len = length;
         // The kernel counters are not read here: the span starts where the file's unsynced
         // data starts (its oldest open span), or, clean, where its last sync's reading left it
         // (all it had written was durable then; unknown after a durable point without a

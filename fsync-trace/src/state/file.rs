@@ -116,12 +116,18 @@ pub struct FileState {
     /// or only once: one sync's figures are kept compact, see [`FileCost`]).
     pub cost: FileCost,
     /// truncate(2) calls by path that named this file (ftruncate is counted in the kernel) and
-    /// the length the last one set.
+    /// the length the last one set (see [`FileState::path_truncate_len`]; no `Option`: 8
+    /// bytes less make a file state fit a smaller allocation).
     pub path_truncates: u32,
-    pub path_truncate_len: Option<u64>,
+    pub last_path_truncate_len: u64,
 }
 
 impl FileState {
+    /// The length the last truncate(2) by path set, if there was one.
+    pub fn path_truncate_len(&self) -> Option<u64> {
+        (self.path_truncates > 0).then_some(self.last_path_truncate_len)
+    }
+
     /// Something the write counters do not show changed (a truncation, a directory entry):
     /// the next sync is not redundant.
     pub fn changed_since_durable(&mut self) {

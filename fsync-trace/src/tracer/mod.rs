@@ -108,7 +108,7 @@ where
     let map_err = |name| move |source| TracerError::Map { name, source };
     // Sized first (a pass over the keys only): grown by doubling, the array of 100,000 files
     // left its earlier copies (half its size, a quarter...) resident in the heap.
-    let mut out = Vec::with_capacity(slots.keys().filter(Result::is_ok).count());
+    let mut out = Vec::with_capacity(slots.keys().flatten().count());
     for item in slots.iter() {
         let (key, slot) = item.map_err(map_err(names::FILE_SLOTS))?;
         out.push((

@@ -34,7 +34,9 @@ pub struct DirtySpan {
 pub struct PendingEntry {
     pub op: EntryOp,
     pub ts: u64,
-    pub actor: Actor,
+    /// Shared with the entries the same actor changed just before (a directory can hold
+    /// 100,000 pending entries, mostly from one process: 8 bytes each instead of 32).
+    pub actor: Arc<Actor>,
     /// Its number in the directory's timeline lane (`timeline::NO_SEQ`: not recorded).
     pub seq: u32,
 }

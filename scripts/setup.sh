@@ -10,6 +10,7 @@ BPF_LINKER_LLVM="llvm-22"
 APT_PACKAGES=(
   build-essential pkg-config
   strace bpftrace                      # benchmark baselines
+  time                                 # benchmark: the tracer's own peak RSS (GNU time launches it)
   prometheus                           # metrics integration test (real server + promtool)
   fuse3 libfuse3-dev                   # failing-fsync FUSE filesystem in the tests
   sqlite3 libsqlite3-dev               # embedded database workload

@@ -11,8 +11,6 @@ pub struct Actor {
     pub comm: Comm,
     /// The user stack at this act, if the kernel took one (acts that can become findings).
     pub stack: Option<StackId>,
-    /// The cgroup v2 id of the task when it acted (0: unknown).
-    pub cgroup_id: u64,
 }
 
 /// A user stack kept by `symbolize::Stacks` (an index into it): actors carry this small copy

@@ -14,7 +14,6 @@ pub fn actor(pid: u32, comm: &str) -> Actor {
         tid: pid,
         comm: comm.into(),
         stack: None,
-        cgroup_id: 0,
     }
 }
 

@@ -80,7 +80,8 @@ fn entry(f: &FileState, c: &FileCounters, trace_ns: u64, flushes_counted: bool) 
     } else {
         f.unsynced_extent(c).and_then(DirtyExtent::of)
     };
-    let cost = f.cost.as_deref();
+    let full = f.cost.get();
+    let cost = full.as_deref();
     let calls = cost.map_or(0, |c| c.calls);
     let ceiling = serial_ceiling(f.sync_latency.percentile(50.0))
         .filter(|_| cost.is_some_and(|c| c.in_flight.max() <= 1))

@@ -147,7 +147,7 @@ impl Session {
             ..
         } = self;
         let mut new_wal_files = Vec::new();
-        tracer.drain(|mut ev| {
+        tracer.drain(|mut ev, cgroup_id| {
             // Issued by any task (jbd2, a kworker): not a process of the trace.
             if matches!(ev.kind, EventKind::DeviceFlush { .. }) {
                 state.apply(ev);
@@ -212,8 +212,8 @@ impl Session {
             }
             // The cgroup the kernel saw it act in: right even if it moved itself there after
             // the fork, or is gone before /proc could be read.
-            if state.cgroup_changed(ev.actor.pid, ev.actor.cgroup_id) {
-                if let Some(w) = cgroup_ids.workload(ev.actor.cgroup_id) {
+            if state.cgroup_changed(ev.actor.pid, cgroup_id) {
+                if let Some(w) = cgroup_ids.workload(cgroup_id) {
                     state.label_process(ev.actor.pid, Some(w.clone()));
                 }
             }

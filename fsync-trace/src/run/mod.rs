@@ -400,6 +400,11 @@ impl Session {
         // Everything still in the ring buffer belongs to the trace.
         self.drain();
         events::log_memory("after-loop");
+        // What the last events freed (a directory's pending entries once it is synced: megabytes
+        // in one block) stays with the allocator, which the end phase's arrays (mapped apart)
+        // cannot reuse: hand it back first.
+        release_free_memory();
+        events::log_memory("trimmed");
         let end_ns = report::monotonic_ns();
         let Session {
             tracer,
@@ -480,6 +485,15 @@ impl Session {
 }
 
 /// `-v`: which tier runs, and why better ones were skipped.
+/// Hands the allocator's free pages back to the system.
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: a libc call without pointers; it only returns free pages to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn say_how_attached(cli: &Cli, tracer: &Tracer) {
     let selection = tracer.selection();
     for why in &selection.skipped {

@@ -12,9 +12,10 @@ const EXAMPLE_BATCH: u64 = 16;
 /// The advice findings for file `f` (none if it was never synced); `trace_ns`
 /// is the trace's wall time (the share of time in sync is taken of it).
 pub fn advice(f: &FileState, trace_ns: u64) -> Vec<Finding> {
-    let Some(c) = &f.cost else {
+    let Some(c) = f.cost.get() else {
         return Vec::new();
     };
+    let c = &*c;
     let mut out = Vec::new();
     if is_sync_per_write(c) {
         out.push(sync_per_write(f, c, trace_ns));

@@ -96,7 +96,7 @@ impl<R: Resolver> DurabilityState<R> {
         };
         if let Some(f) = self.files.get_mut(&key) {
             f.path_truncates += 1;
-            f.path_truncate_len = Some(length);
+            f.last_path_truncate_len = length;
         }
         self.push_path_span(ts, actor, key, Change::Truncate);
     }
@@ -136,9 +136,9 @@ impl<R: Resolver> DurabilityState<R> {
         // data starts (its oldest open span), or, clean, where its last sync's reading left it
         // (all it had written was durable then; unknown after a durable point without a
         // reading, such as syncfs: then it counts from zero).
-        let before = match (f.dirty.first(), f.cost.as_deref()) {
+        let before = match (f.dirty.first(), f.cost.last()) {
             (Some(d), _) => (d.writes_before, d.bytes_before, d.pages_before),
-            (None, Some(c)) => (c.last.writes, c.last.bytes, c.last.mapped_pages),
+            (None, Some(last)) => (last.writes, last.bytes, last.mapped_pages),
             (None, None) => (0, 0, 0),
         };
         // No kernel record: the kernel's extent segment goes on (in whichever span holds it

@@ -7,7 +7,7 @@ use std::{
 
 use fsync_trace_common::{open_flags, FileCounters, FileKey, PAGE_SIZE};
 
-use super::{cost::SyncCost, EntryOp, Latency};
+use super::{cost::SyncCost, file_cost::FileCost, EntryOp, Latency};
 use crate::event::Actor;
 use crate::extent::{union_all, Extent};
 
@@ -34,7 +34,9 @@ pub struct DirtySpan {
 pub struct PendingEntry {
     pub op: EntryOp,
     pub ts: u64,
-    pub actor: Actor,
+    /// Shared with the entries the same actor changed just before (a directory can hold
+    /// 100,000 pending entries, mostly from one process: 8 bytes each instead of 32).
+    pub actor: Arc<Actor>,
     /// Its number in the directory's timeline lane (`timeline::NO_SEQ`: not recorded).
     pub seq: u32,
 }
@@ -98,7 +100,7 @@ pub struct FileState {
     /// fsync + fdatasync latencies of this file.
     pub sync_latency: Latency,
     /// errno of a failed sync not yet followed by a successful one.
-    pub failed_sync: Option<i32>,
+    pub failed_sync: Option<std::num::NonZeroI32>,
     /// Every durability-relevant open flag seen on this file (O_SYNC, O_DSYNC, O_DIRECT,
     /// O_APPEND, O_TMPFILE), OR-ed.
     pub open_flags: u32,
@@ -113,24 +115,28 @@ pub struct FileState {
     /// detached since: only such files can give one back.
     pub has_slot: bool,
     /// What its syncs cost and covered; from its first sync on (most files are never synced
-    /// or only once: a box keeps the others small).
-    pub cost: Option<Box<SyncCost>>,
+    /// or only once: one sync's figures are kept compact, see [`FileCost`]).
+    pub cost: FileCost,
     /// truncate(2) calls by path that named this file (ftruncate is counted in the kernel) and
-    /// the length the last one set.
+    /// the length the last one set (see [`FileState::path_truncate_len`]; no `Option`: 8
+    /// bytes less make a file state fit a smaller allocation).
     pub path_truncates: u32,
-    pub path_truncate_len: Option<u64>,
     /// Metadata changes by path (chmod, chown, utimes, xattrs) that named this file (through
-    /// a descriptor: counted in the kernel).
+    /// a descriptor: counted in the kernel). Next to `path_truncates`: two u32 in one word.
     pub path_metadata_changes: u32,
+    pub last_path_truncate_len: u64,
 }
 
 impl FileState {
+    /// The length the last truncate(2) by path set, if there was one.
+    pub fn path_truncate_len(&self) -> Option<u64> {
+        (self.path_truncates > 0).then_some(self.last_path_truncate_len)
+    }
+
     /// Something the write counters do not show changed (a truncation, a directory entry):
     /// the next sync is not redundant.
     pub fn changed_since_durable(&mut self) {
-        if let Some(c) = &mut self.cost {
-            c.changed = true;
-        }
+        self.cost.mark_changed();
     }
 
     pub fn is_dirty(&self) -> bool {

@@ -203,7 +203,7 @@ fn unsynced_change(f: &FileState, slot: &FileCounters, changes: u8) -> Option<St
     let len = if c.truncates > 0 {
         Some(c.truncate_len)
     } else {
-        f.path_truncate_len
+        f.path_truncate_len()
     };
     let truncation = match len {
         Some(n) => format!("truncated to {n} bytes"),

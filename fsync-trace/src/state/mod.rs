@@ -14,6 +14,7 @@ mod change;
 pub mod cost;
 pub mod device;
 mod file;
+pub mod file_cost;
 mod finding;
 mod finish;
 pub mod latency;
@@ -50,7 +51,7 @@ pub use retention::{Released, SlotWork};
 pub use timeline::Timeline;
 pub use whatif::AtRisk;
 
-use crate::event::{Event, EventKind};
+use crate::event::{Actor, Event, EventKind};
 
 #[derive(Clone, Copy, Debug)]
 struct Mapping {
@@ -110,6 +111,8 @@ pub struct DurabilityState<R: Resolver> {
     start_ns: Option<u64>,
     /// The timeline of dirty intervals, syncs and entry changes (see [`Self::record_timeline`]).
     timeline: Option<Box<Timeline>>,
+    /// The actor of the last pending entry change, shared by the next ones it makes.
+    entry_actor: Option<Arc<Actor>>,
     /// Device cache flushes and the syncs they fell in (see [`Self::count_device_flushes`]).
     devices: device::Devices,
 }
@@ -147,6 +150,7 @@ impl<R: Resolver> DurabilityState<R> {
             live: None,
             start_ns: None,
             timeline: None,
+            entry_actor: None,
             devices: device::Devices::default(),
         }
     }

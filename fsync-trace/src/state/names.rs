@@ -160,10 +160,14 @@ impl<R: Resolver> DurabilityState<R> {
                 return;
             }
         }
+        let shared = match &self.entry_actor {
+            Some(a) if **a == *actor => a.clone(),
+            _ => self.entry_actor.insert(Arc::new(actor.clone())).clone(),
+        };
         changes.push(PendingEntry {
             op,
             ts,
-            actor: actor.clone(),
+            actor: shared,
             seq,
         });
     }

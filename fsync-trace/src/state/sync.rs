@@ -120,7 +120,7 @@ impl<R: Resolver> DurabilityState<R> {
                 f.sync_latency.record(latency);
             }
             if op != SyncOp::SyncWrite {
-                f.cost.get_or_insert_default().call(enter, ts);
+                f.cost.call(enter, ts);
             }
         }
         if let (Some(t), true) = (&mut self.timeline, op != SyncOp::SyncWrite) {
@@ -144,12 +144,11 @@ impl<R: Resolver> DurabilityState<R> {
             let errno = (-ret) as i32;
             for &key in &targets {
                 let f = self.file(key);
-                f.failed_sync = Some(errno);
+                // (A nonzero errno: the Option is 4 bytes, the file state one block smaller.)
+                f.failed_sync = std::num::NonZeroI32::new(errno);
                 // After a failure nothing is known to be durable: the next sync is never
                 // judged redundant.
-                if let Some(c) = &mut f.cost {
-                    c.durable_known = false;
-                }
+                f.cost.forget_durable();
                 let path = display_path(&self.files[&key]);
                 self.findings.push(Finding {
                     kind: FindingKind::FsyncError,
@@ -182,7 +181,7 @@ impl<R: Resolver> DurabilityState<R> {
         // A success after a failure on the same file: the classic "fsync retry" trap.
         if durable_point || op == SyncOp::SyncFileRange {
             for &key in &targets {
-                if let Some(errno) = self.file(key).failed_sync.take() {
+                if let Some(errno) = self.file(key).failed_sync.take().map(i32::from) {
                     let path = display_path(&self.files[&key]);
                     self.findings.push(Finding {
                         kind: FindingKind::FsyncRetryAfterError,
@@ -272,28 +271,37 @@ impl<R: Resolver> DurabilityState<R> {
         // it: this sync had work to do, whatever the counters say.
         let dirty_before = f.dirty.iter().any(|d| d.since < enter)
             || f.pending.values().flatten().any(|e| e.ts < enter);
-        let cost = f.cost.get_or_insert_default();
-        let (writes, bytes, _) = covered(&cost.last, &now);
-        let redundant =
-            cost.durable_known && !cost.changed && !dirty_before && writes == 0 && bytes == 0;
-        cost.writes_per_sync.record(writes);
-        cost.bytes_per_sync.record(bytes);
-        if cost.first_sync.is_none() {
-            cost.first_sync = Some((exit, actor.clone()));
-        }
-        if redundant {
-            cost.redundant += 1;
-            cost.redundant_ns += exit.saturating_sub(enter);
-            if cost.first_redundant.is_none() {
-                cost.first_redundant = Some(Box::new((exit, actor.clone())));
+        // A file's first reading right after its only sync call is kept compact (most
+        // files); else the full account records it.
+        let (writes, bytes, redundant) = if let Some((writes, bytes)) =
+            f.cost.first_reading(exit, actor, now)
+        {
+            (writes, bytes, false)
+        } else {
+            let cost = f.cost.full_mut();
+            let (writes, bytes, _) = covered(&cost.last, &now);
+            let redundant =
+                cost.durable_known && !cost.changed && !dirty_before && writes == 0 && bytes == 0;
+            cost.writes_per_sync.record(writes);
+            cost.bytes_per_sync.record(bytes);
+            if cost.first_sync.is_none() {
+                cost.first_sync = Some((exit, actor.clone()));
             }
-        }
+            if redundant {
+                cost.redundant += 1;
+                cost.redundant_ns += exit.saturating_sub(enter);
+                if cost.first_redundant.is_none() {
+                    cost.first_redundant = Some(Box::new((exit, actor.clone())));
+                }
+            }
+            cost.last = now;
+            cost.durable_known = true;
+            cost.changed = false;
+            (writes, bytes, redundant)
+        };
         if let Some(l) = &mut self.live {
             l.covered.push((writes, redundant));
         }
-        cost.last = now;
-        cost.durable_known = true;
-        cost.changed = false;
         if let Some(p) = self.processes.get_mut(&actor.pid) {
             let pc = p.cost.get_or_insert_default();
             pc.writes_per_sync.record(writes);
@@ -312,26 +320,24 @@ impl<R: Resolver> DurabilityState<R> {
         let Some(n) = self.devices.sync(key, is_dir, actor, enter, exit) else {
             return;
         };
-        let costs = [
-            self.files.get_mut(&key).and_then(|f| f.cost.as_deref_mut()),
-            self.processes
-                .get_mut(&actor.pid)
-                .and_then(|p| p.cost.as_deref_mut()),
-        ];
-        for c in costs.into_iter().flatten() {
+        let without = u64::from(n == 0 && !is_dir);
+        if let Some(f) = self.files.get_mut(&key) {
+            f.cost.flushes(n, without);
+        }
+        if let Some(c) = self
+            .processes
+            .get_mut(&actor.pid)
+            .and_then(|p| p.cost.as_deref_mut())
+        {
             c.device_flushes += n;
-            c.syncs_without_flush += u64::from(n == 0 && !is_dir);
+            c.syncs_without_flush += without;
         }
     }
 
     /// A durable point whose record carries no reading of the file's counters (msync, sync,
     /// syncfs, an O_SYNC write): the files it made durable lose their known base.
     fn forget_durable_base(&mut self, op: SyncOp, targets: &[FileKey], file: Option<FileKey>) {
-        let forget = |f: &mut FileState| {
-            if let Some(c) = &mut f.cost {
-                c.durable_known = false;
-            }
-        };
+        let forget = |f: &mut FileState| f.cost.forget_durable();
         match op {
             SyncOp::Sync => self.files.values_mut().for_each(|f| forget(f)),
             SyncOp::Syncfs => {

@@ -336,7 +336,6 @@ mod tests {
                 tid: pid,
                 comm: "server".into(),
                 stack: None,
-                cgroup_id: 0,
             },
             kind,
         }

@@ -89,7 +89,6 @@ fn actor(h: &RecordHeader) -> Actor {
             Comm::new(&String::from_utf8_lossy(&h.comm[..end]))
         },
         stack: (h.stack != 0).then_some(StackId::PENDING),
-        cgroup_id: h.cgroup_id,
     }
 }
 
@@ -103,6 +102,12 @@ fn name_ref(base: &BaseDir, name: &[u8]) -> NameRef {
 }
 
 /// Decodes one ring buffer record.
+/// The cgroup v2 id in a record's header (0 if the record is too short to have one): kept out
+/// of [`Actor`], which state stores by the thousand, as only the event loop's labels use it.
+pub fn cgroup_id(bytes: &[u8]) -> u64 {
+    read::<RecordHeader>(bytes, 0).map_or(0, |h| h.cgroup_id)
+}
+
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     if bytes.len() < std::mem::size_of::<RecordHeader>() {
         return Err(DecodeError::Short(bytes.len()));
@@ -381,6 +386,8 @@ mod tests {
         };
         let e = decode(&as_bytes(&r)).unwrap();
         assert_eq!(e.ts, 1000);
+        assert_eq!(cgroup_id(&as_bytes(&r)), 77);
+        assert_eq!(cgroup_id(&[0; 8]), 0, "too short: none");
         assert_eq!(
             e.actor,
             Actor {
@@ -388,7 +395,6 @@ mod tests {
                 tid: 43,
                 comm: "demo".into(),
                 stack: None,
-                cgroup_id: 77,
             }
         );
         assert_eq!(

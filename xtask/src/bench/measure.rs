@@ -51,7 +51,9 @@ pub(super) struct Sample {
     /// user + system CPU of the workload (its own getrusage): less sensitive than its wall time
     /// to other jobs on the machine.
     pub(super) workload_cpu_us: u64,
-    /// Peak RSS of the outer process tree (wait4 reports the largest of tracer and workload).
+    /// Peak RSS of the tool's process tree (`ru_maxrss`: the largest of tracer and workload).
+    /// On runs with `poll_hwm` it comes from `/usr/bin/time` launching the tool (see
+    /// [`Bench::run`]); otherwise from wait4, which also counts this process's own peak.
     pub(super) maxrss_kb: u64,
     pub(super) load1: f64,
     /// Share of the machine's CPU time the hypervisor gave to something else during the run
@@ -170,11 +172,29 @@ impl Bench {
     }
 
     /// One run in a fresh, empty work dir, with earlier runs' dirty data already written back.
+    ///
+    /// With `poll_hwm` (the memory runs) the tool is launched by `/usr/bin/time`, whose
+    /// `ru_maxrss` is the figure reported: a process's `ru_maxrss` also counts the memory it had
+    /// before its exec, and a child spawned straight from this process starts in this process's
+    /// address space (vfork) or a copy of it (fork). So wait4 here would report this process's
+    /// own peak (every parsed report so far) whenever it is larger than the tracer's; GNU time's
+    /// child starts from a copy of GNU time (about 2 MiB).
     pub(super) fn run(&mut self, tool: &Tool, w: &Workload, poll_hwm: bool) -> Result<Outcome> {
         let work = self.fresh_work_dir()?;
         let stderr_path = self.scratch.join("stderr.txt");
         let stderr = fs::File::create(&stderr_path)?;
+        let maxrss_path = self.scratch.join("maxrss.txt");
+        let _ = fs::remove_file(&maxrss_path);
         let mut cmd = self.command(tool, w)?;
+        if poll_hwm {
+            let mut timed = Command::new("/usr/bin/time");
+            timed
+                .args(["-f", "%M", "-o"])
+                .arg(&maxrss_path)
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            cmd = timed;
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -189,6 +209,8 @@ impl Bench {
         let start = Instant::now();
         let child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
         let pid = child.id() as i32;
+        // The tool itself: GNU time's only child, once it exists.
+        let mut tool_pid = None;
         let mut polled_hwm_kb = 0;
         let mut polled_peak = (0, 0, 0);
         let flags = if poll_hwm { libc::WNOHANG } else { 0 };
@@ -197,13 +219,20 @@ impl Bench {
             if let Some(reaped) = util::wait4(pid, flags)? {
                 break reaped;
             }
-            if poll_hwm {
+            if poll_hwm && tool_pid.is_none() {
+                tool_pid = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                    .ok()
+                    .and_then(|c| c.split_whitespace().next()?.parse::<i32>().ok());
+            }
+            if let Some(pid) = tool_pid {
                 polled_hwm_kb = polled_hwm_kb.max(status_kb(pid, "VmHWM:").unwrap_or(0));
                 let rss = status_kb(pid, "VmRSS:").unwrap_or(0);
                 if rss > polled_peak.0 {
                     let anon = status_kb(pid, "RssAnon:").unwrap_or(0);
                     polled_peak = (rss, anon, status_kb(pid, "RssFile:").unwrap_or(0));
                 }
+            }
+            if poll_hwm {
                 std::thread::sleep(Duration::from_millis(20));
             }
         };
@@ -237,7 +266,11 @@ impl Bench {
                 total_cpu.saturating_sub(workload_cpu)
             },
             workload_cpu_us: workload_cpu,
-            maxrss_kb: ru.ru_maxrss.max(0) as u64,
+            maxrss_kb: if poll_hwm {
+                timed_maxrss_kb(&maxrss_path)?
+            } else {
+                ru.ru_maxrss.max(0) as u64
+            },
             load1,
             steal,
         };
@@ -415,6 +448,20 @@ impl Bench {
         }
         Ok((u, t))
     }
+}
+
+/// The `%M` (peak RSS in KiB) GNU time wrote to `path`.
+fn timed_maxrss_kb(path: &Path) -> Result<u64> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "no peak RSS from /usr/bin/time in {}: {text:?}",
+                path.display()
+            )
+        })
 }
 
 /// Steal time of all CPUs so far, in clock ticks (`cpu` line of /proc/stat, 8th value).

@@ -113,7 +113,7 @@ impl Page<'_> {
             s.push_str("| | |\n| --- | ---: |\n");
             let _ = writeln!(
                 s,
-                "| tracer peak RSS (wait4 `ru_maxrss`) | {} |",
+                "| tracer peak RSS (`ru_maxrss`, launched by GNU time) | {} |",
                 mib(o.sample.maxrss_kb)
             );
             let _ = writeln!(
@@ -159,7 +159,10 @@ impl Page<'_> {
                 "RssFile counts the touched pages of the 4 MiB event ring buffer twice (the kernel maps its \
                  data area twice so records can wrap) plus the binary; RssAnon is the tracer's own heap. \
                  `ru_maxrss` is the peak of their sum over the whole run, start-up (BTF parsing) and \
-                 report writing included.\n\n",
+                 report writing included. GNU time (`/usr/bin/time -f %M`) launches the tracer so that \
+                 figure is the tracer's own: a process's `ru_maxrss` also counts the address space it \
+                 had before its exec, which for a child spawned straight from the benchmark is the \
+                 benchmark's own (its peak, every parsed report included).\n\n",
             );
         }
 

@@ -19,9 +19,9 @@ fn sync_c(enter: u64, exit: u64, op: SyncOp, file: FileKey, writes: u64, bytes: 
     e
 }
 
-fn cost_of(a: &Analysis, key: FileKey) -> &SyncCost {
+fn cost_of(a: &Analysis, key: FileKey) -> SyncCost {
     let f = a.files.iter().find(|(f, _)| f.key == key).expect("file");
-    f.0.cost.as_deref().expect("cost")
+    f.0.cost.get().expect("cost").into_owned()
 }
 
 fn kinds(a: &Analysis) -> Vec<(FindingKind, u64)> {

@@ -314,3 +314,29 @@ fn creates_and_removals_in_a_huge_directory_cancel_by_name() {
     let dir = a.files.iter().find(|(f, _)| f.key == DIR).unwrap();
     assert!(dir.0.pending.is_empty());
 }
+
+#[test]
+fn pending_entries_of_one_actor_share_it() {
+    // A directory holds an entry per created name: one actor's entries point to one copy of
+    // it (100,000 creates in a directory), another actor's to its own.
+    let mut s = DurabilityState::new(NoResolver);
+    for i in 0..3u64 {
+        let k = FileKey {
+            dev: 8,
+            gen: 0,
+            ino: 10_000 + i,
+        };
+        let mut e = open(i, k, &format!("/d/f{i}"), true);
+        if i == 2 {
+            e.actor.pid = 11;
+        }
+        s.apply(e);
+    }
+    let a = s.finish(1_000, counters(&[]).into());
+    let dir = a.files.iter().find(|(f, _)| f.key == DIR).unwrap();
+    let actor_of = |name: &str| dir.0.pending[name][0].actor.clone();
+    assert!(std::sync::Arc::ptr_eq(&actor_of("f0"), &actor_of("f1")));
+    assert_eq!(*actor_of("f1"), actor());
+    assert_eq!(actor_of("f2").pid, 11);
+    assert!(!std::sync::Arc::ptr_eq(&actor_of("f1"), &actor_of("f2")));
+}

@@ -66,7 +66,7 @@ fn state_written_and_synced() -> DurabilityState<NoResolver> {
 }
 
 fn redundant(a: &Analysis) -> u64 {
-    file(a, F).cost.as_deref().map_or(0, |c| c.redundant)
+    file(a, F).cost.get().map_or(0, |c| c.redundant)
 }
 
 #[test]

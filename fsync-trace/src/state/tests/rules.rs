@@ -435,7 +435,6 @@ fn forks_and_exits_are_tracked() {
             tid: 11,
             comm: "child".into(),
             stack: None,
-            cgroup_id: 0,
         },
         kind: EventKind::Exit,
     });

@@ -1,0 +1,276 @@
+//! A file's [`SyncCost`] in as little memory as its history needs. Most synced files are
+//! synced once (the bench's 100,000 files each are): such a file keeps that one sync's figures
+//! in a [`OneSync`] (about half a `SyncCost`), and the full `SyncCost` is built from them,
+//! by replaying that sync, at its second sync call. Every figure read is the same as if the
+//! full `SyncCost` had been kept from the start.
+use std::borrow::Cow;
+
+use super::cost::{covered, Reading, SyncCost};
+use crate::event::Actor;
+
+/// What a file's syncs cost: nothing before its first sync call, one sync's figures, then
+/// the full account.
+#[derive(Clone, Debug, Default)]
+pub enum FileCost {
+    #[default]
+    Never,
+    Once(Box<OneSync>),
+    Many(Box<SyncCost>),
+}
+
+/// The figures of a file's only sync call so far.
+#[derive(Clone, Debug)]
+pub struct OneSync {
+    enter: u64,
+    exit: u64,
+    /// The file's counters the call read when it returned (a successful fsync/fdatasync) and
+    /// who made it. What it covered is this reading itself: nothing was read before it.
+    reading: Option<(Reading, Actor)>,
+    durable_known: bool,
+    changed: bool,
+    /// u32 (the full account takes over beyond): 88 bytes fit a smaller allocation.
+    device_flushes: u32,
+    syncs_without_flush: u32,
+}
+
+impl OneSync {
+    /// The full account this one sync call makes, as [`SyncCost`] would have recorded it.
+    fn expand(&self) -> SyncCost {
+        let mut c = SyncCost::default();
+        c.call(self.enter, self.exit);
+        if let Some((now, actor)) = &self.reading {
+            let (writes, bytes, _) = covered(&Reading::default(), now);
+            c.writes_per_sync.record(writes);
+            c.bytes_per_sync.record(bytes);
+            c.first_sync = Some((self.exit, actor.clone()));
+            c.last = *now;
+        }
+        c.durable_known = self.durable_known;
+        c.changed = self.changed;
+        c.device_flushes = self.device_flushes.into();
+        c.syncs_without_flush = self.syncs_without_flush.into();
+        c
+    }
+}
+
+impl FileCost {
+    /// A sync call that ran from `enter` to `exit` (see [`SyncCost::call`]).
+    pub fn call(&mut self, enter: u64, exit: u64) {
+        match self {
+            FileCost::Never => {
+                *self = FileCost::Once(Box::new(OneSync {
+                    enter,
+                    exit,
+                    reading: None,
+                    durable_known: false,
+                    changed: false,
+                    device_flushes: 0,
+                    syncs_without_flush: 0,
+                }));
+            }
+            FileCost::Once(_) => self.full_mut().call(enter, exit),
+            FileCost::Many(c) => c.call(enter, exit),
+        }
+    }
+
+    /// The full account, built from the compact one if need be (the file's next sync call).
+    pub fn full_mut(&mut self) -> &mut SyncCost {
+        match self {
+            FileCost::Many(c) => c,
+            FileCost::Never => {
+                *self = FileCost::Many(Box::default());
+                self.full_mut()
+            }
+            FileCost::Once(one) => {
+                *self = FileCost::Many(Box::new(one.expand()));
+                self.full_mut()
+            }
+        }
+    }
+
+    /// The file's first successful fsync/fdatasync with a reading (`now`) returned at
+    /// `exit`, right after its only sync call: kept compact, it covered the reading itself and
+    /// was not redundant (nothing was known durable before). Returns (writes, bytes) covered,
+    /// or None if this is not that case (then the caller records on [`FileCost::full_mut`]).
+    pub fn first_reading(&mut self, exit: u64, actor: &Actor, now: Reading) -> Option<(u64, u64)> {
+        let FileCost::Once(one) = self else {
+            return None;
+        };
+        if one.reading.is_some() || one.exit != exit {
+            return None;
+        }
+        let (writes, bytes, _) = covered(&Reading::default(), &now);
+        one.reading = Some((now, actor.clone()));
+        one.durable_known = true;
+        one.changed = false;
+        Some((writes, bytes))
+    }
+
+    /// Nothing is known to be durable any more (a failure, a durable point without a reading).
+    pub fn forget_durable(&mut self) {
+        match self {
+            FileCost::Never => {}
+            FileCost::Once(one) => one.durable_known = false,
+            FileCost::Many(c) => c.durable_known = false,
+        }
+    }
+
+    /// Something the counters do not show changed since the durable point.
+    pub fn mark_changed(&mut self) {
+        match self {
+            FileCost::Never => {}
+            FileCost::Once(one) => one.changed = true,
+            FileCost::Many(c) => c.changed = true,
+        }
+    }
+
+    /// Device flushes seen while a durable-point sync of the file ran (nothing before its
+    /// first sync call).
+    pub fn flushes(&mut self, n: u64, without: u64) {
+        if let FileCost::Once(one) = self {
+            let sum = |a: u32, b: u64| u32::try_from(u64::from(a) + b).ok();
+            if let (Some(f), Some(w)) = (
+                sum(one.device_flushes, n),
+                sum(one.syncs_without_flush, without),
+            ) {
+                (one.device_flushes, one.syncs_without_flush) = (f, w);
+                return;
+            }
+        }
+        if matches!(self, FileCost::Never) {
+            return;
+        }
+        let c = self.full_mut();
+        c.device_flushes += n;
+        c.syncs_without_flush += without;
+    }
+
+    /// The counters at the last durable point a sync record read (zero if none).
+    pub fn last(&self) -> Option<Reading> {
+        match self {
+            FileCost::Never => None,
+            FileCost::Once(one) => Some(one.reading.as_ref().map(|r| r.0).unwrap_or_default()),
+            FileCost::Many(c) => Some(c.last),
+        }
+    }
+
+    /// The full account, for the report and the advice (None: never synced).
+    pub fn get(&self) -> Option<Cow<'_, SyncCost>> {
+        match self {
+            FileCost::Never => None,
+            FileCost::Once(one) => Some(Cow::Owned(one.expand())),
+            FileCost::Many(c) => Some(Cow::Borrowed(c)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor() -> Actor {
+        Actor {
+            pid: 7,
+            tid: 8,
+            comm: "db".into(),
+            stack: None,
+        }
+    }
+
+    /// What `SyncCost` recorded for a sync call with a reading (as `sync_covered` did before
+    /// the compact form).
+    fn full_sync(c: &mut SyncCost, enter: u64, exit: u64, now: Reading) {
+        c.call(enter, exit);
+        let (w, b, _) = covered(&c.last, &now);
+        c.writes_per_sync.record(w);
+        c.bytes_per_sync.record(b);
+        c.first_sync.get_or_insert((exit, actor()));
+        c.last = now;
+        c.durable_known = true;
+        c.changed = false;
+    }
+
+    fn reading(writes: u64) -> Reading {
+        Reading {
+            writes,
+            bytes: writes * 100,
+            mapped_pages: 1,
+        }
+    }
+
+    #[test]
+    fn one_sync_is_compact_and_reads_as_the_full_account() {
+        // 88 + 8 bytes of allocator header: a 96-byte block.
+        assert!(std::mem::size_of::<OneSync>() <= 88);
+        assert!(std::mem::size_of::<crate::state::FileState>() <= 200);
+        let mut f = FileCost::default();
+        assert!(f.get().is_none() && f.last().is_none());
+        f.call(10, 30);
+        f.flushes(2, 0);
+        assert_eq!(
+            f.first_reading(30, &actor(), reading(3)),
+            Some((3, 300 + 4096))
+        );
+        f.mark_changed();
+        assert!(matches!(f, FileCost::Once(_)));
+        let mut want = SyncCost::default();
+        full_sync(&mut want, 10, 30, reading(3));
+        want.device_flushes = 2;
+        want.changed = true;
+        assert_eq!(format!("{:?}", f.get().unwrap()), format!("{want:?}"));
+        assert_eq!(f.last(), Some(reading(3)));
+    }
+
+    #[test]
+    fn the_second_call_builds_the_full_account_from_the_first() {
+        let mut f = FileCost::default();
+        f.call(10, 30);
+        f.first_reading(30, &actor(), reading(3));
+        f.flushes(0, 1);
+        f.call(20, 50);
+        assert!(matches!(f, FileCost::Many(_)));
+        assert_eq!(f.first_reading(50, &actor(), reading(5)), None);
+        let mut want = SyncCost::default();
+        full_sync(&mut want, 10, 30, reading(3));
+        want.syncs_without_flush = 1;
+        want.call(20, 50);
+        assert_eq!(format!("{:?}", f.get().unwrap()), format!("{want:?}"));
+        assert_eq!(want.in_flight.max(), 2);
+    }
+
+    #[test]
+    fn a_call_without_reading_stays_unknown() {
+        // A failed sync: one call, no reading, nothing known durable.
+        let mut f = FileCost::default();
+        f.call(1, 2);
+        f.forget_durable();
+        let c = f.get().unwrap();
+        assert_eq!(
+            (c.calls, c.writes_per_sync.count(), c.durable_known),
+            (1, 0, false)
+        );
+        assert!(c.first_sync.is_none());
+        assert_eq!(f.last(), Some(Reading::default()));
+        // A reading for another call (exit differs) goes to the full account.
+        let mut g = FileCost::default();
+        g.call(1, 2);
+        assert_eq!(g.first_reading(3, &actor(), reading(1)), None);
+    }
+
+    #[test]
+    fn flushes_beyond_the_compact_fields_go_to_the_full_account() {
+        let mut f = FileCost::default();
+        f.flushes(1, 1);
+        assert!(f.get().is_none(), "nothing before the first sync call");
+        f.call(1, 2);
+        f.flushes(u64::from(u32::MAX), 1);
+        assert!(matches!(f, FileCost::Once(_)));
+        f.flushes(1, 0);
+        assert!(matches!(f, FileCost::Many(_)));
+        let c = f.get().unwrap();
+        assert_eq!(
+            (c.device_flushes, c.syncs_without_flush),
+            (u64::from(u32::MAX) + 1, 1)
+        );
+    }
+}

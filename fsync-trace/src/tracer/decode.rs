@@ -4,6 +4,7 @@ use fsync_trace_common::{
     NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord,
     SyncOp, SyncRecord, TruncatePathRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_FALLOCATE,
     DIRTY_BY_MAPPED_STORE, DIRTY_BY_TRUNCATE, FMODE_CREATED, NAMESPACE_ONE_NAME_LEN, NO_SLOT,
+    STACK_BUILD_IDS_SENT, STACK_WITHOUT_BUILD_IDS_LEN,
     PATH_BUF, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
@@ -252,7 +253,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             }
         }
         RecordKind::Stack => {
-            let r: Box<StackRecord> = Box::new(read(bytes, k)?);
+            // Cut before `build_ids` when the process sent these frames with them before.
+            let r: Box<StackRecord> = Box::new(read_cut(bytes, k, STACK_WITHOUT_BUILD_IDS_LEN)?);
             let frames = (r.frames as usize).min(r.ips.len());
             let words = (r.sp_words_read as usize).min(r.sp_words.len());
             let ids = (r.build_id_frames as usize).min(r.build_ids.len());
@@ -263,6 +265,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                     .iter()
                     .map(|f| (f.status == BUILD_ID_VALID).then_some((f.build_id, f.offset_or_ip)))
                     .collect(),
+                build_ids_sent: r.flags & STACK_BUILD_IDS_SENT != 0,
             }
         }
     };
@@ -598,6 +601,7 @@ mod tests {
                 ips: vec![0x10, 0x20],
                 sp_words: vec![0x30],
                 build_ids: vec![Some(([1; 20], 5)), None],
+                build_ids_sent: false,
             }
         );
         assert_eq!(e.actor.stack, None);

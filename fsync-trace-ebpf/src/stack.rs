@@ -22,7 +22,7 @@ use fsync_trace_common::{
 use crate::{
     kernel::{current_task_btf, load_btf, KPtr},
     maps::{count_lost, EVENTS, STACK_RECORD},
-    state::{fill_header, wakeup_flags, Ctx},
+    state::{wakeup_flags, Ctx},
 };
 
 /// Each process's incarnation: when its first stack was taken. Deleted at its exit
@@ -88,7 +88,15 @@ pub fn emit(ctx: Ctx) -> u32 {
     };
     // SAFETY: `r` is this CPU's scratch record; `ctx` is the calling program's context.
     unsafe {
-        fill_header(&raw mut (*r).hdr, RecordKind::Stack);
+        // The header without `comm` (a stack is only ever its thread's next record's).
+        let pid_tgid = bpf_get_current_pid_tgid();
+        let tgid = (pid_tgid >> 32) as u32;
+        core::ptr::write_volatile(&raw mut (*r).hdr.kind, RecordKind::Stack as u32);
+        core::ptr::write_volatile(&raw mut (*r).hdr.tgid, tgid);
+        core::ptr::write_volatile(&raw mut (*r).hdr.tid, pid_tgid as u32);
+        core::ptr::write_volatile(&raw mut (*r).hdr.stack, 0);
+        core::ptr::write_volatile(&raw mut (*r).hdr.ts_ns, bpf_ktime_get_ns());
+        core::ptr::write_volatile(&raw mut (*r).hdr.comm, [0; 16]);
         let n = generated::bpf_get_stack(
             ctx,
             (&raw mut (*r).ips).cast(),
@@ -97,7 +105,6 @@ pub fn emit(ctx: Ctx) -> u32 {
         );
         let frames = if n > 0 { (n as u32) / 8 } else { 0 };
         core::ptr::write_volatile(&raw mut (*r).frames, frames);
-        let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
         let key = sent_key(tgid, frames, &(*r).ips);
         let sent_before = frames > 0 && STACKS_SENT.get(&key).is_some();
         if sent_before {

@@ -86,8 +86,9 @@ pub struct Stacks {
     stacks: Vec<Kept>,
     /// Where each process's files start in its memory (`address - file offset`), learned from
     /// the placed frames of its stacks: a later-placed stack of the same process finds the
-    /// wrapper's caller through them (see [`Stacks::place_by_build_id`]).
-    bases: HashMap<u32, Vec<(u64, Arc<str>)>>,
+    /// wrapper's caller through them (see [`Stacks::place_by_build_id`]). By build id: the file
+    /// of a build id may be learned only later (from another process that maps it).
+    bases: HashMap<u32, Vec<(u64, [u8; 20])>>,
     pub stats: StackStats,
 }
 
@@ -141,11 +142,10 @@ impl Stacks {
                 let build_ids = earlier.as_deref().unwrap_or(build_ids);
                 for (i, id) in build_ids.iter().enumerate() {
                     if let (Some(&ip), Some((id, off))) = (ips.get(i), id) {
-                        let path = self.module_of(id);
                         let bases = self.bases.entry(pid).or_default();
                         let base = ip.wrapping_sub(*off);
                         if !bases.iter().any(|(b, _)| *b == base) && bases.len() < 64 {
-                            bases.push((base, path));
+                            bases.push((base, *id));
                         }
                     }
                 }
@@ -273,13 +273,11 @@ impl Stacks {
             .get(&g.pid)
             .into_iter()
             .flatten()
+            .map(|(b, id)| (b, self.module_of(id)))
             .filter(|(_, p)| Some(p) != inner.as_ref() && p.starts_with('/'))
             .map(|(b, p)| {
-                (
-                    *b,
-                    p.clone(),
-                    std::fs::metadata(&**p).map_or(0, |m| m.len()),
-                )
+                let size = std::fs::metadata(&*p).map_or(0, |m| m.len());
+                (*b, p, size)
             })
             .collect();
         let caller = sp_words.iter().find_map(|&w| {
@@ -570,7 +568,7 @@ mod tests {
             .into();
         s.build_ids.insert([7; 20], exe.clone());
         let pid = 4_194_304 + 2; // above PID_MAX_LIMIT: never a live process
-        // write() in a library never seen mapped, then main in the executable.
+                                 // write() in a library never seen mapped, then main in the executable.
         let ips = [0x7000_0010, 0x5000_3000];
         s.on_stack(
             pid,
@@ -605,7 +603,36 @@ mod tests {
             [(unknown, 0x10), (exe.clone(), 0x1100), (exe, 0x3000)]
         );
         assert_eq!(placed[0], placed[1]);
-        assert!(placed[2].iter().all(|(m, _)| m.is_none()), "{:?}", placed[2]);
+        assert!(
+            placed[2].iter().all(|(m, _)| m.is_none()),
+            "{:?}",
+            placed[2]
+        );
+    }
+
+    #[test]
+    fn a_file_learned_after_a_gone_stack_still_places_the_wrappers_caller() {
+        let mut s = Stacks::default();
+        let exe: Arc<str> = std::fs::canonicalize("/proc/self/exe")
+            .unwrap()
+            .to_string_lossy()
+            .into();
+        let pid = 4_194_304 + 3; // above PID_MAX_LIMIT: never a live process
+        s.on_stack(
+            pid,
+            1,
+            &[0x7000_0010, 0x5000_2000],
+            &[3, 0x5000_1100],
+            &[Some(([9; 20], 0x10)), Some(([8; 20], 0x2000))],
+            false,
+        );
+        // The executable's build id is learned only now (another process mapped it).
+        s.build_ids.insert([8; 20], exe.clone());
+        let Kept::Gone(g) = &s.stacks[0] else {
+            panic!("placed from maps of a process that never lived")
+        };
+        let frames: Vec<u64> = s.place_by_build_id(g).iter().map(|f| f.addr).collect();
+        assert_eq!(frames, [0x7000_0010, 0x5000_1100, 0x5000_2000]);
     }
 
     #[test]

@@ -4,8 +4,8 @@ use fsync_trace_common::{
     NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord,
     SyncOp, SyncRecord, TruncatePathRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_FALLOCATE,
     DIRTY_BY_MAPPED_STORE, DIRTY_BY_TRUNCATE, FMODE_CREATED, NAMESPACE_ONE_NAME_LEN, NO_SLOT,
-    STACK_BUILD_IDS_SENT, STACK_WITHOUT_BUILD_IDS_LEN,
-    PATH_BUF, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
+    PATH_BUF, STACK_BUILD_IDS_SENT, STACK_WITHOUT_BUILD_IDS_LEN, S_IFDIR, S_IFMT,
+    URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
@@ -609,6 +609,31 @@ mod tests {
         hdr.stack = 1;
         let e = decode(&as_bytes(&ExitRecord { hdr })).unwrap();
         assert_eq!(e.actor.stack, Some(StackId::PENDING));
+    }
+
+    #[test]
+    fn decodes_a_stack_record_cut_before_its_build_ids() {
+        // SAFETY: a plain-data record; all zeroes is a valid value.
+        let mut r: fsync_trace_common::StackRecord = unsafe { std::mem::zeroed() };
+        r.hdr = header(RecordKind::Stack);
+        r.frames = 1;
+        r.ips[0] = 0x10;
+        r.sp_words_read = 1;
+        r.sp_words[0] = 0x30;
+        r.flags = STACK_BUILD_IDS_SENT;
+        let bytes = as_bytes(&r);
+        let e = decode(&bytes[..STACK_WITHOUT_BUILD_IDS_LEN]).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::Stack {
+                ips: vec![0x10],
+                sp_words: vec![0x30],
+                build_ids: vec![],
+                build_ids_sent: true,
+            }
+        );
+        // Shorter than that: not a stack record.
+        assert!(decode(&bytes[..STACK_WITHOUT_BUILD_IDS_LEN - 8]).is_err());
     }
 
     #[test]

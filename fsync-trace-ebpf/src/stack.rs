@@ -45,7 +45,7 @@ const BPF_F_USER_BUILD_ID: u64 = 1 << 11;
 /// Process `tgid` exited: its pid may be reused.
 #[inline(always)]
 pub fn forget_process(tgid: u32) {
-    let _ = STACK_PROCS.remove(&tgid);
+    let _ = STACK_PROCS.remove(tgid);
 }
 
 /// FNV-1a over the 64-bit words of the frames (the unused tail is zero, so the whole array is
@@ -63,14 +63,13 @@ fn hash_frames(ips: &[u64; STACK_FRAMES]) -> u64 {
 #[inline(always)]
 fn sent_key(tgid: u32, frames: u32, ips: &[u64; STACK_FRAMES]) -> StackSentKey {
     // SAFETY: a map value read once.
-    let incarnation = match unsafe { STACK_PROCS.get(&tgid) } {
-        Some(v) => *v,
-        None => {
-            // SAFETY: a helper without arguments.
-            let now = unsafe { bpf_ktime_get_ns() };
-            let _ = STACK_PROCS.insert(&tgid, &now, 0);
-            now
-        }
+    let incarnation = if let Some(v) = unsafe { STACK_PROCS.get(tgid) } {
+        *v
+    } else {
+        // SAFETY: a helper without arguments.
+        let now = unsafe { bpf_ktime_get_ns() };
+        let _ = STACK_PROCS.insert(tgid, now, 0);
+        now
     };
     StackSentKey {
         tgid,
@@ -106,7 +105,7 @@ pub fn emit(ctx: Ctx) -> u32 {
         let frames = if n > 0 { (n as u32) / 8 } else { 0 };
         core::ptr::write_volatile(&raw mut (*r).frames, frames);
         let key = sent_key(tgid, frames, &(*r).ips);
-        let sent_before = frames > 0 && STACKS_SENT.get(&key).is_some();
+        let sent_before = frames > 0 && STACKS_SENT.get(key).is_some();
         if sent_before {
             core::ptr::write_volatile(&raw mut (*r).build_id_frames, 0);
             core::ptr::write_volatile(&raw mut (*r).flags, STACK_BUILD_IDS_SENT);
@@ -156,7 +155,7 @@ pub fn emit(ctx: Ctx) -> u32 {
         if !sent_before && frames > 0 {
             // Only once the build ids are on their way: a lost record must not make later
             // stacks rely on it.
-            let _ = STACKS_SENT.insert(&key, &0, 0);
+            let _ = STACKS_SENT.insert(key, 0, 0);
         }
     }
     1

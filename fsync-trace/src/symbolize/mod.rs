@@ -38,6 +38,9 @@ pub struct RawFrame {
     pub return_address: bool,
 }
 
+/// A frame as the kernel's build-id walk gave it: (build id, offset in that file), if it could.
+type FrameBuildId = Option<([u8; 20], u64)>;
+
 /// A stack as kept: placed in files, or (its process gone) as the kernel sent it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Kept {
@@ -177,7 +180,7 @@ impl Stacks {
     /// The build ids of an earlier stack of process `pid` with frames `ips`, for a stack the
     /// kernel sent without them. Only a stack placed through build ids needs them: one placed
     /// in the process's mappings left its snapshot, which places this one too.
-    fn earlier_build_ids(&self, pid: u32, ips: &[u64]) -> Option<Vec<Option<([u8; 20], u64)>>> {
+    fn earlier_build_ids(&self, pid: u32, ips: &[u64]) -> Option<Vec<FrameBuildId>> {
         let found = self.stacks.iter().find_map(|k| match k {
             Kept::Gone(g) if g.pid == pid && g.ips == ips => Some(g.build_ids.clone()),
             _ => None,

@@ -15,8 +15,8 @@ use aya_ebpf::{
 };
 use core::mem::size_of;
 use fsync_trace_common::{
-    names, syscalls, BuildIdFrame, RecordKind, StackRecord, StackSentKey, STACK_BUILD_IDS_SENT,
-    STACK_FRAMES, STACK_SP_WORDS, STACK_WITHOUT_BUILD_IDS_LEN,
+    names, syscalls, BuildIdFrame, RecordKind, StackRecord, StackSentKey, BUILD_ID_VALID,
+    STACK_BUILD_IDS_SENT, STACK_FRAMES, STACK_SP_WORDS, STACK_WITHOUT_BUILD_IDS_LEN,
 };
 
 use crate::{
@@ -76,6 +76,27 @@ fn sent_key(tgid: u32, frames: u32, ips: &[u64; STACK_FRAMES]) -> StackSentKey {
         frames,
         incarnation,
         hash: hash_frames(ips),
+    }
+}
+
+/// True if the build-id walk placed each of the `frames` frames in a file.
+///
+/// # Safety
+/// `r` is this CPU's scratch record.
+#[inline(always)]
+unsafe fn all_build_ids(r: *const StackRecord, frames: u32) -> bool {
+    // SAFETY: reads of the scratch record.
+    unsafe {
+        if core::ptr::read_volatile(&raw const (*r).build_id_frames) != frames {
+            return false;
+        }
+        let mut ok = true;
+        for (i, f) in (*r).build_ids.iter().enumerate() {
+            if (i as u32) < frames && f.status != BUILD_ID_VALID {
+                ok = false;
+            }
+        }
+        ok
     }
 }
 
@@ -152,9 +173,11 @@ pub fn emit(ctx: Ctx) -> u32 {
             count_lost(names::LOST_RINGBUF_FULL);
             return 0;
         }
-        if !sent_before && frames > 0 {
-            // Only once the build ids are on their way: a lost record must not make later
-            // stacks rely on it.
+        // Only once the build ids are on their way (a lost record must not make later stacks
+        // rely on it), and only if every frame got its build id: a walk that could not take
+        // the process's mmap lock (or read a file's build id) gives raw addresses, and a repeat
+        // must not be left with those where its own walk might do better.
+        if !sent_before && frames > 0 && all_build_ids(r, frames) {
             let _ = STACKS_SENT.insert(key, 0, 0);
         }
     }

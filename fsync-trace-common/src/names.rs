@@ -65,6 +65,9 @@ pub const PROG_SYS_EXIT_NAME: &str = "sys_exit_name";
 /// Tail of `sys_exit` for truncate, ftruncate and fallocate: counts the change per file and
 /// announces the file as changed once per durability epoch.
 pub const PROG_SYS_EXIT_TRUNCATE: &str = "sys_exit_truncate";
+/// Tail of `sys_exit` for the metadata calls (chmod, chown, utimes, xattrs: every form):
+/// counts the change per file and announces it once per durability epoch, or sends the path.
+pub const PROG_SYS_EXIT_METADATA: &str = "sys_exit_metadata";
 /// Raw tracepoint `sched_process_fork`: traces children of traced processes
 /// ([`CONFIG_FOLLOW_FORKS`]).
 pub const PROG_PROCESS_FORK: &str = "sched_process_fork";
@@ -155,8 +158,10 @@ pub const TAIL_MMAP: u32 = 3;
 pub const TAIL_NAME: u32 = 4;
 /// [`SYS_EXIT_TAILS`] slot of [`PROG_SYS_EXIT_TRUNCATE`] (truncate, ftruncate, fallocate).
 pub const TAIL_TRUNCATE: u32 = 6;
+/// [`SYS_EXIT_TAILS`] slot of [`PROG_SYS_EXIT_METADATA`] (chmod, chown, utimes, xattrs).
+pub const TAIL_METADATA: u32 = 7;
 /// Number of slots in [`SYS_EXIT_TAILS`].
-pub const TAIL_SLOTS: u32 = 7;
+pub const TAIL_SLOTS: u32 = 8;
 
 /// Indices into the CONFIG array map.
 ///

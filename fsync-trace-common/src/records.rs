@@ -69,6 +69,14 @@ pub struct FileCounters {
     /// it yet; [`EXTENT_UNKNOWN`]: some data of the segment has no known offset (a store
     /// through a shared mapping, a write whose position could not be read).
     pub extent_hi: u64,
+    /// Successful metadata changes through a descriptor (fchmod, fchown, fsetxattr,
+    /// fremovexattr, futimens and the at-calls with AT_EMPTY_PATH; by path: counted in
+    /// userspace).
+    pub metadata_changes: u64,
+    /// Durability epoch at which userspace was last told of a metadata change of this file
+    /// (a `Dirty` record with [`DIRTY_BY_METADATA`]): apart from `change_gen`, so a metadata
+    /// change cannot hide a truncate of the same epoch, nor the reverse.
+    pub metadata_gen: u64,
 }
 
 /// `FileCounters::extent_hi` (and `DirtyRecord::prev_extent_hi`) when the range is unknown.
@@ -113,7 +121,7 @@ pub enum RecordKind {
     Uring = 10,
     /// The user stack of the act the next record of the same thread describes: [`StackRecord`].
     Stack = 11,
-    /// A successful truncate(2) of a path: [`TruncatePathRecord`].
+    /// A successful truncate(2), or metadata change, of a path: [`TruncatePathRecord`].
     TruncatePath = 12,
 }
 
@@ -157,6 +165,10 @@ pub struct RecordHeader {
     pub ts_ns: u64,
     /// That task's command name (`comm`), NUL-padded.
     pub comm: [u8; TASK_COMM_LEN],
+    /// That task's cgroup v2 id (`bpf_get_current_cgroup_id`: the inode number of its cgroup
+    /// directory), read when the record was made: a process gone before userspace could read
+    /// `/proc/<pid>/cgroup` keeps the cgroup it acted in (metric labels).
+    pub cgroup_id: u64,
 }
 
 /// Return addresses kept per user stack (innermost first).
@@ -199,7 +211,7 @@ pub struct StackRecord {
 pub const STACK_BUILD_IDS_SENT: u32 = 1;
 
 /// Bytes of a [`StackRecord`] sent with [`STACK_BUILD_IDS_SENT`]: the record cut before
-/// `build_ids` (504 of 1,272 bytes). The reader zero-fills the rest.
+/// `build_ids` (512 of 1,280 bytes). The reader zero-fills the rest.
 pub const STACK_WITHOUT_BUILD_IDS_LEN: usize = core::mem::offset_of!(StackRecord, build_ids);
 
 /// Key of `STACKS_SENT`: a stack (hash of its frames) a process sent with its build ids. The
@@ -244,6 +256,8 @@ pub const DIRTY_BY_MAPPED_STORE: u32 = 1;
 pub const DIRTY_BY_TRUNCATE: u32 = 2;
 /// How a file got dirty: fallocate(2) allocated, punched, zeroed or shifted a range.
 pub const DIRTY_BY_FALLOCATE: u32 = 3;
+/// How a file got dirty: its mode, owner, times or extended attributes changed (no data).
+pub const DIRTY_BY_METADATA: u32 = 4;
 
 /// A file got dirty for the first time since the durability epoch last changed.
 #[repr(C)]
@@ -521,21 +535,31 @@ pub struct NamespaceRecord {
 /// one directory fills the ring buffer half as fast. The reader zero-fills the rest.
 pub const NAMESPACE_ONE_NAME_LEN: usize = core::mem::offset_of!(NamespaceRecord, new_base);
 
-/// A successful truncate(2): a file named by path, which the kernel cannot resolve to an
-/// inode at the syscall's exit; userspace finds it among the names it knows.
+/// A successful truncate(2), or metadata change by path (`change`): a file named by path,
+/// which the kernel cannot resolve to an inode at the syscall's exit; userspace finds it
+/// among the names it knows.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct TruncatePathRecord {
     /// Header: the task; `ts_ns` is when the call returned.
     pub hdr: RecordHeader,
-    /// The length the call set.
+    /// The length the call set (truncate only).
     pub length: u64,
-    /// The directory `name` is resolved against (the cwd).
+    /// The directory `name` is resolved against (the cwd, or the call's dirfd).
     pub base: BaseDir,
     /// The path as the process passed it (relative or absolute), NUL-terminated, truncated to
     /// `NAME_BUF`.
     pub name: [u8; NAME_BUF],
+    /// Which change: [`PATH_CHANGE_TRUNCATE`] or [`PATH_CHANGE_METADATA`].
+    pub change: u32,
+    /// Padding (zero).
+    pub _pad: u32,
 }
+
+/// [`TruncatePathRecord::change`]: truncate(2).
+pub const PATH_CHANGE_TRUNCATE: u32 = 0;
+/// [`TruncatePathRecord::change`]: chmod, chown, utimes or an xattr change by path.
+pub const PATH_CHANGE_METADATA: u32 = 1;
 
 /// A successful shared, writable mapping of a file.
 #[repr(C)]
@@ -676,16 +700,19 @@ pub struct UringRecord {
 }
 
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
-const _: () = assert!(core::mem::size_of::<FileCounters>() == 112);
-const _: () = assert!(core::mem::size_of::<RecordHeader>() == 40);
-const _: () = assert!(core::mem::size_of::<DirtyRecord>() == 40 + 16 + 24 + 16 + 16);
+const _: () = assert!(core::mem::size_of::<FileCounters>() == 128);
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == 48);
+/// Every record starts with its header: the size checks below count from there.
+pub(crate) const HEADER_BYTES: usize = core::mem::size_of::<RecordHeader>();
+const _: () = assert!(core::mem::size_of::<DirtyRecord>() == HEADER_BYTES + 16 + 24 + 16 + 16);
 const _: () = assert!(core::mem::size_of::<NameRecord>().is_multiple_of(8));
 const _: () = assert!(NAMESPACE_ONE_NAME_LEN.is_multiple_of(8));
-const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40 + 8 + 8 + 8 + 16 + 8 + 24 + 32);
+const _: () =
+    assert!(core::mem::size_of::<SyncRecord>() == HEADER_BYTES + 8 + 8 + 8 + 16 + 8 + 24 + 32);
 const _: () = assert!(core::mem::size_of::<OpenRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<NamespaceRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<TruncatePathRecord>().is_multiple_of(8));
-const _: () = assert!(core::mem::size_of::<MmapRecord>() == 40 + 16 + 40 + 8);
+const _: () = assert!(core::mem::size_of::<MmapRecord>() == HEADER_BYTES + 16 + 40 + 8);
 const _: () = assert!(core::mem::size_of::<InflightCall>() == 40);
 
 /// [`DeviceFlushRecord::what`]: a cache flush request (`REQ_OP_FLUSH`).
@@ -706,11 +733,12 @@ pub struct DeviceFlushRecord {
     /// [`DEVICE_FLUSH`] or [`DEVICE_FUA_WRITE`].
     pub what: u32,
 }
-const _: () = assert!(core::mem::size_of::<UringRecord>() == 40 + 16 + 16);
+const _: () = assert!(core::mem::size_of::<UringRecord>() == HEADER_BYTES + 16 + 16);
 const _: () = assert!(
     core::mem::size_of::<StackRecord>()
-        == 40 + 16 + 8 * (STACK_FRAMES + STACK_SP_WORDS) + 32 * STACK_FRAMES
+        == HEADER_BYTES + 16 + 8 * (STACK_FRAMES + STACK_SP_WORDS) + 32 * STACK_FRAMES
 );
 const _: () = assert!(core::mem::size_of::<BuildIdFrame>() == 32);
-const _: () = assert!(STACK_WITHOUT_BUILD_IDS_LEN == 504);
+const _: () =
+    assert!(STACK_WITHOUT_BUILD_IDS_LEN == core::mem::size_of::<StackRecord>() - 32 * STACK_FRAMES);
 const _: () = assert!(core::mem::size_of::<StackSentKey>() == 24);

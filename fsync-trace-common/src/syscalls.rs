@@ -182,3 +182,77 @@ pub fn is_namespace(nr: u64) -> bool {
 pub fn is_truncate(nr: u64) -> bool {
     matches!(nr, TRUNCATE | FTRUNCATE | FALLOCATE)
 }
+
+/// chmod(2): a file's mode set through its path.
+pub const CHMOD: u64 = 90;
+/// fchmod(2): a file's mode set through a descriptor.
+pub const FCHMOD: u64 = 91;
+/// chown(2): a file's owner set through its path.
+pub const CHOWN: u64 = 92;
+/// fchown(2): a file's owner set through a descriptor.
+pub const FCHOWN: u64 = 93;
+/// lchown(2): chown of a symbolic link itself.
+pub const LCHOWN: u64 = 94;
+/// utime(2): a file's times set through its path.
+pub const UTIME: u64 = 132;
+/// setxattr(2): an extended attribute set through a path.
+pub const SETXATTR: u64 = 188;
+/// lsetxattr(2): setxattr of a symbolic link itself.
+pub const LSETXATTR: u64 = 189;
+/// fsetxattr(2): an extended attribute set through a descriptor.
+pub const FSETXATTR: u64 = 190;
+/// removexattr(2): an extended attribute removed through a path.
+pub const REMOVEXATTR: u64 = 197;
+/// lremovexattr(2): removexattr of a symbolic link itself.
+pub const LREMOVEXATTR: u64 = 198;
+/// fremovexattr(2): an extended attribute removed through a descriptor.
+pub const FREMOVEXATTR: u64 = 199;
+/// utimes(2): a file's times set through its path.
+pub const UTIMES: u64 = 235;
+/// fchownat(2): chown relative to a directory fd (AT_EMPTY_PATH: the fd's file).
+pub const FCHOWNAT: u64 = 260;
+/// futimesat(2): utimes relative to a directory fd (a NULL path: the fd's file).
+pub const FUTIMESAT: u64 = 261;
+/// fchmodat(2): chmod relative to a directory fd (no flags argument).
+pub const FCHMODAT: u64 = 268;
+/// utimensat(2): times set relative to a directory fd (a NULL path, futimens(3), or
+/// AT_EMPTY_PATH: the fd's file).
+pub const UTIMENSAT: u64 = 280;
+/// fchmodat2(2) (Linux 6.6+): fchmodat with flags (AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW).
+pub const FCHMODAT2: u64 = 452;
+/// setxattrat(2) (Linux 6.13+): setxattr relative to a directory fd, with at-flags.
+pub const SETXATTRAT: u64 = 463;
+/// removexattrat(2) (Linux 6.13+): removexattr relative to a directory fd, with at-flags.
+pub const REMOVEXATTRAT: u64 = 466;
+
+/// True for the calls that change a file's metadata (mode, owner, times, extended
+/// attributes) without writing data: a sync after one has something to make durable.
+#[inline(always)]
+pub fn is_metadata(nr: u64) -> bool {
+    matches!(
+        nr,
+        CHMOD
+            | FCHMOD
+            | CHOWN
+            | FCHOWN
+            | LCHOWN
+            | UTIME
+            | SETXATTR
+            | LSETXATTR
+            | FSETXATTR
+            | REMOVEXATTR
+            | LREMOVEXATTR
+            | FREMOVEXATTR
+            | UTIMES
+            | FCHOWNAT
+            | FUTIMESAT
+            | FCHMODAT
+            | UTIMENSAT
+            | FCHMODAT2
+            | SETXATTRAT
+            | REMOVEXATTRAT
+    )
+}
+
+/// `AT_EMPTY_PATH`: an at-call with an empty path acts on its dirfd's own file.
+pub const AT_EMPTY_PATH: u64 = 0x1000;

@@ -83,4 +83,5 @@ mod pod {
 pub const S_IFSOCK: u32 = 0o140000;
 
 const _: () = assert!(core::mem::size_of::<WalPending>() == 24);
-const _: () = assert!(core::mem::size_of::<AckRecord>() == 40 + 16 + 8 + 8 + 8);
+const _: () =
+    assert!(core::mem::size_of::<AckRecord>() == crate::records::HEADER_BYTES + 16 + 8 + 8 + 8);

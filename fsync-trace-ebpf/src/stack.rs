@@ -108,7 +108,8 @@ pub fn emit(ctx: Ctx) -> u32 {
     };
     // SAFETY: `r` is this CPU's scratch record; `ctx` is the calling program's context.
     unsafe {
-        // The header without `comm` (a stack is only ever its thread's next record's).
+        // The header without `comm` and `cgroup_id` (the reader takes a stack only as its thread's
+        // next record's).
         let pid_tgid = bpf_get_current_pid_tgid();
         let tgid = (pid_tgid >> 32) as u32;
         core::ptr::write_volatile(&raw mut (*r).hdr.kind, RecordKind::Stack as u32);
@@ -117,6 +118,7 @@ pub fn emit(ctx: Ctx) -> u32 {
         core::ptr::write_volatile(&raw mut (*r).hdr.stack, 0);
         core::ptr::write_volatile(&raw mut (*r).hdr.ts_ns, bpf_ktime_get_ns());
         core::ptr::write_volatile(&raw mut (*r).hdr.comm, [0; 16]);
+        core::ptr::write_volatile(&raw mut (*r).hdr.cgroup_id, 0);
         let n = generated::bpf_get_stack(
             ctx,
             (&raw mut (*r).ips).cast(),

@@ -3,9 +3,11 @@
 //! these, so fentry/kprobe/tracepoint programs produce identical facts.
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns};
 
+use aya_ebpf::helpers::generated;
+
 use fsync_trace_common::{
     names, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader, RecordKind, SyncOp,
-    SyncRecord, DIRTY_BY_WRITE, EXTENT_UNKNOWN, FILE_FLAG_NAMED, NO_SLOT,
+    SyncRecord, DIRTY_BY_METADATA, DIRTY_BY_WRITE, EXTENT_UNKNOWN, FILE_FLAG_NAMED, NO_SLOT,
 };
 
 use crate::{
@@ -100,6 +102,7 @@ pub unsafe fn fill_header(hdr: *mut RecordHeader, kind: RecordKind) {
         (*hdr).stack = 0;
         (*hdr).ts_ns = bpf_ktime_get_ns();
         (*hdr).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        (*hdr).cgroup_id = generated::bpf_get_current_cgroup_id();
     }
 }
 
@@ -314,6 +317,7 @@ pub unsafe fn on_write_at(
             fd,
             lo,
             hi,
+            false,
             ctx,
         );
         unnamed
@@ -377,9 +381,12 @@ pub unsafe fn emit_name(file: KPtr, key: &FileKey, c: *mut FileCounters) {
     entry.submit(wakeup_flags());
 }
 
-/// Sends a `Dirty` record if userspace has not been told about this file in this epoch, and
+/// Sends a `Dirty` record if userspace has not been told about this file in this epoch (or,
+/// `force`, in any case: a change that writes no data is announced even after a write), and
 /// keeps the dirty extent: a write `[lo, hi)` of the current segment widens it; the record that
 /// starts a new segment carries the closed segment's extent and restarts it at `[lo, hi)`.
+/// True if the record was sent. Every caller passes a constant `force`, so the write path
+/// compiles to the same code as without the argument.
 // Inlined into each caller: a struct of these would only be another copy on the 512-byte stack.
 #[allow(clippy::too_many_arguments)]
 ///
@@ -397,29 +404,32 @@ pub unsafe fn mark_dirty(
     fd: i32,
     lo: u64,
     hi: u64,
+    force: bool,
     ctx: Ctx,
-) {
+) -> bool {
     let gen = current_gen();
     unsafe {
-        if (*c).dirty_gen == gen {
+        let prev_gen = (*c).dirty_gen;
+        if !force && prev_gen == gen {
             if extent_enabled() {
                 widen_extent(c, lo, hi);
             }
-            return;
+            return false;
         }
         (*c).dirty_gen = gen;
         // The act that can become an `unsynced_write` finding: its user stack (once per
         // dirtying, never per write).
         let stack = emit_stack(ctx);
         let Some(mut entry) = EVENTS.reserve::<DirtyRecord>(0) else {
-            // Not announced: forget we tried so the next write retries, and count the loss.
-            // The segment goes on (its extent is sent by the next record that gets through).
-            (*c).dirty_gen = 0;
+            // Not announced: forget we tried so the next write retries (forced: as it was, so a
+            // write's announcement of this epoch stands), and count the loss. The segment goes
+            // on (its extent is sent by the next record that gets through).
+            (*c).dirty_gen = if force { prev_gen } else { 0 };
             if extent_enabled() {
                 widen_extent(c, lo, hi);
             }
             count_lost(names::LOST_RINGBUF_FULL);
-            return;
+            return false;
         };
         let r = entry.as_mut_ptr();
         fill_header(&raw mut (*r).hdr, RecordKind::Dirty);
@@ -440,9 +450,10 @@ pub unsafe fn mark_dirty(
         }
         entry.submit(wakeup_flags());
     }
+    true
 }
 
-/// A change that writes no data (ftruncate, fallocate: `source`) of file `key` (counters `c`
+/// A change that writes no data (ftruncate, fallocate, a metadata change: `source`) of file `key` (counters `c`
 /// in `slot`, already counted by the caller): announced once per durability epoch with a
 /// `Dirty` record of that source, even if a write announced the file in this epoch already, so
 /// userspace knows an unsynced change is a truncation or allocation. Like a first write, it
@@ -461,14 +472,18 @@ pub unsafe fn mark_changed(
 ) {
     let gen = current_gen();
     unsafe {
-        if (*c).change_gen == gen {
+        // Metadata changes have their own epoch mark (see `FileCounters::metadata_gen`);
+        // `source` is a constant at every call site.
+        let mark = if source == DIRTY_BY_METADATA {
+            &raw mut (*c).metadata_gen
+        } else {
+            &raw mut (*c).change_gen
+        };
+        if *mark == gen {
             return;
         }
-        (*c).change_gen = gen;
-        // Forces `mark_dirty` to announce it; it sets `dirty_gen` back to this epoch, so the
-        // next write of the epoch sends nothing more.
-        (*c).dirty_gen = 0;
-        mark_dirty(
+        *mark = gen;
+        let sent = mark_dirty(
             key,
             c,
             slot,
@@ -480,11 +495,12 @@ pub unsafe fn mark_changed(
             // Nothing written: the record closes the extent segment and opens an empty one.
             0,
             0,
+            true,
             ctx,
         );
-        if (*c).dirty_gen == 0 {
+        if !sent {
             // Not announced (ring buffer full, counted): the next change retries.
-            (*c).change_gen = 0;
+            *mark = 0;
         }
     }
 }

@@ -7,9 +7,9 @@ use clap::{Parser, Subcommand};
 
 use super::{
     cost, demo, entry_storm, exposure, fork, fsync_bound, fsync_error, fsync_retry, good, hold,
-    inode_reuse, io_uring_fsync, link, link_unlink, many_files, mkdir, mmap, no_dirsync, osync,
-    rename_safe, rename_unsafe, reopen, sfr, sync_other_fd, table_churn, threads, truncate, unlink,
-    unlink_one_name, unsynced, write_storm, writev, Lockstep, Res,
+    inode_reuse, io_uring_fsync, link, link_unlink, many_files, metadata, mkdir, mmap, no_dirsync,
+    osync, rename_safe, rename_unsafe, reopen, sfr, sync_other_fd, table_churn, threads, truncate,
+    unlink, unlink_one_name, unsynced, write_storm, writev, Lockstep, Res,
 };
 
 #[derive(Parser)]
@@ -222,6 +222,18 @@ pub enum Scenario {
     Fallocate { dir: PathBuf },
     /// truncate(2) by path: one never synced, one synced after
     TruncatePath { dir: PathBuf },
+    /// fchmod, fsync; fchownat AT_EMPTY_PATH, fsync (neither redundant)
+    ChmodThenFsync { dir: PathBuf },
+    /// chmod by path, fsync; fchmodat by dirfd, fsync (neither redundant)
+    ChmodPathSync { dir: PathBuf },
+    /// fsetxattr, setxattr by path, fremovexattr, each followed by fsync (none redundant)
+    XattrThenFsync { dir: PathBuf },
+    /// futimens, utimensat by path, utimes, utimensat AT_EMPTY_PATH, each followed by fsync
+    UtimesThenFsync { dir: PathBuf },
+    /// fchmod, fsync (needed), fsync (redundant)
+    DoubleFsyncAfterChmod { dir: PathBuf },
+    /// synced, then chmod by path and fchmod, never synced (listed, not a finding)
+    ChmodUnsynced { dir: PathBuf },
     /// the bundled demo: a tiny key-value store (--fuse: a failfs mount for the fsync errors)
     Demo {
         dir: PathBuf,
@@ -246,6 +258,12 @@ impl Scenario {
             S::TruncateUnsynced { dir } => (dir, Box::new(truncate::truncate_unsynced)),
             S::Fallocate { dir } => (dir, Box::new(truncate::fallocate)),
             S::TruncatePath { dir } => (dir, Box::new(truncate::truncate_path)),
+            S::ChmodThenFsync { dir } => (dir, Box::new(metadata::chmod_then_fsync)),
+            S::ChmodPathSync { dir } => (dir, Box::new(metadata::chmod_path_sync)),
+            S::XattrThenFsync { dir } => (dir, Box::new(metadata::xattr_then_fsync)),
+            S::UtimesThenFsync { dir } => (dir, Box::new(metadata::utimes_then_fsync)),
+            S::DoubleFsyncAfterChmod { dir } => (dir, Box::new(metadata::double_fsync_after_chmod)),
+            S::ChmodUnsynced { dir } => (dir, Box::new(metadata::chmod_unsynced)),
             S::Unsynced { dir, writes } => (dir, with(writes, unsynced)),
             S::SyncOtherFd { dir } => (dir, Box::new(sync_other_fd)),
             S::NoDirsync { dir } => (dir, Box::new(no_dirsync)),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::scenarios::{Counts, Expected, CHANGES, REDUNDANT};
+use crate::scenarios::{Counts, Expected, CHANGES, METADATA, REDUNDANT};
 
 /// A finding as the table names it: (kind, path, entry).
 pub type FindingFact = (String, String, Option<String>);
@@ -24,6 +24,9 @@ pub struct Facts {
     pub redundant: BTreeMap<String, u64>,
     /// `dirty_extent` (lo, hi) by normalized path; None: null.
     pub extents: BTreeMap<String, Option<(u64, u64)>>,
+    /// (`metadata_changes`, "metadata" in `unsynced_changes`) by normalized path, of files
+    /// with either.
+    pub metadata: BTreeMap<String, (u64, bool)>,
 }
 
 /// The facts of `report`, for a scenario run in directory `dir`.
@@ -82,6 +85,22 @@ pub fn facts(report: &Value, dir: &str) -> Facts {
         })
         .filter(|(_, c)| *c != (0, 0))
         .collect();
+    let metadata = report["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let path = norm(f["path"].as_str().unwrap_or("?"));
+            let unsynced = f["unsynced_changes"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c == "metadata"));
+            (
+                path,
+                (f["metadata_changes"].as_u64().unwrap_or(0), unsynced),
+            )
+        })
+        .filter(|(_, m)| *m != (0, false))
+        .collect();
     let redundant = report["advice"]
         .as_array()
         .into_iter()
@@ -98,15 +117,19 @@ pub fn facts(report: &Value, dir: &str) -> Facts {
         changes,
         redundant,
         extents,
+        metadata,
     }
 }
 
-/// Every way `f` (a run of scenario `name`) differs from [`CHANGES`] and [`REDUNDANT`], one
-/// message each; nothing for a scenario named in neither.
+/// Every way `f` (a run of scenario `name`) differs from [`CHANGES`], [`REDUNDANT`] and
+/// [`METADATA`], one message each; nothing for a scenario named in none.
 #[must_use]
 pub fn check_changes(name: &str, f: &Facts) -> Vec<String> {
     let listed = |n: &str| n == name;
-    if !CHANGES.iter().any(|c| listed(c.0)) && !REDUNDANT.iter().any(|r| listed(r.0)) {
+    if !CHANGES.iter().any(|c| listed(c.0))
+        && !REDUNDANT.iter().any(|r| listed(r.0))
+        && !METADATA.iter().any(|m| listed(m.0))
+    {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -130,6 +153,17 @@ pub fn check_changes(name: &str, f: &Facts) -> Vec<String> {
         out.push(format!(
             "redundant syncs: expected {redundant:?}, got {:?}",
             f.redundant
+        ));
+    }
+    let metadata: BTreeMap<String, (u64, bool)> = METADATA
+        .iter()
+        .filter(|m| listed(m.0))
+        .map(|m| (rel(m.1), (m.2, m.3)))
+        .collect();
+    if metadata != f.metadata {
+        out.push(format!(
+            "(metadata_changes, unsynced metadata): expected {metadata:?}, got {:?}",
+            f.metadata
         ));
     }
     out
@@ -221,6 +255,12 @@ pub fn diff(a: &Facts, b: &Facts) -> String {
             a.redundant, b.redundant
         ));
     }
+    if a.metadata != b.metadata {
+        out.push(format!(
+            "(metadata_changes, unsynced metadata) {:?} vs {:?}",
+            a.metadata, b.metadata
+        ));
+    }
     out.join("; ")
 }
 
@@ -285,5 +325,27 @@ mod tests {
         assert!(check_changes("good", &missed).is_empty());
         assert_ne!(ok, missed);
         assert!(diff(&ok, &missed).contains("redundant syncs"));
+    }
+
+    #[test]
+    fn metadata_changes_are_checked_exactly() {
+        let report = |changes: u64, unsynced: &[&str]| {
+            serde_json::json!({
+                "files": [{
+                    "path": "/m/c/n.dat",
+                    "metadata_changes": changes,
+                    "unsynced_changes": unsynced,
+                }],
+                "findings": [],
+                "advice": [],
+            })
+        };
+        let ok = facts(&report(2, &["metadata"]), "/m/c");
+        assert!(check_changes("chmod-unsynced", &ok).is_empty());
+        let synced = facts(&report(2, &[]), "/m/c");
+        let wrong = check_changes("chmod-unsynced", &synced);
+        assert_eq!(wrong.len(), 1, "{wrong:?}");
+        assert!(wrong[0].contains("metadata_changes"), "{wrong:?}");
+        assert!(diff(&ok, &synced).contains("unsynced metadata"));
     }
 }

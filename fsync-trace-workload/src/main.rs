@@ -29,6 +29,7 @@ mod exposure;
 mod extent;
 mod hold;
 mod load;
+mod metadata;
 mod sys;
 mod truncate;
 mod uring;

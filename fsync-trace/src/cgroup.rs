@@ -2,7 +2,8 @@
 //! `0::` line): the path itself, and where the path shows them, the container id (the 64-hex
 //! id container runtimes name their scopes after) and the Kubernetes pod UID (kubelet's
 //! `pod<uid>` cgroup, with `_` for `-` under the systemd driver). Pure parsing, plus one read
-//! of /proc per process.
+//! of /proc per process, and [`Ids`]: the cgroup ids records carry, named by a walk of the
+//! cgroup v2 tree.
 
 /// A process's cgroup and what its path says about the container and pod it runs in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -77,6 +78,97 @@ fn pod_uid(seg: &str) -> Option<String> {
 pub fn of_pid(pid: u32) -> Option<Workload> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     v2_path(&text).map(workload)
+}
+
+/// Cgroup v2 ids, as the kernel puts them in every record (`RecordHeader::cgroup_id`), to the
+/// workloads their paths show. A cgroup's id is the inode number of its directory under the
+/// cgroup2 mount, so a walk of that tree names every id; it is walked again for an id not seen
+/// yet (a cgroup made since), at most once per [`Ids::MIN_WALK_GAP`]. This is how a process
+/// gone before `/proc/<pid>/cgroup` could be read, or one that moved itself into its cgroup
+/// after the fork (container runtimes do), is labeled with the cgroup it acted in.
+#[derive(Debug)]
+pub struct Ids {
+    root: Option<std::path::PathBuf>,
+    known: std::collections::HashMap<u64, Workload>,
+    last_walk: Option<std::time::Instant>,
+}
+
+impl Ids {
+    /// The least time between two walks of the tree (a removed cgroup's id is never found:
+    /// its records must not walk the tree each).
+    pub const MIN_WALK_GAP: std::time::Duration = std::time::Duration::from_millis(200);
+    /// A walk stops past this many cgroups (a bound on memory; no host has that many).
+    const MAX_CGROUPS: usize = 200_000;
+
+    /// Ids of this host's cgroup v2 tree (none known if cgroup v2 is not mounted).
+    pub fn new() -> Ids {
+        Ids::under(v2_mount().map(std::path::PathBuf::from))
+    }
+
+    /// Ids of the tree at `root` (tests use any directory tree).
+    pub fn under(root: Option<std::path::PathBuf>) -> Ids {
+        Ids {
+            root,
+            known: std::collections::HashMap::new(),
+            last_walk: None,
+        }
+    }
+
+    /// The workload of cgroup `id`, if its directory exists (or existed at the last walk).
+    pub fn workload(&mut self, id: u64) -> Option<&Workload> {
+        if id == 0 {
+            return None;
+        }
+        if !self.known.contains_key(&id)
+            && self
+                .last_walk
+                .is_none_or(|t| t.elapsed() >= Self::MIN_WALK_GAP)
+        {
+            self.walk();
+        }
+        self.known.get(&id)
+    }
+
+    /// Names every cgroup under the root afresh (so removed ones are forgotten).
+    fn walk(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        self.last_walk = Some(std::time::Instant::now());
+        let Some(root) = &self.root else {
+            return;
+        };
+        self.known.clear();
+        let mut todo = vec![(root.clone(), String::from("/"))];
+        while let Some((dir, path)) = todo.pop() {
+            if self.known.len() >= Self::MAX_CGROUPS {
+                log::debug!("cgroup walk stopped at {} cgroups", self.known.len());
+                break;
+            }
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
+            self.known.insert(meta.ino(), workload(&path));
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let child = if path == "/" {
+                        format!("/{name}")
+                    } else {
+                        format!("{path}/{name}")
+                    };
+                    todo.push((e.path(), child));
+                }
+            }
+        }
+    }
+}
+
+impl Default for Ids {
+    fn default() -> Self {
+        Ids::new()
+    }
 }
 
 /// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on hybrid hosts).
@@ -203,6 +295,44 @@ mod tests {
     fn bad_cgroup_paths_are_one_clear_error() {
         let e = processes("/no/such/cgroup-xyz").unwrap_err();
         assert!(e.contains("--cgroup /no/such/cgroup-xyz"), "{e}");
+    }
+
+    #[test]
+    fn ids_are_directory_inodes_and_new_ones_are_found_by_a_new_walk() {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::env::temp_dir().join(format!("fsync-trace-cgids-{}", std::process::id()));
+        let pod = "kubepods.slice/kubepods-pod0f2a3b4c_1d2e_4f50_8a9b_0c1d2e3f4a5b.slice";
+        let id = "a".repeat(64);
+        let leaf = root.join(pod).join(format!("cri-containerd-{id}.scope"));
+        std::fs::create_dir_all(&leaf).unwrap();
+        let ino = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
+        let mut ids = Ids::under(Some(root.clone()));
+        assert_eq!(ids.workload(ino(&root)).unwrap().cgroup, "/");
+        let w = ids.workload(ino(&leaf)).unwrap().clone();
+        assert_eq!(
+            w.cgroup,
+            format!("/{pod}/cri-containerd-{id}.scope"),
+            "the path as /proc/<pid>/cgroup shows it"
+        );
+        assert_eq!(w.container.as_deref(), Some(id.as_str()));
+        assert_eq!(
+            w.pod.as_deref(),
+            Some("0f2a3b4c-1d2e-4f50-8a9b-0c1d2e3f4a5b")
+        );
+        assert_eq!(ids.workload(0), None, "0: no id");
+        // A cgroup made after the walk: found once the gap has passed, not before.
+        let late = root.join("late");
+        std::fs::create_dir(&late).unwrap();
+        ids.last_walk = Some(std::time::Instant::now());
+        assert_eq!(ids.workload(ino(&late)), None, "no walk within the gap");
+        ids.last_walk = ids.last_walk.and_then(|t| t.checked_sub(Ids::MIN_WALK_GAP));
+        assert_eq!(ids.workload(ino(&late)).unwrap().cgroup, "/late");
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(
+            Ids::under(None).workload(1),
+            None,
+            "no cgroup v2 mount: no ids"
+        );
     }
 
     #[test]

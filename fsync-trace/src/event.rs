@@ -11,6 +11,8 @@ pub struct Actor {
     pub comm: Comm,
     /// The user stack at this act, if the kernel took one (acts that can become findings).
     pub stack: Option<StackId>,
+    /// The cgroup v2 id of the task when it acted (0: unknown).
+    pub cgroup_id: u64,
 }
 
 /// A user stack kept by `symbolize::Stacks` (an index into it): actors carry this small copy
@@ -100,6 +102,10 @@ pub enum Change {
     Truncate,
     /// fallocate(2), any mode: blocks allocated, punched, zeroed or shifted.
     Fallocate,
+    /// chmod, chown, utimes or an extended attribute set or removed (any form): the inode's
+    /// metadata changed. Makes the next sync not redundant; left unsynced alone, it is listed
+    /// but is not a finding (see `state::change`).
+    Metadata,
 }
 
 impl Change {
@@ -108,19 +114,45 @@ impl Change {
         match self {
             Change::Truncate => 1,
             Change::Fallocate => 2,
+            Change::Metadata => 4,
+        }
+    }
+}
+
+/// What made a file dirty (a `Dirty` event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirtyCause {
+    /// A write call through a descriptor.
+    Write,
+    /// A store through a shared writable mapping.
+    MappedStore,
+    /// A change that writes no data.
+    Change(Change),
+}
+
+impl DirtyCause {
+    /// The `Change::bit` of a change that wrote no data; 0 for a write or a mapped store.
+    pub fn change_bits(self) -> u8 {
+        match self {
+            DirtyCause::Change(c) => c.bit(),
+            DirtyCause::Write | DirtyCause::MappedStore => 0,
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventKind {
-    /// The file got dirty (first write or mapped store since the durability epoch changed).
+    /// The file got dirty: its first write or mapped store since the durability epoch changed,
+    /// or a change that writes no data (ftruncate, fallocate, a metadata change through a
+    /// descriptor), which the kernel announces once per durability epoch even when a write
+    /// already did (the calls themselves are counted in the kernel's per-file counters).
     Dirty {
         file: FileKey,
         writes_before: u64,
         bytes_before: u64,
         pages_before: u64,
-        by_mapping: bool,
+        /// What made the file dirty.
+        cause: DirtyCause,
         fd: i32,
         /// The kernel slot the `*_before` counters are from.
         slot: u32,
@@ -128,26 +160,16 @@ pub enum EventKind {
         /// previous `Dirty` record (see `crate::extent`).
         prev_extent: Extent,
     },
-    /// The file changed without a data write (ftruncate, fallocate through a descriptor): sent
-    /// once per durability epoch, with the counters before it as for `Dirty` (the calls
-    /// themselves are counted in the kernel's per-file counters).
-    Changed {
-        file: FileKey,
-        change: Change,
-        writes_before: u64,
-        bytes_before: u64,
-        pages_before: u64,
-        fd: i32,
-        /// The kernel slot the `*_before` counters are from.
-        slot: u32,
-        /// As for `Dirty`: the record closes the kernel's current extent segment too.
-        prev_extent: Extent,
-    },
     /// A successful truncate(2) of `path` to `length` bytes (the kernel could not tell which
     /// file: the state machine looks the name up among those it knows).
     TruncatePath {
         path: NameRef,
         length: u64,
+    },
+    /// A successful metadata change (chmod, chown, utimes, xattrs) of `path` (as for
+    /// `TruncatePath`, the state machine looks the name up among those it knows).
+    MetadataPath {
+        path: NameRef,
     },
     /// A sync-family call finished. `ts` of the event is its exit time.
     Sync {

@@ -14,6 +14,7 @@ pub fn actor(pid: u32, comm: &str) -> Actor {
         tid: pid,
         comm: comm.into(),
         stack: None,
+        cgroup_id: 0,
     }
 }
 
@@ -44,7 +45,7 @@ pub fn dirty_kind(file: FileKey, writes_before: u64, bytes_before: u64) -> Event
         writes_before,
         bytes_before,
         pages_before: 0,
-        by_mapping: false,
+        cause: crate::event::DirtyCause::Write,
         fd: 3,
         slot: 0,
         prev_extent: crate::extent::Extent::Empty,

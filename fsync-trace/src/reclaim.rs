@@ -130,5 +130,7 @@ fn sub_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
         change_gen: 0,
         extent_lo: 0,
         extent_hi: 0,
+        metadata_changes: d(a.metadata_changes, b.metadata_changes),
+        metadata_gen: 0,
     }
 }

@@ -6,6 +6,7 @@ mod block;
 mod fentry;
 mod functions;
 mod kprobe;
+mod metadata;
 mod mmap;
 mod namespace;
 mod opens;

@@ -119,6 +119,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         names::TAIL_MMAP
     } else if nr::is_truncate(id) {
         names::TAIL_TRUNCATE
+    } else if nr::is_metadata(id) {
+        names::TAIL_METADATA
     } else if wal_enabled() && is_send(id) {
         TAIL_ACK
     } else {

@@ -11,7 +11,7 @@ use aya_ebpf::EbpfContext;
 use aya_ebpf::{helpers::generated, macros::raw_tracepoint, programs::RawTracePointContext};
 use fsync_trace_common::{
     names, syscalls as nr, RecordKind, TruncatePathRecord, AT_FDCWD, DIRTY_BY_FALLOCATE,
-    DIRTY_BY_TRUNCATE, FILE_FLAG_NAMED,
+    DIRTY_BY_TRUNCATE, FILE_FLAG_NAMED, PATH_CHANGE_TRUNCATE,
 };
 
 use super::namespace::fill_base;
@@ -39,7 +39,13 @@ pub fn sys_exit_truncate(ctx: RawTracePointContext) -> i32 {
         )
     };
     if id == nr::TRUNCATE {
-        truncate_path(ctx.as_ptr(), arg0, arg1);
+        change_path(
+            ctx.as_ptr(),
+            AT_FDCWD as i64 as u64,
+            arg0,
+            arg1,
+            PATH_CHANGE_TRUNCATE,
+        );
         return 0;
     }
     let truncate = id == nr::FTRUNCATE;
@@ -84,12 +90,18 @@ pub fn sys_exit_truncate(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// truncate(`name`, `length`) succeeded: sends the path as passed and the cwd it is relative to.
+/// A change of the file at path `name` succeeded (truncate(`name`, `length`), or a metadata
+/// change: `change`): sends the path as passed and the directory it is relative to (`dirfd`,
+/// or the cwd).
 #[inline(always)]
-fn truncate_path(ctx: crate::state::Ctx, name: u64, length: u64) {
+pub(super) fn change_path(ctx: crate::state::Ctx, dirfd: u64, name: u64, length: u64, change: u32) {
     // The act that can become an `unsynced_write` finding: its user stack, sent before the
-    // reservation below is held.
-    let stack = emit_stack(ctx);
+    // reservation below is held (a metadata change alone is never a finding: no stack).
+    let stack = if change == PATH_CHANGE_TRUNCATE {
+        emit_stack(ctx)
+    } else {
+        0
+    };
     let Some(mut entry) = EVENTS.reserve::<TruncatePathRecord>(0) else {
         count_lost(names::LOST_RINGBUF_FULL);
         return;
@@ -100,8 +112,10 @@ fn truncate_path(ctx: crate::state::Ctx, name: u64, length: u64) {
         fill_header(&raw mut (*r).hdr, RecordKind::TruncatePath);
         (*r).hdr.stack = stack;
         (*r).length = length;
+        (*r).change = change;
+        (*r)._pad = 0;
         read_user_str(name, &mut (*r).name);
-        fill_base(&raw mut (*r).base, AT_FDCWD as i64 as u64);
+        fill_base(&raw mut (*r).base, dirfd);
     }
     entry.submit(wakeup_flags());
 }

@@ -47,6 +47,7 @@ pub fn writeback_dirty_folio(ctx: RawTracePointContext) -> i32 {
             // more reads): the segment's extent becomes unknown.
             0,
             EXTENT_UNKNOWN,
+            false,
             // The store's user stack (this runs in the faulting task).
             ctx.as_ptr(),
         );

@@ -34,9 +34,24 @@ pub const CHANGES: &[(&str, &str, u64, u64)] = &[
 ];
 
 /// `redundant_sync` advice every tier must report: (scenario, path, redundant syncs). A
-/// scenario named here (or in [`CHANGES`]) must report exactly these.
-pub const REDUNDANT: &[(&str, &str, u64)] =
-    &[("truncate-sync", "t.dat", 1), ("fallocate", "f.dat", 1)];
+/// scenario named here (or in [`CHANGES`] or [`METADATA`]) must report exactly these.
+pub const REDUNDANT: &[(&str, &str, u64)] = &[
+    ("truncate-sync", "t.dat", 1),
+    ("fallocate", "f.dat", 1),
+    ("double-fsync-after-chmod", "d.dat", 1),
+];
+
+/// Metadata changes (chmod, chown, utimes, xattrs; `metadata.rs`) every tier must count:
+/// (scenario, path, `metadata_changes`, "metadata" in `unsynced_changes`). A scenario named
+/// here must report exactly these files with such changes (`facts::check_changes`).
+pub const METADATA: &[(&str, &str, u64, bool)] = &[
+    ("chmod-then-fsync", "m.dat", 2, false),
+    ("chmod-path-sync", "c.dat", 2, false),
+    ("xattr-then-fsync", "x.dat", 3, false),
+    ("utimes-then-fsync", "u.dat", 4, false),
+    ("double-fsync-after-chmod", "d.dat", 1, false),
+    ("chmod-unsynced", "n.dat", 2, true),
+];
 
 /// Why each scenario is here is in its comment.
 pub const SCENARIOS: &[Scenario] = &[
@@ -561,6 +576,75 @@ pub const SCENARIOS: &[Scenario] = &[
             ],
             findings: &[("unsynced_write", "p.dat", None)],
             extents: &[("p.dat", None)],
+        }),
+        tracepoint_expect: None,
+    },
+    // fchmod, then fchownat(AT_EMPTY_PATH): each makes the next fsync needed (none redundant).
+    Scenario {
+        name: "chmod-then-fsync",
+        args: &[],
+        expect: Some(Expected {
+            files: &[("m.dat", counts(1, 100, 3, 0, 0))],
+            findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
+        }),
+        tracepoint_expect: None,
+    },
+    // chmod by path and fchmodat by dirfd (resolved among the names the trace knows), each
+    // followed by an fsync of an open fd on the file: none redundant.
+    Scenario {
+        name: "chmod-path-sync",
+        args: &[],
+        expect: Some(Expected {
+            files: &[("c.dat", counts(1, 100, 3, 0, 0))],
+            findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
+        }),
+        tracepoint_expect: None,
+    },
+    // fsetxattr, setxattr by path, fremovexattr, each followed by an fsync: none redundant.
+    Scenario {
+        name: "xattr-then-fsync",
+        args: &[],
+        expect: Some(Expected {
+            files: &[("x.dat", counts(1, 100, 4, 0, 0))],
+            findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
+        }),
+        tracepoint_expect: None,
+    },
+    // futimens, utimensat by path, utimes, utimensat(AT_EMPTY_PATH), each followed by an
+    // fsync: none redundant.
+    Scenario {
+        name: "utimes-then-fsync",
+        args: &[],
+        expect: Some(Expected {
+            files: &[("u.dat", counts(1, 100, 5, 0, 0))],
+            findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
+        }),
+        tracepoint_expect: None,
+    },
+    // fchmod, fsync (needed), fsync: exactly one redundant (see `REDUNDANT`).
+    Scenario {
+        name: "double-fsync-after-chmod",
+        args: &[],
+        expect: Some(Expected {
+            files: &[("d.dat", counts(1, 100, 3, 0, 0))],
+            findings: NO_FINDINGS,
+            extents: NO_EXTENTS,
+        }),
+        tracepoint_expect: None,
+    },
+    // Synced, then chmod by path and fchmod, never synced: listed in `unsynced_changes` (see
+    // `METADATA`) but not a finding by itself.
+    Scenario {
+        name: "chmod-unsynced",
+        args: &[],
+        expect: Some(Expected {
+            files: &[("n.dat", counts(1, 100, 1, 0, 0))],
+            findings: NO_FINDINGS,
+            extents: &[("n.dat", None)],
         }),
         tracepoint_expect: None,
     },

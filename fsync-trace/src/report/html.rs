@@ -97,6 +97,7 @@ mod tests {
             timeline: None,
             exposure_peak: None,
             crash_at: Vec::new(),
+            dirty_extents: true,
             devices: None,
             stacks: Default::default(),
         };

@@ -260,10 +260,14 @@ pub struct FileEntry {
     pub truncates: u64,
     /// Successful fallocate(2) calls on the file, every mode.
     pub fallocates: u64,
-    /// Changes that wrote no data left unsynced at the end ("truncate", "fallocate"): at
-    /// risk with 0 unsynced bytes.
+    /// Changes that wrote no data left unsynced at the end ("truncate", "fallocate",
+    /// "metadata"): at risk with 0 unsynced bytes. An unsynced "metadata" change alone is
+    /// listed here but is not a finding.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unsynced_changes: Vec<&'static str>,
+    /// Successful metadata changes of the file (chmod, chown, utimes, extended attributes;
+    /// through a descriptor or by path): each makes the next sync not redundant.
+    pub metadata_changes: u64,
 }
 
 /// Names of the changes in `changes` (`Change::bit`s).
@@ -272,6 +276,7 @@ pub fn change_names(changes: u8) -> Vec<&'static str> {
     [
         (Change::Truncate, "truncate"),
         (Change::Fallocate, "fallocate"),
+        (Change::Metadata, "metadata"),
     ]
     .into_iter()
     .filter(|(c, _)| changes & c.bit() != 0)
@@ -374,6 +379,9 @@ pub struct Report {
     pub devices: Option<Vec<DeviceEntry>>,
     /// What became of the user stacks taken at findings' acts (see `stack` in findings).
     pub stacks: crate::symbolize::StackStats,
+    /// Dirty extents were traced (`--dirty-extent`, or an output about a power cut): when
+    /// false every `dirty_extent` is null because nobody asked, not because it was unknown.
+    pub dirty_extents: bool,
 }
 
 fn dev_string(dev: u32) -> String {
@@ -494,6 +502,7 @@ impl Report {
             timeline,
             exposure_peak,
             crash_at: Vec::new(),
+            dirty_extents: false,
             devices,
             stacks: Default::default(),
         }

@@ -114,5 +114,6 @@ fn entry(f: &FileState, c: &FileCounters, trace_ns: u64, flushes_counted: bool) 
         } else {
             change_names(f.unsynced_changes())
         },
+        metadata_changes: c.metadata_changes + u64::from(f.path_metadata_changes),
     }
 }

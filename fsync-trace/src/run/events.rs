@@ -139,6 +139,7 @@ impl Session {
             state,
             live,
             forked,
+            cgroup_ids,
             exporter,
             live_ui,
             wal,
@@ -215,6 +216,13 @@ impl Session {
                             state.label_process(ev.actor.pid, Some(w));
                         }
                     }
+                }
+            }
+            // The cgroup the kernel saw it act in: right even if it moved itself there after
+            // the fork, or is gone before /proc could be read.
+            if state.cgroup_changed(ev.actor.pid, ev.actor.cgroup_id) {
+                if let Some(w) = cgroup_ids.workload(ev.actor.cgroup_id) {
+                    state.label_process(ev.actor.pid, Some(w.clone()));
                 }
             }
             let labeled = exporter.as_ref().is_some_and(|m| m.live.labeled());

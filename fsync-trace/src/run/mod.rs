@@ -176,6 +176,8 @@ struct Session {
     /// container runtime (or a shell writing `cgroup.procs`) moves its child into the
     /// container's cgroup after the fork. Emptied as they act or exit.
     forked: HashSet<u32>,
+    /// Cgroup ids of records to the workloads they name.
+    cgroup_ids: crate::cgroup::Ids,
     /// The command started with `--`.
     child: Option<u32>,
     exporter: Option<Exporter>,
@@ -250,6 +252,7 @@ impl Session {
             clock,
             live: HashSet::new(),
             forked: HashSet::new(),
+            cgroup_ids: crate::cgroup::Ids::new(),
             child: None,
             exporter: None,
             live_ui: None,
@@ -456,6 +459,7 @@ impl Session {
         let mut report = Report::build(analysis, judged, tier.name(), lost, clock, end_ns);
         report.notes = notes;
         report.crash_at = crash_at;
+        report.dirty_extents = cli.dirty_extent_on();
         let wanted = report.stack_ids();
         let resolved = stacks.resolve(|id| wanted.contains(&id));
         report.attach_stacks(&resolved, stacks.stats);

@@ -1,8 +1,14 @@
-//! A file announced dirty: by a write or mapped store (`Dirty`), or by a change that writes no
-//! data but still needs a sync to be durable (`Changed`: ftruncate, fallocate; `TruncatePath`:
-//! truncate(2), whose file is found here among the names the trace knows). Such a change makes
-//! the next sync of the file not redundant and, left unsynced, is at risk like unsynced data
-//! (0 bytes, the change named).
+//! A file announced dirty: by a write or mapped store, or by a change that writes no data but
+//! still needs a sync to be durable (`Dirty` with a `DirtyCause::Change`: ftruncate, fallocate,
+//! a metadata change through a descriptor; `TruncatePath`, `MetadataPath`: truncate(2), chmod,
+//! chown, utimes or xattrs by path, whose file is found here among the names the trace knows).
+//! Such a change makes the next sync of the file not redundant and, left unsynced, is at risk
+//! like unsynced data (0 bytes, the change named in `unsynced_changes`). One exception: an
+//! unsynced metadata change (`Change::Metadata`) alone is listed but is not an `unsynced_write`
+//! finding (chmod after create is common, and flagging it would flood real programs with
+//! advice); with unsynced data, a truncate or a fallocate beside it, the finding is theirs.
+//! A directory's own metadata change is ignored: the state knows directories only by their
+//! entries.
 use fsync_trace_common::{FileKey, PAGE_SIZE};
 
 use super::{join, timeline, DirtySpan, DurabilityState, Resolver};
@@ -85,26 +91,47 @@ impl<R: Resolver> DurabilityState<R> {
     /// names the trace knows (else, while the process lives, through /proc). A path that is
     /// not a tracked file (another filesystem, a file never seen) is ignored.
     pub(super) fn on_truncate_path(&mut self, ts: u64, actor: Actor, path: &NameRef, length: u64) {
-        let Some((_, dir_path, entry)) = self.entry_of(actor.pid, path) else {
+        let Some(key) = self.path_change_file(ts, &actor, path) else {
             return;
         };
-        let abs = join(&dir_path, &entry);
-        let key = match self.paths.get(abs.as_str()) {
-            Some(&k) => k,
-            None => match self.resolver.file_of_path(actor.pid, &abs) {
-                Some(k) => {
-                    self.add_name(k, abs.into(), false);
-                    k
-                }
-                None => return,
-            },
-        };
-        let f = self.file_at(key, ts);
-        if f.is_dir {
-            return;
+        if let Some(f) = self.files.get_mut(&key) {
+            f.path_truncates += 1;
+            f.path_truncate_len = Some(length);
         }
-        f.path_truncates += 1;
-        f.path_truncate_len = Some(length);
+        self.push_path_span(ts, actor, key, Change::Truncate);
+    }
+
+    /// A metadata change (chmod, chown, utimes, xattrs) of `path` succeeded: found as for
+    /// truncate(2). Directories are ignored (as through a descriptor).
+    pub(super) fn on_metadata_path(&mut self, ts: u64, actor: Actor, path: &NameRef) {
+        let Some(key) = self.path_change_file(ts, &actor, path) else {
+            return;
+        };
+        if let Some(f) = self.files.get_mut(&key) {
+            f.path_metadata_changes += 1;
+        }
+        self.push_path_span(ts, actor, key, Change::Metadata);
+    }
+
+    /// The regular file a path change named, among the names the trace knows (else, while the
+    /// process lives, through /proc); None for a directory or a path that is not a tracked
+    /// file (another filesystem, a file never seen).
+    fn path_change_file(&mut self, ts: u64, actor: &Actor, path: &NameRef) -> Option<FileKey> {
+        let (_, dir_path, entry) = self.entry_of(actor.pid, path)?;
+        let abs = join(&dir_path, &entry);
+        let key = if let Some(&k) = self.paths.get(abs.as_str()) {
+            k
+        } else {
+            let k = self.resolver.file_of_path(actor.pid, &abs)?;
+            self.add_name(k, abs.into(), false);
+            k
+        };
+        (!self.file_at(key, ts).is_dir).then_some(key)
+    }
+
+    /// A dirty span for a path change of `key` (no kernel record, so no kernel counters).
+    fn push_path_span(&mut self, ts: u64, actor: Actor, key: FileKey, change: Change) {
+        let f = self.file_at(key, ts);
         // The kernel counters are not read here: the span starts where the file's unsynced
         // data starts (its oldest open span), or, clean, where its last sync's reading left it
         // (all it had written was durable then; unknown after a durable point without a
@@ -117,14 +144,6 @@ impl<R: Resolver> DurabilityState<R> {
         // No kernel record: the kernel's extent segment goes on (in whichever span holds it
         // open), and this span wrote nothing.
         let nothing = Some(Extent::Empty);
-        self.push_span(
-            ts,
-            actor,
-            key,
-            before,
-            Change::Truncate.bit(),
-            nothing,
-            Extent::Empty,
-        );
+        self.push_span(ts, actor, key, before, change.bit(), nothing, Extent::Empty);
     }
 }

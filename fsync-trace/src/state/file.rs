@@ -119,6 +119,9 @@ pub struct FileState {
     /// the length the last one set.
     pub path_truncates: u32,
     pub path_truncate_len: Option<u64>,
+    /// Metadata changes by path (chmod, chown, utimes, xattrs) that named this file (through
+    /// a descriptor: counted in the kernel).
+    pub path_metadata_changes: u32,
 }
 
 impl FileState {
@@ -230,6 +233,8 @@ pub fn add_counters(a: &FileCounters, b: &FileCounters) -> FileCounters {
         // The current segment's, like the epoch: a reclaimed slot's file was durable.
         extent_lo: b.extent_lo,
         extent_hi: b.extent_hi,
+        metadata_changes: a.metadata_changes + b.metadata_changes,
+        metadata_gen: b.metadata_gen,
     }
 }
 
@@ -260,6 +265,8 @@ pub struct ProcessInfo {
     pub cost: Option<Box<SyncCost>>,
     /// Its cgroup, container and pod (read from /proc with its name).
     pub workload: Option<crate::cgroup::Workload>,
+    /// The cgroup v2 id its latest record carried (0: none yet); `workload` follows it.
+    pub cgroup_id: u64,
 }
 
 /// Sync calls of one thread.

@@ -85,7 +85,7 @@ impl<R: Resolver> DurabilityState<R> {
                 f.max_dirty_window_ns = f
                     .max_dirty_window_ns
                     .max(end_ns.saturating_sub(first.since));
-                if !f.removed && !f.is_dir {
+                if !f.removed && !f.is_dir && !only_metadata(&f, &slot) {
                     findings.push(unsynced_write(&f, &slot, &first));
                 }
             }
@@ -140,6 +140,14 @@ impl<R: Resolver> DurabilityState<R> {
             devices,
         }
     }
+}
+
+/// True if all `f` left unsynced is metadata changes (no data, no size or allocation change):
+/// listed in the file's `unsynced_changes`, but not a finding by itself (chmod after create is
+/// common, and rarely what a crash could hurt).
+fn only_metadata(f: &FileState, slot: &FileCounters) -> bool {
+    let (writes, _, pages) = f.unsynced(slot);
+    writes == 0 && pages == 0 && f.unsynced_changes() == Change::Metadata.bit()
 }
 
 /// The finding for a file whose data (or size, or allocation) was never made durable (`slot`:

@@ -379,6 +379,18 @@ impl<R: Resolver> DurabilityState<R> {
         }
     }
 
+    /// Notes the cgroup id of a record of process `pid` (known): true if it differs from the
+    /// one noted before (the caller then labels it again), false if the same or no id.
+    pub fn cgroup_changed(&mut self, pid: u32, id: u64) -> bool {
+        match self.processes.get_mut(&pid) {
+            Some(p) if id != 0 && p.cgroup_id != id => {
+                p.cgroup_id = id;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Process `pid`'s cgroup, container and pod, if known (metric labels); else its nearest
     /// known ancestor's (a child gone before /proc was read started in its parent's cgroup).
     pub fn workload_of(&self, pid: u32) -> Option<&crate::cgroup::Workload> {
@@ -507,29 +519,19 @@ impl<R: Resolver> DurabilityState<R> {
                 writes_before,
                 bytes_before,
                 pages_before,
+                cause,
                 slot,
                 prev_extent,
                 ..
             } => {
                 let before = (writes_before, bytes_before, pages_before);
-                self.on_dirty(ts, actor, file, before, slot, 0, prev_extent);
-            }
-            EventKind::Changed {
-                file,
-                change,
-                writes_before,
-                bytes_before,
-                pages_before,
-                slot,
-                prev_extent,
-                ..
-            } => {
-                let before = (writes_before, bytes_before, pages_before);
-                self.on_dirty(ts, actor, file, before, slot, change.bit(), prev_extent);
+                let changes = cause.change_bits();
+                self.on_dirty(ts, actor, file, before, slot, changes, prev_extent);
             }
             EventKind::TruncatePath { path, length } => {
                 self.on_truncate_path(ts, actor, &path, length);
             }
+            EventKind::MetadataPath { path } => self.on_metadata_path(ts, actor, &path),
             EventKind::Sync {
                 op,
                 enter_ns,

@@ -336,6 +336,7 @@ mod tests {
                 tid: pid,
                 comm: "server".into(),
                 stack: None,
+                cgroup_id: 0,
             },
             kind,
         }

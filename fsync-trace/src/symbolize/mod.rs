@@ -448,7 +448,9 @@ fn place(maps: &[maps::Mapping], ips: &[u64], sp_words: &[u64]) -> Vec<RawFrame>
 
 /// The frame a person reads first: the first one in the program's own code, past the C
 /// library, the Rust standard library and other system libraries. If none has a source line,
-/// the first one outside system libraries; else the innermost.
+/// the first one outside system libraries; else the first outside the C runtime (a program
+/// whose I/O is done by a system library, e.g. the sqlite3 shell through libsqlite3, is placed
+/// in that library, not in libc's syscall wrapper); else the innermost.
 pub fn call_site(frames: &[Frame]) -> Option<&Frame> {
     let own_module = |f: &Frame| {
         f.module.as_deref().is_some_and(|m| {
@@ -470,7 +472,29 @@ pub fn call_site(frames: &[Frame]) -> Option<&Frame> {
         .iter()
         .find(|f| own_module(f) && own_source(f))
         .or_else(|| frames.iter().find(|f| own_module(f)))
+        .or_else(|| frames.iter().find(|f| !c_runtime(f)))
         .or_else(|| frames.first())
+}
+
+/// A frame in the C runtime (libc, the dynamic loader, libpthread, libstdc++...): the
+/// wrappers every program calls through, never where a durability decision is made.
+fn c_runtime(f: &Frame) -> bool {
+    const RUNTIME: [&str; 9] = [
+        "libc.so",
+        "libc-",
+        "ld-linux",
+        "ld64.so",
+        "libpthread",
+        "libdl",
+        "librt",
+        "libstdc++",
+        "libgcc_s",
+    ];
+    let Some(module) = f.module.as_deref() else {
+        return true;
+    };
+    let name = module.rsplit('/').next().unwrap_or(module);
+    name.starts_with('[') || RUNTIME.iter().any(|r| name.starts_with(r))
 }
 
 #[cfg(test)]
@@ -707,6 +731,24 @@ mod tests {
         assert_eq!(
             call_site(&stripped).unwrap().function.as_deref(),
             Some("main")
+        );
+        // The sqlite3 shell: its I/O is libsqlite3's (stripped, no frame pointers past it).
+        let library = [
+            frame(
+                "__GI_unlink",
+                Some("./io/../sysdeps/unix/syscall-template.S"),
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            ),
+            frame("", None, "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6"),
+        ];
+        assert_eq!(
+            call_site(&library).unwrap().module.as_deref(),
+            Some("/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6")
+        );
+        let only_libc = [frame("write", None, "/lib/x86_64-linux-gnu/libc.so.6")];
+        assert_eq!(
+            call_site(&only_libc).unwrap().function.as_deref(),
+            Some("write")
         );
         assert!(call_site(&[]).is_none());
     }

@@ -3,13 +3,15 @@ use fsync_trace_common::{
     open_flags, BaseDir, DeviceFlushRecord, DirtyRecord, ExitRecord, ForkRecord, MmapRecord,
     NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord,
     SyncOp, SyncRecord, TruncatePathRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_FALLOCATE,
-    DIRTY_BY_MAPPED_STORE, DIRTY_BY_TRUNCATE, FMODE_CREATED, NAMESPACE_ONE_NAME_LEN, NO_SLOT,
-    PATH_BUF, STACK_BUILD_IDS_SENT, STACK_WITHOUT_BUILD_IDS_LEN, S_IFDIR, S_IFMT,
-    URING_FSYNC_UNORDERED,
+    DIRTY_BY_MAPPED_STORE, DIRTY_BY_METADATA, DIRTY_BY_TRUNCATE, FMODE_CREATED,
+    NAMESPACE_ONE_NAME_LEN, NO_SLOT, PATH_BUF, PATH_CHANGE_METADATA, STACK_BUILD_IDS_SENT,
+    STACK_WITHOUT_BUILD_IDS_LEN, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
-use crate::event::{Actor, Change, Comm, Event, EventKind, NameRef, StackId, SyncCounters};
+use crate::event::{
+    Actor, Change, Comm, DirtyCause, Event, EventKind, NameRef, StackId, SyncCounters,
+};
 use crate::extent::Extent;
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -87,6 +89,7 @@ fn actor(h: &RecordHeader) -> Actor {
             Comm::new(&String::from_utf8_lossy(&h.comm[..end]))
         },
         stack: (h.stack != 0).then_some(StackId::PENDING),
+        cgroup_id: h.cgroup_id,
     }
 }
 
@@ -111,33 +114,19 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let kind = match kind {
         RecordKind::Dirty => {
             let r: DirtyRecord = read(bytes, k)?;
-            let change = match r.source {
-                DIRTY_BY_TRUNCATE => Some(Change::Truncate),
-                DIRTY_BY_FALLOCATE => Some(Change::Fallocate),
-                _ => None,
+            let cause = match r.source {
+                DIRTY_BY_TRUNCATE => DirtyCause::Change(Change::Truncate),
+                DIRTY_BY_FALLOCATE => DirtyCause::Change(Change::Fallocate),
+                DIRTY_BY_METADATA => DirtyCause::Change(Change::Metadata),
+                DIRTY_BY_MAPPED_STORE => DirtyCause::MappedStore,
+                _ => DirtyCause::Write,
             };
-            if let Some(change) = change {
-                return Ok(Event {
-                    ts,
-                    actor,
-                    kind: EventKind::Changed {
-                        file: r.file,
-                        change,
-                        writes_before: r.writes_before,
-                        bytes_before: r.bytes_before,
-                        pages_before: r.mapped_pages_before,
-                        fd: r.fd,
-                        slot: r.slot,
-                        prev_extent: Extent::from_kernel(r.prev_extent_lo, r.prev_extent_hi),
-                    },
-                });
-            }
             EventKind::Dirty {
                 file: r.file,
                 writes_before: r.writes_before,
                 bytes_before: r.bytes_before,
                 pages_before: r.mapped_pages_before,
-                by_mapping: r.source == DIRTY_BY_MAPPED_STORE,
+                cause,
                 fd: r.fd,
                 slot: r.slot,
                 prev_extent: Extent::from_kernel(r.prev_extent_lo, r.prev_extent_hi),
@@ -203,9 +192,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         RecordKind::TruncatePath => {
             let r: Box<TruncatePathRecord> = Box::new(read(bytes, k)?);
-            EventKind::TruncatePath {
-                path: name_ref(&r.base, &r.name),
-                length: r.length,
+            let path = name_ref(&r.base, &r.name);
+            if r.change == PATH_CHANGE_METADATA {
+                EventKind::MetadataPath { path }
+            } else {
+                EventKind::TruncatePath {
+                    path,
+                    length: r.length,
+                }
             }
         }
         RecordKind::Mmap => {
@@ -292,6 +286,7 @@ mod tests {
             stack: 0,
             ts_ns: 1000,
             comm,
+            cgroup_id: 77,
         }
     }
 
@@ -305,6 +300,7 @@ mod tests {
         for (source, change) in [
             (DIRTY_BY_TRUNCATE, Change::Truncate),
             (DIRTY_BY_FALLOCATE, Change::Fallocate),
+            (DIRTY_BY_METADATA, Change::Metadata),
         ] {
             let r = DirtyRecord {
                 hdr: header(RecordKind::Dirty),
@@ -321,9 +317,9 @@ mod tests {
             };
             assert_eq!(
                 decode(&as_bytes(&r)).unwrap().kind,
-                EventKind::Changed {
+                EventKind::Dirty {
                     file,
-                    change,
+                    cause: DirtyCause::Change(change),
                     writes_before: 3,
                     bytes_before: 300,
                     pages_before: 1,
@@ -394,6 +390,7 @@ mod tests {
                 tid: 43,
                 comm: "demo".into(),
                 stack: None,
+                cgroup_id: 77,
             }
         );
         assert_eq!(
@@ -407,7 +404,7 @@ mod tests {
                 writes_before: 3,
                 bytes_before: 300,
                 pages_before: 0,
-                by_mapping: false,
+                cause: DirtyCause::Write,
                 fd: 5,
                 slot: 11,
                 prev_extent: Extent::Range { lo: 4096, hi: 8192 },

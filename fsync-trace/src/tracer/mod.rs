@@ -236,7 +236,7 @@ fn attach_sync_entry(ebpf: &mut Ebpf) -> Result<SyncEntryHook, TracerError> {
 }
 
 /// Tail-called handlers of the sys_exit dispatcher, by slot.
-const TAILS: [(&str, u32); 7] = [
+const TAILS: [(&str, u32); 8] = [
     (names::PROG_SYS_EXIT_NAME, names::TAIL_NAME),
     (names::PROG_SYS_EXIT_OPEN, names::TAIL_OPEN),
     (names::PROG_SYS_EXIT_NAMESPACE, names::TAIL_NAMESPACE),
@@ -244,6 +244,7 @@ const TAILS: [(&str, u32); 7] = [
     (names::PROG_SYS_EXIT_MMAP, names::TAIL_MMAP),
     (wal::PROG_SYS_EXIT_ACK, wal::TAIL_ACK),
     (names::PROG_SYS_EXIT_TRUNCATE, names::TAIL_TRUNCATE),
+    (names::PROG_SYS_EXIT_METADATA, names::TAIL_METADATA),
 ];
 
 /// Attached programs and the raw tracepoint each hooks (sync entry: see [`attach_sync_entry`]).

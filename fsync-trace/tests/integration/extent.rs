@@ -172,4 +172,20 @@ fn a_plain_run_keeps_no_extent() {
     let f = r.file(&format!("{d}/overwrite.dat"));
     assert_eq!(Report::u64_at(f, "unsynced_bytes"), 4_096_000, "{f}");
     assert!(f["dirty_extent"].is_null(), "{f}");
+    assert_eq!(r.0["dirty_extents"], false, "not traced");
+    // The text says nothing of extents it did not trace (no "extent unknown" on every row).
+    let (_g2, again) = tempdir();
+    let text = run(
+        std::process::Command::new(TRACER).args(["--", workload(), "overwrite", &again]),
+        "fsync-trace (text report)",
+    );
+    assert_eq!(text.code, 0, "stderr: {}", text.stderr);
+    assert!(
+        text.stdout.contains("3.9 MiB  ")
+            && !text.stdout.contains("extent unknown")
+            && !text.stdout.contains("dirty extent")
+            && !text.stdout.contains(", extent "),
+        "{}",
+        text.stdout
+    );
 }

@@ -19,6 +19,7 @@ mod deploy;
 mod durable_points;
 mod extent;
 mod failures;
+mod metadata;
 mod processes;
 mod rules;
 mod sqlite;

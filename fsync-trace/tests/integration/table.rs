@@ -23,6 +23,7 @@ const WITH_OWN_TEST: &[&str] = &[
     "truncate-unsynced",
     "fallocate",
     "truncate-path",
+    "chmod-unsynced",
 ];
 
 #[test]

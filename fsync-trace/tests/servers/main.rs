@@ -40,3 +40,42 @@ fn must(cmd: &mut Command, what: &str) -> String {
     assert_eq!(out.code, 0, "{what}: {}{}", out.stdout, out.stderr);
     out.stdout
 }
+
+/// Starts redis-server with an append-only file synced per `appendfsync` in `dir`; waits until
+/// it answers.
+pub(crate) fn start_redis(dir: &str, port: &str, appendfsync: &str) -> Child {
+    let redis = Command::new("redis-server")
+        .args([
+            "--port",
+            port,
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            dir,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            appendfsync,
+            "--save",
+            "",
+            "--logfile",
+            "",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (scripts/setup.sh installs it)");
+    let start = Instant::now();
+    while run(Command::new("redis-cli").args(["-p", port, "ping"]), "ping")
+        .stdout
+        .trim()
+        != "PONG"
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "redis never answered"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    redis
+}

@@ -14,42 +14,7 @@ fn redis_cli(port: &str, args: &[&str]) -> String {
 fn redis_with_a_rewrite_child_is_traced_as_a_tree() {
     let (_g, d) = tempdir();
     let port = free_port().to_string();
-    let mut redis: Child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            &d,
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--save",
-            "",
-            "--logfile",
-            "",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server (scripts/setup.sh installs it)");
-    let start = Instant::now();
-    while run(
-        Command::new("redis-cli").args(["-p", &port, "ping"]),
-        "ping",
-    )
-    .stdout
-    .trim()
-        != "PONG"
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "redis never answered"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    let mut redis: Child = start_redis(&d, &port, "always");
     let report = format!("{d}.report.json");
     let _rm = RemoveOnDrop(report.clone());
     let pid = redis.id();

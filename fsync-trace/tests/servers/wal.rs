@@ -3,45 +3,6 @@
 use super::*;
 use crate::postgres::Postgres;
 
-/// Starts redis-server with an append-only file synced per `appendfsync` in `dir`; waits until
-/// it answers.
-fn start_redis(dir: &str, port: &str, appendfsync: &str) -> Child {
-    let redis = Command::new("redis-server")
-        .args([
-            "--port",
-            port,
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            dir,
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            appendfsync,
-            "--save",
-            "",
-            "--logfile",
-            "",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server (scripts/setup.sh installs it)");
-    let start = Instant::now();
-    while run(Command::new("redis-cli").args(["-p", port, "ping"]), "ping")
-        .stdout
-        .trim()
-        != "PONG"
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "redis never answered"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-    redis
-}
-
 /// `n` SETs over one connection, each answered before the next (RESP inline commands).
 fn redis_sets(port: &str, n: usize, tag: &str) {
     use std::io::{BufRead, BufReader, Write};

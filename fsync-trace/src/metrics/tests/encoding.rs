@@ -198,7 +198,7 @@ fn data_at_risk_snapshot() {
             writes_before: 0,
             bytes_before: 0,
             pages_before: 0,
-            by_mapping: false,
+            cause: crate::event::DirtyCause::Write,
             fd: 3,
             slot: 0,
             prev_extent: crate::extent::Extent::Empty,

@@ -20,7 +20,7 @@ fn cardinality_is_bounded() {
                 writes_before: 0,
                 bytes_before: 0,
                 pages_before: 0,
-                by_mapping: false,
+                cause: crate::event::DirtyCause::Write,
                 fd: 3,
                 slot: 0,
                 prev_extent: crate::extent::Extent::Empty,

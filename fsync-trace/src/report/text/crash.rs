@@ -21,6 +21,10 @@ pub fn extent_text(e: Option<DirtyExtent>) -> String {
 /// The files with unsynced data at the end, each with its dirty extent: bytes written say
 /// nothing of how much of the file is at risk (1,000 overwrites of one page are one page).
 pub fn render_extents(out: &mut String, r: &Report) {
+    if !r.dirty_extents {
+        // Not traced: "extent unknown" on every row would say nothing.
+        return;
+    }
     let mut at_risk: Vec<_> = r
         .files
         .iter()
@@ -60,16 +64,20 @@ pub fn render_extents(out: &mut String, r: &Report) {
 /// Files and entries listed per crash point at most (the JSON report has all).
 const MAX_ROWS: usize = 10;
 
-fn list(out: &mut String, p: &CrashPoint) {
+fn list(out: &mut String, p: &CrashPoint, extents: bool) {
     for f in p.files.iter().take(MAX_ROWS) {
+        let extent = if extents {
+            format!(", {}", extent_text(f.dirty_extent))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "    {:>10}  {} ({} write(s), {} written, {}, dirty since {:.3} s)",
+            "    {:>10}  {} ({} write(s), {} written{extent}, dirty since {:.3} s)",
             human_bytes(f.unsynced_bytes),
             f.path,
             f.writes,
             human_bytes(f.unsynced_bytes),
-            extent_text(f.dirty_extent),
             f.dirty_since_s
         );
     }
@@ -105,11 +113,11 @@ pub fn render_crash(out: &mut String, r: &Report) {
             p.offset_s,
             p.summary()
         );
-        list(out, p);
+        list(out, p, r.dirty_extents);
     }
     for p in &r.crash_at {
         let _ = writeln!(out, "  a power cut {:.3} s in: {}", p.offset_s, p.summary());
-        list(out, p);
+        list(out, p, r.dirty_extents);
     }
     if let Some(t) = r.timeline.as_ref().filter(|t| t.cut_items > 0) {
         let _ = writeln!(

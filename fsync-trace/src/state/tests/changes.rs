@@ -23,9 +23,9 @@ fn sync_c(enter: u64, exit: u64, writes: u64, bytes: u64) -> Event {
 fn changed(ts: u64, change: Change, writes: u64, bytes: u64) -> Event {
     ev(
         ts,
-        EventKind::Changed {
+        EventKind::Dirty {
             file: F,
-            change,
+            cause: crate::event::DirtyCause::Change(change),
             writes_before: writes,
             bytes_before: bytes,
             pages_before: 0,

@@ -231,7 +231,7 @@ fn a_store_through_a_mapping_makes_the_extent_unknown() {
     assert_eq!(extent_now(&now, F), Extent::Unknown);
 }
 
-/// An ftruncate's record (`Changed`) closes the kernel's segment like a `Dirty` record: the
+/// An ftruncate's record (a `Dirty` record with a change) closes the kernel's segment like a `Dirty` record: the
 /// writes before it and after it are both at risk, united.
 #[test]
 fn an_ftruncate_between_writes_keeps_both_segments_at_risk() {
@@ -239,9 +239,9 @@ fn an_ftruncate_between_writes_keeps_both_segments_at_risk() {
     let c = kernel(&[(F, 2, 8192, 8192, 12288)]);
     let changed = ev(
         20,
-        EventKind::Changed {
+        EventKind::Dirty {
             file: F,
-            change: crate::event::Change::Truncate,
+            cause: crate::event::DirtyCause::Change(crate::event::Change::Truncate),
             writes_before: 1,
             bytes_before: 4096,
             pages_before: 0,
@@ -302,12 +302,12 @@ fn a_truncate_by_path_leaves_the_open_segment_where_it_is() {
                     length: 4096,
                 },
             ),
-            // A Changed (fallocate) record at 30 closes 0..4096.
+            // A fallocate's Dirty record at 30 closes 0..4096.
             ev(
                 30,
-                EventKind::Changed {
+                EventKind::Dirty {
                     file: F,
-                    change: crate::event::Change::Fallocate,
+                    cause: crate::event::DirtyCause::Change(crate::event::Change::Fallocate),
                     writes_before: 1,
                     bytes_before: 4096,
                     pages_before: 0,

@@ -5,6 +5,7 @@ mod changes;
 mod cost;
 mod extent;
 mod identity;
+mod metadata;
 mod rules;
 mod timeline;
 

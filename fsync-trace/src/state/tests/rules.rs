@@ -120,7 +120,7 @@ fn msync_ms_sync_over_a_mapping_makes_the_file_durable() {
                 writes_before: 0,
                 bytes_before: 0,
                 pages_before: 0,
-                by_mapping: true,
+                cause: crate::event::DirtyCause::MappedStore,
                 fd: -1,
                 slot: 0,
                 prev_extent: crate::extent::Extent::Empty,
@@ -435,6 +435,7 @@ fn forks_and_exits_are_tracked() {
             tid: 11,
             comm: "child".into(),
             stack: None,
+            cgroup_id: 0,
         },
         kind: EventKind::Exit,
     });

@@ -191,8 +191,8 @@ pub struct StackRecord {
     pub sp_words_read: u32,
     /// Valid entries in `build_ids` (the same walk again, so entry `i` is frame `i`).
     pub build_id_frames: u32,
-    /// Padding (zero).
-    pub _pad: u32,
+    /// [`STACK_BUILD_IDS_SENT`] or 0. Was padding: 0 in records that carry their build ids.
+    pub flags: u32,
     /// `bpf_get_stack(BPF_F_USER_STACK)`: the user instruction pointer, then the return
     /// addresses found by following frame pointers.
     pub ips: [u64; STACK_FRAMES],
@@ -203,6 +203,31 @@ pub struct StackRecord {
     /// mappings at once. A short-lived process is often gone before userspace reads its
     /// `/proc/PID/maps`; its frames are still placed through these.
     pub build_ids: [BuildIdFrame; STACK_FRAMES],
+}
+
+/// [`StackRecord::flags`]: this process sent a stack with these very frames (`ips`) and their
+/// build ids before, so the kernel skipped the build-id walk and cut the record before
+/// `build_ids` ([`STACK_WITHOUT_BUILD_IDS_LEN`]): the reader takes them from that earlier stack.
+pub const STACK_BUILD_IDS_SENT: u32 = 1;
+
+/// Bytes of a [`StackRecord`] sent with [`STACK_BUILD_IDS_SENT`]: the record cut before
+/// `build_ids` (512 of 1,280 bytes). The reader zero-fills the rest.
+pub const STACK_WITHOUT_BUILD_IDS_LEN: usize = core::mem::offset_of!(StackRecord, build_ids);
+
+/// Key of `STACKS_SENT`: a stack (hash of its frames) a process sent with its build ids. The
+/// process is named by its tgid and its incarnation (`STACK_PROCS`), so a reused pid never
+/// finds the stacks of the process that had it before.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackSentKey {
+    /// The process (tgid).
+    pub tgid: u32,
+    /// Frames in the stack.
+    pub frames: u32,
+    /// `STACK_PROCS[tgid]`: when the process's first stack was taken (`bpf_ktime_get_ns`).
+    pub incarnation: u64,
+    /// A 64-bit hash of the frames' addresses.
+    pub hash: u64,
 }
 
 /// The kernel's `struct bpf_stack_build_id`.
@@ -714,3 +739,6 @@ const _: () = assert!(
         == HEADER_BYTES + 16 + 8 * (STACK_FRAMES + STACK_SP_WORDS) + 32 * STACK_FRAMES
 );
 const _: () = assert!(core::mem::size_of::<BuildIdFrame>() == 32);
+const _: () =
+    assert!(STACK_WITHOUT_BUILD_IDS_LEN == core::mem::size_of::<StackRecord>() - 32 * STACK_FRAMES);
+const _: () = assert!(core::mem::size_of::<StackSentKey>() == 24);

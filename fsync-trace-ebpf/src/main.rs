@@ -17,6 +17,7 @@ mod extent;
 mod kernel;
 mod maps;
 mod probes;
+mod stack;
 mod state;
 
 #[cfg(not(test))]

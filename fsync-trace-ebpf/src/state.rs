@@ -2,21 +2,20 @@
 //! once per durability epoch, and emit records. Probes decode their hook's arguments and call
 //! these, so fentry/kprobe/tracepoint programs produce identical facts.
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns};
-use core::mem::size_of;
 
 use aya_ebpf::helpers::generated;
+
 use fsync_trace_common::{
-    names, syscalls, BuildIdFrame, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader,
-    RecordKind, StackRecord, SyncOp, SyncRecord, DIRTY_BY_METADATA, DIRTY_BY_WRITE, EXTENT_UNKNOWN,
-    FILE_FLAG_NAMED, NO_SLOT, STACK_FRAMES, STACK_SP_WORDS,
+    names, DirtyRecord, FileCounters, FileKey, NameRecord, RecordHeader, RecordKind, SyncOp,
+    SyncRecord, DIRTY_BY_METADATA, DIRTY_BY_WRITE, EXTENT_UNKNOWN, FILE_FLAG_NAMED, NO_SLOT,
 };
 
 use crate::{
     extent::{extent_enabled, widen_extent},
-    kernel::{current_task_btf, inode_nlink, load_btf, path_at, read, walk_path, KPtr},
+    kernel::{inode_nlink, path_at, read, walk_path, KPtr},
     maps::{
         config, count_lost, off, CONFIG, EVENTS, EVENTS_BYTES, FILE_SLOTS, FILE_STATS, FREE_SLOTS,
-        SLOT_OWNERS, STACK_RECORD, SYNC_RECORD, TRACED_BITS, TRACED_TGIDS,
+        SLOT_OWNERS, SYNC_RECORD, TRACED_BITS, TRACED_TGIDS,
     },
 };
 
@@ -122,59 +121,8 @@ pub fn emit_stack(ctx: Ctx) -> u32 {
     if EVENTS.query(BPF_RB_AVAIL_DATA) >= EVENTS_BYTES as u64 / 16 {
         return 0;
     }
-    let Some(r) = STACK_RECORD.get_ptr_mut(0) else {
-        return 0;
-    };
-    unsafe {
-        fill_header(&raw mut (*r).hdr, RecordKind::Stack);
-        let n = generated::bpf_get_stack(
-            ctx,
-            (&raw mut (*r).ips).cast(),
-            (STACK_FRAMES * 8) as u32,
-            BPF_F_USER_STACK,
-        );
-        core::ptr::write_volatile(&raw mut (*r).frames, if n > 0 { (n as u32) / 8 } else { 0 });
-        let n = generated::bpf_get_stack(
-            ctx,
-            (&raw mut (*r).build_ids).cast(),
-            (STACK_FRAMES * size_of::<BuildIdFrame>()) as u32,
-            BPF_F_USER_STACK | BPF_F_USER_BUILD_ID,
-        );
-        core::ptr::write_volatile(
-            &raw mut (*r).build_id_frames,
-            if n > 0 {
-                (n as u32) / size_of::<BuildIdFrame>() as u32
-            } else {
-                0
-            },
-        );
-        // The wrapper's caller: its return address is at (or near) the user stack pointer.
-        let task = current_task_btf();
-        let regs = generated::bpf_task_pt_regs(task as *mut _) as KPtr;
-        let sp: u64 = load_btf(regs, syscalls::REGS_SP);
-        let read = generated::bpf_probe_read_user(
-            (&raw mut (*r).sp_words).cast(),
-            (STACK_SP_WORDS * 8) as u32,
-            sp as *const _,
-        );
-        core::ptr::write_volatile(
-            &raw mut (*r).sp_words_read,
-            if read == 0 { STACK_SP_WORDS as u32 } else { 0 },
-        );
-        // No wakeup of its own (a wakeup per entry of a storm costs the traced syscalls): a
-        // process gone before the reader runs is placed through the build ids.
-        if EVENTS.output::<StackRecord>(&*r, wakeup_flags()).is_err() {
-            count_lost(names::LOST_RINGBUF_FULL);
-            return 0;
-        }
-    }
-    1
+    crate::stack::emit(ctx)
 }
-
-/// `bpf_get_stack` flag: the user stack, not the kernel's.
-const BPF_F_USER_STACK: u64 = 1 << 8;
-/// `bpf_get_stack` flag: frames as (build id, file offset).
-const BPF_F_USER_BUILD_ID: u64 = 1 << 11;
 
 /// The current durability epoch + 1 (never 0, so a fresh entry always differs).
 #[inline(always)]

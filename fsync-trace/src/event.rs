@@ -250,6 +250,9 @@ pub enum EventKind {
         sp_words: Vec<u64>,
         /// Frame `i` as (build id, offset in that file), where the kernel could tell.
         build_ids: Vec<Option<([u8; 20], u64)>>,
+        /// The process sent these frames with their build ids before, so the kernel left them
+        /// off (`build_ids` is empty): they are the earlier stack's.
+        build_ids_sent: bool,
     },
 }
 

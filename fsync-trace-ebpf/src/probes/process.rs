@@ -64,6 +64,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    crate::stack::forget_process(tgid);
     if super::wal::wal_enabled() {
         // A WAL write never followed by a send: the pid may be reused.
         let _ = super::wal::WAL_PENDING.remove(tgid);

@@ -165,13 +165,21 @@ impl Session {
                 ips,
                 sp_words,
                 build_ids,
+                build_ids_sent,
             } = &ev.kind
             {
                 // A new process's first record is often a stack: place it while it lives.
                 if !state.knows_process(ev.actor.pid) {
                     stacks.on_first_sight(ev.actor.pid);
                 }
-                stacks.on_stack(ev.actor.pid, ev.actor.tid, ips, sp_words, build_ids);
+                stacks.on_stack(
+                    ev.actor.pid,
+                    ev.actor.tid,
+                    ips,
+                    sp_words,
+                    build_ids,
+                    *build_ids_sent,
+                );
                 return;
             }
             stacks.attach(&mut ev.actor);

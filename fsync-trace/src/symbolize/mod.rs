@@ -38,6 +38,9 @@ pub struct RawFrame {
     pub return_address: bool,
 }
 
+/// A frame as the kernel's build-id walk gave it: (build id, offset in that file), if it could.
+type FrameBuildId = Option<([u8; 20], u64)>;
+
 /// A stack as kept: placed in files, or (its process gone) as the kernel sent it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Kept {
@@ -86,8 +89,9 @@ pub struct Stacks {
     stacks: Vec<Kept>,
     /// Where each process's files start in its memory (`address - file offset`), learned from
     /// the placed frames of its stacks: a later-placed stack of the same process finds the
-    /// wrapper's caller through them (see [`Stacks::place_by_build_id`]).
-    bases: HashMap<u32, Vec<(u64, Arc<str>)>>,
+    /// wrapper's caller through them (see [`Stacks::place_by_build_id`]). By build id: the file
+    /// of a build id may be learned only later (from another process that maps it).
+    bases: HashMap<u32, Vec<(u64, [u8; 20])>>,
     pub stats: StackStats,
 }
 
@@ -113,7 +117,8 @@ impl Default for Stacks {
 
 impl Stacks {
     /// A `Stack` record of thread `tid` of process `pid`: placed in the process's files now (it
-    /// may exit at any moment), kept for the thread's next record.
+    /// may exit at any moment), kept for the thread's next record. `build_ids_sent`: the
+    /// kernel left the build ids off, the process having sent these frames with them before.
     pub fn on_stack(
         &mut self,
         pid: u32,
@@ -121,6 +126,7 @@ impl Stacks {
         ips: &[u64],
         sp_words: &[u64],
         build_ids: &[Option<([u8; 20], u64)>],
+        build_ids_sent: bool,
     ) {
         self.stats.taken += 1;
         let maps = self.maps_of(pid, ips);
@@ -131,13 +137,18 @@ impl Stacks {
             _ => {
                 // Gone: placed at the end, when every stack of the process taught its bases.
                 self.stats.by_build_id += 1;
+                let earlier = if build_ids_sent {
+                    self.earlier_build_ids(pid, ips)
+                } else {
+                    None
+                };
+                let build_ids = earlier.as_deref().unwrap_or(build_ids);
                 for (i, id) in build_ids.iter().enumerate() {
                     if let (Some(&ip), Some((id, off))) = (ips.get(i), id) {
-                        let path = self.module_of(id);
                         let bases = self.bases.entry(pid).or_default();
                         let base = ip.wrapping_sub(*off);
                         if !bases.iter().any(|(b, _)| *b == base) && bases.len() < 64 {
-                            bases.push((base, path));
+                            bases.push((base, *id));
                         }
                     }
                 }
@@ -164,6 +175,20 @@ impl Stacks {
             }
         };
         self.pending.insert(tid, id);
+    }
+
+    /// The build ids of an earlier stack of process `pid` with frames `ips`, for a stack the
+    /// kernel sent without them. Only a stack placed through build ids needs them: one placed
+    /// in the process's mappings left its snapshot, which places this one too.
+    fn earlier_build_ids(&self, pid: u32, ips: &[u64]) -> Option<Vec<FrameBuildId>> {
+        let found = self.stacks.iter().find_map(|k| match k {
+            Kept::Gone(g) if g.pid == pid && g.ips == ips => Some(g.build_ids.clone()),
+            _ => None,
+        });
+        if found.is_none() {
+            log::debug!("stack of process {pid} sent without build ids, none kept from before");
+        }
+        found
     }
 
     /// Any other record: gives its actor the stack its thread sent just before it, if its
@@ -251,13 +276,11 @@ impl Stacks {
             .get(&g.pid)
             .into_iter()
             .flatten()
+            .map(|(b, id)| (b, self.module_of(id)))
             .filter(|(_, p)| Some(p) != inner.as_ref() && p.starts_with('/'))
             .map(|(b, p)| {
-                (
-                    *b,
-                    p.clone(),
-                    std::fs::metadata(&**p).map_or(0, |m| m.len()),
-                )
+                let size = std::fs::metadata(&*p).map_or(0, |m| m.len());
+                (*b, p, size)
             })
             .collect();
         let caller = sp_words.iter().find_map(|&w| {
@@ -535,6 +558,7 @@ mod tests {
             &[0x7000_0010, 0x5000_2000],
             &[3, 0x5000_1100],
             &[Some(([9; 20], 0x10)), Some(([7; 20], 0x2000))],
+            false,
         );
         assert_eq!(s.stats.by_build_id, 1);
         let Kept::Gone(g) = &s.stacks[0] else {
@@ -563,11 +587,87 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_stack_of_a_gone_process_takes_the_earlier_build_ids() {
+        let mut s = Stacks::default();
+        let exe: Arc<str> = std::fs::canonicalize("/proc/self/exe")
+            .unwrap()
+            .to_string_lossy()
+            .into();
+        s.build_ids.insert([7; 20], exe.clone());
+        let pid = 4_194_304 + 2; // above PID_MAX_LIMIT: never a live process
+                                 // write() in a library never seen mapped, then main in the executable.
+        let ips = [0x7000_0010, 0x5000_3000];
+        s.on_stack(
+            pid,
+            1,
+            &ips,
+            &[3, 0x5000_1100],
+            &[Some(([9; 20], 0x10)), Some(([7; 20], 0x3000))],
+            false,
+        );
+        // The same frames again (other data on the stack): the kernel left the build ids off.
+        s.on_stack(pid, 1, &ips, &[4, 0x5000_1100], &[], true);
+        // Another process's frames at the same addresses do not lend theirs.
+        s.on_stack(pid + 1, 1, &ips, &[4, 0x5000_1100], &[], true);
+        assert_eq!(s.stacks.len(), 3);
+        let placed: Vec<Vec<(Option<String>, u64)>> = s
+            .stacks
+            .iter()
+            .map(|k| {
+                let Kept::Gone(g) = k else {
+                    panic!("placed from maps of a process that never lived")
+                };
+                s.place_by_build_id(g)
+                    .iter()
+                    .map(|f| (f.module.as_deref().map(str::to_string), f.file_offset))
+                    .collect()
+            })
+            .collect();
+        let exe = Some(exe.to_string());
+        let unknown = Some(format!("[build-id {}]", "09".repeat(20)));
+        assert_eq!(
+            placed[1],
+            [(unknown, 0x10), (exe.clone(), 0x1100), (exe, 0x3000)]
+        );
+        assert_eq!(placed[0], placed[1]);
+        assert!(
+            placed[2].iter().all(|(m, _)| m.is_none()),
+            "{:?}",
+            placed[2]
+        );
+    }
+
+    #[test]
+    fn a_file_learned_after_a_gone_stack_still_places_the_wrappers_caller() {
+        let mut s = Stacks::default();
+        let exe: Arc<str> = std::fs::canonicalize("/proc/self/exe")
+            .unwrap()
+            .to_string_lossy()
+            .into();
+        let pid = 4_194_304 + 3; // above PID_MAX_LIMIT: never a live process
+        s.on_stack(
+            pid,
+            1,
+            &[0x7000_0010, 0x5000_2000],
+            &[3, 0x5000_1100],
+            &[Some(([9; 20], 0x10)), Some(([8; 20], 0x2000))],
+            false,
+        );
+        // The executable's build id is learned only now (another process mapped it).
+        s.build_ids.insert([8; 20], exe.clone());
+        let Kept::Gone(g) = &s.stacks[0] else {
+            panic!("placed from maps of a process that never lived")
+        };
+        let frames: Vec<u64> = s.place_by_build_id(g).iter().map(|f| f.addr).collect();
+        assert_eq!(frames, [0x7000_0010, 0x5000_1100, 0x5000_2000]);
+    }
+
+    #[test]
     fn a_stack_goes_to_the_threads_next_record_only() {
         let mut s = Stacks::default();
         let pid = std::process::id();
-        s.on_stack(pid, 7, &[0x10, 0x20], &[], &[]);
-        s.on_stack(pid, 8, &[0x10, 0x20], &[], &[]);
+        s.on_stack(pid, 7, &[0x10, 0x20], &[], &[], false);
+        s.on_stack(pid, 8, &[0x10, 0x20], &[], &[], false);
         assert_eq!(s.stacks.len(), 1, "one distinct stack");
         let mut a = Actor {
             pid,

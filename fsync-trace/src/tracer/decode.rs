@@ -4,8 +4,8 @@ use fsync_trace_common::{
     NameRecord, NamespaceOp, NamespaceRecord, OpenRecord, RecordHeader, RecordKind, StackRecord,
     SyncOp, SyncRecord, TruncatePathRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_FALLOCATE,
     DIRTY_BY_MAPPED_STORE, DIRTY_BY_METADATA, DIRTY_BY_TRUNCATE, FMODE_CREATED,
-    NAMESPACE_ONE_NAME_LEN, NO_SLOT, PATH_BUF, PATH_CHANGE_METADATA, S_IFDIR, S_IFMT,
-    URING_FSYNC_UNORDERED,
+    NAMESPACE_ONE_NAME_LEN, NO_SLOT, PATH_BUF, PATH_CHANGE_METADATA, STACK_BUILD_IDS_SENT,
+    STACK_WITHOUT_BUILD_IDS_LEN, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
@@ -252,7 +252,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             }
         }
         RecordKind::Stack => {
-            let r: Box<StackRecord> = Box::new(read(bytes, k)?);
+            // Cut before `build_ids` when the process sent these frames with them before.
+            let r: Box<StackRecord> = Box::new(read_cut(bytes, k, STACK_WITHOUT_BUILD_IDS_LEN)?);
             let frames = (r.frames as usize).min(r.ips.len());
             let words = (r.sp_words_read as usize).min(r.sp_words.len());
             let ids = (r.build_id_frames as usize).min(r.build_ids.len());
@@ -263,6 +264,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                     .iter()
                     .map(|f| (f.status == BUILD_ID_VALID).then_some((f.build_id, f.offset_or_ip)))
                     .collect(),
+                build_ids_sent: r.flags & STACK_BUILD_IDS_SENT != 0,
             }
         }
     };
@@ -602,6 +604,7 @@ mod tests {
                 ips: vec![0x10, 0x20],
                 sp_words: vec![0x30],
                 build_ids: vec![Some(([1; 20], 5)), None],
+                build_ids_sent: false,
             }
         );
         assert_eq!(e.actor.stack, None);
@@ -609,6 +612,31 @@ mod tests {
         hdr.stack = 1;
         let e = decode(&as_bytes(&ExitRecord { hdr })).unwrap();
         assert_eq!(e.actor.stack, Some(StackId::PENDING));
+    }
+
+    #[test]
+    fn decodes_a_stack_record_cut_before_its_build_ids() {
+        // SAFETY: a plain-data record; all zeroes is a valid value.
+        let mut r: fsync_trace_common::StackRecord = unsafe { std::mem::zeroed() };
+        r.hdr = header(RecordKind::Stack);
+        r.frames = 1;
+        r.ips[0] = 0x10;
+        r.sp_words_read = 1;
+        r.sp_words[0] = 0x30;
+        r.flags = STACK_BUILD_IDS_SENT;
+        let bytes = as_bytes(&r);
+        let e = decode(&bytes[..STACK_WITHOUT_BUILD_IDS_LEN]).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::Stack {
+                ips: vec![0x10],
+                sp_words: vec![0x30],
+                build_ids: vec![],
+                build_ids_sent: true,
+            }
+        );
+        // Shorter than that: not a stack record.
+        assert!(decode(&bytes[..STACK_WITHOUT_BUILD_IDS_LEN - 8]).is_err());
     }
 
     #[test]

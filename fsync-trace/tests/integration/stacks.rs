@@ -279,3 +279,34 @@ fn stripped_binary_shows_module_and_offset() {
         text.stdout
     );
 }
+
+/// Every first dirtying takes the user stack, but a process sends the build ids of one stack
+/// only once (`STACKS_SENT`): its repeats come without them, and the reader takes those of the
+/// first. 24 short-lived children, many gone before the reader places their stacks, each
+/// append from one call site 8 times: every one's unsynced last append has that call site.
+#[test]
+#[ignore = "needs root: cargo xtask integration"]
+fn repeated_stacks_of_short_lived_processes_keep_their_call_site() {
+    let (_g, dir) = tempdir();
+    let bin = build_c(&dir, "mistakes", &["-g", "-O0", "-fno-omit-frame-pointer"]);
+    let src = fixture("mistakes.c");
+    let (out, r) = trace(&os(&["--", &bin, "repeat", &dir]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = r.unwrap();
+    let append = marker_line(&src, "append");
+    for i in 1..=24 {
+        let log = format!("{dir}/d{i}/log");
+        r.assert_file(&log, "file", &[("writes", 8), ("fdatasyncs", 7)]);
+        assert_eq!(
+            site_in(r.finding("unsynced_write", &log), &src),
+            ("append_records", append),
+            "{log}: {}",
+            r.0["stacks"]
+        );
+    }
+    let stacks = &r.0["stacks"];
+    // Each child's 8 dirtyings take a stack; none is lost or left unplaced.
+    assert!(Report::u64_at(stacks, "taken") >= 24 * 8, "{stacks}");
+    assert_eq!(stacks["missing"], 0, "{stacks}");
+    assert_eq!(stacks["unplaced_frames"], 0, "{stacks}");
+}

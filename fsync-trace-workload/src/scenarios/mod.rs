@@ -61,26 +61,8 @@ pub const SCENARIOS: &[Scenario] = &[
         args: &[],
         expect: Some(Expected {
             files: &[
-                (
-                    "good.dat",
-                    Counts {
-                        writes: 3,
-                        bytes_written: 300,
-                        fsyncs: 1,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 0,
-                    },
-                ),
-                (
-                    "",
-                    Counts {
-                        writes: 0,
-                        bytes_written: 0,
-                        fsyncs: 1,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 0,
-                    },
-                ),
+                ("good.dat", counts(3, 300, 1, 0, 0)),
+                ("", counts(0, 0, 1, 0, 0)),
             ],
             findings: NO_FINDINGS,
             extents: NO_EXTENTS,
@@ -91,16 +73,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "unsynced",
         args: &["--writes", "5"],
         expect: Some(Expected {
-            files: &[(
-                "unsynced.dat",
-                Counts {
-                    writes: 5,
-                    bytes_written: 500,
-                    fsyncs: 0,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 500,
-                },
-            )],
+            files: &[("unsynced.dat", counts(5, 500, 0, 0, 500))],
             findings: &[("unsynced_write", "unsynced.dat", None)],
             extents: &[("unsynced.dat", Some((0, 500)))],
         }),
@@ -111,16 +84,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "rename-unsafe",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "config",
-                Counts {
-                    writes: 1,
-                    bytes_written: 64,
-                    fsyncs: 0,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 64,
-                },
-            )],
+            files: &[("config", counts(1, 64, 0, 0, 64))],
             findings: &[
                 ("rename_before_fsync", "config", None),
                 ("unsynced_write", "config", None),
@@ -134,16 +98,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "osync",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "osync.dat",
-                Counts {
-                    writes: 3,
-                    bytes_written: 150,
-                    fsyncs: 0,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 0,
-                },
-            )],
+            files: &[("osync.dat", counts(3, 150, 0, 0, 0))],
             findings: NO_FINDINGS,
             extents: NO_EXTENTS,
         }),
@@ -154,16 +109,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "mmap",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "mapped.dat",
-                Counts {
-                    writes: 0,
-                    bytes_written: 0,
-                    fsyncs: 0,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 0,
-                },
-            )],
+            files: &[("mapped.dat", counts(0, 0, 0, 0, 0))],
             findings: NO_FINDINGS,
             extents: NO_EXTENTS,
         }),
@@ -185,16 +131,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "writev",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "vec.dat",
-                Counts {
-                    writes: 3,
-                    bytes_written: 300,
-                    fsyncs: 1,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 100,
-                },
-            )],
+            files: &[("vec.dat", counts(3, 300, 1, 0, 100))],
             findings: &[("unsynced_write", "vec.dat", None)],
             extents: &[("vec.dat", Some((100, 200)))],
         }),
@@ -206,16 +143,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "io-uring-fsync",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "uring.dat",
-                Counts {
-                    writes: 2,
-                    bytes_written: 200,
-                    fsyncs: 1,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 0,
-                },
-            )],
+            files: &[("uring.dat", counts(2, 200, 1, 0, 0))],
             findings: NO_FINDINGS,
             extents: NO_EXTENTS,
         }),
@@ -226,16 +154,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "uring-write-fsync",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "uring-writes.dat",
-                Counts {
-                    writes: 3,
-                    bytes_written: 300,
-                    fsyncs: 1,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 0,
-                },
-            )],
+            files: &[("uring-writes.dat", counts(3, 300, 1, 0, 0))],
             findings: NO_FINDINGS,
             extents: NO_EXTENTS,
         }),
@@ -246,16 +165,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "uring-unsynced",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "uring-unsynced.dat",
-                Counts {
-                    writes: 4,
-                    bytes_written: 400,
-                    fsyncs: 0,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 400,
-                },
-            )],
+            files: &[("uring-unsynced.dat", counts(4, 400, 0, 0, 400))],
             findings: &[("unsynced_write", "uring-unsynced.dat", None)],
             extents: &[("uring-unsynced.dat", Some((0, 400)))],
         }),
@@ -266,16 +176,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "uring-unordered",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "uring-batch.dat",
-                Counts {
-                    writes: 2,
-                    bytes_written: 200,
-                    fsyncs: 1,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 200,
-                },
-            )],
+            files: &[("uring-batch.dat", counts(2, 200, 1, 0, 200))],
             findings: &[
                 ("unsynced_write", "uring-batch.dat", None),
                 ("uring_fsync_unordered", "uring-batch.dat", None),
@@ -289,16 +190,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "uring-linked",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "uring-linked.dat",
-                Counts {
-                    writes: 2,
-                    bytes_written: 200,
-                    fsyncs: 0,
-                    fdatasyncs: 1,
-                    unsynced_bytes: 0,
-                },
-            )],
+            files: &[("uring-linked.dat", counts(2, 200, 0, 1, 0))],
             findings: NO_FINDINGS,
             extents: NO_EXTENTS,
         }),
@@ -309,16 +201,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "uring-sqpoll",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "uring-sqpoll.dat",
-                Counts {
-                    writes: 2,
-                    bytes_written: 200,
-                    fsyncs: 0,
-                    fdatasyncs: 1,
-                    unsynced_bytes: 0,
-                },
-            )],
+            files: &[("uring-sqpoll.dat", counts(2, 200, 0, 1, 0))],
             findings: NO_FINDINGS,
             extents: NO_EXTENTS,
         }),
@@ -330,16 +213,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "uring-namespace",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "new.dat",
-                Counts {
-                    writes: 1,
-                    bytes_written: 100,
-                    fsyncs: 1,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 0,
-                },
-            )],
+            files: &[("new.dat", counts(1, 100, 1, 0, 0))],
             findings: &[
                 ("unsynced_parent_dir", "", Some("new.dat")),
                 ("unsynced_parent_dir", "", Some("sub")),
@@ -368,26 +242,8 @@ pub const SCENARIOS: &[Scenario] = &[
         args: &[],
         expect: Some(Expected {
             files: &[
-                (
-                    "parent.dat",
-                    Counts {
-                        writes: 1,
-                        bytes_written: 10,
-                        fsyncs: 1,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 0,
-                    },
-                ),
-                (
-                    "child.dat",
-                    Counts {
-                        writes: 2,
-                        bytes_written: 20,
-                        fsyncs: 0,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 20,
-                    },
-                ),
+                ("parent.dat", counts(1, 10, 1, 0, 0)),
+                ("child.dat", counts(2, 20, 0, 0, 20)),
             ],
             findings: &[("unsynced_write", "child.dat", None)],
             extents: NO_EXTENTS,
@@ -399,16 +255,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "link",
         args: &[],
         expect: Some(Expected {
-            files: &[(
-                "orig.dat",
-                Counts {
-                    writes: 1,
-                    bytes_written: 10,
-                    fsyncs: 1,
-                    fdatasyncs: 0,
-                    unsynced_bytes: 0,
-                },
-            )],
+            files: &[("orig.dat", counts(1, 10, 1, 0, 0))],
             findings: &[
                 ("unsynced_parent_dir", "", Some("hard.dat")),
                 ("unsynced_parent_dir", "", Some("soft.lnk")),
@@ -424,26 +271,8 @@ pub const SCENARIOS: &[Scenario] = &[
         args: &[],
         expect: Some(Expected {
             files: &[
-                (
-                    "a.dat",
-                    Counts {
-                        writes: 100,
-                        bytes_written: 1000,
-                        fsyncs: 1,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 0,
-                    },
-                ),
-                (
-                    "b.dat",
-                    Counts {
-                        writes: 200,
-                        bytes_written: 2000,
-                        fsyncs: 1,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 0,
-                    },
-                ),
+                ("a.dat", counts(100, 1000, 1, 0, 0)),
+                ("b.dat", counts(200, 2000, 1, 0, 0)),
             ],
             findings: NO_FINDINGS,
             extents: NO_EXTENTS,
@@ -458,36 +287,9 @@ pub const SCENARIOS: &[Scenario] = &[
         args: &[],
         expect: Some(Expected {
             files: &[
-                (
-                    "overwrite.dat",
-                    Counts {
-                        writes: 1000,
-                        bytes_written: 4_096_000,
-                        fsyncs: 0,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 4_096_000,
-                    },
-                ),
-                (
-                    "append.log",
-                    Counts {
-                        writes: 11,
-                        bytes_written: 1050,
-                        fsyncs: 0,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 1050,
-                    },
-                ),
-                (
-                    "far.dat",
-                    Counts {
-                        writes: 3,
-                        bytes_written: 40,
-                        fsyncs: 1,
-                        fdatasyncs: 0,
-                        unsynced_bytes: 30,
-                    },
-                ),
+                ("overwrite.dat", counts(1000, 4_096_000, 0, 0, 4_096_000)),
+                ("append.log", counts(11, 1050, 0, 0, 1050)),
+                ("far.dat", counts(3, 40, 1, 0, 30)),
             ],
             findings: &[
                 ("unsynced_write", "overwrite.dat", None),
@@ -515,16 +317,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "1500",
         ],
         expect: Some(Expected {
-            files: &[(
-                "wal/log",
-                Counts {
-                    writes: 11,
-                    bytes_written: 704,
-                    fsyncs: 0,
-                    fdatasyncs: 11,
-                    unsynced_bytes: 0,
-                },
-            )],
+            files: &[("wal/log", counts(11, 704, 0, 11, 0))],
             findings: &[("ack_before_durable", "wal/log", Some("10 acks"))],
             extents: NO_EXTENTS,
         }),

@@ -114,6 +114,12 @@ impl Ids {
         }
     }
 
+    /// True if ids can be named (a cgroup v2 tree is mounted): every record's cgroup id then
+    /// labels its process, and nothing needs `/proc/<pid>/cgroup` read again.
+    pub fn names_ids(&self) -> bool {
+        self.root.is_some()
+    }
+
     /// The workload of cgroup `id`, if its directory exists (or existed at the last walk).
     pub fn workload(&mut self, id: u64) -> Option<&Workload> {
         if id == 0 {

@@ -191,7 +191,11 @@ impl Session {
                     }
                     live.insert(*child);
                     describe(state, *child);
-                    forked.insert(*child);
+                    if !cgroup_ids.names_ids() {
+                        // No cgroup v2 tree to name the records' ids: read /proc again at the
+                        // child's first record, in case it moved itself after the fork.
+                        forked.insert(*child);
+                    }
                     // Gone before /proc was read (a short `touch`): its parent is the record's,
                     // and its labels are its parent's (`workload_of` looks there), read when
                     // used, so a parent relabeled later (`forked`) counts.
@@ -220,9 +224,9 @@ impl Session {
             }
             // The cgroup the kernel saw it act in: right even if it moved itself there after
             // the fork, or is gone before /proc could be read.
-            if state.cgroup_changed(ev.actor.pid, cgroup_id) {
+            if state.cgroup_differs(ev.actor.pid, cgroup_id) {
                 if let Some(w) = cgroup_ids.workload(cgroup_id) {
-                    state.label_process(ev.actor.pid, Some(w.clone()));
+                    state.label_process_in(ev.actor.pid, cgroup_id, w.clone());
                 }
             }
             let labeled = exporter.as_ref().is_some_and(|m| m.live.labeled());

@@ -383,15 +383,19 @@ impl<R: Resolver> DurabilityState<R> {
         }
     }
 
-    /// Notes the cgroup id of a record of process `pid` (known): true if it differs from the
-    /// one noted before (the caller then labels it again), false if the same or no id.
-    pub fn cgroup_changed(&mut self, pid: u32, id: u64) -> bool {
-        match self.processes.get_mut(&pid) {
-            Some(p) if id != 0 && p.cgroup_id != id => {
-                p.cgroup_id = id;
-                true
-            }
-            _ => false,
+    /// True if a record of process `pid` (known) carries a cgroup id other than the one its
+    /// labels came from (the caller then names the id and labels it again).
+    pub fn cgroup_differs(&self, pid: u32, id: u64) -> bool {
+        id != 0 && self.processes.get(&pid).is_some_and(|p| p.cgroup_id != id)
+    }
+
+    /// Labels process `pid` with `workload`, the cgroup of id `id` it was seen acting in. Only
+    /// a named id is noted: an id not named yet (a cgroup made since the last walk of the
+    /// tree) is tried again at the process's next record.
+    pub fn label_process_in(&mut self, pid: u32, id: u64, workload: crate::cgroup::Workload) {
+        if let Some(p) = self.processes.get_mut(&pid) {
+            p.cgroup_id = id;
+            p.workload = Some(workload);
         }
     }
 

@@ -340,3 +340,25 @@ fn pending_entries_of_one_actor_share_it() {
     assert_eq!(actor_of("f2").pid, 11);
     assert!(!std::sync::Arc::ptr_eq(&actor_of("f1"), &actor_of("f2")));
 }
+
+#[test]
+fn a_process_is_relabeled_by_the_cgroup_id_it_acts_in_once_the_id_is_named() {
+    let mut st = DurabilityState::new(NoResolver);
+    st.describe_process(7, Some("w".into()), None, None);
+    let w = |c: &str| crate::cgroup::Workload {
+        cgroup: c.into(),
+        container: None,
+        pod: None,
+    };
+    st.label_process(7, Some(w("/parent")));
+    // A record with no id (no cgroup v2) or of an unknown process changes nothing.
+    assert!(!st.cgroup_differs(7, 0));
+    assert!(!st.cgroup_differs(8, 42));
+    // An id not named yet stays "different" until it is: the next record tries again.
+    assert!(st.cgroup_differs(7, 42));
+    assert!(st.cgroup_differs(7, 42));
+    st.label_process_in(7, 42, w("/moved"));
+    assert!(!st.cgroup_differs(7, 42));
+    assert_eq!(st.workload_of(7).map(|w| w.cgroup.as_str()), Some("/moved"));
+    assert!(st.cgroup_differs(7, 43));
+}

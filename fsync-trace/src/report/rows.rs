@@ -10,7 +10,7 @@ use super::{
 };
 use crate::state::{cost::serial_ceiling, display_path, FileState};
 
-/// Every file the trace saw written, mapped or synced, in report order (by path).
+/// Every file the trace saw changed or synced, in report order (by path).
 #[derive(Clone, Debug, Default)]
 pub struct FileRows {
     #[allow(clippy::vec_box)]
@@ -22,8 +22,8 @@ pub struct FileRows {
 }
 
 impl FileRows {
-    /// The rows of `files` (in their order) that were written, mapped, truncated, allocated or
-    /// synced.
+    /// The rows of `files` (in their order) that were written, mapped, truncated, allocated,
+    /// synced or had their metadata changed.
     #[allow(clippy::vec_box)]
     pub fn new(
         mut files: Vec<(Box<FileState>, FileCounters)>,
@@ -34,6 +34,7 @@ impl FileRows {
             c.writes + c.sync_writes + c.mapped_dirty_pages > 0
                 || f.fsyncs + f.fdatasyncs + f.other_syncs > 0
                 || c.truncates + c.fallocates + u64::from(f.path_truncates) > 0
+                || c.metadata_changes + u64::from(f.path_metadata_changes) > 0
         });
         files.shrink_to_fit();
         FileRows {

@@ -57,3 +57,32 @@ fn an_unsynced_chmod_is_no_finding_in_the_text_report() {
         .unwrap_or_else(|| panic!("no row for n.dat: {text}"));
     assert!(row.trim_end().ends_with("metadata"), "{row}");
 }
+
+/// A file the program only chmods (coreutils `chmod`, by path) and never writes or syncs has a
+/// row: its metadata change is at risk like any other unsynced change, and the power-cut
+/// section already counts it.
+#[test]
+#[ignore = "needs root: cargo xtask integration"]
+fn a_file_only_chmoded_has_its_row() {
+    let (_g, d) = tempdir();
+    let f = format!("{d}/only-chmod.dat");
+    std::fs::write(&f, b"already durable\n").unwrap();
+    std::fs::File::open(&f).unwrap().sync_all().unwrap();
+    std::fs::File::open(&d).unwrap().sync_all().unwrap();
+    let (out, r) = trace(&os(&["--", "chmod", "600", &f]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = r.expect("a report");
+    r.assert_paths(&[&f]);
+    r.assert_file(
+        &f,
+        "file",
+        &[
+            ("metadata_changes", 1),
+            ("writes", 0),
+            ("fsyncs", 0),
+            ("unsynced_bytes", 0),
+        ],
+    );
+    assert_eq!(strs(&r.file(&f)["unsynced_changes"]), ["metadata"]);
+    r.assert_findings(&[]);
+}

@@ -483,6 +483,7 @@ pub unsafe fn mark_changed(
             return;
         }
         *mark = gen;
+        let dirty_gen = (*c).dirty_gen;
         let sent = mark_dirty(
             key,
             c,
@@ -501,6 +502,12 @@ pub unsafe fn mark_changed(
         if !sent {
             // Not announced (ring buffer full, counted): the next change retries.
             *mark = 0;
+        }
+        if source == DIRTY_BY_METADATA {
+            // A metadata change holds no data: a write after it in this epoch still announces
+            // itself, so userspace knows which spans hold data (a rename after a chmod alone
+            // publishes durable data).
+            (*c).dirty_gen = dirty_gen;
         }
     }
 }

@@ -234,6 +234,10 @@ pub enum Scenario {
     DoubleFsyncAfterChmod { dir: PathBuf },
     /// synced, then chmod by path and fchmod, never synced (listed, not a finding)
     ChmodUnsynced { dir: PathBuf },
+    /// written, fsynced, made read-only (chmod, fchmod), renamed; dir fsynced (no finding)
+    ChmodThenRename { dir: PathBuf },
+    /// fchmod, then a write, renamed unsynced (rename_before_fsync)
+    FchmodWriteRename { dir: PathBuf },
     /// the bundled demo: a tiny key-value store (--fuse: a failfs mount for the fsync errors)
     Demo {
         dir: PathBuf,
@@ -259,6 +263,8 @@ impl Scenario {
             S::Fallocate { dir } => (dir, Box::new(truncate::fallocate)),
             S::TruncatePath { dir } => (dir, Box::new(truncate::truncate_path)),
             S::ChmodThenFsync { dir } => (dir, Box::new(metadata::chmod_then_fsync)),
+            S::ChmodThenRename { dir } => (dir, Box::new(metadata::chmod_then_rename)),
+            S::FchmodWriteRename { dir } => (dir, Box::new(metadata::fchmod_write_rename)),
             S::ChmodPathSync { dir } => (dir, Box::new(metadata::chmod_path_sync)),
             S::XattrThenFsync { dir } => (dir, Box::new(metadata::xattr_then_fsync)),
             S::UtimesThenFsync { dir } => (dir, Box::new(metadata::utimes_then_fsync)),

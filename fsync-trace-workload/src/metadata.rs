@@ -7,8 +7,8 @@ use std::ffi::CString;
 use std::path::Path;
 
 use super::{
-    close_or_die, cpath, create, dirfsync, fsync_or_die, join, open_flags, os_fail, write_records,
-    Res,
+    close_or_die, cpath, create, dirfsync, fsync_or_die, join, open_flags, os_fail, rename_or_die,
+    write_records, Res,
 };
 
 /// Bytes of the one record each file gets.
@@ -192,4 +192,37 @@ pub(crate) fn chmod_unsynced(dir: &Path) -> Res<()> {
     let fd = open_flags(&path, libc::O_RDONLY)?;
     fchmod(fd, 0o640, &path)?;
     close_or_die(fd, &path)
+}
+
+/// Git's packs: written and fsynced under a temporary name, made read-only, renamed; the
+/// directory fsynced. a.tmp: create, write, fsync, close; chmod(path, 0444); rename to a.dat.
+/// b.tmp: create, write, fsync; fchmod 0444; close; rename to b.dat. Then the directory
+/// fsynced. The data was durable before each rename: no `rename_before_fsync` (the mode
+/// change alone is unsynced: listed, not a finding).
+pub(crate) fn chmod_then_rename(dir: &Path) -> Res<()> {
+    let (a_tmp, a) = (join(dir, "a.tmp"), join(dir, "a.dat"));
+    let fd = written_and_synced(&a_tmp)?;
+    close_or_die(fd, &a_tmp)?;
+    chmod(&a_tmp, 0o444)?;
+    rename_or_die(&a_tmp, &a)?;
+    let (b_tmp, b) = (join(dir, "b.tmp"), join(dir, "b.dat"));
+    let fd = written_and_synced(&b_tmp)?;
+    fchmod(fd, 0o444, &b_tmp)?;
+    close_or_die(fd, &b_tmp)?;
+    rename_or_die(&b_tmp, &b)?;
+    dirfsync(dir)
+}
+
+/// An installer's temporary file: mode set first, then the data, never synced. c.tmp: create;
+/// fchmod 0644; one write (100 bytes); close; rename to c.dat; the directory fsynced. The
+/// write follows the mode change in the same durability epoch: it is still data the rename
+/// publishes unsynced (`rename_before_fsync`, and `unsynced_write` at the end).
+pub(crate) fn fchmod_write_rename(dir: &Path) -> Res<()> {
+    let (tmp, dst) = (join(dir, "c.tmp"), join(dir, "c.dat"));
+    let fd = create(&tmp)?;
+    fchmod(fd, 0o644, &tmp)?;
+    write_records(fd, 1, RECORD, &tmp)?;
+    close_or_die(fd, &tmp)?;
+    rename_or_die(&tmp, &dst)?;
+    dirfsync(dir)
 }

@@ -51,6 +51,9 @@ pub const METADATA: &[(&str, &str, u64, bool)] = &[
     ("utimes-then-fsync", "u.dat", 4, false),
     ("double-fsync-after-chmod", "d.dat", 1, false),
     ("chmod-unsynced", "n.dat", 2, true),
+    ("chmod-then-rename", "a.dat", 1, true),
+    ("chmod-then-rename", "b.dat", 1, true),
+    ("fchmod-write-rename", "c.dat", 1, true),
 ];
 
 /// Why each scenario is here is in its comment.
@@ -438,6 +441,37 @@ pub const SCENARIOS: &[Scenario] = &[
             files: &[("n.dat", counts(1, 100, 1, 0, 0))],
             findings: NO_FINDINGS,
             extents: &[("n.dat", None)],
+        }),
+        tracepoint_expect: None,
+    },
+    // Git's packs: fsynced, made read-only (by path, then by fd), renamed, the directory
+    // fsynced: the data was durable at each rename, so no `rename_before_fsync` (a mode change
+    // alone is listed, not a finding).
+    Scenario {
+        name: "chmod-then-rename",
+        args: &[],
+        expect: Some(Expected {
+            files: &[
+                ("a.dat", counts(1, 100, 1, 0, 0)),
+                ("b.dat", counts(1, 100, 1, 0, 0)),
+            ],
+            findings: NO_FINDINGS,
+            extents: &[("a.dat", None), ("b.dat", None)],
+        }),
+        tracepoint_expect: None,
+    },
+    // fchmod, then the data, renamed unsynced: the write after the mode change (same epoch) is
+    // still unsynced data the rename publishes.
+    Scenario {
+        name: "fchmod-write-rename",
+        args: &[],
+        expect: Some(Expected {
+            files: &[("c.dat", counts(1, 100, 0, 0, 100))],
+            findings: &[
+                ("rename_before_fsync", "c.dat", None),
+                ("unsynced_write", "c.dat", None),
+            ],
+            extents: &[("c.dat", Some((0, 100)))],
         }),
         tracepoint_expect: None,
     },

@@ -143,6 +143,15 @@ impl FileState {
         !self.dirty.is_empty()
     }
 
+    /// True if some unsynced span holds data, a size or an allocation change: not only
+    /// metadata (mode, owner, times, xattrs). The kernel announces a write after a metadata
+    /// change of the same epoch as a span of its own, so a metadata span never hides data.
+    pub fn holds_unsynced_data(&self) -> bool {
+        self.dirty
+            .iter()
+            .any(|d| d.changes != crate::event::Change::Metadata.bit())
+    }
+
     /// Unsynced directory entry changes (all names).
     pub fn pending_count(&self) -> usize {
         self.pending.values().map(|v| v.len()).sum()

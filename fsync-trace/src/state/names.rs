@@ -279,7 +279,9 @@ impl<R: Resolver> DurabilityState<R> {
         }
         if let Some(k) = moved {
             let f = self.file_at(k, ts);
-            if !f.is_dir && f.is_dirty() {
+            // A mode change alone (Git makes its packs read-only before renaming them) does
+            // not make the renamed file empty or partial after a crash.
+            if !f.is_dir && f.holds_unsynced_data() {
                 self.findings.push(Finding {
                     kind: FindingKind::RenameBeforeFsync,
                     path: new_abs.to_string(),

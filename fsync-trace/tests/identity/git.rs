@@ -438,3 +438,56 @@ fn git_commit_fsync_all_leaves_objects_index_and_refs_durable() {
     r.assert_unsynced_write(&repo.path(".git/logs/refs/heads/main"), 1, c.logs_main);
     r.assert_identity();
 }
+
+/// `git gc` with `core.fsync=all`: pack-objects writes and fsyncs each pack file (.pack, .idx,
+/// .rev) under a temporary name, git repack makes it read-only (chmod 0444) and renames it into
+/// objects/pack/. The data was durable at each rename, so no pack file is a
+/// `rename_before_fsync`: the unsynced mode change alone is listed on the file, not a finding.
+#[test]
+#[ignore = "needs root: cargo xtask integration"]
+fn git_gc_fsync_all_renames_durable_read_only_packs_without_findings() {
+    let repo = GitRepo::new();
+    let args = os(&[
+        "--",
+        GIT,
+        "-c",
+        "core.fsync=all",
+        "-c",
+        "core.fsyncMethod=fsync",
+        "gc",
+        "-q",
+    ]);
+    let (out, r) = trace_with(&args, |cmd| repo.env(cmd));
+    assert_eq!(out.code, 0, "traced git gc: {}", out.stderr);
+    let r = r.unwrap_or_else(|| panic!("no report; stderr: {}", out.stderr));
+    r.assert_complete();
+    let pack_dir = repo.path(".git/objects/pack");
+    let packs: Vec<String> = std::fs::read_dir(&pack_dir)
+        .unwrap()
+        .map(|e| format!("{pack_dir}/{}", e.unwrap().file_name().to_str().unwrap()))
+        .filter(|p| [".pack", ".idx", ".rev"].iter().any(|x| p.ends_with(x)))
+        .collect();
+    assert!(packs.len() >= 2, "a pack and its index: {packs:?}");
+    for p in &packs {
+        let f = r.file(p);
+        assert_eq!(Report::u64_at(f, "fsyncs"), 1, "{p}: {f}");
+        assert_eq!(Report::u64_at(f, "unsynced_bytes"), 0, "{p}: {f}");
+        assert_eq!(
+            Report::u64_at(f, "metadata_changes"),
+            1,
+            "{p}: chmod 0444: {f}"
+        );
+        assert_eq!(
+            f["unsynced_changes"],
+            serde_json::json!(["metadata"]),
+            "{p}: {f}"
+        );
+    }
+    let wrong: Vec<&serde_json::Value> = r
+        .findings_json()
+        .iter()
+        .filter(|f| f["path"].as_str().is_some_and(|p| p.starts_with(&pack_dir)))
+        .filter(|f| f["kind"] != "unsynced_parent_dir")
+        .collect();
+    assert!(wrong.is_empty(), "findings on durable packs: {wrong:#?}");
+}

@@ -36,7 +36,9 @@ pub const DEVICE_FUA_WRITE: u32 = 1;
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct DeviceFlushRecord {
-    /// Header: the task issuing the request (often a kernel thread: jbd2, a kworker).
+    /// Header: `kind` and `ts_ns` (when the request was issued) only. The issuing task (often
+    /// a kernel thread: jbd2, a kworker) is not recorded: `tgid`, `tid`, `comm` and `cgroup_id`
+    /// are 0.
     pub hdr: RecordHeader,
     /// Kernel `dev_t` of the request's whole disk (a file on a partition has its own).
     pub dev: u32,

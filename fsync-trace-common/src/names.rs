@@ -73,6 +73,10 @@ pub const PROG_SYS_EXIT_METADATA: &str = "sys_exit_metadata";
 pub const PROG_PROCESS_FORK: &str = "sched_process_fork";
 /// Raw tracepoint `sched_process_exit`: sends `Exit` when a traced process's last thread exits.
 pub const PROG_PROCESS_EXIT: &str = "sched_process_exit";
+/// Raw tracepoint `sched_process_exec`: a traced process that execs is a new program, so the
+/// stacks it sent with build ids (`STACKS_SENT`) no longer describe its code: it starts a new
+/// stack incarnation.
+pub const PROG_PROCESS_EXEC: &str = "sched_process_exec";
 /// Raw tracepoint `writeback_dirty_folio`: counts pages of shared mappings dirtied by traced
 /// stores.
 pub const PROG_DIRTY_FOLIO: &str = "writeback_dirty_folio";

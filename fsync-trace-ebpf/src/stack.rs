@@ -25,9 +25,9 @@ use crate::{
     state::{wakeup_flags, Ctx},
 };
 
-/// Each process's incarnation: when its first stack was taken. Deleted at its exit
-/// (`forget_process`), so a reused pid starts a new incarnation and never matches the
-/// `STACKS_SENT` entries of the process before it. LRU: an evicted entry only starts a new
+/// Each process's incarnation: when its first stack was taken. Deleted at its exit and at an
+/// exec (`forget_process`), so a reused pid, or a process running a new program, starts a new
+/// incarnation and never matches the `STACKS_SENT` entries of the process or program before it. LRU: an evicted entry only starts a new
 /// incarnation (its stacks are sent with build ids again).
 #[map]
 pub static STACK_PROCS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(8192, 0);
@@ -42,7 +42,7 @@ const BPF_F_USER_STACK: u64 = 1 << 8;
 /// `bpf_get_stack` flag: frames as (build id, file offset).
 const BPF_F_USER_BUILD_ID: u64 = 1 << 11;
 
-/// Process `tgid` exited: its pid may be reused.
+/// Process `tgid` exited (its pid may be reused) or exec'd (a new program).
 #[inline(always)]
 pub fn forget_process(tgid: u32) {
     let _ = STACK_PROCS.remove(tgid);

@@ -12,7 +12,7 @@ use fsync_trace_common::{
 
 use crate::{
     extent::{extent_enabled, widen_extent},
-    kernel::{inode_nlink, path_at, read, walk_path, KPtr},
+    kernel::{file_inode, inode_nlink, path_at, read, task_file, walk_path, KPtr},
     maps::{
         config, count_lost, off, CONFIG, EVENTS, EVENTS_BYTES, FILE_SLOTS, FILE_STATS, FREE_SLOTS,
         SLOT_OWNERS, SYNC_RECORD, TRACED_BITS, TRACED_TGIDS,
@@ -202,6 +202,23 @@ fn fresh_slot(key: &FileKey) -> Option<u32> {
     }
     count_lost(names::LOST_FILE_MAP_FULL);
     None
+}
+
+/// The regular file on a tracked filesystem behind descriptor `fd` of `task`: its key, slot
+/// (taken on first sight) and counters. None for anything else (no such descriptor, a
+/// directory, a socket, a file on tmpfs...). The changes made through a descriptor
+/// (`probes/truncate.rs`, `probes/metadata.rs`) start here, count themselves in the counters and
+/// announce the file with `mark_changed`.
+#[inline(always)]
+pub fn tracked_file_at_fd(task: KPtr, fd: i32) -> Option<(FileKey, u32, *mut FileCounters)> {
+    let file = task_file(task, i64::from(fd))?;
+    let inode = file_inode(file)?;
+    if !inode.is_reg() || !inode.tracked() {
+        return None;
+    }
+    let key = inode.key;
+    let slot = file_slot(&key)?;
+    Some((key, slot, counters_at(slot)?))
 }
 
 /// The counters in `slot`.

@@ -2,13 +2,13 @@
 //! issued on any block device is sent with its device; userspace counts those that fall inside
 //! the syncs of traced files on that device (jbd2 or a kworker often issues them on the syncing
 //! task's behalf, so the issuing task is not filtered). Everything else returns after one read.
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext};
 use fsync_trace_common::{names, DeviceFlushRecord, RecordKind, DEVICE_FLUSH, DEVICE_FUA_WRITE};
 
 use crate::{
     kernel::{read, KPtr},
     maps::{count_lost, off, EVENTS},
-    state::{fill_header, wakeup_flags},
+    state::wakeup_flags,
 };
 
 /// `REQ_OP_MASK`: the operation in the low 8 bits of `cmd_flags` (stable since 4.10).
@@ -53,7 +53,18 @@ pub fn block_rq_issue(ctx: RawTracePointContext) -> i32 {
     let r = entry.as_mut_ptr();
     // SAFETY: `r` is the reserved record, written in full before submit.
     unsafe {
-        fill_header(&raw mut (*r).hdr, RecordKind::DeviceFlush);
+        // The header without the task (tgid, tid, comm, cgroup id: zero): the issuing task is
+        // jbd2 or a kworker as often as the syncing one, and the reader keeps only the time
+        // and the device, so three helper calls per flush are saved. One store per field, so
+        // the zeroes do not become a byte loop.
+        let h = &raw mut (*r).hdr;
+        core::ptr::write_volatile(&raw mut (*h).kind, RecordKind::DeviceFlush as u32);
+        core::ptr::write_volatile(&raw mut (*h).tgid, 0);
+        core::ptr::write_volatile(&raw mut (*h).tid, 0);
+        core::ptr::write_volatile(&raw mut (*h).stack, 0);
+        core::ptr::write_volatile(&raw mut (*h).ts_ns, bpf_ktime_get_ns());
+        core::ptr::write_volatile((&raw mut (*h).comm).cast::<[u64; 2]>(), [0; 2]);
+        core::ptr::write_volatile(&raw mut (*h).cgroup_id, 0);
         (*r).dev = dev;
         (*r).what = what;
     }

@@ -20,9 +20,9 @@ use fsync_trace_common::{
 
 use super::truncate::change_path;
 use crate::{
-    kernel::{current_task_btf, file_inode, load_btf, task_file, KPtr},
+    kernel::{current_task_btf, load_btf, KPtr},
     maps::SYS_EXIT_TAILS,
-    state::{atomic_add, counters_at, file_slot, mark_changed},
+    state::{atomic_add, mark_changed, tracked_file_at_fd},
 };
 
 const CWD: u64 = AT_FDCWD as i64 as u64;
@@ -71,20 +71,7 @@ fn empty_user_str(p: u64) -> bool {
 /// a tracked filesystem. True if the file's name has not been sent yet.
 #[inline(always)]
 fn through_fd(ctx: &RawTracePointContext, task: KPtr, fd: i32) -> bool {
-    let Some(file) = task_file(task, fd as i64) else {
-        return false;
-    };
-    let Some(inode) = file_inode(file) else {
-        return false;
-    };
-    if !inode.is_reg() || !inode.tracked() {
-        return false;
-    }
-    let key = inode.key;
-    let Some(slot) = file_slot(&key) else {
-        return false;
-    };
-    let Some(c) = counters_at(slot) else {
+    let Some((key, slot, c)) = tracked_file_at_fd(task, fd) else {
         return false;
     };
     // SAFETY: `c` is the FILE_STATS value of `slot`.

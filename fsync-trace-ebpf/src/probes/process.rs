@@ -1,4 +1,5 @@
-//! Process lifetime: follow forks of traced processes, report when a traced process is gone.
+//! Process lifetime: follow forks of traced processes, forget the stacks of a process that execs,
+//! report when a traced process is gone.
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
 };
@@ -78,5 +79,18 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     unsafe { fill_header(&raw mut (*r).hdr, RecordKind::Exit) };
     entry.submit(0);
     untrace(tgid);
+    0
+}
+
+/// sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm): the
+/// process runs a new program (same tgid, even when a non-leader thread called exec). The
+/// frames of its earlier stacks may now hold other code at the same addresses, so its stacks
+/// must be walked for build ids again: it starts a new incarnation in `stack.rs`.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    if !current_traced() {
+        return 0;
+    }
+    crate::stack::forget_process((bpf_get_current_pid_tgid() >> 32) as u32);
     0
 }

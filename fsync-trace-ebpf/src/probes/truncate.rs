@@ -16,11 +16,9 @@ use fsync_trace_common::{
 
 use super::namespace::fill_base;
 use crate::{
-    kernel::{current_task_btf, file_inode, load_btf, read_user_str, task_file, KPtr},
+    kernel::{current_task_btf, load_btf, read_user_str, KPtr},
     maps::{count_lost, EVENTS, SYS_EXIT_TAILS},
-    state::{
-        atomic_add, counters_at, emit_stack, file_slot, fill_header, mark_changed, wakeup_flags,
-    },
+    state::{atomic_add, emit_stack, fill_header, mark_changed, tracked_file_at_fd, wakeup_flags},
 };
 
 #[raw_tracepoint]
@@ -50,20 +48,7 @@ pub fn sys_exit_truncate(ctx: RawTracePointContext) -> i32 {
     }
     let truncate = id == nr::FTRUNCATE;
     let fd = arg0 as i32;
-    let Some(file) = task_file(task, fd as i64) else {
-        return 0;
-    };
-    let Some(inode) = file_inode(file) else {
-        return 0;
-    };
-    if !inode.is_reg() || !inode.tracked() {
-        return 0;
-    }
-    let key = inode.key;
-    let Some(slot) = file_slot(&key) else {
-        return 0;
-    };
-    let Some(c) = counters_at(slot) else {
+    let Some((key, slot, c)) = tracked_file_at_fd(task, fd) else {
         return 0;
     };
     // SAFETY: `c` is the FILE_STATS value of `slot`.

@@ -250,10 +250,11 @@ const TAILS: [(&str, u32); 8] = [
 ];
 
 /// Attached programs and the raw tracepoint each hooks (sync entry: see [`attach_sync_entry`]).
-const ATTACHED: [(&str, &str); 5] = [
+const ATTACHED: [(&str, &str); 6] = [
     (names::PROG_SYS_EXIT, "sys_exit"),
     (names::PROG_PROCESS_FORK, "sched_process_fork"),
     (names::PROG_PROCESS_EXIT, "sched_process_exit"),
+    (names::PROG_PROCESS_EXEC, "sched_process_exec"),
     (names::PROG_DIRTY_FOLIO, "writeback_dirty_folio"),
     (names::PROG_WRITEBACK_INODE, "writeback_single_inode"),
 ];

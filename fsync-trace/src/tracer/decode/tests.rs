@@ -294,12 +294,18 @@ fn decodes_a_name_record() {
 
 #[test]
 fn decodes_a_device_flush() {
+    // As the kernel sends it: the time, no task (tgid, tid, comm and cgroup id zero).
     let r = DeviceFlushRecord {
-        hdr: header(RecordKind::DeviceFlush),
+        hdr: RecordHeader {
+            kind: RecordKind::DeviceFlush as u32,
+            ts_ns: 1000,
+            ..RecordHeader::default()
+        },
         dev: (7 << 20) | 3,
         what: fsync_trace_common::DEVICE_FUA_WRITE,
     };
     let ev = decode(&as_bytes(&r)).expect("decodes");
+    assert_eq!(ev.ts, 1000);
     assert_eq!(
         ev.kind,
         EventKind::DeviceFlush {

@@ -20,6 +20,9 @@
 //! recorded are still completed (durable points), so what is kept stays right.
 use std::{collections::HashMap, sync::Arc};
 
+use compact_str::CompactString;
+use smallvec::SmallVec;
+
 use fsync_trace_common::{FileKey, SyncOp};
 
 use super::EntryOp;
@@ -66,11 +69,9 @@ pub struct Interval {
     pub total: Option<Count>,
     /// (time, written since `from`, its dirty extent) read on the way (later dirtyings in
     /// new epochs, `--crash-at` snapshots, the end).
-    pub readings: Vec<(u64, Count, Extent)>,
+    pub readings: Readings,
     /// The dirty extent of `total` (None until known, as `total`).
     pub extent: Option<Extent>,
-    /// While the interval waits for its total: the extent of its segments already closed.
-    partial: Extent,
     /// Changes that wrote no data in the interval (`Change::bit`s: truncate, fallocate).
     pub changes: u8,
 }
@@ -85,9 +86,8 @@ impl Interval {
             by,
             start,
             total: None,
-            readings: Vec::new(),
+            readings: Readings::default(),
             extent: None,
-            partial: Extent::Empty,
             changes,
         }
     }
@@ -121,6 +121,30 @@ impl Interval {
     }
 }
 
+/// An interval's readings: most intervals have none, so they cost one pointer until the
+/// first (a timeline holds up to 100,000 intervals).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Readings(Option<Box<Vec<(u64, Count, Extent)>>>);
+
+impl Readings {
+    fn push(&mut self, r: (u64, Count, Extent)) {
+        self.0.get_or_insert_with(Box::default).push(r);
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&(u64, Count, Extent)) -> bool) {
+        if let Some(v) = &mut self.0 {
+            v.retain(keep);
+        }
+    }
+}
+
+impl std::ops::Deref for Readings {
+    type Target = [(u64, Count, Extent)];
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
 /// A sync call naming the file or directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncMark {
@@ -134,7 +158,8 @@ pub struct SyncMark {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryChange {
     pub at: u64,
-    pub entry: Box<str>,
+    /// Inline up to 24 bytes: no allocation per change of a short name.
+    pub entry: CompactString,
     pub op: EntryOp,
     /// Exit of the directory sync that made it durable.
     pub durable: Option<u64>,
@@ -150,19 +175,28 @@ impl EntryChange {
     }
 }
 
-/// One file's or directory's history.
+/// One file's or directory's history. Most files have one interval and one sync: those are
+/// kept inline (one allocation per lane, not three).
 #[derive(Clone, Debug, Default)]
 pub struct Lane {
     pub key: FileKey,
     pub path: Option<Arc<str>>,
     pub is_dir: bool,
-    pub dirty: Vec<Interval>,
-    pub syncs: Vec<SyncMark>,
+    pub dirty: SmallVec<[Interval; 1]>,
+    pub syncs: SmallVec<[SyncMark; 1]>,
     pub entries: Vec<EntryChange>,
     /// Index of the interval at risk now.
-    open: Option<usize>,
-    /// A closed interval whose total waits for the next reading.
-    awaiting: Option<usize>,
+    open: Option<u32>,
+    /// A closed interval whose total waits for the next reading, with the extent of its
+    /// segments already closed (one per lane at most: kept here, not in every interval).
+    awaiting: Option<(u32, Extent)>,
+}
+
+impl Lane {
+    /// The index the next pushed interval gets.
+    fn next_interval(&self) -> u32 {
+        u32::try_from(self.dirty.len()).unwrap_or(u32::MAX)
+    }
 }
 
 /// What the bound left out.
@@ -265,22 +299,22 @@ impl Timeline {
     ) {
         // What waits for this reading is completed even when there is no room for more.
         if let Some(lane) = self.lanes.get_mut(&key) {
-            if let Some(i) = lane.awaiting.take() {
-                let d = &mut lane.dirty[i];
+            if let Some((i, partial)) = lane.awaiting.take() {
+                let d = &mut lane.dirty[i as usize];
                 d.total = Some(abs.since(d.start));
-                d.extent = Some(d.partial.union(prev));
+                d.extent = Some(partial.union(prev));
             }
         }
         let Some(lane) = self.lane(key, path, 1) else {
             return;
         };
         if let Some(i) = lane.open {
-            let d = &mut lane.dirty[i];
+            let d = &mut lane.dirty[i as usize];
             let reading = abs.since(d.start);
             d.readings.push((ts, reading, known));
             d.changes |= changes;
         } else {
-            lane.open = Some(lane.dirty.len());
+            lane.open = Some(lane.next_interval());
             // Exact capacity: most files have one or two intervals and syncs, and a Vec's first
             // push would reserve four (10,000 files: megabytes).
             lane.dirty.reserve_exact(1);
@@ -302,11 +336,11 @@ impl Timeline {
         let Some(lane) = self.lanes.get_mut(&key) else {
             return;
         };
-        let Some(i) = lane.open.filter(|&i| lane.dirty[i].from < enter) else {
+        let Some(i) = lane.open.filter(|&i| lane.dirty[i as usize].from < enter) else {
             return;
         };
         lane.open = None;
-        let d = &mut lane.dirty[i];
+        let d = &mut lane.dirty[i as usize];
         d.durable = Some(exit);
         d.covered_from = Some(enter);
         // Readings taken after the sync entered belong to the data it did not cover.
@@ -315,13 +349,12 @@ impl Timeline {
             d.total = Some(abs.since(d.start));
             d.extent = Some(covered);
         } else {
-            d.partial = covered;
-            lane.awaiting = Some(i);
+            lane.awaiting = Some((i, covered));
         }
         if let Some((since, by, abs, changes)) = remaining {
             if self.take() {
                 let lane = self.lanes.get_mut(&key).expect("lane exists");
-                lane.open = Some(lane.dirty.len());
+                lane.open = Some(lane.next_interval());
                 lane.dirty.reserve_exact(1);
                 lane.dirty.push(Interval::new(since, by, abs, changes));
             }
@@ -338,7 +371,7 @@ impl Timeline {
             return;
         }
         if let Some(lane) = self.lanes.get_mut(&key) {
-            let d = &mut lane.dirty[i];
+            let d = &mut lane.dirty[i as usize];
             let r = abs.since(d.start);
             d.readings.push((ts, r, extent));
         }
@@ -351,8 +384,9 @@ impl Timeline {
             return;
         };
         if let Some(i) = lane.open.take() {
-            lane.dirty[i].removed = Some(now);
-            lane.awaiting = Some(i);
+            lane.dirty[i as usize].removed = Some(now);
+            // An open interval's closed segments are not kept apart: none yet.
+            lane.awaiting = Some((i, Extent::Empty));
         }
     }
 
@@ -433,13 +467,13 @@ impl Timeline {
         let Some(lane) = self.lanes.get_mut(&key) else {
             return;
         };
-        if let Some(i) = lane.awaiting.take() {
-            let d = &mut lane.dirty[i];
+        if let Some((i, partial)) = lane.awaiting.take() {
+            let d = &mut lane.dirty[i as usize];
             d.total.get_or_insert(abs.since(d.start));
-            d.extent.get_or_insert(d.partial.union(current));
+            d.extent.get_or_insert(partial.union(current));
         }
         if let Some(i) = lane.open {
-            let d = &mut lane.dirty[i];
+            let d = &mut lane.dirty[i as usize];
             let total = abs.since(d.start);
             let extent = at_risk.unwrap_or(current);
             d.total = Some(total);

@@ -154,7 +154,7 @@ impl Timeline {
             for d in &lane.dirty {
                 steps.push((d.from, 0, 1));
                 let mut at = 0u64;
-                for &(ts, r, _) in &d.readings {
+                for &(ts, r, _) in d.readings.iter() {
                     steps.push((ts, delta(r.bytes, at), 0));
                     at = r.bytes;
                 }

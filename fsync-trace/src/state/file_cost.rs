@@ -3,7 +3,7 @@
 //! in a [`OneSync`] (about half a `SyncCost`), and the full `SyncCost` is built from them,
 //! by replaying that sync, at its second sync call. Every figure read is the same as if the
 //! full `SyncCost` had been kept from the start.
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use super::cost::{covered, Reading, SyncCost};
 use crate::event::Actor;
@@ -24,11 +24,12 @@ pub struct OneSync {
     enter: u64,
     exit: u64,
     /// The file's counters the call read when it returned (a successful fsync/fdatasync) and
-    /// who made it. What it covered is this reading itself: nothing was read before it.
-    reading: Option<(Reading, Actor)>,
+    /// who made it (shared with the state's other records of that actor: 8 bytes, not 32).
+    /// What it covered is this reading itself: nothing was read before it.
+    reading: Option<(Reading, Arc<Actor>)>,
     durable_known: bool,
     changed: bool,
-    /// u32 (the full account takes over beyond): 88 bytes fit a smaller allocation.
+    /// u32 (the full account takes over beyond): 64 bytes fit a smaller allocation.
     device_flushes: u32,
     syncs_without_flush: u32,
 }
@@ -42,7 +43,7 @@ impl OneSync {
             let (writes, bytes, _) = covered(&Reading::default(), now);
             c.writes_per_sync.record(writes);
             c.bytes_per_sync.record(bytes);
-            c.first_sync = Some((self.exit, actor.clone()));
+            c.first_sync = Some((self.exit, Actor::clone(actor)));
             c.last = *now;
         }
         c.durable_known = self.durable_known;
@@ -92,7 +93,12 @@ impl FileCost {
     /// `exit`, right after its only sync call: kept compact, it covered the reading itself and
     /// was not redundant (nothing was known durable before). Returns (writes, bytes) covered,
     /// or None if this is not that case (then the caller records on [`FileCost::full_mut`]).
-    pub fn first_reading(&mut self, exit: u64, actor: &Actor, now: Reading) -> Option<(u64, u64)> {
+    pub fn first_reading(
+        &mut self,
+        exit: u64,
+        actor: &Arc<Actor>,
+        now: Reading,
+    ) -> Option<(u64, u64)> {
         let FileCost::Once(one) = self else {
             return None;
         };
@@ -100,10 +106,15 @@ impl FileCost {
             return None;
         }
         let (writes, bytes, _) = covered(&Reading::default(), &now);
-        one.reading = Some((now, actor.clone()));
+        one.reading = Some((now, Arc::clone(actor)));
         one.durable_known = true;
         one.changed = false;
         Some((writes, bytes))
+    }
+
+    /// True if a reading now could be kept compact ([`Self::first_reading`] may take it).
+    pub fn awaits_first_reading(&self) -> bool {
+        matches!(self, FileCost::Once(one) if one.reading.is_none())
     }
 
     /// Nothing is known to be durable any more (a failure, a durable point without a reading).
@@ -201,14 +212,14 @@ mod tests {
     #[test]
     fn one_sync_is_compact_and_reads_as_the_full_account() {
         // 88 + 8 bytes of allocator header: a 96-byte block.
-        assert!(std::mem::size_of::<OneSync>() <= 88);
-        assert!(std::mem::size_of::<crate::state::FileState>() <= 200);
+        assert!(std::mem::size_of::<OneSync>() <= 64);
+        assert!(std::mem::size_of::<crate::state::FileState>() <= 152);
         let mut f = FileCost::default();
         assert!(f.get().is_none() && f.last().is_none());
         f.call(10, 30);
         f.flushes(2, 0);
         assert_eq!(
-            f.first_reading(30, &actor(), reading(3)),
+            f.first_reading(30, &Arc::new(actor()), reading(3)),
             Some((3, 300 + 4096))
         );
         f.mark_changed();
@@ -225,11 +236,11 @@ mod tests {
     fn the_second_call_builds_the_full_account_from_the_first() {
         let mut f = FileCost::default();
         f.call(10, 30);
-        f.first_reading(30, &actor(), reading(3));
+        f.first_reading(30, &Arc::new(actor()), reading(3));
         f.flushes(0, 1);
         f.call(20, 50);
         assert!(matches!(f, FileCost::Many(_)));
-        assert_eq!(f.first_reading(50, &actor(), reading(5)), None);
+        assert_eq!(f.first_reading(50, &Arc::new(actor()), reading(5)), None);
         let mut want = SyncCost::default();
         full_sync(&mut want, 10, 30, reading(3));
         want.syncs_without_flush = 1;
@@ -254,7 +265,7 @@ mod tests {
         // A reading for another call (exit differs) goes to the full account.
         let mut g = FileCost::default();
         g.call(1, 2);
-        assert_eq!(g.first_reading(3, &actor(), reading(1)), None);
+        assert_eq!(g.first_reading(3, &Arc::new(actor()), reading(1)), None);
     }
 
     #[test]

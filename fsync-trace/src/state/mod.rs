@@ -111,8 +111,13 @@ pub struct DurabilityState<R: Resolver> {
     start_ns: Option<u64>,
     /// The timeline of dirty intervals, syncs and entry changes (see [`Self::record_timeline`]).
     timeline: Option<Box<Timeline>>,
-    /// The actor of the last pending entry change, shared by the next ones it makes.
+    /// The actor of the last pending entry change, shared by the next ones it makes (see
+    /// [`shared_actor`]).
     entry_actor: Option<Arc<Actor>>,
+    /// The actor of the last first sync of a file, shared likewise: apart from
+    /// `entry_actor`, as a program that creates and syncs file after file alternates the two
+    /// (the stack differs).
+    sync_actor: Option<Arc<Actor>>,
     /// Device cache flushes and the syncs they fell in (see [`Self::count_device_flushes`]).
     devices: device::Devices,
 }
@@ -151,6 +156,7 @@ impl<R: Resolver> DurabilityState<R> {
             start_ns: None,
             timeline: None,
             entry_actor: None,
+            sync_actor: None,
             devices: device::Devices::default(),
         }
     }
@@ -455,7 +461,7 @@ impl<R: Resolver> DurabilityState<R> {
     /// A kernel reading of the file's link count, while it has the names it has now.
     fn set_nlink(&mut self, key: FileKey, nlink: u32) {
         let f = self.file(key);
-        f.other_links = nlink.saturating_sub(f.names.len() as u32);
+        f.set_other_links(nlink.saturating_sub(f.names.len() as u32));
         if nlink == 0 && !f.removed {
             // Deleted before we learned of it (or never linked): no name can hold its data.
             let names = std::mem::take(&mut f.names);
@@ -669,11 +675,22 @@ impl<R: Resolver> DurabilityState<R> {
             }
         }
         old.removed = true;
-        old.carried = None;
+        if old.rare.carried.is_some() {
+            old.rare.carried = None;
+        }
         if let Some(t) = &mut self.timeline {
             t.removed(key);
         }
         self.past_lives.push((old, final_counters));
+    }
+}
+
+/// `actor`, shared with the records kept before it by the same actor (`cache`): one process
+/// makes most changes, so 100,000 pending entries or first syncs hold a pointer each, not a copy.
+fn shared_actor(cache: &mut Option<Arc<Actor>>, actor: &Actor) -> Arc<Actor> {
+    match cache {
+        Some(a) if **a == *actor => a.clone(),
+        _ => cache.insert(Arc::new(actor.clone())).clone(),
     }
 }
 

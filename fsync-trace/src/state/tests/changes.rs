@@ -194,7 +194,7 @@ fn truncate_by_path_finds_a_known_file() {
     s.apply(truncate_path(41, "other", 0));
     let a = s.finish(100, final_counters(0, 0, 0));
     let f = file(&a, F);
-    assert_eq!((f.path_truncates, f.path_truncate_len()), (1, Some(7)));
+    assert_eq!((f.rare.path_truncates, f.path_truncate_len()), (1, Some(7)));
     assert_eq!(a.files.len(), 1, "no state for an unknown path");
     let finding = &a.findings[0];
     assert_eq!(finding.unsynced_bytes, Some(0));

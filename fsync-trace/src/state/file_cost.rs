@@ -22,28 +22,33 @@ pub enum FileCost {
 #[derive(Clone, Debug)]
 pub struct OneSync {
     enter: u64,
-    exit: u64,
+    /// `exit - enter` (ns): u32, as a call of 4.3 s or more starts with the full account.
+    took: u32,
     /// The file's counters the call read when it returned (a successful fsync/fdatasync) and
     /// who made it (shared with the state's other records of that actor: 8 bytes, not 32).
     /// What it covered is this reading itself: nothing was read before it.
     reading: Option<(Reading, Arc<Actor>)>,
     durable_known: bool,
     changed: bool,
-    /// u32 (the full account takes over beyond): 64 bytes fit a smaller allocation.
-    device_flushes: u32,
-    syncs_without_flush: u32,
+    /// u16 (the full account takes over beyond): 56 bytes fit a smaller allocation.
+    device_flushes: u16,
+    syncs_without_flush: u16,
 }
 
 impl OneSync {
+    fn exit(&self) -> u64 {
+        self.enter + u64::from(self.took)
+    }
+
     /// The full account this one sync call makes, as [`SyncCost`] would have recorded it.
     fn expand(&self) -> SyncCost {
         let mut c = SyncCost::default();
-        c.call(self.enter, self.exit);
+        c.call(self.enter, self.exit());
         if let Some((now, actor)) = &self.reading {
             let (writes, bytes, _) = covered(&Reading::default(), now);
             c.writes_per_sync.record(writes);
             c.bytes_per_sync.record(bytes);
-            c.first_sync = Some((self.exit, Actor::clone(actor)));
+            c.first_sync = Some((self.exit(), Actor::clone(actor)));
             c.last = *now;
         }
         c.durable_known = self.durable_known;
@@ -57,11 +62,12 @@ impl OneSync {
 impl FileCost {
     /// A sync call that ran from `enter` to `exit` (see [`SyncCost::call`]).
     pub fn call(&mut self, enter: u64, exit: u64) {
-        match self {
-            FileCost::Never => {
+        let took = exit.checked_sub(enter).and_then(|t| u32::try_from(t).ok());
+        match (&mut *self, took) {
+            (FileCost::Never, Some(took)) => {
                 *self = FileCost::Once(Box::new(OneSync {
                     enter,
-                    exit,
+                    took,
                     reading: None,
                     durable_known: false,
                     changed: false,
@@ -69,8 +75,8 @@ impl FileCost {
                     syncs_without_flush: 0,
                 }));
             }
-            FileCost::Once(_) => self.full_mut().call(enter, exit),
-            FileCost::Many(c) => c.call(enter, exit),
+            (FileCost::Never | FileCost::Once(_), _) => self.full_mut().call(enter, exit),
+            (FileCost::Many(c), _) => c.call(enter, exit),
         }
     }
 
@@ -102,7 +108,7 @@ impl FileCost {
         let FileCost::Once(one) = self else {
             return None;
         };
-        if one.reading.is_some() || one.exit != exit {
+        if one.reading.is_some() || one.exit() != exit {
             return None;
         }
         let (writes, bytes, _) = covered(&Reading::default(), &now);
@@ -139,7 +145,7 @@ impl FileCost {
     /// first sync call).
     pub fn flushes(&mut self, n: u64, without: u64) {
         if let FileCost::Once(one) = self {
-            let sum = |a: u32, b: u64| u32::try_from(u64::from(a) + b).ok();
+            let sum = |a: u16, b: u64| u16::try_from(u64::from(a) + b).ok();
             if let (Some(f), Some(w)) = (
                 sum(one.device_flushes, n),
                 sum(one.syncs_without_flush, without),
@@ -211,8 +217,8 @@ mod tests {
 
     #[test]
     fn one_sync_is_compact_and_reads_as_the_full_account() {
-        // 88 + 8 bytes of allocator header: a 96-byte block.
-        assert!(std::mem::size_of::<OneSync>() <= 64);
+        // 56 + 8 bytes of allocator header: a 64-byte block; a file state: 160.
+        assert!(std::mem::size_of::<OneSync>() <= 56);
         assert!(std::mem::size_of::<crate::state::FileState>() <= 152);
         let mut f = FileCost::default();
         assert!(f.get().is_none() && f.last().is_none());
@@ -274,14 +280,32 @@ mod tests {
         f.flushes(1, 1);
         assert!(f.get().is_none(), "nothing before the first sync call");
         f.call(1, 2);
-        f.flushes(u64::from(u32::MAX), 1);
+        f.flushes(u64::from(u16::MAX), 1);
         assert!(matches!(f, FileCost::Once(_)));
         f.flushes(1, 0);
         assert!(matches!(f, FileCost::Many(_)));
         let c = f.get().unwrap();
         assert_eq!(
             (c.device_flushes, c.syncs_without_flush),
-            (u64::from(u32::MAX) + 1, 1)
+            (u64::from(u16::MAX) + 1, 1)
         );
+    }
+
+    #[test]
+    fn a_call_too_long_for_the_compact_form_starts_the_full_account() {
+        let long = u64::from(u32::MAX) + 1;
+        let mut f = FileCost::default();
+        f.call(10, 10 + long);
+        assert!(matches!(f, FileCost::Many(_)));
+        let mut want = SyncCost::default();
+        want.call(10, 10 + long);
+        assert_eq!(format!("{:?}", f.get().unwrap()), format!("{want:?}"));
+        // The longest that fits stays compact and reads the same.
+        let mut g = FileCost::default();
+        g.call(10, 10 + long - 1);
+        assert!(matches!(g, FileCost::Once(_)));
+        let mut want = SyncCost::default();
+        want.call(10, 10 + long - 1);
+        assert_eq!(format!("{:?}", g.get().unwrap()), format!("{want:?}"));
     }
 }

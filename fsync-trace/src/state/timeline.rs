@@ -56,11 +56,11 @@ impl Count {
 pub struct Interval {
     pub from: u64,
     /// Exit of the sync call that made it durable.
-    pub durable: Option<u64>,
+    pub durable: OptNs,
     /// Entry of that sync call: from then on, `total` is what is at risk.
-    pub covered_from: Option<u64>,
+    pub covered_from: OptNs,
     /// The file lost its last name while dirty: its data no longer matters.
-    pub removed: Option<u64>,
+    pub removed: OptNs,
     /// The process whose write made it dirty.
     pub by: u32,
     /// The file's counters before the first write.
@@ -80,9 +80,9 @@ impl Interval {
     fn new(from: u64, by: u32, start: Count, changes: u8) -> Self {
         Interval {
             from,
-            durable: None,
-            covered_from: None,
-            removed: None,
+            durable: OptNs::NONE,
+            covered_from: OptNs::NONE,
+            removed: OptNs::NONE,
             by,
             start,
             total: None,
@@ -94,7 +94,10 @@ impl Interval {
 
     /// When it stops being at risk (u64::MAX: never).
     pub fn until(&self) -> u64 {
-        self.durable.or(self.removed).unwrap_or(u64::MAX)
+        self.durable
+            .get()
+            .or(self.removed.get())
+            .unwrap_or(u64::MAX)
     }
 
     /// Is it at risk at `t`?
@@ -106,7 +109,7 @@ impl Interval {
     /// entry on (and at a reading's instant), else a lower bound (the last reading before).
     /// The extent is that of the same reading (a lower bound too between readings).
     pub fn written_at(&self, t: u64) -> (Count, Extent, bool) {
-        if let (Some(c), Some(total)) = (self.covered_from, self.total) {
+        if let (Some(c), Some(total)) = (self.covered_from.get(), self.total) {
             if c <= t {
                 return (total, self.extent.unwrap_or(Extent::Unknown), true);
             }
@@ -118,6 +121,42 @@ impl Interval {
             .map_or((Count::default(), Extent::Empty, false), |r| {
                 (r.1, r.2, r.0 == t)
             })
+    }
+}
+
+/// An instant (ns) that may not have come yet, in 8 bytes (an `Option<u64>` takes 16; a
+/// timeline holds up to 100,000 of each kind): `u64::MAX` is none, an instant no trace reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OptNs(u64);
+
+impl OptNs {
+    pub const NONE: OptNs = OptNs(u64::MAX);
+
+    pub fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
+    }
+
+    fn set(&mut self, ns: u64) {
+        self.0 = ns;
+    }
+
+    /// Sets it unless it is set already.
+    fn get_or_insert(&mut self, ns: u64) {
+        if self.0 == u64::MAX {
+            self.0 = ns;
+        }
+    }
+}
+
+impl Default for OptNs {
+    fn default() -> Self {
+        OptNs::NONE
+    }
+}
+
+impl std::fmt::Debug for OptNs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
     }
 }
 
@@ -164,15 +203,19 @@ pub struct EntryChange {
     pub entry: CompactString,
     pub op: EntryOp,
     /// Exit of the directory sync that made it durable.
-    pub durable: Option<u64>,
+    pub durable: OptNs,
     /// A later change undid it before any directory sync (a name created and removed again):
     /// from then on the directory's durable state is what it was.
-    pub cancelled: Option<u64>,
+    pub cancelled: OptNs,
 }
 
 impl EntryChange {
     pub fn at_risk(&self, t: u64) -> bool {
-        let until = self.durable.or(self.cancelled).unwrap_or(u64::MAX);
+        let until = self
+            .durable
+            .get()
+            .or(self.cancelled.get())
+            .unwrap_or(u64::MAX);
         self.at <= t && t < until
     }
 }
@@ -343,8 +386,8 @@ impl Timeline {
         };
         lane.open = None;
         let d = &mut lane.dirty[i as usize];
-        d.durable = Some(exit);
-        d.covered_from = Some(enter);
+        d.durable.set(exit);
+        d.covered_from.set(enter);
         // Readings taken after the sync entered belong to the data it did not cover.
         d.readings.retain(|r| r.0 < enter);
         if let Some((_, _, abs, _)) = remaining {
@@ -386,7 +429,7 @@ impl Timeline {
             return;
         };
         if let Some(i) = lane.open.take() {
-            lane.dirty[i as usize].removed = Some(now);
+            lane.dirty[i as usize].removed.set(now);
             // An open interval's closed segments are not kept apart: none yet.
             lane.awaiting = Some((i, Extent::Empty));
         }
@@ -427,8 +470,8 @@ impl Timeline {
                 at,
                 entry: entry.into(),
                 op,
-                durable: None,
-                cancelled: None,
+                durable: OptNs::NONE,
+                cancelled: OptNs::NONE,
             });
         }
         seq

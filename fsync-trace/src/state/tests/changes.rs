@@ -139,7 +139,10 @@ fn an_unsynced_truncate_is_at_risk_with_zero_bytes_and_named() {
         .and_then(|t| t.lanes().find(|l| l.key == F).cloned())
         .expect("lane");
     let last = lane.dirty.last().expect("interval");
-    assert_eq!((last.durable, last.changes), (None, Change::Truncate.bit()));
+    assert_eq!(
+        (last.durable.get(), last.changes),
+        (None, Change::Truncate.bit())
+    );
 }
 
 #[test]

@@ -133,7 +133,7 @@ impl LiveModel {
                 v.pending_entries += f.pending_count() as u64;
                 continue;
             }
-            let syncs = f.fsyncs + f.fdatasyncs + f.other_syncs;
+            let syncs = f.fsyncs + f.fdatasyncs + f.rare.other_syncs;
             let before = self.syncs_seen.insert(f.key, syncs);
             let new_syncs = before.map_or(0, |b| syncs.saturating_sub(b));
             let path = || {

@@ -32,9 +32,9 @@ impl FileRows {
     ) -> Self {
         files.retain(|(f, c)| {
             c.writes + c.sync_writes + c.mapped_dirty_pages > 0
-                || f.fsyncs + f.fdatasyncs + f.other_syncs > 0
-                || c.truncates + c.fallocates + u64::from(f.path_truncates) > 0
-                || c.metadata_changes + u64::from(f.path_metadata_changes) > 0
+                || f.fsyncs + f.fdatasyncs + f.rare.other_syncs > 0
+                || c.truncates + c.fallocates + u64::from(f.rare.path_truncates) > 0
+                || c.metadata_changes + u64::from(f.rare.path_metadata_changes) > 0
         });
         files.shrink_to_fit();
         FileRows {
@@ -109,13 +109,13 @@ fn entry(f: &FileState, c: &FileCounters, trace_ns: u64, flushes_counted: bool) 
         sync_time_us: cost.map_or(0, |c| c.sync_ns / 1000),
         cost: cost_entry(cost, calls, trace_ns, flushes_counted),
         serial_commit_ceiling_per_sec: ceiling,
-        truncates: c.truncates + u64::from(f.path_truncates),
+        truncates: c.truncates + u64::from(f.rare.path_truncates),
         fallocates: c.fallocates,
         unsynced_changes: if f.removed || f.is_dir {
             Vec::new()
         } else {
             change_names(f.unsynced_changes())
         },
-        metadata_changes: c.metadata_changes + u64::from(f.path_metadata_changes),
+        metadata_changes: c.metadata_changes + u64::from(f.rare.path_metadata_changes),
     }
 }

@@ -205,9 +205,9 @@ fn interval(start: u64, d: &Interval) -> DirtyInterval {
     let off = |ns| offset_s(start, ns);
     DirtyInterval {
         from_s: off(d.from),
-        durable_s: d.durable.map(off),
-        covered_from_s: d.covered_from.map(off),
-        removed_s: d.removed.map(off),
+        durable_s: d.durable.get().map(off),
+        covered_from_s: d.covered_from.get().map(off),
+        removed_s: d.removed.get().map(off),
         writes: d.total.map(|c| c.writes),
         bytes: d.total.map(|c| c.bytes),
         by: d.by,
@@ -266,8 +266,8 @@ fn dir_lane(l: &Lane, start: u64) -> DirLane {
                 at_s: off(c.at),
                 entry: c.entry.to_string(),
                 op: c.op.name(),
-                durable_s: c.durable.map(off),
-                cancelled_s: c.cancelled.map(off),
+                durable_s: c.durable.get().map(off),
+                cancelled_s: c.cancelled.get().map(off),
             })
             .collect(),
         syncs: sync_marks(l, start),

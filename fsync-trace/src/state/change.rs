@@ -78,7 +78,6 @@ impl<R: Resolver> DurabilityState<R> {
         let known = f.closed_extent();
         // Exact capacity: most files have one open span, and a Vec's first push would
         // reserve four (100k files: 24 MiB).
-        f.dirty.reserve_exact(1);
         f.dirty.push(span);
         if let Some(t) = &mut self.timeline {
             let files = &self.files;
@@ -95,8 +94,8 @@ impl<R: Resolver> DurabilityState<R> {
             return;
         };
         if let Some(f) = self.files.get_mut(&key) {
-            f.path_truncates += 1;
-            f.last_path_truncate_len = length;
+            f.rare.path_truncates += 1;
+            f.rare.last_path_truncate_len = length;
         }
         self.push_path_span(ts, actor, key, Change::Truncate);
     }
@@ -108,7 +107,7 @@ impl<R: Resolver> DurabilityState<R> {
             return;
         };
         if let Some(f) = self.files.get_mut(&key) {
-            f.path_metadata_changes += 1;
+            f.rare.path_metadata_changes += 1;
         }
         self.push_path_span(ts, actor, key, Change::Metadata);
     }

@@ -85,30 +85,23 @@ pub struct FileState {
     pub path: Option<Arc<str>>,
     /// Every live name this trace knows (absolute paths); `path` is the first.
     pub names: SmallVec<[Arc<str>; 1]>,
-    /// Names the kernel counts (`i_nlink`) that this trace never saw (made before it started).
-    pub other_links: u32,
     pub is_dir: bool,
     /// No name left (link count zero): its data no longer matters.
     pub removed: bool,
     /// Dirty announcements since the last durable point, oldest first (at most a few: one per
     /// durability epoch).
-    pub dirty: Vec<DirtySpan>,
+    pub dirty: Spans,
     pub max_dirty_window_ns: u64,
     pub fsyncs: u64,
     pub fdatasyncs: u64,
-    pub other_syncs: u64,
     /// fsync + fdatasync latencies of this file.
     pub sync_latency: Latency,
-    /// errno of a failed sync not yet followed by a successful one.
-    pub failed_sync: Option<std::num::NonZeroI32>,
     /// Every durability-relevant open flag seen on this file (O_SYNC, O_DSYNC, O_DIRECT,
     /// O_APPEND, O_TMPFILE), OR-ed.
     pub open_flags: u32,
     /// Directories: entry changes not yet synced, by entry name (each name's own changes in
     /// order): an entry change costs the same however large the directory.
     pub pending: Pending,
-    /// Counters of reclaimed kernel slots (long runs).
-    pub carried: Option<Box<Carried>>,
     /// Last event that touched the file (ns), for releasing idle files in long runs.
     pub last_active: u64,
     /// The kernel gave the file a slot (it was written, synced or mapped) and it was not
@@ -117,20 +110,115 @@ pub struct FileState {
     /// What its syncs cost and covered; from its first sync on (most files are never synced
     /// or only once: one sync's figures are kept compact, see [`FileCost`]).
     pub cost: FileCost,
+    /// What most files never have (see [`RareFields`]).
+    pub rare: Rare,
+}
+
+/// The parts of a file state most files never set, boxed at the first write: a file state of
+/// 152 bytes fits a 160-byte allocation (100,000 files: 4.8 MB less than at 200 bytes).
+#[derive(Clone, Debug, Default)]
+pub struct RareFields {
+    /// Names the kernel counts (`i_nlink`) that this trace never saw (made before it started).
+    pub other_links: u32,
+    /// errno of a failed sync not yet followed by a successful one.
+    pub failed_sync: Option<std::num::NonZeroI32>,
     /// truncate(2) calls by path that named this file (ftruncate is counted in the kernel) and
-    /// the length the last one set (see [`FileState::path_truncate_len`]; no `Option`: 8
-    /// bytes less make a file state fit a smaller allocation).
+    /// the length the last one set (see [`FileState::path_truncate_len`]).
     pub path_truncates: u32,
     /// Metadata changes by path (chmod, chown, utimes, xattrs) that named this file (through
-    /// a descriptor: counted in the kernel). Next to `path_truncates`: two u32 in one word.
+    /// a descriptor: counted in the kernel).
     pub path_metadata_changes: u32,
     pub last_path_truncate_len: u64,
+    /// Syncs other than fsync and fdatasync naming the file (msync, sync_file_range...).
+    pub other_syncs: u64,
+    /// Counters of reclaimed kernel slots (long runs).
+    pub carried: Option<Box<Carried>>,
+}
+
+static NO_RARE: RareFields = RareFields {
+    other_links: 0,
+    failed_sync: None,
+    path_truncates: 0,
+    path_metadata_changes: 0,
+    last_path_truncate_len: 0,
+    other_syncs: 0,
+    carried: None,
+};
+
+/// A file's [`RareFields`]: reads see zeros until a mutable borrow allocates them, so
+/// write only what changes a value (see [`FileState::set_other_links`]).
+#[derive(Clone, Debug, Default)]
+pub struct Rare(Option<Box<RareFields>>);
+
+impl std::ops::Deref for Rare {
+    type Target = RareFields;
+    fn deref(&self) -> &RareFields {
+        self.0.as_deref().unwrap_or(&NO_RARE)
+    }
+}
+
+impl std::ops::DerefMut for Rare {
+    fn deref_mut(&mut self) -> &mut RareFields {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+/// A file's dirty spans: one pointer while it has none (most files, most of the time).
+/// (A boxed Vec: one pointer in every file state instead of a Vec's three words.)
+#[derive(Clone, Debug, Default)]
+#[allow(clippy::box_collection)]
+pub struct Spans(Option<Box<Vec<DirtySpan>>>);
+
+impl Spans {
+    /// Appends a span (exact capacity: a file has one or two at a time).
+    pub fn push(&mut self, span: DirtySpan) {
+        let v = self.0.get_or_insert_with(Box::default);
+        v.reserve_exact(1);
+        v.push(span);
+    }
+
+    /// Keeps the spans `keep` says; gives the memory back when none is left.
+    pub fn retain(&mut self, keep: impl FnMut(&DirtySpan) -> bool) {
+        if let Some(v) = &mut self.0 {
+            v.retain(keep);
+            if v.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Spans {
+    type Target = [DirtySpan];
+    fn deref(&self) -> &[DirtySpan] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl std::ops::DerefMut for Spans {
+    fn deref_mut(&mut self) -> &mut [DirtySpan] {
+        self.0.as_deref_mut().map_or(&mut [], Vec::as_mut_slice)
+    }
 }
 
 impl FileState {
     /// The length the last truncate(2) by path set, if there was one.
     pub fn path_truncate_len(&self) -> Option<u64> {
-        (self.path_truncates > 0).then_some(self.last_path_truncate_len)
+        (self.rare.path_truncates > 0).then_some(self.rare.last_path_truncate_len)
+    }
+
+    /// Sets the names the kernel counts that this trace never saw (no allocation for 0).
+    pub fn set_other_links(&mut self, n: u32) {
+        if self.rare.other_links != n {
+            self.rare.other_links = n;
+        }
+    }
+
+    /// Takes the errno of a failed sync not yet followed by a successful one.
+    pub fn take_failed_sync(&mut self) -> Option<i32> {
+        // Checked first: a mutable borrow of the rare fields allocates them.
+        self.rare.failed_sync?;
+        self.rare.failed_sync.take().map(i32::from)
     }
 
     /// Something the write counters do not show changed (a truncation, a directory entry):
@@ -161,7 +249,7 @@ impl FileState {
     /// absolute scale: nothing while no slot was reclaimed; the base before the last reclaimed
     /// slot for a record from that slot (made before it was detached); else all carried.
     pub fn base_for_slot(&self, slot: u32) -> FileCounters {
-        match &self.carried {
+        match &self.rare.carried {
             None => FileCounters::default(),
             Some(c) => match c.last_slot {
                 Some((s, base)) if s == slot => base,
@@ -172,7 +260,7 @@ impl FileState {
 
     /// This life's counters: the kernel's current slot `c` plus what reclaimed slots held.
     pub fn absolute(&self, c: &FileCounters) -> FileCounters {
-        match &self.carried {
+        match &self.rare.carried {
             None => *c,
             Some(carried) => add_counters(&carried.counters, c),
         }

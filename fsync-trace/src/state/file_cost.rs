@@ -3,7 +3,7 @@
 //! in a [`OneSync`] (about half a `SyncCost`), and the full `SyncCost` is built from them,
 //! by replaying that sync, at its second sync call. Every figure read is the same as if the
 //! full `SyncCost` had been kept from the start.
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use super::cost::{covered, Reading, SyncCost};
 use crate::event::Actor;
@@ -22,27 +22,33 @@ pub enum FileCost {
 #[derive(Clone, Debug)]
 pub struct OneSync {
     enter: u64,
-    exit: u64,
+    /// `exit - enter` (ns): u32, as a call of 4.3 s or more starts with the full account.
+    took: u32,
     /// The file's counters the call read when it returned (a successful fsync/fdatasync) and
-    /// who made it. What it covered is this reading itself: nothing was read before it.
-    reading: Option<(Reading, Actor)>,
+    /// who made it (shared with the state's other records of that actor: 8 bytes, not 32).
+    /// What it covered is this reading itself: nothing was read before it.
+    reading: Option<(Reading, Arc<Actor>)>,
     durable_known: bool,
     changed: bool,
-    /// u32 (the full account takes over beyond): 88 bytes fit a smaller allocation.
-    device_flushes: u32,
-    syncs_without_flush: u32,
+    /// u16 (the full account takes over beyond): 56 bytes fit a smaller allocation.
+    device_flushes: u16,
+    syncs_without_flush: u16,
 }
 
 impl OneSync {
+    fn exit(&self) -> u64 {
+        self.enter + u64::from(self.took)
+    }
+
     /// The full account this one sync call makes, as [`SyncCost`] would have recorded it.
     fn expand(&self) -> SyncCost {
         let mut c = SyncCost::default();
-        c.call(self.enter, self.exit);
+        c.call(self.enter, self.exit());
         if let Some((now, actor)) = &self.reading {
             let (writes, bytes, _) = covered(&Reading::default(), now);
             c.writes_per_sync.record(writes);
             c.bytes_per_sync.record(bytes);
-            c.first_sync = Some((self.exit, actor.clone()));
+            c.first_sync = Some((self.exit(), Actor::clone(actor)));
             c.last = *now;
         }
         c.durable_known = self.durable_known;
@@ -56,11 +62,12 @@ impl OneSync {
 impl FileCost {
     /// A sync call that ran from `enter` to `exit` (see [`SyncCost::call`]).
     pub fn call(&mut self, enter: u64, exit: u64) {
-        match self {
-            FileCost::Never => {
+        let took = exit.checked_sub(enter).and_then(|t| u32::try_from(t).ok());
+        match (&mut *self, took) {
+            (FileCost::Never, Some(took)) => {
                 *self = FileCost::Once(Box::new(OneSync {
                     enter,
-                    exit,
+                    took,
                     reading: None,
                     durable_known: false,
                     changed: false,
@@ -68,8 +75,8 @@ impl FileCost {
                     syncs_without_flush: 0,
                 }));
             }
-            FileCost::Once(_) => self.full_mut().call(enter, exit),
-            FileCost::Many(c) => c.call(enter, exit),
+            (FileCost::Never | FileCost::Once(_), _) => self.full_mut().call(enter, exit),
+            (FileCost::Many(c), _) => c.call(enter, exit),
         }
     }
 
@@ -92,18 +99,28 @@ impl FileCost {
     /// `exit`, right after its only sync call: kept compact, it covered the reading itself and
     /// was not redundant (nothing was known durable before). Returns (writes, bytes) covered,
     /// or None if this is not that case (then the caller records on [`FileCost::full_mut`]).
-    pub fn first_reading(&mut self, exit: u64, actor: &Actor, now: Reading) -> Option<(u64, u64)> {
+    pub fn first_reading(
+        &mut self,
+        exit: u64,
+        actor: &Arc<Actor>,
+        now: Reading,
+    ) -> Option<(u64, u64)> {
         let FileCost::Once(one) = self else {
             return None;
         };
-        if one.reading.is_some() || one.exit != exit {
+        if one.reading.is_some() || one.exit() != exit {
             return None;
         }
         let (writes, bytes, _) = covered(&Reading::default(), &now);
-        one.reading = Some((now, actor.clone()));
+        one.reading = Some((now, Arc::clone(actor)));
         one.durable_known = true;
         one.changed = false;
         Some((writes, bytes))
+    }
+
+    /// True if a reading now could be kept compact ([`Self::first_reading`] may take it).
+    pub fn awaits_first_reading(&self) -> bool {
+        matches!(self, FileCost::Once(one) if one.reading.is_none())
     }
 
     /// Nothing is known to be durable any more (a failure, a durable point without a reading).
@@ -128,7 +145,7 @@ impl FileCost {
     /// first sync call).
     pub fn flushes(&mut self, n: u64, without: u64) {
         if let FileCost::Once(one) = self {
-            let sum = |a: u32, b: u64| u32::try_from(u64::from(a) + b).ok();
+            let sum = |a: u16, b: u64| u16::try_from(u64::from(a) + b).ok();
             if let (Some(f), Some(w)) = (
                 sum(one.device_flushes, n),
                 sum(one.syncs_without_flush, without),
@@ -200,15 +217,15 @@ mod tests {
 
     #[test]
     fn one_sync_is_compact_and_reads_as_the_full_account() {
-        // 88 + 8 bytes of allocator header: a 96-byte block.
-        assert!(std::mem::size_of::<OneSync>() <= 88);
-        assert!(std::mem::size_of::<crate::state::FileState>() <= 200);
+        // 56 + 8 bytes of allocator header: a 64-byte block; a file state: 160.
+        assert!(std::mem::size_of::<OneSync>() <= 56);
+        assert!(std::mem::size_of::<crate::state::FileState>() <= 152);
         let mut f = FileCost::default();
         assert!(f.get().is_none() && f.last().is_none());
         f.call(10, 30);
         f.flushes(2, 0);
         assert_eq!(
-            f.first_reading(30, &actor(), reading(3)),
+            f.first_reading(30, &Arc::new(actor()), reading(3)),
             Some((3, 300 + 4096))
         );
         f.mark_changed();
@@ -225,11 +242,11 @@ mod tests {
     fn the_second_call_builds_the_full_account_from_the_first() {
         let mut f = FileCost::default();
         f.call(10, 30);
-        f.first_reading(30, &actor(), reading(3));
+        f.first_reading(30, &Arc::new(actor()), reading(3));
         f.flushes(0, 1);
         f.call(20, 50);
         assert!(matches!(f, FileCost::Many(_)));
-        assert_eq!(f.first_reading(50, &actor(), reading(5)), None);
+        assert_eq!(f.first_reading(50, &Arc::new(actor()), reading(5)), None);
         let mut want = SyncCost::default();
         full_sync(&mut want, 10, 30, reading(3));
         want.syncs_without_flush = 1;
@@ -254,7 +271,7 @@ mod tests {
         // A reading for another call (exit differs) goes to the full account.
         let mut g = FileCost::default();
         g.call(1, 2);
-        assert_eq!(g.first_reading(3, &actor(), reading(1)), None);
+        assert_eq!(g.first_reading(3, &Arc::new(actor()), reading(1)), None);
     }
 
     #[test]
@@ -263,14 +280,32 @@ mod tests {
         f.flushes(1, 1);
         assert!(f.get().is_none(), "nothing before the first sync call");
         f.call(1, 2);
-        f.flushes(u64::from(u32::MAX), 1);
+        f.flushes(u64::from(u16::MAX), 1);
         assert!(matches!(f, FileCost::Once(_)));
         f.flushes(1, 0);
         assert!(matches!(f, FileCost::Many(_)));
         let c = f.get().unwrap();
         assert_eq!(
             (c.device_flushes, c.syncs_without_flush),
-            (u64::from(u32::MAX) + 1, 1)
+            (u64::from(u16::MAX) + 1, 1)
         );
+    }
+
+    #[test]
+    fn a_call_too_long_for_the_compact_form_starts_the_full_account() {
+        let long = u64::from(u32::MAX) + 1;
+        let mut f = FileCost::default();
+        f.call(10, 10 + long);
+        assert!(matches!(f, FileCost::Many(_)));
+        let mut want = SyncCost::default();
+        want.call(10, 10 + long);
+        assert_eq!(format!("{:?}", f.get().unwrap()), format!("{want:?}"));
+        // The longest that fits stays compact and reads the same.
+        let mut g = FileCost::default();
+        g.call(10, 10 + long - 1);
+        assert!(matches!(g, FileCost::Once(_)));
+        let mut want = SyncCost::default();
+        want.call(10, 10 + long - 1);
+        assert_eq!(format!("{:?}", g.get().unwrap()), format!("{want:?}"));
     }
 }

@@ -8,18 +8,22 @@
 //! and first sight). The modules: `names` (the name index and namespace operations), `sync`
 //! (durable points), `finish` (the final analysis), `retention` (bounded memory in long runs),
 //! `latency` (bounded latency histograms), `cost` (what syncs cost and covered), `device`
-//! (device cache flushes during syncs).
+//! (device cache flushes during syncs), `counters` (the kernel's final per-file counters),
+//! `live` (what live metrics need), `process` (what is known of each process).
 mod advice;
 mod change;
 pub mod cost;
+mod counters;
 pub mod device;
 mod file;
 pub mod file_cost;
 mod finding;
 mod finish;
 pub mod latency;
+mod live;
 mod names;
 mod paths;
+mod process;
 mod resolve;
 mod retention;
 mod sync;
@@ -31,10 +35,11 @@ pub mod wal;
 pub mod whatif;
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::Arc,
 };
 
+pub use counters::FinalCounters;
 pub use file::{
     add_counters, display_path, Carried, DirtySpan, FileState, OpStats, PendingEntry, ProcessInfo,
 };
@@ -60,32 +65,6 @@ struct Mapping {
     file: FileKey,
 }
 
-/// The kernel's per-file counters at the end of a trace, sorted by file: a flat array (with
-/// 100,000 files, a hash table and its growth would be the peak of the tracer's memory).
-#[derive(Clone, Debug, Default)]
-pub struct FinalCounters(Vec<(FileKey, FileCounters)>);
-
-impl FinalCounters {
-    pub fn new(mut counters: Vec<(FileKey, FileCounters)>) -> Self {
-        counters.sort_unstable_by_key(|(k, _)| *k);
-        counters.dedup_by_key(|(k, _)| *k);
-        FinalCounters(counters)
-    }
-
-    pub fn get(&self, key: &FileKey) -> Option<&FileCounters> {
-        self.0
-            .binary_search_by_key(key, |(k, _)| *k)
-            .ok()
-            .map(|i| &self.0[i].1)
-    }
-}
-
-impl From<HashMap<FileKey, FileCounters>> for FinalCounters {
-    fn from(m: HashMap<FileKey, FileCounters>) -> Self {
-        FinalCounters::new(m.into_iter().collect())
-    }
-}
-
 pub struct DurabilityState<R: Resolver> {
     resolver: R,
     /// Boxed: the table stays small while it grows (no 2x copies of whole states on resize),
@@ -106,31 +85,20 @@ pub struct DurabilityState<R: Resolver> {
     slot_work: SlotWork,
     released: Released,
     /// Bookkeeping for live metrics; None unless [`DurabilityState::track_live`] was called.
-    live: Option<Live>,
+    live: Option<live::Live>,
     /// When the trace started (CLOCK_MONOTONIC ns): [`Self::start_at`], else the first event.
     start_ns: Option<u64>,
     /// The timeline of dirty intervals, syncs and entry changes (see [`Self::record_timeline`]).
     timeline: Option<Box<Timeline>>,
-    /// The actor of the last pending entry change, shared by the next ones it makes.
+    /// The actor of the last pending entry change, shared by the next ones it makes (see
+    /// [`shared_actor`]).
     entry_actor: Option<Arc<Actor>>,
+    /// The actor of the last first sync of a file, shared likewise: apart from
+    /// `entry_actor`, as a program that creates and syncs file after file alternates the two
+    /// (the stack differs).
+    sync_actor: Option<Arc<Actor>>,
     /// Device cache flushes and the syncs they fell in (see [`Self::count_device_flushes`]).
     devices: device::Devices,
-}
-
-/// What live metrics need beyond the final analysis (see `metrics`).
-#[derive(Debug, Default)]
-struct Live {
-    /// Files and directories each live process left unsynced (dirtied, or changed an entry of),
-    /// checked when it exits.
-    touched: HashMap<u32, HashSet<FileKey>>,
-    /// Dirty windows (first dirtying to durable point, ns) closed since the last drain.
-    windows_ns: Vec<u64>,
-    /// Writes covered by each fsync/fdatasync with a reading, and whether it was redundant,
-    /// since the last drain.
-    covered: Vec<(u64, bool)>,
-    /// Files with unsynced data / directory entry names left unsynced by exited processes.
-    exit_unsynced_files: u64,
-    exit_unsynced_entries: u64,
 }
 
 impl<R: Resolver> DurabilityState<R> {
@@ -151,6 +119,7 @@ impl<R: Resolver> DurabilityState<R> {
             start_ns: None,
             timeline: None,
             entry_actor: None,
+            sync_actor: None,
             devices: device::Devices::default(),
         }
     }
@@ -262,41 +231,6 @@ impl<R: Resolver> DurabilityState<R> {
         self.start_ns = Some(ns);
     }
 
-    /// Keeps what live metrics need: which files each process left unsynced (checked at its
-    /// exit) and every closed dirty window. Costs a set insert per dirtying and entry change.
-    pub fn track_live(&mut self) {
-        self.live.get_or_insert_with(Live::default);
-    }
-
-    /// (files with unsynced data, unsynced directory entry names) left behind by traced
-    /// processes when they exited, since the start (with [`Self::track_live`]). A file counts
-    /// for the process whose write first made it dirty, an entry for the process that changed
-    /// it last, so nothing is counted twice.
-    pub fn unsynced_at_exit(&self) -> (u64, u64) {
-        self.live
-            .as_ref()
-            .map_or((0, 0), |l| (l.exit_unsynced_files, l.exit_unsynced_entries))
-    }
-
-    /// Hands over the dirty windows (ns) closed since the last call (with [`Self::track_live`]).
-    pub fn drain_dirty_windows(&mut self, mut sink: impl FnMut(u64)) {
-        if let Some(l) = &mut self.live {
-            for w in l.windows_ns.drain(..) {
-                sink(w);
-            }
-        }
-    }
-
-    /// Hands over, per fsync/fdatasync since the last call, the writes it covered and whether
-    /// it was redundant (with [`Self::track_live`]).
-    pub fn drain_covered(&mut self, mut sink: impl FnMut(u64, bool)) {
-        if let Some(l) = &mut self.live {
-            for (w, r) in l.covered.drain(..) {
-                sink(w, r);
-            }
-        }
-    }
-
     /// Device of the first shared file mapping of `pid` overlapping `addr..addr+len`.
     pub fn mapped_dev(&self, pid: u32, addr: u64, len: u64) -> Option<u32> {
         self.mappings
@@ -304,132 +238,6 @@ impl<R: Resolver> DurabilityState<R> {
             .iter()
             .find(|m| m.addr < addr.saturating_add(len) && addr < m.addr.saturating_add(m.len))
             .map(|m| m.file.dev)
-    }
-
-    fn touched(&mut self, pid: u32, key: FileKey) {
-        if let Some(l) = &mut self.live {
-            l.touched.entry(pid).or_default().insert(key);
-        }
-    }
-
-    /// Live accounting of what an exiting process leaves unsynced.
-    fn on_exit_live(&mut self, pid: u32) {
-        let Some(keys) = self.live.as_mut().and_then(|l| l.touched.remove(&pid)) else {
-            return;
-        };
-        let (mut files, mut entries) = (0, 0);
-        for key in keys {
-            let Some(f) = self.files.get(&key) else {
-                continue;
-            };
-            if f.removed {
-                continue;
-            }
-            if !f.is_dir && f.dirty.first().is_some_and(|d| d.actor.pid == pid) {
-                files += 1;
-            }
-            if f.is_dir {
-                // Entry names whose last unsynced change is this process's.
-                entries += f
-                    .pending
-                    .values()
-                    .filter(|v| v.last().is_some_and(|e| e.actor.pid == pid))
-                    .count() as u64;
-            }
-        }
-        if let Some(l) = &mut self.live {
-            l.exit_unsynced_files += files;
-            l.exit_unsynced_entries += entries;
-        }
-    }
-
-    /// Registers a process traced from the start (`-p PID` or the command).
-    pub fn add_process(&mut self, pid: u32, comm: &str) {
-        self.processes.entry(pid).or_insert_with(|| ProcessInfo {
-            pid,
-            comm: comm.to_string(),
-            ..Default::default()
-        });
-    }
-
-    /// What /proc says of process `pid` while it lives: its name, role and parent (each only
-    /// if known).
-    pub fn describe_process(
-        &mut self,
-        pid: u32,
-        comm: Option<String>,
-        role: Option<String>,
-        parent: Option<u32>,
-    ) {
-        let p = self.processes.entry(pid).or_insert_with(|| ProcessInfo {
-            pid,
-            ..Default::default()
-        });
-        if let Some(c) = comm.filter(|c| !c.is_empty()) {
-            p.comm = c;
-        }
-        if role.is_some() {
-            p.role = role;
-        }
-        if p.parent.is_none() {
-            p.parent = parent;
-        }
-    }
-
-    /// Process `pid`'s cgroup, container and pod (from /proc while it lives).
-    pub fn label_process(&mut self, pid: u32, workload: Option<crate::cgroup::Workload>) {
-        if let (Some(p), Some(w)) = (self.processes.get_mut(&pid), workload) {
-            p.workload = Some(w);
-        }
-    }
-
-    /// True if a record of process `pid` (known) carries a cgroup id other than the one its
-    /// labels came from (the caller then names the id and labels it again).
-    pub fn cgroup_differs(&self, pid: u32, id: u64) -> bool {
-        id != 0 && self.processes.get(&pid).is_some_and(|p| p.cgroup_id != id)
-    }
-
-    /// Labels process `pid` with `workload`, the cgroup of id `id` it was seen acting in. Only
-    /// a named id is noted: an id not named yet (a cgroup made since the last walk of the
-    /// tree) is tried again at the process's next record.
-    pub fn label_process_in(&mut self, pid: u32, id: u64, workload: crate::cgroup::Workload) {
-        if let Some(p) = self.processes.get_mut(&pid) {
-            p.cgroup_id = id;
-            p.workload = Some(workload);
-        }
-    }
-
-    /// Process `pid`'s cgroup, container and pod, if known (metric labels); else its nearest
-    /// known ancestor's (a child gone before /proc was read started in its parent's cgroup).
-    pub fn workload_of(&self, pid: u32) -> Option<&crate::cgroup::Workload> {
-        let mut p = self.processes.get(&pid)?;
-        // Bounded: a parent chain read from /proc cannot loop, but pids are reused.
-        for _ in 0..8 {
-            if let Some(w) = &p.workload {
-                return Some(w);
-            }
-            p = self.processes.get(&p.parent?)?;
-        }
-        None
-    }
-
-    /// True if the caller should read process `pid` from /proc: it is unknown, or (once) it is
-    /// known with no role yet (a forked server process renames itself just after the fork, so
-    /// its first description may predate its role). One map lookup: this runs per event.
-    pub fn wants_description(&mut self, pid: u32) -> bool {
-        match self.processes.get_mut(&pid) {
-            None => true,
-            Some(p) if p.role.is_none() && !p.role_rechecked => {
-                p.role_rechecked = true;
-                true
-            }
-            Some(_) => false,
-        }
-    }
-
-    /// True if process `pid` is known.
-    pub fn knows_process(&self, pid: u32) -> bool {
-        self.processes.contains_key(&pid)
     }
 
     pub fn files(&self) -> impl Iterator<Item = &FileState> {
@@ -459,7 +267,7 @@ impl<R: Resolver> DurabilityState<R> {
     /// A kernel reading of the file's link count, while it has the names it has now.
     fn set_nlink(&mut self, key: FileKey, nlink: u32) {
         let f = self.file(key);
-        f.other_links = nlink.saturating_sub(f.names.len() as u32);
+        f.set_other_links(nlink.saturating_sub(f.names.len() as u32));
         if nlink == 0 && !f.removed {
             // Deleted before we learned of it (or never linked): no name can hold its data.
             let names = std::mem::take(&mut f.names);
@@ -673,11 +481,22 @@ impl<R: Resolver> DurabilityState<R> {
             }
         }
         old.removed = true;
-        old.carried = None;
+        if old.rare.carried.is_some() {
+            old.rare.carried = None;
+        }
         if let Some(t) = &mut self.timeline {
             t.removed(key);
         }
         self.past_lives.push((old, final_counters));
+    }
+}
+
+/// `actor`, shared with the records kept before it by the same actor (`cache`): one process
+/// makes most changes, so 100,000 pending entries or first syncs hold a pointer each, not a copy.
+fn shared_actor(cache: &mut Option<Arc<Actor>>, actor: &Actor) -> Arc<Actor> {
+    match cache {
+        Some(a) if **a == *actor => a.clone(),
+        _ => cache.insert(Arc::new(actor.clone())).clone(),
     }
 }
 

@@ -100,9 +100,9 @@ impl<R: Resolver> DurabilityState<R> {
         }
         if let Some(first) = f.names.first() {
             f.path = Some(first.clone());
-        } else if f.other_links > 0 {
+        } else if f.rare.other_links > 0 {
             // Another name made before tracing still holds the file; its name is unknown.
-            f.other_links -= 1;
+            f.rare.other_links -= 1;
         } else if !f.removed {
             f.removed = true;
             self.slot_work.detach(key);
@@ -160,10 +160,7 @@ impl<R: Resolver> DurabilityState<R> {
                 return;
             }
         }
-        let shared = match &self.entry_actor {
-            Some(a) if **a == *actor => a.clone(),
-            _ => self.entry_actor.insert(Arc::new(actor.clone())).clone(),
-        };
+        let shared = super::shared_actor(&mut self.entry_actor, actor);
         changes.push(PendingEntry {
             op,
             ts,

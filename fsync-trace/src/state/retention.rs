@@ -61,6 +61,7 @@ impl<R: Resolver> DurabilityState<R> {
             return; // released: its counters no longer matter
         };
         let carried = f
+            .rare
             .carried
             .get_or_insert_with(|| Box::new(Carried::default()));
         if first {
@@ -149,5 +150,6 @@ impl<R: Resolver> DurabilityState<R> {
 /// and no failed sync awaiting a retry.
 fn releasable(f: &super::FileState) -> bool {
     // A removed file's unsynced data no longer matters: it is no finding either.
-    (f.removed && !f.is_dir) || (!f.is_dirty() && f.pending.is_empty() && f.failed_sync.is_none())
+    (f.removed && !f.is_dir)
+        || (!f.is_dirty() && f.pending.is_empty() && f.rare.failed_sync.is_none())
 }

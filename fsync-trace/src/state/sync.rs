@@ -55,11 +55,8 @@ impl<R: Resolver> DurabilityState<R> {
                 !changes.is_empty()
             });
         }
-        // Memory: most files end up synced; an emptied Vec or map still holds its buffer (4
-        // spans for a file, every entry ever pending for a directory), so give it back.
-        if f.dirty.is_empty() {
-            f.dirty = Vec::new();
-        }
+        // Memory: an emptied map still holds its buffer (every entry ever pending for a
+        // directory), so give it back (a file's spans give theirs back themselves).
         if f.pending.is_empty() {
             f.pending = Default::default();
         }
@@ -114,7 +111,7 @@ impl<R: Resolver> DurabilityState<R> {
                 SyncOp::Fsync => f.fsyncs += 1,
                 SyncOp::Fdatasync => f.fdatasyncs += 1,
                 SyncOp::SyncWrite => {}
-                _ => f.other_syncs += 1,
+                _ => f.rare.other_syncs += 1,
             }
             if matches!(op, SyncOp::Fsync | SyncOp::Fdatasync) {
                 f.sync_latency.record(latency);
@@ -145,7 +142,7 @@ impl<R: Resolver> DurabilityState<R> {
             for &key in &targets {
                 let f = self.file(key);
                 // (A nonzero errno: the Option is 4 bytes, the file state one block smaller.)
-                f.failed_sync = std::num::NonZeroI32::new(errno);
+                f.rare.failed_sync = std::num::NonZeroI32::new(errno);
                 // After a failure nothing is known to be durable: the next sync is never
                 // judged redundant.
                 f.cost.forget_durable();
@@ -181,7 +178,7 @@ impl<R: Resolver> DurabilityState<R> {
         // A success after a failure on the same file: the classic "fsync retry" trap.
         if durable_point || op == SyncOp::SyncFileRange {
             for &key in &targets {
-                if let Some(errno) = self.file(key).failed_sync.take().map(i32::from) {
+                if let Some(errno) = self.file(key).take_failed_sync() {
                     let path = display_path(&self.files[&key]);
                     self.findings.push(Finding {
                         kind: FindingKind::FsyncRetryAfterError,
@@ -258,6 +255,12 @@ impl<R: Resolver> DurabilityState<R> {
         exit: u64,
         c: SyncCounters,
     ) {
+        // Only a reading kept compact keeps the actor shared (no allocation otherwise).
+        let shared = self
+            .files
+            .get(&key)
+            .is_some_and(|f| f.cost.awaits_first_reading())
+            .then(|| super::shared_actor(&mut self.sync_actor, actor));
         let Some(f) = self.files.get_mut(&key) else {
             return;
         };
@@ -273,8 +276,9 @@ impl<R: Resolver> DurabilityState<R> {
             || f.pending.values().flatten().any(|e| e.ts < enter);
         // A file's first reading right after its only sync call is kept compact (most
         // files); else the full account records it.
-        let (writes, bytes, redundant) = if let Some((writes, bytes)) =
-            f.cost.first_reading(exit, actor, now)
+        let (writes, bytes, redundant) = if let Some((writes, bytes)) = shared
+            .as_ref()
+            .and_then(|a| f.cost.first_reading(exit, a, now))
         {
             (writes, bytes, false)
         } else {

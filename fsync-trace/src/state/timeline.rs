@@ -20,6 +20,9 @@
 //! recorded are still completed (durable points), so what is kept stays right.
 use std::{collections::HashMap, sync::Arc};
 
+use compact_str::CompactString;
+use smallvec::SmallVec;
+
 use fsync_trace_common::{FileKey, SyncOp};
 
 use super::EntryOp;
@@ -53,11 +56,11 @@ impl Count {
 pub struct Interval {
     pub from: u64,
     /// Exit of the sync call that made it durable.
-    pub durable: Option<u64>,
+    pub durable: OptNs,
     /// Entry of that sync call: from then on, `total` is what is at risk.
-    pub covered_from: Option<u64>,
+    pub covered_from: OptNs,
     /// The file lost its last name while dirty: its data no longer matters.
-    pub removed: Option<u64>,
+    pub removed: OptNs,
     /// The process whose write made it dirty.
     pub by: u32,
     /// The file's counters before the first write.
@@ -66,11 +69,9 @@ pub struct Interval {
     pub total: Option<Count>,
     /// (time, written since `from`, its dirty extent) read on the way (later dirtyings in
     /// new epochs, `--crash-at` snapshots, the end).
-    pub readings: Vec<(u64, Count, Extent)>,
+    pub readings: Readings,
     /// The dirty extent of `total` (None until known, as `total`).
     pub extent: Option<Extent>,
-    /// While the interval waits for its total: the extent of its segments already closed.
-    partial: Extent,
     /// Changes that wrote no data in the interval (`Change::bit`s: truncate, fallocate).
     pub changes: u8,
 }
@@ -79,22 +80,24 @@ impl Interval {
     fn new(from: u64, by: u32, start: Count, changes: u8) -> Self {
         Interval {
             from,
-            durable: None,
-            covered_from: None,
-            removed: None,
+            durable: OptNs::NONE,
+            covered_from: OptNs::NONE,
+            removed: OptNs::NONE,
             by,
             start,
             total: None,
-            readings: Vec::new(),
+            readings: Readings::default(),
             extent: None,
-            partial: Extent::Empty,
             changes,
         }
     }
 
     /// When it stops being at risk (u64::MAX: never).
     pub fn until(&self) -> u64 {
-        self.durable.or(self.removed).unwrap_or(u64::MAX)
+        self.durable
+            .get()
+            .or(self.removed.get())
+            .unwrap_or(u64::MAX)
     }
 
     /// Is it at risk at `t`?
@@ -106,7 +109,7 @@ impl Interval {
     /// entry on (and at a reading's instant), else a lower bound (the last reading before).
     /// The extent is that of the same reading (a lower bound too between readings).
     pub fn written_at(&self, t: u64) -> (Count, Extent, bool) {
-        if let (Some(c), Some(total)) = (self.covered_from, self.total) {
+        if let (Some(c), Some(total)) = (self.covered_from.get(), self.total) {
             if c <= t {
                 return (total, self.extent.unwrap_or(Extent::Unknown), true);
             }
@@ -118,6 +121,68 @@ impl Interval {
             .map_or((Count::default(), Extent::Empty, false), |r| {
                 (r.1, r.2, r.0 == t)
             })
+    }
+}
+
+/// An instant (ns) that may not have come yet, in 8 bytes (an `Option<u64>` takes 16; a
+/// timeline holds up to 100,000 of each kind): `u64::MAX` is none, an instant no trace reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OptNs(u64);
+
+impl OptNs {
+    pub const NONE: OptNs = OptNs(u64::MAX);
+
+    pub fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
+    }
+
+    fn set(&mut self, ns: u64) {
+        self.0 = ns;
+    }
+
+    /// Sets it unless it is set already.
+    fn get_or_insert(&mut self, ns: u64) {
+        if self.0 == u64::MAX {
+            self.0 = ns;
+        }
+    }
+}
+
+impl Default for OptNs {
+    fn default() -> Self {
+        OptNs::NONE
+    }
+}
+
+impl std::fmt::Debug for OptNs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// An interval's readings: most intervals have none, so they cost one pointer until the
+/// first (a timeline holds up to 100,000 intervals).
+/// (A boxed Vec: one pointer instead of a Vec's three words.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(clippy::box_collection)]
+pub struct Readings(Option<Box<Vec<(u64, Count, Extent)>>>);
+
+impl Readings {
+    fn push(&mut self, r: (u64, Count, Extent)) {
+        self.0.get_or_insert_with(Box::default).push(r);
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&(u64, Count, Extent)) -> bool) {
+        if let Some(v) = &mut self.0 {
+            v.retain(keep);
+        }
+    }
+}
+
+impl std::ops::Deref for Readings {
+    type Target = [(u64, Count, Extent)];
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
     }
 }
 
@@ -134,35 +199,49 @@ pub struct SyncMark {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryChange {
     pub at: u64,
-    pub entry: Box<str>,
+    /// Inline up to 24 bytes: no allocation per change of a short name.
+    pub entry: CompactString,
     pub op: EntryOp,
     /// Exit of the directory sync that made it durable.
-    pub durable: Option<u64>,
+    pub durable: OptNs,
     /// A later change undid it before any directory sync (a name created and removed again):
     /// from then on the directory's durable state is what it was.
-    pub cancelled: Option<u64>,
+    pub cancelled: OptNs,
 }
 
 impl EntryChange {
     pub fn at_risk(&self, t: u64) -> bool {
-        let until = self.durable.or(self.cancelled).unwrap_or(u64::MAX);
+        let until = self
+            .durable
+            .get()
+            .or(self.cancelled.get())
+            .unwrap_or(u64::MAX);
         self.at <= t && t < until
     }
 }
 
-/// One file's or directory's history.
+/// One file's or directory's history. Most files have one interval and one sync: those are
+/// kept inline (one allocation per lane, not three).
 #[derive(Clone, Debug, Default)]
 pub struct Lane {
     pub key: FileKey,
     pub path: Option<Arc<str>>,
     pub is_dir: bool,
-    pub dirty: Vec<Interval>,
-    pub syncs: Vec<SyncMark>,
+    pub dirty: SmallVec<[Interval; 1]>,
+    pub syncs: SmallVec<[SyncMark; 1]>,
     pub entries: Vec<EntryChange>,
     /// Index of the interval at risk now.
-    open: Option<usize>,
-    /// A closed interval whose total waits for the next reading.
-    awaiting: Option<usize>,
+    open: Option<u32>,
+    /// A closed interval whose total waits for the next reading, with the extent of its
+    /// segments already closed (one per lane at most: kept here, not in every interval).
+    awaiting: Option<(u32, Extent)>,
+}
+
+impl Lane {
+    /// The index the next pushed interval gets.
+    fn next_interval(&self) -> u32 {
+        u32::try_from(self.dirty.len()).unwrap_or(u32::MAX)
+    }
 }
 
 /// What the bound left out.
@@ -265,22 +344,22 @@ impl Timeline {
     ) {
         // What waits for this reading is completed even when there is no room for more.
         if let Some(lane) = self.lanes.get_mut(&key) {
-            if let Some(i) = lane.awaiting.take() {
-                let d = &mut lane.dirty[i];
+            if let Some((i, partial)) = lane.awaiting.take() {
+                let d = &mut lane.dirty[i as usize];
                 d.total = Some(abs.since(d.start));
-                d.extent = Some(d.partial.union(prev));
+                d.extent = Some(partial.union(prev));
             }
         }
         let Some(lane) = self.lane(key, path, 1) else {
             return;
         };
         if let Some(i) = lane.open {
-            let d = &mut lane.dirty[i];
+            let d = &mut lane.dirty[i as usize];
             let reading = abs.since(d.start);
             d.readings.push((ts, reading, known));
             d.changes |= changes;
         } else {
-            lane.open = Some(lane.dirty.len());
+            lane.open = Some(lane.next_interval());
             // Exact capacity: most files have one or two intervals and syncs, and a Vec's first
             // push would reserve four (10,000 files: megabytes).
             lane.dirty.reserve_exact(1);
@@ -302,26 +381,25 @@ impl Timeline {
         let Some(lane) = self.lanes.get_mut(&key) else {
             return;
         };
-        let Some(i) = lane.open.filter(|&i| lane.dirty[i].from < enter) else {
+        let Some(i) = lane.open.filter(|&i| lane.dirty[i as usize].from < enter) else {
             return;
         };
         lane.open = None;
-        let d = &mut lane.dirty[i];
-        d.durable = Some(exit);
-        d.covered_from = Some(enter);
+        let d = &mut lane.dirty[i as usize];
+        d.durable.set(exit);
+        d.covered_from.set(enter);
         // Readings taken after the sync entered belong to the data it did not cover.
         d.readings.retain(|r| r.0 < enter);
         if let Some((_, _, abs, _)) = remaining {
             d.total = Some(abs.since(d.start));
             d.extent = Some(covered);
         } else {
-            d.partial = covered;
-            lane.awaiting = Some(i);
+            lane.awaiting = Some((i, covered));
         }
         if let Some((since, by, abs, changes)) = remaining {
             if self.take() {
                 let lane = self.lanes.get_mut(&key).expect("lane exists");
-                lane.open = Some(lane.dirty.len());
+                lane.open = Some(lane.next_interval());
                 lane.dirty.reserve_exact(1);
                 lane.dirty.push(Interval::new(since, by, abs, changes));
             }
@@ -338,7 +416,7 @@ impl Timeline {
             return;
         }
         if let Some(lane) = self.lanes.get_mut(&key) {
-            let d = &mut lane.dirty[i];
+            let d = &mut lane.dirty[i as usize];
             let r = abs.since(d.start);
             d.readings.push((ts, r, extent));
         }
@@ -351,8 +429,9 @@ impl Timeline {
             return;
         };
         if let Some(i) = lane.open.take() {
-            lane.dirty[i].removed = Some(now);
-            lane.awaiting = Some(i);
+            lane.dirty[i as usize].removed.set(now);
+            // An open interval's closed segments are not kept apart: none yet.
+            lane.awaiting = Some((i, Extent::Empty));
         }
     }
 
@@ -391,8 +470,8 @@ impl Timeline {
                 at,
                 entry: entry.into(),
                 op,
-                durable: None,
-                cancelled: None,
+                durable: OptNs::NONE,
+                cancelled: OptNs::NONE,
             });
         }
         seq
@@ -433,13 +512,13 @@ impl Timeline {
         let Some(lane) = self.lanes.get_mut(&key) else {
             return;
         };
-        if let Some(i) = lane.awaiting.take() {
-            let d = &mut lane.dirty[i];
+        if let Some((i, partial)) = lane.awaiting.take() {
+            let d = &mut lane.dirty[i as usize];
             d.total.get_or_insert(abs.since(d.start));
-            d.extent.get_or_insert(d.partial.union(current));
+            d.extent.get_or_insert(partial.union(current));
         }
         if let Some(i) = lane.open {
-            let d = &mut lane.dirty[i];
+            let d = &mut lane.dirty[i as usize];
             let total = abs.since(d.start);
             let extent = at_risk.unwrap_or(current);
             d.total = Some(total);

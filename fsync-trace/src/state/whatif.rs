@@ -154,11 +154,11 @@ impl Timeline {
             for d in &lane.dirty {
                 steps.push((d.from, 0, 1));
                 let mut at = 0u64;
-                for &(ts, r, _) in &d.readings {
+                for &(ts, r, _) in d.readings.iter() {
                     steps.push((ts, delta(r.bytes, at), 0));
                     at = r.bytes;
                 }
-                if let (Some(c), Some(total)) = (d.covered_from, d.total) {
+                if let (Some(c), Some(total)) = (d.covered_from.get(), d.total) {
                     steps.push((c, delta(total.bytes, at), 0));
                     at = total.bytes;
                 }
@@ -169,7 +169,7 @@ impl Timeline {
             }
             for c in &lane.entries {
                 steps.push((c.at, 0, 1));
-                if let Some(until) = c.durable.or(c.cancelled) {
+                if let Some(until) = c.durable.get().or(c.cancelled.get()) {
                     steps.push((until, 0, -1));
                 }
             }

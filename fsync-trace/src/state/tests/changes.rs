@@ -139,7 +139,10 @@ fn an_unsynced_truncate_is_at_risk_with_zero_bytes_and_named() {
         .and_then(|t| t.lanes().find(|l| l.key == F).cloned())
         .expect("lane");
     let last = lane.dirty.last().expect("interval");
-    assert_eq!((last.durable, last.changes), (None, Change::Truncate.bit()));
+    assert_eq!(
+        (last.durable.get(), last.changes),
+        (None, Change::Truncate.bit())
+    );
 }
 
 #[test]
@@ -194,7 +197,7 @@ fn truncate_by_path_finds_a_known_file() {
     s.apply(truncate_path(41, "other", 0));
     let a = s.finish(100, final_counters(0, 0, 0));
     let f = file(&a, F);
-    assert_eq!((f.path_truncates, f.path_truncate_len()), (1, Some(7)));
+    assert_eq!((f.rare.path_truncates, f.path_truncate_len()), (1, Some(7)));
     assert_eq!(a.files.len(), 1, "no state for an unknown path");
     let finding = &a.findings[0];
     assert_eq!(finding.unsynced_bytes, Some(0));

@@ -86,7 +86,7 @@ fn a_sync_after_a_metadata_change_is_not_redundant_the_next_one_is() {
             kinds(&a),
             [(FindingKind::RedundantSync, "/d/f".to_string(), None)]
         );
-        assert_eq!(file(&a, F).path_metadata_changes, u32::from(by_path));
+        assert_eq!(file(&a, F).rare.path_metadata_changes, u32::from(by_path));
     }
 }
 
@@ -99,7 +99,7 @@ fn an_unsynced_metadata_change_alone_is_listed_but_not_a_finding() {
     assert!(a.findings.is_empty(), "{:?}", kinds(&a));
     let f = file(&a, F);
     assert_eq!(f.unsynced_changes(), Change::Metadata.bit());
-    assert_eq!(f.path_metadata_changes, 1);
+    assert_eq!(f.rare.path_metadata_changes, 1);
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn a_metadata_change_of_a_directory_by_path_is_ignored() {
     ));
     let a = s.finish(100, final_counters(0, 0));
     assert_eq!(file(&a, DIR).unsynced_changes(), 0);
-    assert_eq!(file(&a, DIR).path_metadata_changes, 0);
+    assert_eq!(file(&a, DIR).rare.path_metadata_changes, 0);
 }
 
 /// An absolute path (resolved whatever the base).

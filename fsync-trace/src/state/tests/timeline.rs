@@ -59,7 +59,7 @@ fn a_sync_that_starts_before_and_ends_after_t_leaves_the_data_at_risk_until_it_r
     );
     let d = &lane(&t, F).dirty;
     assert_eq!(d.len(), 2);
-    assert_eq!((d[0].from, d[0].durable), (10, Some(30)));
+    assert_eq!((d[0].from, d[0].durable.get()), (10, Some(30)));
     assert_eq!(
         d[0].total,
         Some(Count {
@@ -67,7 +67,7 @@ fn a_sync_that_starts_before_and_ends_after_t_leaves_the_data_at_risk_until_it_r
             bytes: 500
         })
     );
-    assert_eq!((d[1].from, d[1].durable), (40, None));
+    assert_eq!((d[1].from, d[1].durable.get()), (40, None));
     assert_eq!(
         d[1].total,
         Some(Count {
@@ -107,13 +107,13 @@ fn data_written_during_a_sync_is_not_covered_by_it() {
     );
     let d = &lane(&t, F).dirty;
     assert_eq!(d.len(), 2);
-    assert_eq!((d[0].from, d[0].durable), (10, Some(30)));
+    assert_eq!((d[0].from, d[0].durable.get()), (10, Some(30)));
     assert_eq!(d[0].total.map(|c| c.bytes), Some(300));
     assert!(
         d[0].readings.is_empty(),
         "the reading at 25 is the new data's"
     );
-    assert_eq!((d[1].from, d[1].durable), (25, None));
+    assert_eq!((d[1].from, d[1].durable.get()), (25, None));
     assert_eq!(d[1].total.map(|c| c.bytes), Some(200));
     // During the sync both are at risk: the covered 300 bytes and the new data.
     assert_eq!(files_at(&t, 27), vec![("/d/f".into(), 3, 300, 10)]);
@@ -156,7 +156,7 @@ fn renames_leave_the_new_name_at_risk_until_the_directory_is_synced() {
     let e = &lane(&t, DIR).entries;
     let summary: Vec<_> = e
         .iter()
-        .map(|c| (c.at, &*c.entry, c.op, c.durable, c.cancelled))
+        .map(|c| (c.at, &*c.entry, c.op, c.durable.get(), c.cancelled.get()))
         .collect();
     assert_eq!(
         summary,
@@ -241,7 +241,7 @@ fn a_removed_file_stops_being_at_risk() {
         entries_at(&t, 20),
         vec![("/d".into(), "f".into(), EntryOp::Unlink)]
     );
-    assert_eq!(lane(&t, F).dirty[0].removed, Some(20));
+    assert_eq!(lane(&t, F).dirty[0].removed.get(), Some(20));
 }
 
 #[test]
@@ -288,4 +288,14 @@ fn at_risk_now_reads_the_state_and_the_kernel_counters() {
     assert_eq!(now.files[0].since, 10);
     assert_eq!(now.entries.len(), 1);
     assert_eq!(&*now.entries[0].entry, "f");
+}
+
+#[test]
+fn timeline_items_stay_small() {
+    use crate::state::timeline::{EntryChange, Interval, Lane};
+    // 100,000 items: each byte here is 100 KB at the peak (a lane with one interval and one
+    // sync is one allocation of at most 272 bytes).
+    assert!(std::mem::size_of::<Interval>() <= 112);
+    assert!(std::mem::size_of::<EntryChange>() <= 56);
+    assert!(std::mem::size_of::<Lane>() <= 264);
 }

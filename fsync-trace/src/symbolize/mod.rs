@@ -479,6 +479,11 @@ pub fn call_site(frames: &[Frame]) -> Option<&Frame> {
 /// A frame in the C runtime (libc, the dynamic loader, libpthread, libstdc++...): the
 /// wrappers every program calls through, never where a durability decision is made.
 fn c_runtime(f: &Frame) -> bool {
+    f.module.as_deref().is_none_or(c_runtime_module)
+}
+
+/// True if the file at `module` (a path, or `[vdso]`-like) is part of the C runtime.
+pub(crate) fn c_runtime_module(module: &str) -> bool {
     const RUNTIME: [&str; 9] = [
         "libc.so",
         "libc-",
@@ -490,11 +495,11 @@ fn c_runtime(f: &Frame) -> bool {
         "libstdc++",
         "libgcc_s",
     ];
-    let Some(module) = f.module.as_deref() else {
-        return true;
-    };
     let name = module.rsplit('/').next().unwrap_or(module);
-    name.starts_with('[') || RUNTIME.iter().any(|r| name.starts_with(r))
+    // `[vdso]` and the like are the kernel's; `[build-id …]` is a file not found, which may
+    // well be the program's own.
+    (name.starts_with('[') && !name.starts_with("[build-id"))
+        || RUNTIME.iter().any(|r| name.starts_with(r))
 }
 
 #[cfg(test)]

@@ -86,7 +86,12 @@ impl Resolver {
         let at = raw
             .file_offset
             .saturating_sub(u64::from(raw.return_address));
-        let src = Source::Elf(Elf::new(&**module));
+        let mut elf = Elf::new(&**module);
+        // The C runtime by its symbols alone: its debug information (Debian's libc6-dbg: a
+        // detached, compressed DWARF file, about 10 MiB once blazesym inflates it) only ever
+        // places a syscall wrapper in `syscall-template.S`, and call sites skip these frames.
+        elf.debug_syms = !super::c_runtime_module(module);
+        let src = Source::Elf(elf);
         let sym = match self
             .symbolizer
             .symbolize(&src, Input::FileOffset(&[at][..]))

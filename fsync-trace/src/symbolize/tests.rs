@@ -246,10 +246,39 @@ fn the_call_site_skips_libc_and_the_rust_standard_library() {
         call_site(&library).unwrap().module.as_deref(),
         Some("/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6")
     );
+    // The library's process gone before its mappings were read: a module known by build id
+    // only is still outside the C runtime.
+    let unplaced = [
+        frame("unlink", None, "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        frame("", None, "[build-id 5221b80bd99650e3]"),
+    ];
+    assert_eq!(
+        call_site(&unplaced).unwrap().module.as_deref(),
+        Some("[build-id 5221b80bd99650e3]")
+    );
     let only_libc = [frame("write", None, "/lib/x86_64-linux-gnu/libc.so.6")];
     assert_eq!(
         call_site(&only_libc).unwrap().function.as_deref(),
         Some("write")
     );
     assert!(call_site(&[]).is_none());
+}
+
+#[test]
+fn the_c_runtime_is_libc_the_loader_and_the_kernels_pages() {
+    for m in [
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib64/ld-linux-x86-64.so.2",
+        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30",
+        "[vdso]",
+    ] {
+        assert!(super::c_runtime_module(m), "{m}");
+    }
+    for m in [
+        "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6",
+        "/usr/bin/git",
+        "[build-id 5221b80bd99650e3]",
+    ] {
+        assert!(!super::c_runtime_module(m), "{m}");
+    }
 }

@@ -6,6 +6,7 @@
 //! The kernel sends a thread's stack just before the record of the act (whose header says a
 //! stack came); the event loop keeps it here ([`Stacks::on_stack`]) and hands its id to that
 //! record's actor ([`Stacks::attach`]), so the state machine carries a small id, never frames.
+mod libdirs;
 mod maps;
 mod resolve;
 
@@ -221,15 +222,8 @@ impl Stacks {
             if !self.scanned.insert(m.path.clone()) {
                 continue;
             }
-            match blazesym::helper::read_elf_build_id(&*m.path) {
-                Ok(Some(id)) => {
-                    let mut key = [0u8; 20];
-                    let n = id.len().min(20);
-                    key[..n].copy_from_slice(&id[..n]);
-                    self.build_ids.insert(key, m.path.clone());
-                }
-                Ok(None) => {}
-                Err(e) => log::debug!("reading the build id of {}: {e}", m.path),
+            if let Some(id) = libdirs::build_id(std::path::Path::new(&*m.path)) {
+                self.build_ids.insert(id, m.path.clone());
             }
         }
     }
@@ -336,6 +330,7 @@ impl Stacks {
     /// symbols and DWARF lines of every module costs megabytes a trace without findings
     /// does not need.
     pub fn resolve(&mut self, wanted: impl Fn(StackId) -> bool) -> Vec<Arc<[Frame]>> {
+        self.find_unknown_build_ids(&wanted, &libdirs::LIBRARY_DIRS);
         let mut r = resolve::Resolver::default();
         let placed: Vec<Arc<[RawFrame]>> = self
             .stacks
@@ -362,6 +357,32 @@ impl Stacks {
                 }
             })
             .collect()
+    }
+
+    /// Looks in `dirs` for the files of the build ids that `wanted` stacks of gone processes
+    /// name and no mapping seen showed (see [`libdirs`]).
+    fn find_unknown_build_ids(&mut self, wanted: &impl Fn(StackId) -> bool, dirs: &[&str]) {
+        let missing: HashSet<[u8; 20]> = self
+            .stacks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| wanted(StackId(u32::try_from(*i).unwrap_or(u32::MAX))))
+            .filter_map(|(_, k)| match k {
+                Kept::Gone(g) => Some(g),
+                Kept::Placed(_) => None,
+            })
+            .flat_map(|g| g.build_ids.iter().flatten().map(|(id, _)| *id))
+            .filter(|id| !self.build_ids.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            let found = libdirs::find(dirs, &missing);
+            log::debug!(
+                "{} of {} build ids found in the library directories",
+                found.len(),
+                missing.len()
+            );
+            self.build_ids.extend(found);
+        }
     }
 
     /// Learns the build id of the program about to be run as `cmd` (found as `execvp` finds

@@ -282,3 +282,40 @@ fn the_c_runtime_is_libc_the_loader_and_the_kernels_pages() {
         assert!(!super::c_runtime_module(m), "{m}");
     }
 }
+
+/// A short-lived process's library, never seen mapped by any process the trace read: its
+/// build id is looked up in the library directories, for wanted stacks only.
+#[test]
+fn a_library_no_mapping_showed_is_found_in_the_library_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = std::fs::canonicalize(dir.path()).unwrap();
+    let lib = dir_path.join("libgone.so.1");
+    std::fs::copy("/proc/self/exe", &lib).unwrap();
+    // Not a library: its name says it is not one.
+    std::fs::copy("/proc/self/exe", dir_path.join("program")).unwrap();
+    let id = super::libdirs::build_id(&lib).expect("the test binary has a build id");
+    let dirs = [dir_path.to_str().unwrap()];
+    let gone = |s: &mut Stacks| {
+        s.build_ids.clear();
+        let pid = 4_194_304 + 2; // above PID_MAX_LIMIT: never a live process
+        s.on_stack(pid, 1, &[0x7000_0010], &[], &[Some((id, 0x10))], false);
+    };
+    let mut unwanted = Stacks::default();
+    gone(&mut unwanted);
+    unwanted.find_unknown_build_ids(&|_| false, &dirs);
+    assert!(unwanted.build_ids.is_empty(), "looked up for no finding");
+    let mut s = Stacks::default();
+    gone(&mut s);
+    s.find_unknown_build_ids(&|_| true, &dirs);
+    assert_eq!(
+        s.build_ids.get(&id).map(|p| p.to_string()),
+        Some(lib.to_string_lossy().to_string())
+    );
+    let Kept::Gone(g) = &s.stacks[0] else {
+        panic!("placed from maps of a process that never lived")
+    };
+    assert_eq!(
+        s.place_by_build_id(g)[0].module.as_deref(),
+        Some(lib.to_str().unwrap())
+    );
+}

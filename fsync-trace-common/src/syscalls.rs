@@ -114,6 +114,14 @@ pub const REGS_AX: usize = 80;
 pub const REGS_ORIG_AX: usize = 120;
 /// `pt_regs.sp` (x86_64): the user stack pointer.
 pub const REGS_SP: usize = 152;
+/// `pt_regs.bp` (x86_64): the user frame pointer, where the kernel's frame walk starts.
+pub const REGS_BP: usize = 32;
+/// `pt_regs.ip` (x86_64): the user instruction pointer (a stack's first frame).
+pub const REGS_IP: usize = 128;
+/// `pt_regs.cs` (x86_64): the user code segment ([`USER64_CS`] for a 64-bit task).
+pub const REGS_CS: usize = 136;
+/// `__USER_CS`: the code segment of 64-bit user code (a compat task runs in `__USER32_CS`).
+pub const USER64_CS: u64 = 0x33;
 /// The six argument registers' offsets, in argument order.
 pub const ARG_REGS: [usize; 6] = [REGS_DI, REGS_SI, REGS_DX, REGS_R10, REGS_R8, REGS_R9];
 

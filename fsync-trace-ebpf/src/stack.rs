@@ -8,6 +8,19 @@
 //! one is sent cut before `build_ids` with `STACK_BUILD_IDS_SENT`; userspace reuses the build
 //! ids of the earlier one. Measured on fsync-bound (6.18 here): the build-id walk cost about
 //! as much as the first walk (1.3-2 us each).
+//!
+//! The first walk follows frame pointers from the user `rbp`. In a program built without them
+//! (most distribution binaries, Rust's release builds) `rbp` is just another register: the walk
+//! gives the first frame (the user instruction pointer) and then reads at `rbp`, usually
+//! faulting, for 1.3-1.7 us. So a walk is skipped when it cannot find more than that frame:
+//! `rbp` does not point just above the stack pointer (where a frame chain would start), and
+//! the last [`LONE_WALKS_BEFORE_SKIPPING`] walks this process made from such an `rbp` gave
+//! the first frame alone. Then `ips` is the instruction pointer, as the walk gives. Every
+//! [`WALK_AGAIN_AFTER`] skips the walk is taken again to check: a kernel that unwinds without
+//! frame pointers gives more frames, and the process walks again until its walks are lone
+//! again. (A walk from an `rbp` that happens to point at readable memory reads "frames" there:
+//! garbage the skipped stack leaves out.) The call site itself comes from the words at the
+//! stack pointer, read either way.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
     macros::map,
@@ -16,7 +29,8 @@ use aya_ebpf::{
 use core::mem::size_of;
 use fsync_trace_common::{
     names, syscalls, BuildIdFrame, RecordKind, StackRecord, StackSentKey, BUILD_ID_VALID,
-    STACK_BUILD_IDS_SENT, STACK_FRAMES, STACK_SP_WORDS, STACK_WITHOUT_BUILD_IDS_LEN,
+    STACK_BUILD_IDS_SENT, STACK_FRAMES, STACK_SP_WORDS, STACK_WALK_SKIPPED,
+    STACK_WITHOUT_BUILD_IDS_LEN,
 };
 
 use crate::{
@@ -25,12 +39,36 @@ use crate::{
     state::{wakeup_flags, Ctx},
 };
 
-/// Each process's incarnation: when its first stack was taken. Deleted at its exit and at an
-/// exec (`forget_process`), so a reused pid, or a process running a new program, starts a new
-/// incarnation and never matches the `STACKS_SENT` entries of the process or program before it. LRU: an evicted entry only starts a new
-/// incarnation (its stacks are sent with build ids again).
+/// What the stacks of a process taught (`STACK_PROCS`).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct StackProc {
+    /// When its first stack was taken: its incarnation.
+    incarnation: u64,
+    /// The last address walks begun at an `rbp` that cannot start a frame chain, counted while
+    /// they gave the first frame alone (up to [`LONE_WALKS_BEFORE_SKIPPING`]); 0 after one gave
+    /// more.
+    lone_walks: u32,
+    /// Walks skipped since the last one taken.
+    skipped: u32,
+}
+
+/// Lone-frame walks in a row a process makes before its walks from an `rbp` that starts no
+/// chain are skipped.
+const LONE_WALKS_BEFORE_SKIPPING: u32 = 4;
+/// Skipped walks after which one is taken again, to check it is still lone.
+const WALK_AGAIN_AFTER: u32 = 64;
+/// How far above the stack pointer a frame chain may start: a frame pointer beyond this (or
+/// below the stack pointer) is not one. A thread stack is 8 MiB by default.
+const FRAME_POINTER_REACH: u64 = 64 << 20;
+
+/// Each process's incarnation and walks. Deleted at its exit and at an exec
+/// (`forget_process`), so a reused pid, or a process running a new program, starts a new
+/// incarnation and never matches the `STACKS_SENT` entries (or the walks) of the process or
+/// program before it. LRU: an evicted entry only starts a new incarnation (its stacks are
+/// sent with build ids again).
 #[map]
-pub static STACK_PROCS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(8192, 0);
+pub static STACK_PROCS: LruHashMap<u32, StackProc> = LruHashMap::with_max_entries(8192, 0);
 
 /// Stacks sent with their build ids, by process incarnation and frames (value unused). LRU: an
 /// evicted stack is sent in full again, which is only its old cost.
@@ -59,24 +97,20 @@ fn hash_frames(ips: &[u64; STACK_FRAMES]) -> u64 {
     h
 }
 
-/// The stack's key in `STACKS_SENT` (its process's incarnation made if it has none yet).
+/// Process `tgid`'s entry in `STACK_PROCS`, made (a new incarnation) if it has none.
 #[inline(always)]
-fn sent_key(tgid: u32, frames: u32, ips: &[u64; STACK_FRAMES]) -> StackSentKey {
-    // SAFETY: a map value read once.
-    let incarnation = if let Some(v) = unsafe { STACK_PROCS.get(tgid) } {
-        *v
-    } else {
-        // SAFETY: a helper without arguments.
-        let now = unsafe { bpf_ktime_get_ns() };
-        let _ = STACK_PROCS.insert(tgid, now, 0);
-        now
-    };
-    StackSentKey {
-        tgid,
-        frames,
-        incarnation,
-        hash: hash_frames(ips),
+fn stack_proc(tgid: u32) -> Option<*mut StackProc> {
+    if let Some(p) = STACK_PROCS.get_ptr_mut(tgid) {
+        return Some(p);
     }
+    let fresh = StackProc {
+        // SAFETY: a helper without arguments.
+        incarnation: unsafe { bpf_ktime_get_ns() },
+        lone_walks: 0,
+        skipped: 0,
+    };
+    let _ = STACK_PROCS.insert(tgid, fresh, 0);
+    STACK_PROCS.get_ptr_mut(tgid)
 }
 
 /// True if the build-id walk placed each of the `frames` frames in a file.
@@ -119,19 +153,64 @@ pub fn emit(ctx: Ctx) -> u32 {
         core::ptr::write_volatile(&raw mut (*r).hdr.ts_ns, bpf_ktime_get_ns());
         core::ptr::write_volatile(&raw mut (*r).hdr.comm, [0; 16]);
         core::ptr::write_volatile(&raw mut (*r).hdr.cgroup_id, 0);
-        let n = generated::bpf_get_stack(
-            ctx,
-            (&raw mut (*r).ips).cast(),
-            (STACK_FRAMES * 8) as u32,
-            BPF_F_USER_STACK,
-        );
-        let frames = if n > 0 { (n as u32) / 8 } else { 0 };
+        let Some(proc) = stack_proc(tgid) else {
+            return 0;
+        };
+        // The user registers: where a frame chain would start, and the first frame.
+        let task = current_task_btf();
+        let regs = generated::bpf_task_pt_regs(task as *mut _) as KPtr;
+        let sp: u64 = load_btf(regs, syscalls::REGS_SP);
+        let bp: u64 = load_btf(regs, syscalls::REGS_BP);
+        let ip: u64 = load_btf(regs, syscalls::REGS_IP);
+        // `cs` is the low 16 bits of its word (FRED keeps more there).
+        let cs = load_btf::<u64>(regs, syscalls::REGS_CS) & 0xffff;
+        // A compat task's walk reads 4-byte frames from other registers: always walked.
+        let no_chain = cs == syscalls::USER64_CS && (bp < sp || bp - sp >= FRAME_POINTER_REACH);
+        let lone_walks = core::ptr::read_volatile(&raw const (*proc).lone_walks);
+        let skipped = core::ptr::read_volatile(&raw const (*proc).skipped);
+        let skip =
+            no_chain && lone_walks >= LONE_WALKS_BEFORE_SKIPPING && skipped < WALK_AGAIN_AFTER;
+        let frames = if skip {
+            core::ptr::write_volatile(&raw mut (*proc).skipped, skipped + 1);
+            // What the walk gives here: the instruction pointer, and zeros after it (the hash
+            // covers the whole array).
+            core::ptr::write_volatile(&raw mut (*r).ips[0], ip);
+            for i in 1..STACK_FRAMES {
+                core::ptr::write_volatile(&raw mut (*r).ips[i], 0);
+            }
+            1
+        } else {
+            let n = generated::bpf_get_stack(
+                ctx,
+                (&raw mut (*r).ips).cast(),
+                (STACK_FRAMES * 8) as u32,
+                BPF_F_USER_STACK,
+            );
+            let frames = if n > 0 { (n as u32) / 8 } else { 0 };
+            if no_chain && frames > 0 {
+                let lone = frames == 1 && core::ptr::read_volatile(&raw const (*r).ips[0]) == ip;
+                let next = if lone {
+                    (lone_walks + 1).min(LONE_WALKS_BEFORE_SKIPPING)
+                } else {
+                    0
+                };
+                core::ptr::write_volatile(&raw mut (*proc).lone_walks, next);
+                core::ptr::write_volatile(&raw mut (*proc).skipped, 0);
+            }
+            frames
+        };
         core::ptr::write_volatile(&raw mut (*r).frames, frames);
-        let key = sent_key(tgid, frames, &(*r).ips);
+        let key = StackSentKey {
+            tgid,
+            frames,
+            incarnation: core::ptr::read_volatile(&raw const (*proc).incarnation),
+            hash: hash_frames(&(*r).ips),
+        };
+        let skipped_flag = if skip { STACK_WALK_SKIPPED } else { 0 };
         let sent_before = frames > 0 && STACKS_SENT.get(key).is_some();
         if sent_before {
             core::ptr::write_volatile(&raw mut (*r).build_id_frames, 0);
-            core::ptr::write_volatile(&raw mut (*r).flags, STACK_BUILD_IDS_SENT);
+            core::ptr::write_volatile(&raw mut (*r).flags, STACK_BUILD_IDS_SENT | skipped_flag);
         } else {
             let n = generated::bpf_get_stack(
                 ctx,
@@ -147,12 +226,9 @@ pub fn emit(ctx: Ctx) -> u32 {
                     0
                 },
             );
-            core::ptr::write_volatile(&raw mut (*r).flags, 0);
+            core::ptr::write_volatile(&raw mut (*r).flags, skipped_flag);
         }
         // The wrapper's caller: its return address is at (or near) the user stack pointer.
-        let task = current_task_btf();
-        let regs = generated::bpf_task_pt_regs(task as *mut _) as KPtr;
-        let sp: u64 = load_btf(regs, syscalls::REGS_SP);
         let read = generated::bpf_probe_read_user(
             (&raw mut (*r).sp_words).cast(),
             (STACK_SP_WORDS * 8) as u32,

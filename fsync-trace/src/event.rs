@@ -253,6 +253,9 @@ pub enum EventKind {
         /// The process sent these frames with their build ids before, so the kernel left them
         /// off (`build_ids` is empty): they are the earlier stack's.
         build_ids_sent: bool,
+        /// The kernel skipped the frame-pointer walk (it could give only the first frame):
+        /// `ips` is that frame.
+        walk_skipped: bool,
     },
 }
 

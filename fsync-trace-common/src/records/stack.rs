@@ -23,7 +23,7 @@ pub struct StackRecord {
     pub sp_words_read: u32,
     /// Valid entries in `build_ids` (the same walk again, so entry `i` is frame `i`).
     pub build_id_frames: u32,
-    /// [`STACK_BUILD_IDS_SENT`] or 0. Was padding: 0 in records that carry their build ids.
+    /// [`STACK_BUILD_IDS_SENT`], [`STACK_WALK_SKIPPED`] or 0. Was padding.
     pub flags: u32,
     /// `bpf_get_stack(BPF_F_USER_STACK)`: the user instruction pointer, then the return
     /// addresses found by following frame pointers.
@@ -41,6 +41,12 @@ pub struct StackRecord {
 /// build ids before, so the kernel skipped the build-id walk and cut the record before
 /// `build_ids` ([`STACK_WITHOUT_BUILD_IDS_LEN`]): the reader takes them from that earlier stack.
 pub const STACK_BUILD_IDS_SENT: u32 = 1;
+
+/// [`StackRecord::flags`]: the kernel did not walk the frame pointers: the user frame pointer
+/// could not start a frame chain (not just above the stack pointer) and this process's walks
+/// from such a pointer had given the first frame alone, so `ips` is that frame (the user
+/// instruction pointer), as the walk would have given (see `fsync-trace-ebpf/src/stack.rs`).
+pub const STACK_WALK_SKIPPED: u32 = 2;
 
 /// Bytes of a [`StackRecord`] sent with [`STACK_BUILD_IDS_SENT`]: the record cut before
 /// `build_ids` (512 of 1,280 bytes). The reader zero-fills the rest.

@@ -166,6 +166,7 @@ impl Session {
                 sp_words,
                 build_ids,
                 build_ids_sent,
+                walk_skipped,
             } = &ev.kind
             {
                 // A new process's first record is often a stack: place it while it lives.
@@ -180,6 +181,9 @@ impl Session {
                     build_ids,
                     *build_ids_sent,
                 );
+                if *walk_skipped {
+                    stacks.note_walk_skipped();
+                }
                 return;
             }
             stacks.attach(&mut ev.actor);

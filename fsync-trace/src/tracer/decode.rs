@@ -5,7 +5,7 @@ use fsync_trace_common::{
     SyncOp, SyncRecord, TruncatePathRecord, UringRecord, BUILD_ID_VALID, DIRTY_BY_FALLOCATE,
     DIRTY_BY_MAPPED_STORE, DIRTY_BY_METADATA, DIRTY_BY_TRUNCATE, FMODE_CREATED,
     NAMESPACE_ONE_NAME_LEN, NO_SLOT, PATH_BUF, PATH_CHANGE_METADATA, STACK_BUILD_IDS_SENT,
-    STACK_WITHOUT_BUILD_IDS_LEN, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
+    STACK_WALK_SKIPPED, STACK_WITHOUT_BUILD_IDS_LEN, S_IFDIR, S_IFMT, URING_FSYNC_UNORDERED,
 };
 use thiserror::Error;
 
@@ -265,6 +265,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                     .map(|f| (f.status == BUILD_ID_VALID).then_some((f.build_id, f.offset_or_ip)))
                     .collect(),
                 build_ids_sent: r.flags & STACK_BUILD_IDS_SENT != 0,
+                walk_skipped: r.flags & STACK_WALK_SKIPPED != 0,
             }
         }
     };

@@ -310,3 +310,35 @@ fn repeated_stacks_of_short_lived_processes_keep_their_call_site() {
     assert_eq!(stacks["missing"], 0, "{stacks}");
     assert_eq!(stacks["unplaced_frames"], 0, "{stacks}");
 }
+
+/// A program whose `rbp` starts no frame chain at the syscall (code built without frame
+/// pointers) gets stacks without the kernel's frame-pointer walk once four walks in a row gave
+/// the first frame alone: 12 appends (each a first dirtying) from `write` called with rbp = 0
+/// take 4 walks, then skip 8, and the unsynced last append (a skipped walk) keeps its call site,
+/// found in the words at the stack pointer as before. The create (rbp a real frame pointer in
+/// this -O0 build) is walked and counts nothing.
+#[test]
+#[ignore = "needs root: cargo xtask integration"]
+fn stacks_without_a_frame_chain_skip_the_walk_and_keep_their_call_site() {
+    let (_g, dir) = tempdir();
+    let bin = build_c(&dir, "mistakes", &["-g", "-O0", "-fno-omit-frame-pointer"]);
+    let src = fixture("mistakes.c");
+    let work = format!("{dir}/lone");
+    std::fs::create_dir(&work).unwrap();
+    let (out, r) = trace(&os(&["--", &bin, "lone", &work]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = r.unwrap();
+    let log = format!("{work}/log");
+    r.assert_file(&log, "file", &[("writes", 12), ("fdatasyncs", 11)]);
+    let asm_line = marker_line(&src, "lone") + 1;
+    assert_eq!(
+        site_in(r.finding("unsynced_write", &log), &src),
+        ("write_without_frame_pointer", asm_line),
+        "{}",
+        r.0["stacks"]
+    );
+    let stacks = &r.0["stacks"];
+    assert_eq!(stacks["taken"], 13, "{stacks}");
+    assert_eq!(stacks["walks_skipped"], 8, "{stacks}");
+    assert_eq!(stacks["missing"], 0, "{stacks}");
+}

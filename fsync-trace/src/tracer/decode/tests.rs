@@ -337,6 +337,7 @@ fn decodes_a_stack_record_and_the_flag_of_the_next() {
             sp_words: vec![0x30],
             build_ids: vec![Some(([1; 20], 5)), None],
             build_ids_sent: false,
+            walk_skipped: false,
         }
     );
     assert_eq!(e.actor.stack, None);
@@ -355,7 +356,7 @@ fn decodes_a_stack_record_cut_before_its_build_ids() {
     r.ips[0] = 0x10;
     r.sp_words_read = 1;
     r.sp_words[0] = 0x30;
-    r.flags = STACK_BUILD_IDS_SENT;
+    r.flags = STACK_BUILD_IDS_SENT | STACK_WALK_SKIPPED;
     let bytes = as_bytes(&r);
     let e = decode(&bytes[..STACK_WITHOUT_BUILD_IDS_LEN]).unwrap();
     assert_eq!(
@@ -365,6 +366,7 @@ fn decodes_a_stack_record_cut_before_its_build_ids() {
             sp_words: vec![0x30],
             build_ids: vec![],
             build_ids_sent: true,
+            walk_skipped: true,
         }
     );
     // Shorter than that: not a stack record.

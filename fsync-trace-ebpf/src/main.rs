@@ -17,6 +17,7 @@ mod extent;
 mod kernel;
 mod maps;
 mod probes;
+mod slots;
 mod stack;
 mod state;
 

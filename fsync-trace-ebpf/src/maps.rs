@@ -90,7 +90,7 @@ pub static FILE_STATS: Array<FileCounters> = Array::with_max_entries(names::FILE
 pub static FILE_SLOTS: HashMap<FileKey, u32> = HashMap::with_max_entries(names::FILE_SLOTS_MAX, 1);
 
 /// Which file claimed each `FILE_STATS` slot: makes slot numbers unique across CPUs (see
-/// `state::file_slot`).
+/// `slots::file_slot`).
 #[map]
 pub static SLOT_OWNERS: HashMap<u32, FileKey> = HashMap::with_max_entries(names::FILE_SLOTS_MAX, 1);
 

@@ -22,7 +22,8 @@ use super::truncate::change_path;
 use crate::{
     kernel::{current_task_btf, load_btf, KPtr},
     maps::SYS_EXIT_TAILS,
-    state::{atomic_add, mark_changed, tracked_file_at_fd},
+    slots::tracked_file_at_fd,
+    state::{atomic_add, mark_changed},
 };
 
 const CWD: u64 = AT_FDCWD as i64 as u64;

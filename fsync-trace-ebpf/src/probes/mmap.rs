@@ -6,7 +6,8 @@ use fsync_trace_common::{mman, names, syscalls as nr, MmapRecord, RecordKind, FI
 use crate::{
     kernel::{current_file, file_inode, reg, KPtr},
     maps::{count_lost, CONFIG, EVENTS},
-    state::{atomic_or, file_counters, fill_header, name_on_first_sight},
+    slots::file_counters,
+    state::{atomic_or, fill_header, name_on_first_sight},
 };
 
 #[raw_tracepoint]

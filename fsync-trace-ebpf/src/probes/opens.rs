@@ -17,7 +17,8 @@ use crate::{
         read, walk_path, KPtr,
     },
     maps::{count_lost, off, EVENTS, FILE_SLOTS},
-    state::{emit_stack, existing_slot, fill_header, wakeup_flags, Ctx},
+    slots::existing_slot,
+    state::{emit_stack, fill_header, wakeup_flags, Ctx},
 };
 
 /// f_mode bit: the file was opened for writing.

@@ -12,9 +12,8 @@ use super::syscalls::cached_tracked_file;
 use crate::{
     kernel::{current_task_btf, file_inode, load_btf, task_file, KPtr},
     maps::{config, count_lost, CONFIG, EVENTS, INFLIGHT_SYNCS, SYNC_RECORD, SYS_EXIT_TAILS},
-    state::{
-        clear_sync_record, emit_stack, file_slot, fill_header, fill_sync_counters, wakeup_flags,
-    },
+    slots::file_slot,
+    state::{clear_sync_record, emit_stack, fill_header, fill_sync_counters, wakeup_flags},
 };
 
 #[raw_tracepoint]

@@ -19,10 +19,8 @@ use crate::{
     extent::extent_enabled,
     kernel::{current_task_btf, file_inode, load_btf, read, task_file, KPtr},
     maps::{config, count_lost, off, WriteCache, INFLIGHT_SYNCS, SYS_EXIT_TAILS, WRITE_CACHE},
-    state::{
-        bump_close_epoch, bump_epoch, counters_at, current_traced, emit_name, file_counters,
-        file_slot, on_write_at, Ctx,
-    },
+    slots::{counters_at, file_counters, file_slot},
+    state::{bump_close_epoch, bump_epoch, current_traced, emit_name, on_write_at, Ctx},
 };
 
 /// Entry of a sync syscall: bump the durability epoch and remember when the call started.

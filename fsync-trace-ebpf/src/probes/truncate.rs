@@ -18,7 +18,8 @@ use super::namespace::fill_base;
 use crate::{
     kernel::{current_task_btf, load_btf, read_user_str, KPtr},
     maps::{count_lost, EVENTS, SYS_EXIT_TAILS},
-    state::{atomic_add, emit_stack, fill_header, mark_changed, tracked_file_at_fd, wakeup_flags},
+    slots::tracked_file_at_fd,
+    state::{atomic_add, emit_stack, fill_header, mark_changed, wakeup_flags},
 };
 
 #[raw_tracepoint]

@@ -48,8 +48,9 @@ use super::{
 use crate::{
     kernel::{file_inode, read, KPtr},
     maps::{count_lost, off, EVENTS},
+    slots::file_slot,
     state::{
-        bump_close_epoch, bump_epoch, current_traced, emit_file_sync, file_slot, fill_header,
+        bump_close_epoch, bump_epoch, current_traced, emit_file_sync, fill_header,
         name_on_first_sight, wakeup_flags,
     },
 };

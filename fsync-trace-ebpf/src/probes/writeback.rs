@@ -7,7 +7,8 @@ use fsync_trace_common::{names, DIRTY_BY_MAPPED_STORE, EXTENT_UNKNOWN, FILE_FLAG
 use crate::{
     kernel::{inode_info, read, KPtr},
     maps::{config, off},
-    state::{atomic_add, current_traced, existing_counters, existing_slot, mark_dirty},
+    slots::{existing_counters, existing_slot},
+    state::{atomic_add, current_traced, mark_dirty},
 };
 
 /// writeback_dirty_folio(struct folio *folio, struct address_space *mapping)

@@ -86,13 +86,26 @@ pub fn forget_process(tgid: u32) {
     let _ = STACK_PROCS.remove(tgid);
 }
 
+/// The 64-bit FNV prime.
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
 /// FNV-1a over the 64-bit words of the frames (the unused tail is zero, so the whole array is
 /// hashed without a data-dependent bound).
 #[inline(always)]
 fn hash_frames(ips: &[u64; STACK_FRAMES]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for ip in ips {
-        h = (h ^ *ip).wrapping_mul(0x0000_0100_0000_01b3);
+        h = (h ^ *ip).wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+/// [`hash_frames`] of a walk that gave `ip` alone (the zeros after it only multiply).
+#[inline(always)]
+fn hash_lone_frame(ip: u64) -> u64 {
+    let mut h = (0xcbf2_9ce4_8422_2325_u64 ^ ip).wrapping_mul(FNV_PRIME);
+    for _ in 1..STACK_FRAMES {
+        h = h.wrapping_mul(FNV_PRIME);
     }
     h
 }
@@ -170,15 +183,12 @@ pub fn emit(ctx: Ctx) -> u32 {
         let skipped = core::ptr::read_volatile(&raw const (*proc).skipped);
         let skip =
             no_chain && lone_walks >= LONE_WALKS_BEFORE_SKIPPING && skipped < WALK_AGAIN_AFTER;
-        let frames = if skip {
+        let (frames, hash) = if skip {
             core::ptr::write_volatile(&raw mut (*proc).skipped, skipped + 1);
-            // What the walk gives here: the instruction pointer, and zeros after it (the hash
-            // covers the whole array).
+            // What the walk gives here: the instruction pointer (the reader takes no more; the
+            // rest of `ips` is left as it was).
             core::ptr::write_volatile(&raw mut (*r).ips[0], ip);
-            for i in 1..STACK_FRAMES {
-                core::ptr::write_volatile(&raw mut (*r).ips[i], 0);
-            }
-            1
+            (1, hash_lone_frame(ip))
         } else {
             let n = generated::bpf_get_stack(
                 ctx,
@@ -197,14 +207,14 @@ pub fn emit(ctx: Ctx) -> u32 {
                 core::ptr::write_volatile(&raw mut (*proc).lone_walks, next);
                 core::ptr::write_volatile(&raw mut (*proc).skipped, 0);
             }
-            frames
+            (frames, hash_frames(&(*r).ips))
         };
         core::ptr::write_volatile(&raw mut (*r).frames, frames);
         let key = StackSentKey {
             tgid,
             frames,
             incarnation: core::ptr::read_volatile(&raw const (*proc).incarnation),
-            hash: hash_frames(&(*r).ips),
+            hash,
         };
         let skipped_flag = if skip { STACK_WALK_SKIPPED } else { 0 };
         let sent_before = frames > 0 && STACKS_SENT.get(key).is_some();

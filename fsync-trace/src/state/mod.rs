@@ -39,7 +39,7 @@ use std::{
     sync::Arc,
 };
 
-pub use counters::FinalCounters;
+pub use counters::{FinalCount, FinalCounters};
 pub use file::{
     add_counters, display_path, Carried, DirtySpan, FileState, OpStats, PendingEntry, ProcessInfo,
 };

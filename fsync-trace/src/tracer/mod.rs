@@ -539,19 +539,28 @@ impl Tracer {
         n
     }
 
-    /// Exact per-file counters kept in the kernel.
-    /// Ends tracing: unmaps the ring buffer (its pages count twice in our RSS) before reading
-    /// the final per-file counters, then detaches everything (the `Ebpf` is dropped).
-    pub fn into_file_counters(self) -> Result<Vec<(FileKey, FileCounters)>, TracerError> {
+    /// Ends tracing: unmaps the ring buffer (its pages count twice in our RSS) and lists the
+    /// files the kernel kept counters for; their counters are read one file at a time
+    /// ([`KernelCounters::for_each`]), then everything is detached.
+    pub fn into_file_counters(self) -> Result<KernelCounters, TracerError> {
         let Tracer { ebpf, events, .. } = self;
         drop(events);
         let map_err = |name| move |source| TracerError::Map { name, source };
-        let map = |name| ebpf.map(name).ok_or(TracerError::MissingMap(name));
-        let slots: BpfHashMap<_, FileKey, u32> =
-            BpfHashMap::try_from(map(names::FILE_SLOTS)?).map_err(map_err(names::FILE_SLOTS))?;
-        let stats: Array<_, FileCounters> =
-            Array::try_from(map(names::FILE_STATS)?).map_err(map_err(names::FILE_STATS))?;
-        read_counters(&slots, &stats)
+        let slots: BpfHashMap<_, FileKey, u32> = BpfHashMap::try_from(
+            ebpf.map(names::FILE_SLOTS)
+                .ok_or(TracerError::MissingMap(names::FILE_SLOTS))?,
+        )
+        .map_err(map_err(names::FILE_SLOTS))?;
+        // Sized first (a pass over the keys only): grown by doubling, the array of 100,000 files
+        // left its earlier copies (half its size, a quarter...) resident in the heap.
+        let mut keys = Vec::with_capacity(slots.keys().flatten().count());
+        for item in slots.iter() {
+            keys.push(item.map_err(map_err(names::FILE_SLOTS))?);
+        }
+        // Key order, each key once (a walk of a hash map can meet a key twice).
+        keys.sort_unstable_by_key(|(k, _)| *k);
+        keys.dedup_by_key(|(k, _)| *k);
+        Ok(KernelCounters { ebpf, keys })
     }
 
     /// Everything the kernel side could not record, plus undecodable records.
@@ -579,5 +588,39 @@ impl Tracer {
             process_table_full: sum(names::LOST_TGID_MAP_FULL)?,
             undecodable: self.undecodable,
         })
+    }
+}
+
+/// The files the kernel kept counters for at the end of a trace, with their slots (see
+/// [`Tracer::into_file_counters`]).
+pub struct KernelCounters {
+    /// Still loaded (every program attached) until the counters are read.
+    ebpf: Ebpf,
+    keys: Vec<(FileKey, u32)>,
+}
+
+impl KernelCounters {
+    /// Files with counters.
+    pub fn files(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Hands each file's final counters to `sink`, in key order, one at a time: 100,000
+    /// files' counters (128 bytes each) are never all in memory at once. Detaches everything.
+    pub fn for_each(self, mut sink: impl FnMut(FileKey, FileCounters)) -> Result<(), TracerError> {
+        let KernelCounters { ebpf, keys } = self;
+        let map_err = |source| TracerError::Map {
+            name: names::FILE_STATS,
+            source,
+        };
+        let stats: Array<_, FileCounters> = Array::try_from(
+            ebpf.map(names::FILE_STATS)
+                .ok_or(TracerError::MissingMap(names::FILE_STATS))?,
+        )
+        .map_err(map_err)?;
+        for (key, slot) in keys {
+            sink(key, stats.get(&slot, 0).map_err(map_err)?);
+        }
+        Ok(())
     }
 }

@@ -181,7 +181,7 @@ fn a_reused_inode_number_starts_a_fresh_history() {
     }
     assert_eq!(s.take_slot_work().free, vec![7]);
     let a = s.finish(100, counters(&[(F, 1, 100)]).into());
-    let lives: Vec<&(Box<FileState>, FileCounters)> =
+    let lives: Vec<&(Box<FileState>, FinalCount)> =
         a.files.iter().filter(|(f, _)| f.key == F).collect();
     assert_eq!(lives.len(), 2);
     let old_life = lives
@@ -189,13 +189,13 @@ fn a_reused_inode_number_starts_a_fresh_history() {
         .find(|(f, _)| f.path.as_deref() == Some("/d/f0"))
         .unwrap();
     assert!(old_life.0.removed);
-    assert_eq!((old_life.0.fsyncs, old_life.1.writes), (1, 1));
+    assert_eq!((old_life.0.fsyncs, old_life.1.get().writes), (1, 1));
     let new_life = lives
         .iter()
         .find(|(f, _)| f.path.as_deref() == Some("/d/g0"))
         .unwrap();
     assert!(!new_life.0.removed);
-    assert_eq!((new_life.0.fsyncs, new_life.1.writes), (0, 1));
+    assert_eq!((new_life.0.fsyncs, new_life.1.get().writes), (0, 1));
     assert_eq!(
         kinds(&a),
         vec![(FindingKind::UnsyncedWrite, "/d/g0".into(), None)]
@@ -225,7 +225,7 @@ fn reclaimed_slots_carry_their_counters() {
     s.apply(d);
     let a = s.finish(100, counters(&[(F, 2, 20)]).into());
     let (f, total) = a.files.iter().find(|(f, _)| f.key == F).unwrap();
-    assert_eq!((total.writes, total.bytes), (5, 320));
+    assert_eq!((total.get().writes, total.get().bytes), (5, 320));
     assert_eq!(f.unsynced(&counters(&[(F, 2, 20)])[&F]), (2, 20, 0));
     assert_eq!(a.released.reclaimed_slots, 1);
     assert_eq!(a.findings[0].unsynced_writes, Some(2));

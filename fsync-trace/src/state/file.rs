@@ -99,9 +99,6 @@ pub struct FileState {
     /// Every durability-relevant open flag seen on this file (O_SYNC, O_DSYNC, O_DIRECT,
     /// O_APPEND, O_TMPFILE), OR-ed.
     pub open_flags: u32,
-    /// Directories: entry changes not yet synced, by entry name (each name's own changes in
-    /// order): an entry change costs the same however large the directory.
-    pub pending: Pending,
     /// Last event that touched the file (ns), for releasing idle files in long runs.
     pub last_active: u64,
     /// The kernel gave the file a slot (it was written, synced or mapped) and it was not
@@ -133,6 +130,10 @@ pub struct RareFields {
     pub other_syncs: u64,
     /// Counters of reclaimed kernel slots (long runs).
     pub carried: Option<Box<Carried>>,
+    /// Directories: entry changes not yet synced, by entry name (each name's own changes in
+    /// order): an entry change costs the same however large the directory. Here, as only
+    /// directories have them.
+    pub pending: Pending,
 }
 
 static NO_RARE: RareFields = RareFields {
@@ -143,6 +144,7 @@ static NO_RARE: RareFields = RareFields {
     last_path_truncate_len: 0,
     other_syncs: 0,
     carried: None,
+    pending: Pending(None),
 };
 
 /// A file's [`RareFields`]: reads see zeros until a mutable borrow allocates them, so
@@ -240,9 +242,19 @@ impl FileState {
             .any(|d| d.changes != crate::event::Change::Metadata.bit())
     }
 
+    /// Gives back the memory of a pending map emptied by a directory sync (it keeps its
+    /// buffer: every entry ever pending), without allocating the rare fields.
+    pub fn release_pending_if_empty(&mut self) {
+        if let Some(r) = self.rare.0.as_mut() {
+            if r.pending.is_empty() {
+                r.pending = Pending::default();
+            }
+        }
+    }
+
     /// Unsynced directory entry changes (all names).
     pub fn pending_count(&self) -> usize {
-        self.pending.values().map(|v| v.len()).sum()
+        self.rare.pending.values().map(|v| v.len()).sum()
     }
 
     /// What to add to counters read from kernel slot `slot` to place them on this life's

@@ -195,7 +195,7 @@ impl<R: Resolver> Closing<R> {
                 findings.push(unsynced_write(&f, &slot, &first));
             }
         }
-        if f.is_dir && !f.removed && !f.pending.is_empty() {
+        if f.is_dir && !f.removed && !f.rare.pending.is_empty() {
             unsynced_entries(&f, findings);
         }
         // Removed files too: SQLite deletes its WAL at close, and its syncs cost the same.
@@ -297,7 +297,7 @@ fn change_op(changes: u8) -> Option<String> {
 /// One finding per entry name of directory `f` left unsynced: the last change and how many.
 fn unsynced_entries(f: &FileState, findings: &mut Vec<Finding>) {
     let dir = display_path(f);
-    for (name, e, count) in pending_by_name(&f.pending) {
+    for (name, e, count) in pending_by_name(&f.rare.pending) {
         findings.push(Finding {
             kind: FindingKind::UnsyncedParentDir,
             path: dir.clone(),

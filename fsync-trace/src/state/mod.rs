@@ -75,6 +75,8 @@ pub struct DurabilityState<R: Resolver> {
     past_lives: Vec<(Box<FileState>, FileCounters)>,
     /// Live name -> file. Ordered, so the names under a renamed directory are one range.
     paths: BTreeMap<Arc<str>, FileKey>,
+    /// Size of `paths` when it was last rebuilt (see `compact_paths`).
+    paths_compacted: usize,
     processes: BTreeMap<u32, ProcessInfo>,
     /// Exited processes, oldest first (released beyond a bound in long runs).
     exited: VecDeque<u32>,
@@ -108,6 +110,7 @@ impl<R: Resolver> DurabilityState<R> {
             files: HashMap::new(),
             past_lives: Vec::new(),
             paths: BTreeMap::new(),
+            paths_compacted: 0,
             processes: BTreeMap::new(),
             exited: VecDeque::new(),
             mappings: HashMap::new(),
@@ -213,7 +216,7 @@ impl<R: Resolver> DurabilityState<R> {
                 });
             }
             if f.is_dir {
-                for (entry, last, _) in names::pending_by_name(&f.pending) {
+                for (entry, last, _) in names::pending_by_name(&f.rare.pending) {
                     entries.push(whatif::EntryAtRisk {
                         dir: f.key,
                         dir_path: f.path.clone(),

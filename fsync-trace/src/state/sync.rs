@@ -42,9 +42,9 @@ impl<R: Resolver> DurabilityState<R> {
             });
             t.durable(key, enter, exit, remaining, covered);
         }
-        if f.is_dir && !f.pending.is_empty() {
+        if f.is_dir && !f.rare.pending.is_empty() {
             let mut timeline = self.timeline.as_deref_mut();
-            f.pending.retain(|_, changes| {
+            f.rare.pending.retain(|_, changes| {
                 changes.retain(|e| {
                     let keep = e.ts >= enter;
                     if let (false, Some(t)) = (keep, timeline.as_deref_mut()) {
@@ -57,9 +57,7 @@ impl<R: Resolver> DurabilityState<R> {
         }
         // Memory: an emptied map still holds its buffer (every entry ever pending for a
         // directory), so give it back (a file's spans give theirs back themselves).
-        if f.pending.is_empty() {
-            f.pending = Default::default();
-        }
+        f.release_pending_if_empty();
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -273,7 +271,7 @@ impl<R: Resolver> DurabilityState<R> {
         // Data announced dirty before this sync began, or a directory entry changed before
         // it: this sync had work to do, whatever the counters say.
         let dirty_before = f.dirty.iter().any(|d| d.since < enter)
-            || f.pending.values().flatten().any(|e| e.ts < enter);
+            || f.rare.pending.values().flatten().any(|e| e.ts < enter);
         // A file's first reading right after its only sync call is kept compact (most
         // files); else the full account records it.
         let (writes, bytes, redundant) = if let Some((writes, bytes)) = shared

@@ -312,7 +312,7 @@ fn creates_and_removals_in_a_huge_directory_cancel_by_name() {
         .filter(|(f, _)| !f.is_dir)
         .all(|(f, _)| f.removed));
     let dir = a.files.iter().find(|(f, _)| f.key == DIR).unwrap();
-    assert!(dir.0.pending.is_empty());
+    assert!(dir.0.rare.pending.is_empty());
 }
 
 #[test]
@@ -334,7 +334,7 @@ fn pending_entries_of_one_actor_share_it() {
     }
     let a = s.finish(1_000, counters(&[]).into());
     let dir = a.files.iter().find(|(f, _)| f.key == DIR).unwrap();
-    let actor_of = |name: &str| dir.0.pending[name][0].actor.clone();
+    let actor_of = |name: &str| dir.0.rare.pending[name][0].actor.clone();
     assert!(std::sync::Arc::ptr_eq(&actor_of("f0"), &actor_of("f1")));
     assert_eq!(*actor_of("f1"), actor());
     assert_eq!(actor_of("f2").pid, 11);

@@ -90,7 +90,7 @@ fn entry(f: &FileState, c: &FileCounters, trace_ns: u64, flushes_counted: bool) 
         .map(|v| round(v, 1));
     FileEntry {
         path: display_path(f),
-        names: f.names.iter().map(|n| n.to_string()).collect(),
+        names: f.names().iter().map(|n| n.to_string()).collect(),
         dev: dev_string(f.key.dev),
         ino: f.key.ino,
         kind: if f.is_dir { "dir" } else { "file" },

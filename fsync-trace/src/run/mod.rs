@@ -446,7 +446,7 @@ impl Session {
                 files
                     .iter()
                     .find(|(f, _)| f.key == *key)
-                    .and_then(|(f, _)| f.path.as_deref().map(str::to_string))
+                    .and_then(|(f, _)| f.path_str().map(str::to_string))
             };
             let broken = wal.finish(current);
             analysis.findings.extend(broken);

@@ -80,11 +80,12 @@ impl std::ops::DerefMut for Pending {
 #[derive(Clone, Debug, Default)]
 pub struct FileState {
     pub key: FileKey,
-    /// The name shown: the first live name, or the last one it had once it has none. Shared
-    /// with the name index (one allocation per name, however long).
-    pub path: Option<Arc<str>>,
-    /// Every live name this trace knows (absolute paths); `path` is the first.
-    pub names: SmallVec<[Arc<str>; 1]>,
+    /// Every live name this trace knows (absolute paths), then the name shown if it is not
+    /// the first of them (see [`FileState::path`]): one list, 16 bytes less in every state.
+    /// Shared with the name index (one allocation per name, however long).
+    name_list: SmallVec<[Arc<str>; 1]>,
+    /// Where the name shown is in `name_list` (a byte of the state's padding).
+    path_at: PathAt,
     pub is_dir: bool,
     /// No name left (link count zero): its data no longer matters.
     pub removed: bool,
@@ -109,6 +110,18 @@ pub struct FileState {
     pub cost: FileCost,
     /// What most files never have (see [`RareFields`]).
     pub rare: Rare,
+}
+
+/// Where a file state keeps the name it is shown under.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum PathAt {
+    /// It has none.
+    #[default]
+    None,
+    /// Its first live name (nearly always).
+    First,
+    /// Apart, after the live names (a deleted file's last name).
+    Apart,
 }
 
 /// The parts of a file state most files never set, boxed at the first write: a file state of
@@ -204,6 +217,66 @@ impl std::ops::DerefMut for Spans {
 }
 
 impl FileState {
+    /// A file known by its key alone.
+    pub fn new(key: FileKey) -> Self {
+        FileState {
+            key,
+            ..Default::default()
+        }
+    }
+
+    /// The name shown: the first live name, or the last one it had once it has none.
+    pub fn path(&self) -> Option<&Arc<str>> {
+        match self.path_at {
+            PathAt::None => None,
+            PathAt::First => self.name_list.first(),
+            PathAt::Apart => self.name_list.last(),
+        }
+    }
+
+    /// The name shown, as a string.
+    pub fn path_str(&self) -> Option<&str> {
+        self.path().map(|p| &**p)
+    }
+
+    /// Every live name this trace knows (absolute paths).
+    pub fn names(&self) -> &[Arc<str>] {
+        let apart = usize::from(self.path_at == PathAt::Apart);
+        &self.name_list[..self.name_list.len() - apart]
+    }
+
+    /// Sets the name shown.
+    pub fn set_path(&mut self, path: Option<Arc<str>>) {
+        if self.path_at == PathAt::Apart {
+            self.name_list.pop();
+        }
+        self.path_at = match path {
+            None => PathAt::None,
+            Some(p) if self.name_list.first() == Some(&p) => PathAt::First,
+            Some(p) => {
+                self.name_list.push(p);
+                PathAt::Apart
+            }
+        };
+    }
+
+    /// Changes the live names with `change`; the name shown stays what it was.
+    pub fn change_names<T>(&mut self, change: impl FnOnce(&mut SmallVec<[Arc<str>; 1]>) -> T) -> T {
+        let path = self.path().cloned();
+        if self.path_at == PathAt::Apart {
+            self.name_list.pop();
+        }
+        self.path_at = PathAt::None;
+        let out = change(&mut self.name_list);
+        self.set_path(path);
+        out
+    }
+
+    /// Takes every live name away (the name shown stays).
+    pub fn take_names(&mut self) -> SmallVec<[Arc<str>; 1]> {
+        self.change_names(std::mem::take)
+    }
+
     /// The length the last truncate(2) by path set, if there was one.
     pub fn path_truncate_len(&self) -> Option<u64> {
         (self.rare.path_truncates > 0).then_some(self.rare.last_path_truncate_len)
@@ -412,7 +485,7 @@ impl Default for OpStats {
 
 /// The name shown for a file: its path, or why it has none.
 pub fn display_path(f: &FileState) -> String {
-    f.path.as_deref().map(str::to_string).unwrap_or_else(|| {
+    f.path_str().map(str::to_string).unwrap_or_else(|| {
         let why = if f.open_flags & (open_flags::O_TMPFILE & !open_flags::O_DIRECTORY) != 0 {
             "anonymous (O_TMPFILE, never linked)"
         } else if f.removed {
@@ -427,4 +500,40 @@ pub fn display_path(f: &FileState) -> String {
             f.key.ino
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(f: &FileState) -> Vec<&str> {
+        f.names().iter().map(|n| &**n).collect()
+    }
+
+    #[test]
+    fn the_name_shown_is_kept_with_the_live_names() {
+        assert_eq!(std::mem::size_of::<FileState>(), 120, "a 128-byte block");
+        let mut f = FileState::new(FileKey::default());
+        assert_eq!((f.path(), names(&f)), (None, vec![]));
+        f.change_names(|n| n.push("/a".into()));
+        // Names change, the name shown does not (until it is set).
+        assert_eq!((f.path_str(), names(&f)), (None, vec!["/a"]));
+        f.set_path(f.names().first().cloned());
+        assert_eq!((f.path_str(), names(&f)), (Some("/a"), vec!["/a"]));
+        f.change_names(|n| n.push("/b".into()));
+        assert_eq!((f.path_str(), names(&f)), (Some("/a"), vec!["/a", "/b"]));
+        // The first name dropped: still shown until told otherwise.
+        f.change_names(|n| n.retain(|n| &**n != "/a"));
+        assert_eq!((f.path_str(), names(&f)), (Some("/a"), vec!["/b"]));
+        f.set_path(Some("/b".into()));
+        assert_eq!((f.path_str(), names(&f)), (Some("/b"), vec!["/b"]));
+        // Deleted: no live name, the last one shown.
+        assert_eq!(f.take_names().len(), 1);
+        assert_eq!((f.path_str(), names(&f)), (Some("/b"), vec![]));
+        f.set_path(Some("/c".into()));
+        assert_eq!((f.path_str(), names(&f)), (Some("/c"), vec![]));
+        f.set_path(None);
+        assert_eq!((f.path(), names(&f)), (None, vec![]));
+        assert!(f.name_list.is_empty());
+    }
 }

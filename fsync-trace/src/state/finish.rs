@@ -86,13 +86,12 @@ impl<R: Resolver> Closing<R> {
     /// The kernel's final counters of file `key` (`slot`: its current slot's), each key once,
     /// in key order (the order findings are made in).
     pub fn add(&mut self, key: FileKey, slot: FileCounters) {
-        let f = self.state.files.remove(&key).unwrap_or_else(|| {
-            Box::new(FileState {
-                key,
-                ..Default::default()
-            })
-        });
-        if f.path.is_none() {
+        let f = self
+            .state
+            .files
+            .remove(&key)
+            .unwrap_or_else(|| Box::new(FileState::new(key)));
+        if f.path().is_none() {
             log::debug!("no path known for dev {} inode {}", key.dev, key.ino);
         }
         let closed = self.close(f, slot);
@@ -148,7 +147,7 @@ impl<R: Resolver> Closing<R> {
         }
         findings.sort_by(Finding::report_order);
         let order = |a: &(Box<FileState>, FinalCount), b: &(Box<FileState>, FinalCount)| {
-            a.0.path.cmp(&b.0.path).then(a.0.key.cmp(&b.0.key))
+            a.0.path().cmp(&b.0.path()).then(a.0.key.cmp(&b.0.key))
         };
         if past == 0 {
             // Keys are unique, so the order is total: an unstable sort gives the same order
@@ -184,7 +183,7 @@ impl<R: Resolver> Closing<R> {
             let current = crate::extent::Extent::of(&slot);
             let at_risk = (!f.removed).then(|| f.unsynced_extent(&slot)).flatten();
             t.finish_file(f.key, end_ns, abs, current, at_risk);
-            t.name_lane(f.key, f.path.as_ref());
+            t.name_lane(f.key, f.path());
         }
         let findings = &mut self.findings;
         if let Some(first) = f.dirty.first().cloned() {

@@ -207,7 +207,7 @@ impl<R: Resolver> DurabilityState<R> {
                 let (writes, bytes, _) = f.unsynced(&c);
                 files.push(whatif::FileAtRisk {
                     key: f.key,
-                    path: f.path.clone(),
+                    path: f.path().cloned(),
                     written: timeline::Count { writes, bytes },
                     since: first.since,
                     exact: true,
@@ -219,7 +219,7 @@ impl<R: Resolver> DurabilityState<R> {
                 for (entry, last, _) in names::pending_by_name(&f.rare.pending) {
                     entries.push(whatif::EntryAtRisk {
                         dir: f.key,
-                        dir_path: f.path.clone(),
+                        dir_path: f.path().cloned(),
                         entry: entry.into(),
                         op: last.op,
                     });
@@ -252,12 +252,9 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     fn file(&mut self, key: FileKey) -> &mut FileState {
-        self.files.entry(key).or_insert_with(|| {
-            Box::new(FileState {
-                key,
-                ..Default::default()
-            })
-        })
+        self.files
+            .entry(key)
+            .or_insert_with(|| Box::new(FileState::new(key)))
     }
 
     /// The file `key`, marked active at `ts`.
@@ -270,10 +267,10 @@ impl<R: Resolver> DurabilityState<R> {
     /// A kernel reading of the file's link count, while it has the names it has now.
     fn set_nlink(&mut self, key: FileKey, nlink: u32) {
         let f = self.file(key);
-        f.set_other_links(nlink.saturating_sub(f.names.len() as u32));
+        f.set_other_links(nlink.saturating_sub(f.names().len() as u32));
         if nlink == 0 && !f.removed {
             // Deleted before we learned of it (or never linked): no name can hold its data.
-            let names = std::mem::take(&mut f.names);
+            let names = f.take_names();
             f.removed = true;
             if let Some(t) = &mut self.timeline {
                 t.removed(key);
@@ -376,9 +373,9 @@ impl<R: Resolver> DurabilityState<R> {
                 f.open_flags |= durability_flags(oflags);
                 if nlink > 0 {
                     self.add_name(file, path.into(), false);
-                } else if f.path.is_none() {
+                } else if f.path().is_none() {
                     // Deleted: the walked name is the one it had; show it as such.
-                    f.path = Some(path.into());
+                    f.set_path(Some(path.into()));
                 }
                 self.set_nlink(file, nlink);
             }
@@ -406,7 +403,7 @@ impl<R: Resolver> DurabilityState<R> {
                 self.set_nlink(file, nlink);
                 if created {
                     let (dir_path, name) = split_parent(&path);
-                    if self.files.get(&parent).is_none_or(|d| d.path.is_none()) {
+                    if self.files.get(&parent).is_none_or(|d| d.path().is_none()) {
                         self.add_name(parent, dir_path.into(), true);
                     }
                     let op = if is_dir {
@@ -478,7 +475,7 @@ impl<R: Resolver> DurabilityState<R> {
             return;
         };
         let final_counters = old.absolute(&counters);
-        for n in std::mem::take(&mut old.names) {
+        for n in old.take_names() {
             if self.paths.get(&n) == Some(&key) {
                 self.paths.remove(&n);
             }

@@ -76,11 +76,13 @@ impl<R: Resolver> DurabilityState<R> {
         }
         let f = self.file(key);
         f.is_dir |= is_dir;
-        if !f.names.contains(&name) {
-            f.names.push(name.clone());
-        }
+        f.change_names(|names| {
+            if !names.contains(&name) {
+                names.push(name.clone());
+            }
+        });
         f.removed = false;
-        f.path = f.names.first().cloned();
+        f.set_path(f.names().first().cloned());
         self.paths.insert(name, key);
         self.compact_paths();
     }
@@ -107,13 +109,13 @@ impl<R: Resolver> DurabilityState<R> {
         let Some(f) = self.files.get_mut(&key) else {
             return;
         };
-        let before = f.names.len();
-        f.names.retain(|n| &**n != name);
-        if f.names.len() == before && !f.names.is_empty() {
+        let before = f.names().len();
+        f.change_names(|names| names.retain(|n| &**n != name));
+        if f.names().len() == before && !f.names().is_empty() {
             return;
         }
-        if let Some(first) = f.names.first() {
-            f.path = Some(first.clone());
+        if let Some(first) = f.names().first().cloned() {
+            f.set_path(Some(first));
         } else if f.rare.other_links > 0 {
             // Another name made before tracing still holds the file; its name is unknown.
             f.rare.other_links -= 1;
@@ -142,7 +144,7 @@ impl<R: Resolver> DurabilityState<R> {
         let seq = match &mut self.timeline {
             Some(t) => {
                 let files = &self.files;
-                let path = || files.get(&dir).and_then(|d| d.path.clone());
+                let path = || files.get(&dir).and_then(|d| d.path().cloned());
                 t.entry(dir, path, ts, name, op)
             }
             None => NO_SEQ,
@@ -213,7 +215,7 @@ impl<R: Resolver> DurabilityState<R> {
 
     /// Makes sure directory `dir` has its name.
     fn name_dir(&mut self, dir: FileKey, path: &str) {
-        if self.files.get(&dir).is_none_or(|d| d.path.is_none()) {
+        if self.files.get(&dir).is_none_or(|d| d.path().is_none()) {
             self.add_name(dir, path.into(), true);
         }
     }
@@ -350,7 +352,7 @@ impl<R: Resolver> DurabilityState<R> {
             self.paths.remove(name);
         }
         if let Some(f) = self.files.get_mut(&key) {
-            f.names.retain(|n| &**n != name);
+            f.change_names(|names| names.retain(|n| &**n != name));
         }
     }
 
@@ -370,12 +372,15 @@ impl<R: Resolver> DurabilityState<R> {
             let moved_path: Arc<str> = format!("{to}/{}", &p[prefix.len()..]).into();
             self.paths.remove(&p);
             if let Some(f) = self.files.get_mut(&k) {
-                for n in f.names.iter_mut() {
-                    if *n == p {
-                        *n = moved_path.clone();
+                f.change_names(|names| {
+                    for n in names.iter_mut() {
+                        if *n == p {
+                            *n = moved_path.clone();
+                        }
                     }
-                }
-                f.path = f.names.first().cloned().or(f.path.take());
+                });
+                let path = f.names().first().cloned().or_else(|| f.path().cloned());
+                f.set_path(path);
             }
             self.paths.insert(moved_path, k);
         }

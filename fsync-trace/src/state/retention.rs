@@ -113,7 +113,7 @@ impl<R: Resolver> DurabilityState<R> {
             let Some(f) = self.files.remove(&key) else {
                 continue;
             };
-            for n in &f.names {
+            for n in f.names() {
                 if self.paths.get(n) == Some(&key) {
                     self.paths.remove(n);
                 }

@@ -129,7 +129,7 @@ impl<R: Resolver> DurabilityState<R> {
                 };
                 t.sync(
                     key,
-                    || f.and_then(|f| f.path.clone()),
+                    || f.and_then(|f| f.path().cloned()),
                     f.is_some_and(|f| f.is_dir),
                     mark,
                 );

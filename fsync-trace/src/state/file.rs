@@ -54,7 +54,7 @@ pub struct Carried {
 
 /// Unsynced entry changes by entry name.
 /// Names are inline up to 24 bytes (no allocation per pending entry).
-pub type PendingMap = HashMap<compact_str::CompactString, SmallVec<[PendingEntry; 1]>>;
+pub type PendingMap = HashMap<compact_str::CompactString, super::pending::Changes>;
 
 /// A directory's [`PendingMap`], allocated at its first entry change: files (nearly every
 /// state) pay one pointer instead of an empty map's 48 bytes. Reads see an empty map until

@@ -23,15 +23,18 @@ enum Kind {
 #[derive(Clone, Debug)]
 pub struct OneSync {
     enter: u64,
+    /// Who made the call, once it read the file's counters when it returned (a successful
+    /// fsync/fdatasync; shared with the state's other records of that actor: 8 bytes, not
+    /// 32); None: no reading.
+    by: Option<Arc<Actor>>,
     /// `exit - enter` (ns): u32, as a call of 4.3 s or more starts with the full account.
     took: u32,
-    /// The file's counters the call read when it returned (a successful fsync/fdatasync) and
-    /// who made it (shared with the state's other records of that actor: 8 bytes, not 32).
-    /// What it covered is this reading itself: nothing was read before it.
-    reading: Option<(Reading, Arc<Actor>)>,
+    /// That reading (writes, bytes, mapped pages; what the call covered: nothing was read
+    /// before it), u32 each: a larger one starts the full account.
+    reading: [u32; 3],
     durable_known: bool,
     changed: bool,
-    /// u16 (the full account takes over beyond): 56 bytes fit a smaller allocation.
+    /// u16 (the full account takes over beyond): 40 bytes fit a 48-byte block.
     device_flushes: u16,
     syncs_without_flush: u16,
 }
@@ -41,16 +44,29 @@ impl OneSync {
         self.enter + u64::from(self.took)
     }
 
+    /// The reading the call made, and who made it.
+    fn reading(&self) -> Option<(Reading, &Arc<Actor>)> {
+        let [writes, bytes, pages] = self.reading.map(u64::from);
+        self.by.as_ref().map(|by| {
+            let r = Reading {
+                writes,
+                bytes,
+                mapped_pages: pages,
+            };
+            (r, by)
+        })
+    }
+
     /// The full account this one sync call makes, as [`SyncCost`] would have recorded it.
     fn expand(&self) -> SyncCost {
         let mut c = SyncCost::default();
         c.call(self.enter, self.exit());
-        if let Some((now, actor)) = &self.reading {
-            let (writes, bytes, _) = covered(&Reading::default(), now);
+        if let Some((now, actor)) = self.reading() {
+            let (writes, bytes, _) = covered(&Reading::default(), &now);
             c.writes_per_sync.record(writes);
             c.bytes_per_sync.record(bytes);
             c.first_sync = Some((self.exit(), Actor::clone(actor)));
-            c.last = *now;
+            c.last = now;
         }
         c.durable_known = self.durable_known;
         c.changed = self.changed;
@@ -68,8 +84,9 @@ impl FileCost {
             (None, Some(took)) => {
                 self.0 = Some(Box::new(Kind::Once(OneSync {
                     enter,
+                    by: None,
                     took,
-                    reading: None,
+                    reading: [0; 3],
                     durable_known: false,
                     changed: false,
                     device_flushes: 0,
@@ -108,11 +125,20 @@ impl FileCost {
         let Some(Kind::Once(one)) = self.0.as_deref_mut() else {
             return None;
         };
-        if one.reading.is_some() || one.exit() != exit {
+        if one.by.is_some() || one.exit() != exit {
             return None;
         }
+        let compact = |n: u64| u32::try_from(n).ok();
+        let (Some(w), Some(b), Some(p)) = (
+            compact(now.writes),
+            compact(now.bytes),
+            compact(now.mapped_pages),
+        ) else {
+            return None;
+        };
         let (writes, bytes, _) = covered(&Reading::default(), &now);
-        one.reading = Some((now, Arc::clone(actor)));
+        one.reading = [w, b, p];
+        one.by = Some(Arc::clone(actor));
         one.durable_known = true;
         one.changed = false;
         Some((writes, bytes))
@@ -120,7 +146,7 @@ impl FileCost {
 
     /// True if a reading now could be kept compact ([`Self::first_reading`] may take it).
     pub fn awaits_first_reading(&self) -> bool {
-        matches!(self.0.as_deref(), Some(Kind::Once(one)) if one.reading.is_none())
+        matches!(self.0.as_deref(), Some(Kind::Once(one)) if one.by.is_none())
     }
 
     /// Nothing is known to be durable any more (a failure, a durable point without a reading).
@@ -165,7 +191,7 @@ impl FileCost {
     /// The counters at the last durable point a sync record read (zero if none).
     pub fn last(&self) -> Option<Reading> {
         match self.0.as_deref()? {
-            Kind::Once(one) => Some(one.reading.as_ref().map(|r| r.0).unwrap_or_default()),
+            Kind::Once(one) => Some(one.reading().map(|r| r.0).unwrap_or_default()),
             Kind::Many(c) => Some(c.last),
         }
     }
@@ -221,9 +247,9 @@ mod tests {
 
     #[test]
     fn one_sync_is_compact_and_reads_as_the_full_account() {
-        // 56 + 8 bytes of allocator header: a 64-byte block; a file state: 160.
-        assert!(std::mem::size_of::<OneSync>() <= 56);
-        assert!(std::mem::size_of::<crate::state::FileState>() <= 152);
+        // 40 + 8 bytes of allocator header: a 48-byte block (the variant's tag fits in it).
+        assert!(std::mem::size_of::<Kind>() <= 40);
+        assert_eq!(std::mem::size_of::<FileCost>(), 8);
         let mut f = FileCost::default();
         assert!(f.get().is_none() && f.last().is_none());
         f.call(10, 30);
@@ -240,6 +266,20 @@ mod tests {
         want.changed = true;
         assert_eq!(format!("{:?}", f.get().unwrap()), format!("{want:?}"));
         assert_eq!(f.last(), Some(reading(3)));
+    }
+
+    #[test]
+    fn a_reading_beyond_u32_starts_the_full_account() {
+        let big = Reading {
+            writes: 1,
+            bytes: 1 << 32,
+            mapped_pages: 0,
+        };
+        let mut f = FileCost::default();
+        f.call(10, 30);
+        assert!(f.awaits_first_reading());
+        assert_eq!(f.first_reading(30, &Arc::new(actor()), big), None);
+        assert!(f.is_once(), "the caller records it on the full account");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod latency;
 mod live;
 mod names;
 mod paths;
+mod pending;
 mod process;
 mod resolve;
 mod retention;

@@ -101,7 +101,7 @@ impl<R: Resolver> Closing<R> {
     /// Every file with its counters (this life's) and its last findings: what the kernel kept
     /// no counters for (directories, files only opened) is closed here.
     pub fn finish(mut self) -> Analysis {
-        let rest: Vec<Box<FileState>> = self.state.files.drain().map(|(_, f)| f).collect();
+        let rest: Vec<Box<FileState>> = self.state.files.drain().collect();
         self.files.reserve_exact(rest.len());
         for f in rest {
             let closed = self.close(f, FileCounters::default());

@@ -28,6 +28,7 @@ mod process;
 mod resolve;
 mod retention;
 mod sync;
+mod table;
 #[cfg(test)]
 mod tests;
 pub mod timeline;
@@ -70,7 +71,7 @@ pub struct DurabilityState<R: Resolver> {
     resolver: R,
     /// Boxed: the table stays small while it grows (no 2x copies of whole states on resize),
     /// and `finish` moves pointers, not states, into the report order.
-    files: HashMap<FileKey, Box<FileState>>,
+    files: table::FileTable,
     /// Earlier lives of keys whose inode number was reused on a filesystem without
     /// generations, with their final counters.
     past_lives: Vec<(Box<FileState>, FileCounters)>,
@@ -108,7 +109,7 @@ impl<R: Resolver> DurabilityState<R> {
     pub fn new(resolver: R) -> Self {
         Self {
             resolver,
-            files: HashMap::new(),
+            files: table::FileTable::default(),
             past_lives: Vec::new(),
             paths: BTreeMap::new(),
             paths_compacted: 0,
@@ -245,7 +246,7 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     pub fn files(&self) -> impl Iterator<Item = &FileState> {
-        self.files.values().map(|f| &**f)
+        self.files.values()
     }
 
     pub fn findings_so_far(&self) -> &[Finding] {
@@ -254,8 +255,7 @@ impl<R: Resolver> DurabilityState<R> {
 
     fn file(&mut self, key: FileKey) -> &mut FileState {
         self.files
-            .entry(key)
-            .or_insert_with(|| Box::new(FileState::new(key)))
+            .get_or_insert_with(key, || Box::new(FileState::new(key)))
     }
 
     /// The file `key`, marked active at `ts`.

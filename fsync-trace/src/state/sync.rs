@@ -213,19 +213,14 @@ impl<R: Resolver> DurabilityState<R> {
         }
         match op {
             SyncOp::Sync => {
-                let keys: Vec<FileKey> = self.files.keys().copied().collect();
+                let keys: Vec<FileKey> = self.files.keys().collect();
                 for k in keys {
                     self.durable(k, enter, ts);
                 }
             }
             SyncOp::Syncfs => {
                 if let Some(dev) = file.map(|f| f.dev) {
-                    let keys: Vec<FileKey> = self
-                        .files
-                        .keys()
-                        .filter(|k| k.dev == dev)
-                        .copied()
-                        .collect();
+                    let keys: Vec<FileKey> = self.files.keys().filter(|k| k.dev == dev).collect();
                     for k in keys {
                         self.durable(k, enter, ts);
                     }

@@ -1,5 +1,6 @@
-//! The file states by key: a table of pointers alone, each state holding its own key (a map
-//! would repeat the 16-byte key in every slot; with 100,000 files the table has 131,072).
+//! The file states (and timeline lanes) by key: a table of pointers alone, each value holding
+//! its own key (a map would repeat the 16-byte key in every slot; with 100,000 files the
+//! table has 131,072).
 use std::hash::BuildHasher;
 
 use fsync_trace_common::FileKey;
@@ -7,13 +8,36 @@ use hashbrown::{hash_table::Entry, HashTable};
 
 use super::FileState;
 
-#[derive(Default)]
-pub struct FileTable {
-    table: HashTable<Box<FileState>>,
+/// A value that knows its own key.
+pub trait Keyed {
+    fn key(&self) -> FileKey;
+}
+
+impl Keyed for FileState {
+    fn key(&self) -> FileKey {
+        self.key
+    }
+}
+
+/// Boxed values by their own key.
+#[derive(Clone, Debug)]
+pub struct KeyedTable<T> {
+    table: HashTable<Box<T>>,
     hasher: std::hash::RandomState,
 }
 
-impl FileTable {
+pub type FileTable = KeyedTable<FileState>;
+
+impl<T> Default for KeyedTable<T> {
+    fn default() -> Self {
+        KeyedTable {
+            table: HashTable::new(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+}
+
+impl<T: Keyed> KeyedTable<T> {
     fn hash(&self, key: &FileKey) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -22,67 +46,63 @@ impl FileTable {
         self.table.len()
     }
 
-    pub fn get(&self, key: &FileKey) -> Option<&FileState> {
+    pub fn get(&self, key: &FileKey) -> Option<&T> {
         self.table
-            .find(self.hash(key), |f| f.key == *key)
+            .find(self.hash(key), |f| f.key() == *key)
             .map(|f| &**f)
     }
 
-    pub fn get_mut(&mut self, key: &FileKey) -> Option<&mut FileState> {
+    pub fn get_mut(&mut self, key: &FileKey) -> Option<&mut T> {
         let hash = self.hash(key);
         self.table
-            .find_mut(hash, |f| f.key == *key)
+            .find_mut(hash, |f| f.key() == *key)
             .map(|f| &mut **f)
     }
 
     /// The state of `key`, made by `new` if there is none.
-    pub fn get_or_insert_with(
-        &mut self,
-        key: FileKey,
-        new: impl FnOnce() -> Box<FileState>,
-    ) -> &mut FileState {
+    pub fn get_or_insert_with(&mut self, key: FileKey, new: impl FnOnce() -> Box<T>) -> &mut T {
         let hash = self.hash(&key);
         let hasher = &self.hasher;
         match self
             .table
-            .entry(hash, |f| f.key == key, |f| hasher.hash_one(f.key))
+            .entry(hash, |f| f.key() == key, |f| hasher.hash_one(f.key()))
         {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(new()).into_mut(),
         }
     }
 
-    pub fn remove(&mut self, key: &FileKey) -> Option<Box<FileState>> {
+    pub fn remove(&mut self, key: &FileKey) -> Option<Box<T>> {
         let hash = self.hash(key);
-        match self.table.find_entry(hash, |f| f.key == *key) {
+        match self.table.find_entry(hash, |f| f.key() == *key) {
             Ok(e) => Some(e.remove().0),
             Err(_) => None,
         }
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &FileState> {
+    pub fn values(&self) -> impl Iterator<Item = &T> {
         self.table.iter().map(|f| &**f)
     }
 
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut FileState> {
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.table.iter_mut().map(|f| &mut **f)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = FileKey> + '_ {
-        self.table.iter().map(|f| f.key)
+        self.table.iter().map(|f| f.key())
     }
 
     /// Takes every state out (the table keeps its buffer until dropped).
-    pub fn drain(&mut self) -> impl Iterator<Item = Box<FileState>> + '_ {
+    pub fn drain(&mut self) -> impl Iterator<Item = Box<T>> + '_ {
         self.table.drain()
     }
 }
 
 /// The state of `key`, which must be there (as a map's index).
-impl std::ops::Index<&FileKey> for FileTable {
-    type Output = FileState;
-    fn index(&self, key: &FileKey) -> &FileState {
-        self.get(key).expect("the file state was just made")
+impl<T: Keyed> std::ops::Index<&FileKey> for KeyedTable<T> {
+    type Output = T;
+    fn index(&self, key: &FileKey) -> &T {
+        self.get(key).expect("the value was just made")
     }
 }
 

@@ -18,13 +18,14 @@
 //! Bounded: at most `max_items` intervals, readings, sync marks, entry changes and lanes; what
 //! comes later is not recorded but counted (`Cut`), never silently dropped. Items already
 //! recorded are still completed (durable points), so what is kept stays right.
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use compact_str::CompactString;
 use smallvec::SmallVec;
 
 use fsync_trace_common::{FileKey, SyncOp};
 
+use super::table::{Keyed, KeyedTable};
 use super::EntryOp;
 use crate::extent::Extent;
 
@@ -237,6 +238,12 @@ pub struct Lane {
     awaiting: Option<(u32, Extent)>,
 }
 
+impl Keyed for Lane {
+    fn key(&self) -> FileKey {
+        self.key
+    }
+}
+
 impl Lane {
     /// The index the next pushed interval gets.
     fn next_interval(&self) -> u32 {
@@ -260,9 +267,9 @@ pub struct Timeline {
     pub cut: Cut,
     /// Time of the event being applied (removals learn it from here).
     pub(super) now: u64,
-    /// Boxed: a lane is 144 bytes and the table keeps an eighth of its slots and more empty
-    /// (and twice its size while it grows).
-    lanes: HashMap<FileKey, Box<Lane>>,
+    /// Boxed: a lane is 264 bytes and the table keeps an eighth of its slots and more empty
+    /// (and twice its size while it grows); pointers alone (a lane holds its key).
+    lanes: KeyedTable<Lane>,
 }
 
 impl Timeline {
@@ -272,7 +279,7 @@ impl Timeline {
             items: 0,
             cut: Cut::default(),
             now: 0,
-            lanes: HashMap::new(),
+            lanes: KeyedTable::default(),
         }
     }
 
@@ -305,7 +312,7 @@ impl Timeline {
         path: impl FnOnce() -> Option<Arc<str>>,
         extra: usize,
     ) -> Option<&mut Lane> {
-        let new = !self.lanes.contains_key(&key);
+        let new = self.lanes.get(&key).is_none();
         let need = extra + usize::from(new);
         if self.items + need > self.max_items {
             self.cut.items += need as u64;
@@ -313,7 +320,7 @@ impl Timeline {
             return None;
         }
         self.items += need;
-        Some(self.lanes.entry(key).or_insert_with(|| {
+        Some(self.lanes.get_or_insert_with(key, || {
             Box::new(Lane {
                 key,
                 path: path(),
@@ -324,7 +331,7 @@ impl Timeline {
 
     /// Lanes, in no particular order.
     pub fn lanes(&self) -> impl Iterator<Item = &Lane> {
-        self.lanes.values().map(|l| &**l)
+        self.lanes.values()
     }
 
     /// The file got dirty at `ts` (a `Dirty` record; `abs`: its counters before that write;

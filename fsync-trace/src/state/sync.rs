@@ -1,4 +1,6 @@
 //! Durable points: which sync call makes which files durable, sync errors and the retry trap.
+use std::num::NonZeroI32;
+
 use fsync_trace_common::{mman, FileKey, SyncOp, PAGE_SIZE};
 
 use super::cost::{covered, Reading};
@@ -125,7 +127,7 @@ impl<R: Resolver> DurabilityState<R> {
                     enter,
                     exit: ts,
                     op,
-                    errno: (ret < 0).then(|| (-ret) as i32),
+                    errno: (ret < 0).then(|| NonZeroI32::new((-ret) as i32)).flatten(),
                 };
                 t.sync(
                     key,

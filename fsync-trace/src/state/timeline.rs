@@ -193,7 +193,9 @@ pub struct SyncMark {
     pub enter: u64,
     pub exit: u64,
     pub op: SyncOp,
-    pub errno: Option<i32>,
+    /// The call's errno if it failed (never 0: 4 bytes, so a lane with one sync fits a
+    /// 240-byte block).
+    pub errno: Option<std::num::NonZeroI32>,
 }
 
 /// A change of one directory entry.
@@ -234,9 +236,21 @@ pub struct Lane {
     pub entries: Entries,
     /// Index of the interval at risk now.
     open: Option<u32>,
-    /// A closed interval whose total waits for the next reading, with the extent of its
-    /// segments already closed (one per lane at most: kept here, not in every interval).
-    awaiting: Option<(u32, Extent)>,
+    /// A closed interval whose total waits for the next reading ([`NO_SEQ`]: none), with the
+    /// extent of its segments already closed (one per lane at most: kept here, not in every
+    /// interval; apart, not as an `Option` of both: 8 bytes less).
+    awaiting: Awaiting,
+    awaiting_extent: Extent,
+}
+
+/// The index of a lane's interval awaiting its total ([`NO_SEQ`]: none, the default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Awaiting(u32);
+
+impl Default for Awaiting {
+    fn default() -> Self {
+        Awaiting(NO_SEQ)
+    }
 }
 
 impl Keyed for Lane {
@@ -246,6 +260,16 @@ impl Keyed for Lane {
 }
 
 impl Lane {
+    fn set_awaiting(&mut self, i: u32, closed: Extent) {
+        (self.awaiting, self.awaiting_extent) = (Awaiting(i), closed);
+    }
+
+    fn take_awaiting(&mut self) -> Option<(u32, Extent)> {
+        let Awaiting(i) = std::mem::take(&mut self.awaiting);
+        let closed = std::mem::take(&mut self.awaiting_extent);
+        (i != NO_SEQ).then_some((i, closed))
+    }
+
     /// The index the next pushed interval gets.
     fn next_interval(&self) -> u32 {
         u32::try_from(self.dirty.len()).unwrap_or(u32::MAX)
@@ -385,7 +409,7 @@ impl Timeline {
     ) {
         // What waits for this reading is completed even when there is no room for more.
         if let Some(lane) = self.lanes.get_mut(&key) {
-            if let Some((i, partial)) = lane.awaiting.take() {
+            if let Some((i, partial)) = lane.take_awaiting() {
                 let d = &mut lane.dirty[i as usize];
                 d.total = Some(abs.since(d.start));
                 d.extent = Some(partial.union(prev));
@@ -435,7 +459,7 @@ impl Timeline {
             d.total = Some(abs.since(d.start));
             d.extent = Some(covered);
         } else {
-            lane.awaiting = Some((i, covered));
+            lane.set_awaiting(i, covered);
         }
         if let Some((since, by, abs, changes)) = remaining {
             if self.take() {
@@ -472,7 +496,7 @@ impl Timeline {
         if let Some(i) = lane.open.take() {
             lane.dirty[i as usize].removed.set(now);
             // An open interval's closed segments are not kept apart: none yet.
-            lane.awaiting = Some((i, Extent::Empty));
+            lane.set_awaiting(i, Extent::Empty);
         }
     }
 
@@ -553,7 +577,7 @@ impl Timeline {
         let Some(lane) = self.lanes.get_mut(&key) else {
             return;
         };
-        if let Some((i, partial)) = lane.awaiting.take() {
+        if let Some((i, partial)) = lane.take_awaiting() {
             let d = &mut lane.dirty[i as usize];
             d.total.get_or_insert(abs.since(d.start));
             d.extent.get_or_insert(partial.union(current));

@@ -338,13 +338,13 @@ impl<R: Resolver> DurabilityState<R> {
     fn forget_durable_base(&mut self, op: SyncOp, targets: &[FileKey], file: Option<FileKey>) {
         let forget = |f: &mut FileState| f.cost.forget_durable();
         match op {
-            SyncOp::Sync => self.files.values_mut().for_each(|f| forget(f)),
+            SyncOp::Sync => self.files.values_mut().for_each(&forget),
             SyncOp::Syncfs => {
                 let dev = file.map(|f| f.dev);
                 self.files
                     .values_mut()
                     .filter(|f| Some(f.key.dev) == dev)
-                    .for_each(|f| forget(f));
+                    .for_each(&forget);
             }
             _ => {
                 for k in targets {

@@ -2,6 +2,7 @@
 //! the programs of the chosen tier, choose what to trace, and read records and counters.
 mod attach;
 mod btf;
+mod counters;
 pub mod decode;
 mod error;
 mod probe;
@@ -15,6 +16,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 pub use btf::VMLINUX_BTF;
+pub use counters::KernelCounters;
 mod slots;
 mod uring;
 pub use error::TracerError;
@@ -588,39 +590,5 @@ impl Tracer {
             process_table_full: sum(names::LOST_TGID_MAP_FULL)?,
             undecodable: self.undecodable,
         })
-    }
-}
-
-/// The files the kernel kept counters for at the end of a trace, with their slots (see
-/// [`Tracer::into_file_counters`]).
-pub struct KernelCounters {
-    /// Still loaded (every program attached) until the counters are read.
-    ebpf: Ebpf,
-    keys: Vec<(FileKey, u32)>,
-}
-
-impl KernelCounters {
-    /// Files with counters.
-    pub fn files(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Hands each file's final counters to `sink`, in key order, one at a time: 100,000
-    /// files' counters (128 bytes each) are never all in memory at once. Detaches everything.
-    pub fn for_each(self, mut sink: impl FnMut(FileKey, FileCounters)) -> Result<(), TracerError> {
-        let KernelCounters { ebpf, keys } = self;
-        let map_err = |source| TracerError::Map {
-            name: names::FILE_STATS,
-            source,
-        };
-        let stats: Array<_, FileCounters> = Array::try_from(
-            ebpf.map(names::FILE_STATS)
-                .ok_or(TracerError::MissingMap(names::FILE_STATS))?,
-        )
-        .map_err(map_err)?;
-        for (key, slot) in keys {
-            sink(key, stats.get(&slot, 0).map_err(map_err)?);
-        }
-        Ok(())
     }
 }

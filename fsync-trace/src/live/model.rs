@@ -137,8 +137,7 @@ impl LiveModel {
             let before = self.syncs_seen.insert(f.key, syncs);
             let new_syncs = before.map_or(0, |b| syncs.saturating_sub(b));
             let path = || {
-                f.path
-                    .as_deref()
+                f.path_str()
                     .map_or_else(|| format!("<inode {}>", f.key.ino), str::to_string)
             };
             let mut row = Row {

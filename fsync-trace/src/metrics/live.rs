@@ -315,8 +315,7 @@ fn build_snapshot<R: Resolver>(
             .take(top_files)
             .map(|(bytes, since, f)| {
                 let path = f
-                    .path
-                    .as_deref()
+                    .path_str()
                     .map(str::to_string)
                     .unwrap_or_else(|| format!("<unknown path: inode {}>", f.key.ino));
                 FileRisk {

@@ -8,13 +8,13 @@ use super::{
     change_names, cost_entry, dev_string, latency_summary_us, open_flag_names, round,
     timeline::DirtyExtent, FileEntry,
 };
-use crate::state::{cost::serial_ceiling, display_path, FileState};
+use crate::state::{cost::serial_ceiling, display_path, FileState, FinalCount};
 
 /// Every file the trace saw changed or synced, in report order (by path).
 #[derive(Clone, Debug, Default)]
 pub struct FileRows {
     #[allow(clippy::vec_box)]
-    rows: Vec<(Box<FileState>, FileCounters)>,
+    rows: Vec<(Box<FileState>, FinalCount)>,
     /// Length of the trace (ns): syncs per second.
     trace_ns: u64,
     /// Device flushes were counted (the rows then have `device_flushes`).
@@ -26,11 +26,12 @@ impl FileRows {
     /// synced or had their metadata changed.
     #[allow(clippy::vec_box)]
     pub fn new(
-        mut files: Vec<(Box<FileState>, FileCounters)>,
+        mut files: Vec<(Box<FileState>, FinalCount)>,
         trace_ns: u64,
         flushes_counted: bool,
     ) -> Self {
         files.retain(|(f, c)| {
+            let c = c.get();
             c.writes + c.sync_writes + c.mapped_dirty_pages > 0
                 || f.fsyncs + f.fdatasyncs + f.rare.other_syncs > 0
                 || c.truncates + c.fallocates + u64::from(f.rare.path_truncates) > 0
@@ -56,7 +57,7 @@ impl FileRows {
     pub fn iter(&self) -> impl Iterator<Item = FileEntry> + '_ {
         self.rows
             .iter()
-            .map(|(f, c)| entry(f, c, self.trace_ns, self.flushes_counted))
+            .map(|(f, c)| entry(f, &c.get(), self.trace_ns, self.flushes_counted))
     }
 }
 
@@ -89,7 +90,7 @@ fn entry(f: &FileState, c: &FileCounters, trace_ns: u64, flushes_counted: bool) 
         .map(|v| round(v, 1));
     FileEntry {
         path: display_path(f),
-        names: f.names.iter().map(|n| n.to_string()).collect(),
+        names: f.names().iter().map(|n| n.to_string()).collect(),
         dev: dev_string(f.key.dev),
         ino: f.key.ino,
         kind: if f.is_dir { "dir" } else { "file" },

@@ -238,7 +238,7 @@ fn sync_marks(l: &Lane, start: u64) -> Vec<SyncMarkEntry> {
             at_s: offset_s(start, s.enter),
             op: s.op.name(),
             latency_us: s.exit.saturating_sub(s.enter) / 1000,
-            errno: s.errno,
+            errno: s.errno.map(i32::from),
         })
         .collect()
 }

@@ -315,7 +315,11 @@ pub(super) fn log_memory(phase: &str) {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let rss: Vec<&str> = status
             .lines()
-            .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+            .filter(|l| {
+                ["VmRSS", "VmHWM", "RssAnon", "RssFile"]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
             .collect();
         log::debug!("memory {phase}: {}", rss.join(", "));
     }

@@ -23,7 +23,7 @@ use crate::{
     report::{self, Clock, Report},
     state::{
         wal::{WalContract, WalGlobs},
-        DurabilityState, FinalCounters, ProcResolver,
+        DurabilityState, ProcResolver,
     },
     tracer::{Tracer, TracerOptions},
 };
@@ -424,14 +424,16 @@ impl Session {
         let crash_at = crash.finish(clock.mono_ns, end_ns, &mut notes);
         let lost = tracer.lost()?;
         let tier = tracer.tier();
-        // Ends tracing: detaches every program.
-        let counters = FinalCounters::new(tracer.into_file_counters()?);
-        events::log_memory("counters");
         for dev in state.synced_devices() {
             let (name, cache) = procfs::block_device(dev);
             state.describe_device(dev, name, cache);
         }
-        let mut analysis = state.finish(end_ns, counters);
+        // Ends tracing; each file's final counters go straight into its state.
+        let counters = tracer.into_file_counters()?;
+        let mut closing = state.closing(end_ns, counters.files());
+        counters.for_each(|key, c| closing.add(key, c))?;
+        events::log_memory("counters");
+        let mut analysis = closing.finish();
         if let Some(wal) = wal {
             notes.push(format!(
                 "write-ahead-log contract (--wal): {} repl{} judged (the first socket send after each log write)",
@@ -444,7 +446,7 @@ impl Session {
                 files
                     .iter()
                     .find(|(f, _)| f.key == *key)
-                    .and_then(|(f, _)| f.path.as_deref().map(str::to_string))
+                    .and_then(|(f, _)| f.path_str().map(str::to_string))
             };
             let broken = wal.finish(current);
             analysis.findings.extend(broken);

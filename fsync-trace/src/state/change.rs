@@ -81,7 +81,7 @@ impl<R: Resolver> DurabilityState<R> {
         f.dirty.push(span);
         if let Some(t) = &mut self.timeline {
             let files = &self.files;
-            let path = || files.get(&file).and_then(|f| f.path.clone());
+            let path = || files.get(&file).and_then(|f| f.path().cloned());
             t.dirty(file, path, ts, actor_pid, abs, changes, prev_extent, known);
         }
     }

@@ -9,12 +9,13 @@ use super::cost::{covered, Reading, SyncCost};
 use crate::event::Actor;
 
 /// What a file's syncs cost: nothing before its first sync call, one sync's figures, then
-/// the full account.
+/// the full account. One pointer in every file state (the figures are boxed either way).
 #[derive(Clone, Debug, Default)]
-pub enum FileCost {
-    #[default]
-    Never,
-    Once(Box<OneSync>),
+pub struct FileCost(Option<Box<Kind>>);
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Once(OneSync),
     Many(Box<SyncCost>),
 }
 
@@ -22,15 +23,18 @@ pub enum FileCost {
 #[derive(Clone, Debug)]
 pub struct OneSync {
     enter: u64,
+    /// Who made the call, once it read the file's counters when it returned (a successful
+    /// fsync/fdatasync; shared with the state's other records of that actor: 8 bytes, not
+    /// 32); None: no reading.
+    by: Option<Arc<Actor>>,
     /// `exit - enter` (ns): u32, as a call of 4.3 s or more starts with the full account.
     took: u32,
-    /// The file's counters the call read when it returned (a successful fsync/fdatasync) and
-    /// who made it (shared with the state's other records of that actor: 8 bytes, not 32).
-    /// What it covered is this reading itself: nothing was read before it.
-    reading: Option<(Reading, Arc<Actor>)>,
+    /// That reading (writes, bytes, mapped pages; what the call covered: nothing was read
+    /// before it), u32 each: a larger one starts the full account.
+    reading: [u32; 3],
     durable_known: bool,
     changed: bool,
-    /// u16 (the full account takes over beyond): 56 bytes fit a smaller allocation.
+    /// u16 (the full account takes over beyond): 40 bytes fit a 48-byte block.
     device_flushes: u16,
     syncs_without_flush: u16,
 }
@@ -40,16 +44,29 @@ impl OneSync {
         self.enter + u64::from(self.took)
     }
 
+    /// The reading the call made, and who made it.
+    fn reading(&self) -> Option<(Reading, &Arc<Actor>)> {
+        let [writes, bytes, pages] = self.reading.map(u64::from);
+        self.by.as_ref().map(|by| {
+            let r = Reading {
+                writes,
+                bytes,
+                mapped_pages: pages,
+            };
+            (r, by)
+        })
+    }
+
     /// The full account this one sync call makes, as [`SyncCost`] would have recorded it.
     fn expand(&self) -> SyncCost {
         let mut c = SyncCost::default();
         c.call(self.enter, self.exit());
-        if let Some((now, actor)) = &self.reading {
-            let (writes, bytes, _) = covered(&Reading::default(), now);
+        if let Some((now, actor)) = self.reading() {
+            let (writes, bytes, _) = covered(&Reading::default(), &now);
             c.writes_per_sync.record(writes);
             c.bytes_per_sync.record(bytes);
             c.first_sync = Some((self.exit(), Actor::clone(actor)));
-            c.last = *now;
+            c.last = now;
         }
         c.durable_known = self.durable_known;
         c.changed = self.changed;
@@ -63,35 +80,35 @@ impl FileCost {
     /// A sync call that ran from `enter` to `exit` (see [`SyncCost::call`]).
     pub fn call(&mut self, enter: u64, exit: u64) {
         let took = exit.checked_sub(enter).and_then(|t| u32::try_from(t).ok());
-        match (&mut *self, took) {
-            (FileCost::Never, Some(took)) => {
-                *self = FileCost::Once(Box::new(OneSync {
+        match (self.0.as_deref_mut(), took) {
+            (None, Some(took)) => {
+                self.0 = Some(Box::new(Kind::Once(OneSync {
                     enter,
+                    by: None,
                     took,
-                    reading: None,
+                    reading: [0; 3],
                     durable_known: false,
                     changed: false,
                     device_flushes: 0,
                     syncs_without_flush: 0,
-                }));
+                })));
             }
-            (FileCost::Never | FileCost::Once(_), _) => self.full_mut().call(enter, exit),
-            (FileCost::Many(c), _) => c.call(enter, exit),
+            (Some(Kind::Many(c)), _) => c.call(enter, exit),
+            (None | Some(Kind::Once(_)), _) => self.full_mut().call(enter, exit),
         }
     }
 
     /// The full account, built from the compact one if need be (the file's next sync call).
     pub fn full_mut(&mut self) -> &mut SyncCost {
-        match self {
-            FileCost::Many(c) => c,
-            FileCost::Never => {
-                *self = FileCost::Many(Box::default());
-                self.full_mut()
-            }
-            FileCost::Once(one) => {
-                *self = FileCost::Many(Box::new(one.expand()));
-                self.full_mut()
-            }
+        let kind = self
+            .0
+            .get_or_insert_with(|| Box::new(Kind::Many(Box::default())));
+        if let Kind::Once(one) = &**kind {
+            **kind = Kind::Many(Box::new(one.expand()));
+        }
+        match &mut **kind {
+            Kind::Many(c) => c,
+            Kind::Once(_) => unreachable!("expanded above"),
         }
     }
 
@@ -105,14 +122,23 @@ impl FileCost {
         actor: &Arc<Actor>,
         now: Reading,
     ) -> Option<(u64, u64)> {
-        let FileCost::Once(one) = self else {
+        let Some(Kind::Once(one)) = self.0.as_deref_mut() else {
             return None;
         };
-        if one.reading.is_some() || one.exit() != exit {
+        if one.by.is_some() || one.exit() != exit {
             return None;
         }
+        let compact = |n: u64| u32::try_from(n).ok();
+        let (Some(w), Some(b), Some(p)) = (
+            compact(now.writes),
+            compact(now.bytes),
+            compact(now.mapped_pages),
+        ) else {
+            return None;
+        };
         let (writes, bytes, _) = covered(&Reading::default(), &now);
-        one.reading = Some((now, Arc::clone(actor)));
+        one.reading = [w, b, p];
+        one.by = Some(Arc::clone(actor));
         one.durable_known = true;
         one.changed = false;
         Some((writes, bytes))
@@ -120,31 +146,31 @@ impl FileCost {
 
     /// True if a reading now could be kept compact ([`Self::first_reading`] may take it).
     pub fn awaits_first_reading(&self) -> bool {
-        matches!(self, FileCost::Once(one) if one.reading.is_none())
+        matches!(self.0.as_deref(), Some(Kind::Once(one)) if one.by.is_none())
     }
 
     /// Nothing is known to be durable any more (a failure, a durable point without a reading).
     pub fn forget_durable(&mut self) {
-        match self {
-            FileCost::Never => {}
-            FileCost::Once(one) => one.durable_known = false,
-            FileCost::Many(c) => c.durable_known = false,
+        match self.0.as_deref_mut() {
+            None => {}
+            Some(Kind::Once(one)) => one.durable_known = false,
+            Some(Kind::Many(c)) => c.durable_known = false,
         }
     }
 
     /// Something the counters do not show changed since the durable point.
     pub fn mark_changed(&mut self) {
-        match self {
-            FileCost::Never => {}
-            FileCost::Once(one) => one.changed = true,
-            FileCost::Many(c) => c.changed = true,
+        match self.0.as_deref_mut() {
+            None => {}
+            Some(Kind::Once(one)) => one.changed = true,
+            Some(Kind::Many(c)) => c.changed = true,
         }
     }
 
     /// Device flushes seen while a durable-point sync of the file ran (nothing before its
     /// first sync call).
     pub fn flushes(&mut self, n: u64, without: u64) {
-        if let FileCost::Once(one) = self {
+        if let Some(Kind::Once(one)) = self.0.as_deref_mut() {
             let sum = |a: u16, b: u64| u16::try_from(u64::from(a) + b).ok();
             if let (Some(f), Some(w)) = (
                 sum(one.device_flushes, n),
@@ -154,7 +180,7 @@ impl FileCost {
                 return;
             }
         }
-        if matches!(self, FileCost::Never) {
+        if self.0.is_none() {
             return;
         }
         let c = self.full_mut();
@@ -164,20 +190,24 @@ impl FileCost {
 
     /// The counters at the last durable point a sync record read (zero if none).
     pub fn last(&self) -> Option<Reading> {
-        match self {
-            FileCost::Never => None,
-            FileCost::Once(one) => Some(one.reading.as_ref().map(|r| r.0).unwrap_or_default()),
-            FileCost::Many(c) => Some(c.last),
+        match self.0.as_deref()? {
+            Kind::Once(one) => Some(one.reading().map(|r| r.0).unwrap_or_default()),
+            Kind::Many(c) => Some(c.last),
         }
     }
 
     /// The full account, for the report and the advice (None: never synced).
     pub fn get(&self) -> Option<Cow<'_, SyncCost>> {
-        match self {
-            FileCost::Never => None,
-            FileCost::Once(one) => Some(Cow::Owned(one.expand())),
-            FileCost::Many(c) => Some(Cow::Borrowed(c)),
+        match self.0.as_deref()? {
+            Kind::Once(one) => Some(Cow::Owned(one.expand())),
+            Kind::Many(c) => Some(Cow::Borrowed(c)),
         }
+    }
+
+    /// Kept compact (one sync call so far)?
+    #[cfg(test)]
+    fn is_once(&self) -> bool {
+        matches!(self.0.as_deref(), Some(Kind::Once(_)))
     }
 }
 
@@ -217,9 +247,9 @@ mod tests {
 
     #[test]
     fn one_sync_is_compact_and_reads_as_the_full_account() {
-        // 56 + 8 bytes of allocator header: a 64-byte block; a file state: 160.
-        assert!(std::mem::size_of::<OneSync>() <= 56);
-        assert!(std::mem::size_of::<crate::state::FileState>() <= 152);
+        // 40 + 8 bytes of allocator header: a 48-byte block (the variant's tag fits in it).
+        assert!(std::mem::size_of::<Kind>() <= 40);
+        assert_eq!(std::mem::size_of::<FileCost>(), 8);
         let mut f = FileCost::default();
         assert!(f.get().is_none() && f.last().is_none());
         f.call(10, 30);
@@ -229,7 +259,7 @@ mod tests {
             Some((3, 300 + 4096))
         );
         f.mark_changed();
-        assert!(matches!(f, FileCost::Once(_)));
+        assert!(f.is_once());
         let mut want = SyncCost::default();
         full_sync(&mut want, 10, 30, reading(3));
         want.device_flushes = 2;
@@ -239,13 +269,27 @@ mod tests {
     }
 
     #[test]
+    fn a_reading_beyond_u32_starts_the_full_account() {
+        let big = Reading {
+            writes: 1,
+            bytes: 1 << 32,
+            mapped_pages: 0,
+        };
+        let mut f = FileCost::default();
+        f.call(10, 30);
+        assert!(f.awaits_first_reading());
+        assert_eq!(f.first_reading(30, &Arc::new(actor()), big), None);
+        assert!(f.is_once(), "the caller records it on the full account");
+    }
+
+    #[test]
     fn the_second_call_builds_the_full_account_from_the_first() {
         let mut f = FileCost::default();
         f.call(10, 30);
         f.first_reading(30, &Arc::new(actor()), reading(3));
         f.flushes(0, 1);
         f.call(20, 50);
-        assert!(matches!(f, FileCost::Many(_)));
+        assert!(!f.is_once() && f.get().is_some());
         assert_eq!(f.first_reading(50, &Arc::new(actor()), reading(5)), None);
         let mut want = SyncCost::default();
         full_sync(&mut want, 10, 30, reading(3));
@@ -281,9 +325,9 @@ mod tests {
         assert!(f.get().is_none(), "nothing before the first sync call");
         f.call(1, 2);
         f.flushes(u64::from(u16::MAX), 1);
-        assert!(matches!(f, FileCost::Once(_)));
+        assert!(f.is_once());
         f.flushes(1, 0);
-        assert!(matches!(f, FileCost::Many(_)));
+        assert!(!f.is_once() && f.get().is_some());
         let c = f.get().unwrap();
         assert_eq!(
             (c.device_flushes, c.syncs_without_flush),
@@ -296,14 +340,14 @@ mod tests {
         let long = u64::from(u32::MAX) + 1;
         let mut f = FileCost::default();
         f.call(10, 10 + long);
-        assert!(matches!(f, FileCost::Many(_)));
+        assert!(!f.is_once() && f.get().is_some());
         let mut want = SyncCost::default();
         want.call(10, 10 + long);
         assert_eq!(format!("{:?}", f.get().unwrap()), format!("{want:?}"));
         // The longest that fits stays compact and reads the same.
         let mut g = FileCost::default();
         g.call(10, 10 + long - 1);
-        assert!(matches!(g, FileCost::Once(_)));
+        assert!(g.is_once());
         let mut want = SyncCost::default();
         want.call(10, 10 + long - 1);
         assert_eq!(format!("{:?}", g.get().unwrap()), format!("{want:?}"));

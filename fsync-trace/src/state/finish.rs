@@ -2,7 +2,7 @@
 //! known then (data never made durable, entries whose directory was never synced).
 use std::collections::BTreeMap;
 
-use fsync_trace_common::{FileCounters, SyncOp};
+use fsync_trace_common::{FileCounters, FileKey, SyncOp};
 
 use crate::event::Change;
 
@@ -11,15 +11,16 @@ use super::{
     device::{sync_without_flush, DeviceState},
     display_path,
     names::pending_by_name,
-    DurabilityState, FileState, FinalCounters, Finding, FindingKind, OpStats, ProcessInfo,
-    Released, Resolver,
+    DurabilityState, FileState, FinalCount, Finding, FindingKind, OpStats, ProcessInfo, Released,
+    Resolver,
 };
 
 /// The final state: every file with its counters (this life's, across reclaimed slots), and
 /// all findings, worst first.
 #[derive(Clone, Debug)]
 pub struct Analysis {
-    pub files: Vec<(Box<FileState>, FileCounters)>,
+    #[allow(clippy::vec_box)]
+    pub files: Vec<(Box<FileState>, FinalCount)>,
     pub findings: Vec<Finding>,
     pub processes: Vec<ProcessInfo>,
     pub ops: BTreeMap<SyncOp, OpStats>,
@@ -36,89 +37,117 @@ pub struct Analysis {
 }
 
 impl<R: Resolver> DurabilityState<R> {
-    /// Ends the trace at `end_ns` with the kernel's final per-file counters.
-    pub fn finish(mut self, end_ns: u64, counters: FinalCounters) -> Analysis {
+    /// Ends the trace at `end_ns` with the kernel's final per-file counters (all at once).
+    #[cfg(test)]
+    pub fn finish(self, end_ns: u64, counters: super::FinalCounters) -> Analysis {
+        let mut closing = self.closing(end_ns, counters.0.len());
+        for (key, slot) in counters.0 {
+            closing.add(key, slot);
+        }
+        closing.finish()
+    }
+
+    /// Starts ending the trace at `end_ns`: the kernel's final counters of about
+    /// `with_counters` files follow, one file at a time ([`Closing::add`]), so that they are
+    /// never all held at once beside the file states (with 100,000 files: the memory peak).
+    pub fn closing(mut self, end_ns: u64, with_counters: usize) -> Closing<R> {
         // Not needed any more, and this is the trace's memory peak: the name index (the names
         // themselves stay, shared with the file states).
         drop(std::mem::take(&mut self.paths));
         drop(std::mem::take(&mut self.mappings));
-        for &(key, _) in counters.0.iter() {
-            let missing_path = self.files.get(&key).is_none_or(|f| f.path.is_none());
-            self.file(key);
-            if missing_path {
-                log::debug!("no path known for dev {} inode {}", key.dev, key.ino);
-            }
-        }
-        let mut findings = std::mem::take(&mut self.findings);
+        let findings = std::mem::take(&mut self.findings);
         let start_ns = self.start_ns.unwrap_or(end_ns);
-        let trace_ns = end_ns.saturating_sub(start_ns);
-        for (dev, d) in self.devices.with_syncs() {
+        Closing {
+            device_findings_at: findings.len(),
+            findings,
+            files: Vec::with_capacity(with_counters),
+            start_ns,
+            end_ns,
+            state: self,
+        }
+    }
+}
+
+/// A trace being ended (see [`DurabilityState::closing`]).
+pub struct Closing<R: Resolver> {
+    state: DurabilityState<R>,
+    findings: Vec<Finding>,
+    /// Where the devices' findings go: after those found while tracing, before the files'
+    /// (they name a file, known once every file is closed).
+    device_findings_at: usize,
+    /// The files closed so far, with their final counters.
+    #[allow(clippy::vec_box)]
+    files: Vec<(Box<FileState>, FinalCount)>,
+    start_ns: u64,
+    end_ns: u64,
+}
+
+impl<R: Resolver> Closing<R> {
+    /// The kernel's final counters of file `key` (`slot`: its current slot's), each key once,
+    /// in key order (the order findings are made in).
+    pub fn add(&mut self, key: FileKey, slot: FileCounters) {
+        let f = self
+            .state
+            .files
+            .remove(&key)
+            .unwrap_or_else(|| Box::new(FileState::new(key)));
+        if f.path().is_none() {
+            log::debug!("no path known for dev {} inode {}", key.dev, key.ino);
+        }
+        let closed = self.close(f, slot);
+        self.files.push(closed);
+    }
+
+    /// Every file with its counters (this life's) and its last findings: what the kernel kept
+    /// no counters for (directories, files only opened) is closed here.
+    pub fn finish(mut self) -> Analysis {
+        let rest: Vec<Box<FileState>> = self.state.files.drain().collect();
+        self.files.reserve_exact(rest.len());
+        for f in rest {
+            let closed = self.close(f, FileCounters::default());
+            self.files.push(closed);
+        }
+        let Closing {
+            state,
+            mut findings,
+            device_findings_at,
+            mut files,
+            start_ns,
+            end_ns,
+        } = self;
+        let mut by_device = Vec::new();
+        for (dev, d) in state.devices.with_syncs() {
+            // A scan per device (few), rather than an index of every file at the peak.
             let path = d
                 .first_without
                 .as_ref()
-                .and_then(|w| self.files.get(&w.2))
-                .map(|f| display_path(f))
+                .and_then(|w| files.iter().find(|(f, _)| f.key == w.2))
+                .map(|(f, _)| display_path(f))
                 .unwrap_or_default();
-            findings.extend(sync_without_flush(dev, d, &path));
+            by_device.extend(sync_without_flush(dev, d, &path));
         }
-        let devices = self.devices.counting.then(|| {
-            self.devices
+        findings.splice(device_findings_at..device_findings_at, by_device);
+        let devices = state.devices.counting.then(|| {
+            state
+                .devices
                 .with_syncs()
                 .map(|(k, d)| (k, d.clone()))
                 .collect()
         });
-        let past_lives = std::mem::take(&mut self.past_lives);
-        let timeline = &mut self.timeline;
-        let mut close = |mut f: Box<FileState>, slot: FileCounters| {
-            let c = f.absolute(&slot);
-            if let Some(t) = timeline {
-                let abs = super::timeline::Count {
-                    writes: c.writes,
-                    bytes: c.bytes + c.mapped_dirty_pages * fsync_trace_common::PAGE_SIZE,
-                };
-                let current = crate::extent::Extent::of(&slot);
-                let at_risk = (!f.removed).then(|| f.unsynced_extent(&slot)).flatten();
-                t.finish_file(f.key, end_ns, abs, current, at_risk);
-                t.name_lane(f.key, f.path.as_ref());
-            }
-            if let Some(first) = f.dirty.first().cloned() {
-                f.max_dirty_window_ns = f
-                    .max_dirty_window_ns
-                    .max(end_ns.saturating_sub(first.since));
-                if !f.removed && !f.is_dir && !only_metadata(&f, &slot) {
-                    findings.push(unsynced_write(&f, &slot, &first));
-                }
-            }
-            if f.is_dir && !f.removed && !f.pending.is_empty() {
-                unsynced_entries(&f, &mut findings);
-            }
-            // Removed files too: SQLite deletes its WAL at close, and its syncs cost the same.
-            findings.extend(advice(&f, trace_ns));
-            (f, c)
-        };
-        // Every file with counters, built in the counters' own array (a map over a consumed
-        // Vec collects in place): 100,000 files need no second array at the peak.
-        let files_map = &mut self.files;
-        let mut files: Vec<(Box<FileState>, FileCounters)> = counters
-            .0
-            .into_iter()
-            .filter_map(|(key, slot)| Some(close(files_map.remove(&key)?, slot)))
-            .collect();
-        // Then the files the kernel kept no counters for (directories, files only opened).
-        files.reserve_exact(self.files.len());
-        for (_, f) in self.files.drain() {
-            files.push(close(f, FileCounters::default()));
-        }
-        let past = past_lives.len();
+        let past = state.past_lives.len();
         if past > 0 {
             // Earlier lives first (see the stable sort below).
-            let mut all = past_lives;
+            let mut all: Vec<_> = state
+                .past_lives
+                .into_iter()
+                .map(|(f, c)| (f, FinalCount::new(c)))
+                .collect();
             all.append(&mut files);
             files = all;
         }
         findings.sort_by(Finding::report_order);
-        let order = |a: &(Box<FileState>, FileCounters), b: &(Box<FileState>, FileCounters)| {
-            a.0.path.cmp(&b.0.path).then(a.0.key.cmp(&b.0.key))
+        let order = |a: &(Box<FileState>, FinalCount), b: &(Box<FileState>, FinalCount)| {
+            a.0.path().cmp(&b.0.path()).then(a.0.key.cmp(&b.0.key))
         };
         if past == 0 {
             // Keys are unique, so the order is total: an unstable sort gives the same order
@@ -131,14 +160,47 @@ impl<R: Resolver> DurabilityState<R> {
         Analysis {
             files,
             findings,
-            processes: self.processes.into_values().collect(),
-            ops: self.ops,
-            released: self.released,
+            processes: state.processes.into_values().collect(),
+            ops: state.ops,
+            released: state.released,
             start_ns,
             end_ns,
-            timeline: self.timeline,
+            timeline: state.timeline,
             devices,
         }
+    }
+
+    /// Closes file `f` with its current slot's counters: its timeline lane completed, its
+    /// findings made; returns it with its counters (this life's).
+    fn close(&mut self, mut f: Box<FileState>, slot: FileCounters) -> (Box<FileState>, FinalCount) {
+        let end_ns = self.end_ns;
+        let c = f.absolute(&slot);
+        if let Some(t) = &mut self.state.timeline {
+            let abs = super::timeline::Count {
+                writes: c.writes,
+                bytes: c.bytes + c.mapped_dirty_pages * fsync_trace_common::PAGE_SIZE,
+            };
+            let current = crate::extent::Extent::of(&slot);
+            let at_risk = (!f.removed).then(|| f.unsynced_extent(&slot)).flatten();
+            t.finish_file(f.key, end_ns, abs, current, at_risk);
+            t.name_lane(f.key, f.path());
+        }
+        let findings = &mut self.findings;
+        if let Some(first) = f.dirty.first().cloned() {
+            f.max_dirty_window_ns = f
+                .max_dirty_window_ns
+                .max(end_ns.saturating_sub(first.since));
+            if !f.removed && !f.is_dir && !only_metadata(&f, &slot) {
+                findings.push(unsynced_write(&f, &slot, &first));
+            }
+        }
+        if f.is_dir && !f.removed && !f.rare.pending.is_empty() {
+            unsynced_entries(&f, findings);
+        }
+        // Removed files too: SQLite deletes its WAL at close, and its syncs cost the same.
+        let trace_ns = end_ns.saturating_sub(self.start_ns);
+        findings.extend(advice(&f, trace_ns));
+        (f, FinalCount::new(c))
     }
 }
 
@@ -234,7 +296,7 @@ fn change_op(changes: u8) -> Option<String> {
 /// One finding per entry name of directory `f` left unsynced: the last change and how many.
 fn unsynced_entries(f: &FileState, findings: &mut Vec<Finding>) {
     let dir = display_path(f);
-    for (name, e, count) in pending_by_name(&f.pending) {
+    for (name, e, count) in pending_by_name(&f.rare.pending) {
         findings.push(Finding {
             kind: FindingKind::UnsyncedParentDir,
             path: dir.clone(),

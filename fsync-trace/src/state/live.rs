@@ -83,6 +83,7 @@ impl<R: Resolver> DurabilityState<R> {
             if f.is_dir {
                 // Entry names whose last unsynced change is this process's.
                 entries += f
+                    .rare
                     .pending
                     .values()
                     .filter(|v| v.last().is_some_and(|e| e.actor.pid == pid))

@@ -23,10 +23,12 @@ pub mod latency;
 mod live;
 mod names;
 mod paths;
+mod pending;
 mod process;
 mod resolve;
 mod retention;
 mod sync;
+mod table;
 #[cfg(test)]
 mod tests;
 pub mod timeline;
@@ -39,7 +41,7 @@ use std::{
     sync::Arc,
 };
 
-pub use counters::FinalCounters;
+pub use counters::{FinalCount, FinalCounters};
 pub use file::{
     add_counters, display_path, Carried, DirtySpan, FileState, OpStats, PendingEntry, ProcessInfo,
 };
@@ -69,12 +71,14 @@ pub struct DurabilityState<R: Resolver> {
     resolver: R,
     /// Boxed: the table stays small while it grows (no 2x copies of whole states on resize),
     /// and `finish` moves pointers, not states, into the report order.
-    files: HashMap<FileKey, Box<FileState>>,
+    files: table::FileTable,
     /// Earlier lives of keys whose inode number was reused on a filesystem without
     /// generations, with their final counters.
     past_lives: Vec<(Box<FileState>, FileCounters)>,
     /// Live name -> file. Ordered, so the names under a renamed directory are one range.
     paths: BTreeMap<Arc<str>, FileKey>,
+    /// Size of `paths` when it was last rebuilt (see `compact_paths`).
+    paths_compacted: usize,
     processes: BTreeMap<u32, ProcessInfo>,
     /// Exited processes, oldest first (released beyond a bound in long runs).
     exited: VecDeque<u32>,
@@ -105,9 +109,10 @@ impl<R: Resolver> DurabilityState<R> {
     pub fn new(resolver: R) -> Self {
         Self {
             resolver,
-            files: HashMap::new(),
+            files: table::FileTable::default(),
             past_lives: Vec::new(),
             paths: BTreeMap::new(),
+            paths_compacted: 0,
             processes: BTreeMap::new(),
             exited: VecDeque::new(),
             mappings: HashMap::new(),
@@ -204,7 +209,7 @@ impl<R: Resolver> DurabilityState<R> {
                 let (writes, bytes, _) = f.unsynced(&c);
                 files.push(whatif::FileAtRisk {
                     key: f.key,
-                    path: f.path.clone(),
+                    path: f.path().cloned(),
                     written: timeline::Count { writes, bytes },
                     since: first.since,
                     exact: true,
@@ -213,10 +218,10 @@ impl<R: Resolver> DurabilityState<R> {
                 });
             }
             if f.is_dir {
-                for (entry, last, _) in names::pending_by_name(&f.pending) {
+                for (entry, last, _) in names::pending_by_name(&f.rare.pending) {
                     entries.push(whatif::EntryAtRisk {
                         dir: f.key,
-                        dir_path: f.path.clone(),
+                        dir_path: f.path().cloned(),
                         entry: entry.into(),
                         op: last.op,
                     });
@@ -241,7 +246,7 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     pub fn files(&self) -> impl Iterator<Item = &FileState> {
-        self.files.values().map(|f| &**f)
+        self.files.values()
     }
 
     pub fn findings_so_far(&self) -> &[Finding] {
@@ -249,12 +254,8 @@ impl<R: Resolver> DurabilityState<R> {
     }
 
     fn file(&mut self, key: FileKey) -> &mut FileState {
-        self.files.entry(key).or_insert_with(|| {
-            Box::new(FileState {
-                key,
-                ..Default::default()
-            })
-        })
+        self.files
+            .get_or_insert_with(key, || Box::new(FileState::new(key)))
     }
 
     /// The file `key`, marked active at `ts`.
@@ -267,10 +268,10 @@ impl<R: Resolver> DurabilityState<R> {
     /// A kernel reading of the file's link count, while it has the names it has now.
     fn set_nlink(&mut self, key: FileKey, nlink: u32) {
         let f = self.file(key);
-        f.set_other_links(nlink.saturating_sub(f.names.len() as u32));
+        f.set_other_links(nlink.saturating_sub(f.names().len() as u32));
         if nlink == 0 && !f.removed {
             // Deleted before we learned of it (or never linked): no name can hold its data.
-            let names = std::mem::take(&mut f.names);
+            let names = f.take_names();
             f.removed = true;
             if let Some(t) = &mut self.timeline {
                 t.removed(key);
@@ -373,9 +374,9 @@ impl<R: Resolver> DurabilityState<R> {
                 f.open_flags |= durability_flags(oflags);
                 if nlink > 0 {
                     self.add_name(file, path.into(), false);
-                } else if f.path.is_none() {
+                } else if f.path().is_none() {
                     // Deleted: the walked name is the one it had; show it as such.
-                    f.path = Some(path.into());
+                    f.set_path(Some(path.into()));
                 }
                 self.set_nlink(file, nlink);
             }
@@ -403,7 +404,7 @@ impl<R: Resolver> DurabilityState<R> {
                 self.set_nlink(file, nlink);
                 if created {
                     let (dir_path, name) = split_parent(&path);
-                    if self.files.get(&parent).is_none_or(|d| d.path.is_none()) {
+                    if self.files.get(&parent).is_none_or(|d| d.path().is_none()) {
                         self.add_name(parent, dir_path.into(), true);
                     }
                     let op = if is_dir {
@@ -475,7 +476,7 @@ impl<R: Resolver> DurabilityState<R> {
             return;
         };
         let final_counters = old.absolute(&counters);
-        for n in std::mem::take(&mut old.names) {
+        for n in old.take_names() {
             if self.paths.get(&n) == Some(&key) {
                 self.paths.remove(&n);
             }

@@ -113,7 +113,7 @@ impl<R: Resolver> DurabilityState<R> {
             let Some(f) = self.files.remove(&key) else {
                 continue;
             };
-            for n in &f.names {
+            for n in f.names() {
                 if self.paths.get(n) == Some(&key) {
                     self.paths.remove(n);
                 }
@@ -151,5 +151,5 @@ impl<R: Resolver> DurabilityState<R> {
 fn releasable(f: &super::FileState) -> bool {
     // A removed file's unsynced data no longer matters: it is no finding either.
     (f.removed && !f.is_dir)
-        || (!f.is_dirty() && f.pending.is_empty() && f.rare.failed_sync.is_none())
+        || (!f.is_dirty() && f.rare.pending.is_empty() && f.rare.failed_sync.is_none())
 }

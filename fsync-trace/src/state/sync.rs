@@ -1,4 +1,6 @@
 //! Durable points: which sync call makes which files durable, sync errors and the retry trap.
+use std::num::NonZeroI32;
+
 use fsync_trace_common::{mman, FileKey, SyncOp, PAGE_SIZE};
 
 use super::cost::{covered, Reading};
@@ -42,9 +44,9 @@ impl<R: Resolver> DurabilityState<R> {
             });
             t.durable(key, enter, exit, remaining, covered);
         }
-        if f.is_dir && !f.pending.is_empty() {
+        if f.is_dir && !f.rare.pending.is_empty() {
             let mut timeline = self.timeline.as_deref_mut();
-            f.pending.retain(|_, changes| {
+            f.rare.pending.retain(|_, changes| {
                 changes.retain(|e| {
                     let keep = e.ts >= enter;
                     if let (false, Some(t)) = (keep, timeline.as_deref_mut()) {
@@ -57,9 +59,7 @@ impl<R: Resolver> DurabilityState<R> {
         }
         // Memory: an emptied map still holds its buffer (every entry ever pending for a
         // directory), so give it back (a file's spans give theirs back themselves).
-        if f.pending.is_empty() {
-            f.pending = Default::default();
-        }
+        f.release_pending_if_empty();
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -127,11 +127,11 @@ impl<R: Resolver> DurabilityState<R> {
                     enter,
                     exit: ts,
                     op,
-                    errno: (ret < 0).then(|| (-ret) as i32),
+                    errno: (ret < 0).then(|| NonZeroI32::new((-ret) as i32)).flatten(),
                 };
                 t.sync(
                     key,
-                    || f.and_then(|f| f.path.clone()),
+                    || f.and_then(|f| f.path().cloned()),
                     f.is_some_and(|f| f.is_dir),
                     mark,
                 );
@@ -215,19 +215,14 @@ impl<R: Resolver> DurabilityState<R> {
         }
         match op {
             SyncOp::Sync => {
-                let keys: Vec<FileKey> = self.files.keys().copied().collect();
+                let keys: Vec<FileKey> = self.files.keys().collect();
                 for k in keys {
                     self.durable(k, enter, ts);
                 }
             }
             SyncOp::Syncfs => {
                 if let Some(dev) = file.map(|f| f.dev) {
-                    let keys: Vec<FileKey> = self
-                        .files
-                        .keys()
-                        .filter(|k| k.dev == dev)
-                        .copied()
-                        .collect();
+                    let keys: Vec<FileKey> = self.files.keys().filter(|k| k.dev == dev).collect();
                     for k in keys {
                         self.durable(k, enter, ts);
                     }
@@ -273,7 +268,7 @@ impl<R: Resolver> DurabilityState<R> {
         // Data announced dirty before this sync began, or a directory entry changed before
         // it: this sync had work to do, whatever the counters say.
         let dirty_before = f.dirty.iter().any(|d| d.since < enter)
-            || f.pending.values().flatten().any(|e| e.ts < enter);
+            || f.rare.pending.values().flatten().any(|e| e.ts < enter);
         // A file's first reading right after its only sync call is kept compact (most
         // files); else the full account records it.
         let (writes, bytes, redundant) = if let Some((writes, bytes)) = shared
@@ -343,13 +338,13 @@ impl<R: Resolver> DurabilityState<R> {
     fn forget_durable_base(&mut self, op: SyncOp, targets: &[FileKey], file: Option<FileKey>) {
         let forget = |f: &mut FileState| f.cost.forget_durable();
         match op {
-            SyncOp::Sync => self.files.values_mut().for_each(|f| forget(f)),
+            SyncOp::Sync => self.files.values_mut().for_each(&forget),
             SyncOp::Syncfs => {
                 let dev = file.map(|f| f.dev);
                 self.files
                     .values_mut()
                     .filter(|f| Some(f.key.dev) == dev)
-                    .for_each(|f| forget(f));
+                    .for_each(&forget);
             }
             _ => {
                 for k in targets {

@@ -18,13 +18,14 @@
 //! Bounded: at most `max_items` intervals, readings, sync marks, entry changes and lanes; what
 //! comes later is not recorded but counted (`Cut`), never silently dropped. Items already
 //! recorded are still completed (durable points), so what is kept stays right.
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use compact_str::CompactString;
 use smallvec::SmallVec;
 
 use fsync_trace_common::{FileKey, SyncOp};
 
+use super::table::{Keyed, KeyedTable};
 use super::EntryOp;
 use crate::extent::Extent;
 
@@ -192,7 +193,9 @@ pub struct SyncMark {
     pub enter: u64,
     pub exit: u64,
     pub op: SyncOp,
-    pub errno: Option<i32>,
+    /// The call's errno if it failed (never 0: 4 bytes, so a lane with one sync fits a
+    /// 240-byte block).
+    pub errno: Option<std::num::NonZeroI32>,
 }
 
 /// A change of one directory entry.
@@ -229,18 +232,80 @@ pub struct Lane {
     pub is_dir: bool,
     pub dirty: SmallVec<[Interval; 1]>,
     pub syncs: SmallVec<[SyncMark; 1]>,
-    pub entries: Vec<EntryChange>,
+    /// A directory's entry changes (one pointer in the lanes of files).
+    pub entries: Entries,
     /// Index of the interval at risk now.
     open: Option<u32>,
-    /// A closed interval whose total waits for the next reading, with the extent of its
-    /// segments already closed (one per lane at most: kept here, not in every interval).
-    awaiting: Option<(u32, Extent)>,
+    /// A closed interval whose total waits for the next reading ([`NO_SEQ`]: none), with the
+    /// extent of its segments already closed (one per lane at most: kept here, not in every
+    /// interval; apart, not as an `Option` of both: 8 bytes less).
+    awaiting: Awaiting,
+    awaiting_extent: Extent,
+}
+
+/// The index of a lane's interval awaiting its total ([`NO_SEQ`]: none, the default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Awaiting(u32);
+
+impl Default for Awaiting {
+    fn default() -> Self {
+        Awaiting(NO_SEQ)
+    }
+}
+
+impl Keyed for Lane {
+    fn key(&self) -> FileKey {
+        self.key
+    }
 }
 
 impl Lane {
+    fn set_awaiting(&mut self, i: u32, closed: Extent) {
+        (self.awaiting, self.awaiting_extent) = (Awaiting(i), closed);
+    }
+
+    fn take_awaiting(&mut self) -> Option<(u32, Extent)> {
+        let Awaiting(i) = std::mem::take(&mut self.awaiting);
+        let closed = std::mem::take(&mut self.awaiting_extent);
+        (i != NO_SEQ).then_some((i, closed))
+    }
+
     /// The index the next pushed interval gets.
     fn next_interval(&self) -> u32 {
         u32::try_from(self.dirty.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// A directory lane's entry changes, in order: one pointer until the first.
+/// (A boxed Vec: one pointer in every lane instead of a Vec's three words.)
+#[derive(Clone, Debug, Default)]
+#[allow(clippy::box_collection)]
+pub struct Entries(Option<Box<Vec<EntryChange>>>);
+
+impl Entries {
+    fn push(&mut self, c: EntryChange) {
+        self.0.get_or_insert_with(Box::default).push(c);
+    }
+}
+
+impl std::ops::Deref for Entries {
+    type Target = [EntryChange];
+    fn deref(&self) -> &[EntryChange] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl std::ops::DerefMut for Entries {
+    fn deref_mut(&mut self) -> &mut [EntryChange] {
+        self.0.as_deref_mut().map_or(&mut [], Vec::as_mut_slice)
+    }
+}
+
+impl<'a> IntoIterator for &'a Entries {
+    type Item = &'a EntryChange;
+    type IntoIter = std::slice::Iter<'a, EntryChange>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 
@@ -260,9 +325,9 @@ pub struct Timeline {
     pub cut: Cut,
     /// Time of the event being applied (removals learn it from here).
     pub(super) now: u64,
-    /// Boxed: a lane is 144 bytes and the table keeps an eighth of its slots and more empty
-    /// (and twice its size while it grows).
-    lanes: HashMap<FileKey, Box<Lane>>,
+    /// Boxed: a lane is 264 bytes and the table keeps an eighth of its slots and more empty
+    /// (and twice its size while it grows); pointers alone (a lane holds its key).
+    lanes: KeyedTable<Lane>,
 }
 
 impl Timeline {
@@ -272,7 +337,7 @@ impl Timeline {
             items: 0,
             cut: Cut::default(),
             now: 0,
-            lanes: HashMap::new(),
+            lanes: KeyedTable::default(),
         }
     }
 
@@ -305,7 +370,7 @@ impl Timeline {
         path: impl FnOnce() -> Option<Arc<str>>,
         extra: usize,
     ) -> Option<&mut Lane> {
-        let new = !self.lanes.contains_key(&key);
+        let new = self.lanes.get(&key).is_none();
         let need = extra + usize::from(new);
         if self.items + need > self.max_items {
             self.cut.items += need as u64;
@@ -313,7 +378,7 @@ impl Timeline {
             return None;
         }
         self.items += need;
-        Some(self.lanes.entry(key).or_insert_with(|| {
+        Some(self.lanes.get_or_insert_with(key, || {
             Box::new(Lane {
                 key,
                 path: path(),
@@ -324,7 +389,7 @@ impl Timeline {
 
     /// Lanes, in no particular order.
     pub fn lanes(&self) -> impl Iterator<Item = &Lane> {
-        self.lanes.values().map(|l| &**l)
+        self.lanes.values()
     }
 
     /// The file got dirty at `ts` (a `Dirty` record; `abs`: its counters before that write;
@@ -344,7 +409,7 @@ impl Timeline {
     ) {
         // What waits for this reading is completed even when there is no room for more.
         if let Some(lane) = self.lanes.get_mut(&key) {
-            if let Some((i, partial)) = lane.awaiting.take() {
+            if let Some((i, partial)) = lane.take_awaiting() {
                 let d = &mut lane.dirty[i as usize];
                 d.total = Some(abs.since(d.start));
                 d.extent = Some(partial.union(prev));
@@ -394,7 +459,7 @@ impl Timeline {
             d.total = Some(abs.since(d.start));
             d.extent = Some(covered);
         } else {
-            lane.awaiting = Some((i, covered));
+            lane.set_awaiting(i, covered);
         }
         if let Some((since, by, abs, changes)) = remaining {
             if self.take() {
@@ -431,7 +496,7 @@ impl Timeline {
         if let Some(i) = lane.open.take() {
             lane.dirty[i as usize].removed.set(now);
             // An open interval's closed segments are not kept apart: none yet.
-            lane.awaiting = Some((i, Extent::Empty));
+            lane.set_awaiting(i, Extent::Empty);
         }
     }
 
@@ -512,7 +577,7 @@ impl Timeline {
         let Some(lane) = self.lanes.get_mut(&key) else {
             return;
         };
-        if let Some((i, partial)) = lane.awaiting.take() {
+        if let Some((i, partial)) = lane.take_awaiting() {
             let d = &mut lane.dirty[i as usize];
             d.total.get_or_insert(abs.since(d.start));
             d.extent.get_or_insert(partial.union(current));

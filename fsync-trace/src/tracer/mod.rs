@@ -2,6 +2,7 @@
 //! the programs of the chosen tier, choose what to trace, and read records and counters.
 mod attach;
 mod btf;
+mod counters;
 pub mod decode;
 mod error;
 mod probe;
@@ -15,6 +16,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 pub use btf::VMLINUX_BTF;
+pub use counters::KernelCounters;
 mod slots;
 mod uring;
 pub use error::TracerError;
@@ -539,19 +541,28 @@ impl Tracer {
         n
     }
 
-    /// Exact per-file counters kept in the kernel.
-    /// Ends tracing: unmaps the ring buffer (its pages count twice in our RSS) before reading
-    /// the final per-file counters, then detaches everything (the `Ebpf` is dropped).
-    pub fn into_file_counters(self) -> Result<Vec<(FileKey, FileCounters)>, TracerError> {
+    /// Ends tracing: unmaps the ring buffer (its pages count twice in our RSS) and lists the
+    /// files the kernel kept counters for; their counters are read one file at a time
+    /// ([`KernelCounters::for_each`]), then everything is detached.
+    pub fn into_file_counters(self) -> Result<KernelCounters, TracerError> {
         let Tracer { ebpf, events, .. } = self;
         drop(events);
         let map_err = |name| move |source| TracerError::Map { name, source };
-        let map = |name| ebpf.map(name).ok_or(TracerError::MissingMap(name));
-        let slots: BpfHashMap<_, FileKey, u32> =
-            BpfHashMap::try_from(map(names::FILE_SLOTS)?).map_err(map_err(names::FILE_SLOTS))?;
-        let stats: Array<_, FileCounters> =
-            Array::try_from(map(names::FILE_STATS)?).map_err(map_err(names::FILE_STATS))?;
-        read_counters(&slots, &stats)
+        let slots: BpfHashMap<_, FileKey, u32> = BpfHashMap::try_from(
+            ebpf.map(names::FILE_SLOTS)
+                .ok_or(TracerError::MissingMap(names::FILE_SLOTS))?,
+        )
+        .map_err(map_err(names::FILE_SLOTS))?;
+        // Sized first (a pass over the keys only): grown by doubling, the array of 100,000 files
+        // left its earlier copies (half its size, a quarter...) resident in the heap.
+        let mut keys = Vec::with_capacity(slots.keys().flatten().count());
+        for item in slots.iter() {
+            keys.push(item.map_err(map_err(names::FILE_SLOTS))?);
+        }
+        // Key order, each key once (a walk of a hash map can meet a key twice).
+        keys.sort_unstable_by_key(|(k, _)| *k);
+        keys.dedup_by_key(|(k, _)| *k);
+        Ok(KernelCounters { ebpf, keys })
     }
 
     /// Everything the kernel side could not record, plus undecodable records.

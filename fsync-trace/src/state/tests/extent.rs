@@ -75,7 +75,7 @@ fn extent_now(a: &AtRisk, key: FileKey) -> Extent {
 
 fn end_extent(a: &Analysis, key: FileKey) -> Option<Extent> {
     let (f, c) = a.files.iter().find(|(f, _)| f.key == key).expect("file");
-    f.unsynced_extent(c)
+    f.unsynced_extent(&c.get())
 }
 
 fn timeline_at(a: &Analysis, t: u64, key: FileKey) -> Option<(u64, Extent)> {

@@ -46,9 +46,9 @@ fn link_then_unlink_keeps_the_data_under_the_new_name() {
     let a = run(events, 100, &[(F, 1, 40)]);
     let f = file(&a, F);
     assert!(!f.removed);
-    assert_eq!(f.path.as_deref(), Some("/d/ab12"));
+    assert_eq!(f.path_str(), Some("/d/ab12"));
     assert_eq!(
-        f.names.iter().map(|n| &**n).collect::<Vec<_>>(),
+        f.names().iter().map(|n| &**n).collect::<Vec<_>>(),
         ["/d/ab12"]
     );
     assert_eq!(
@@ -107,7 +107,7 @@ fn rename_between_two_names_of_one_file_changes_nothing() {
     let a = run(events, 100, &[(F, 0, 0)]);
     let f = file(&a, F);
     assert!(!f.removed);
-    assert_eq!(f.names.len(), 2);
+    assert_eq!(f.names().len(), 2);
 }
 
 #[test]
@@ -119,8 +119,8 @@ fn descriptors_opened_before_tracing_are_named_by_the_kernel() {
         name_ev(2, G, "/var/log/other.log", 1),
     ];
     let a = run(events, 100, &[(F, 1, 5), (G, 2, 6)]);
-    assert_eq!(file(&a, F).path.as_deref(), Some("/var/log/app.log"));
-    assert_eq!(file(&a, G).path.as_deref(), Some("/var/log/other.log"));
+    assert_eq!(file(&a, F).path_str(), Some("/var/log/app.log"));
+    assert_eq!(file(&a, G).path_str(), Some("/var/log/other.log"));
     let mut k = kinds(&a);
     k.sort();
     assert_eq!(
@@ -142,7 +142,7 @@ fn a_deleted_file_is_named_as_such() {
     let a = run(events, 100, &[(F, 1, 5)]);
     let f = file(&a, F);
     assert!(f.removed);
-    assert_eq!(f.path.as_deref(), Some("/d/gone"));
+    assert_eq!(f.path_str(), Some("/d/gone"));
     assert!(a.findings.is_empty());
     // Never named at all: the report says why.
     let a = run(vec![dirty(1, G, 0, 0)], 100, &[(G, 1, 5)]);
@@ -181,21 +181,21 @@ fn a_reused_inode_number_starts_a_fresh_history() {
     }
     assert_eq!(s.take_slot_work().free, vec![7]);
     let a = s.finish(100, counters(&[(F, 1, 100)]).into());
-    let lives: Vec<&(Box<FileState>, FileCounters)> =
+    let lives: Vec<&(Box<FileState>, FinalCount)> =
         a.files.iter().filter(|(f, _)| f.key == F).collect();
     assert_eq!(lives.len(), 2);
     let old_life = lives
         .iter()
-        .find(|(f, _)| f.path.as_deref() == Some("/d/f0"))
+        .find(|(f, _)| f.path_str() == Some("/d/f0"))
         .unwrap();
     assert!(old_life.0.removed);
-    assert_eq!((old_life.0.fsyncs, old_life.1.writes), (1, 1));
+    assert_eq!((old_life.0.fsyncs, old_life.1.get().writes), (1, 1));
     let new_life = lives
         .iter()
-        .find(|(f, _)| f.path.as_deref() == Some("/d/g0"))
+        .find(|(f, _)| f.path_str() == Some("/d/g0"))
         .unwrap();
     assert!(!new_life.0.removed);
-    assert_eq!((new_life.0.fsyncs, new_life.1.writes), (0, 1));
+    assert_eq!((new_life.0.fsyncs, new_life.1.get().writes), (0, 1));
     assert_eq!(
         kinds(&a),
         vec![(FindingKind::UnsyncedWrite, "/d/g0".into(), None)]
@@ -225,7 +225,7 @@ fn reclaimed_slots_carry_their_counters() {
     s.apply(d);
     let a = s.finish(100, counters(&[(F, 2, 20)]).into());
     let (f, total) = a.files.iter().find(|(f, _)| f.key == F).unwrap();
-    assert_eq!((total.writes, total.bytes), (5, 320));
+    assert_eq!((total.get().writes, total.get().bytes), (5, 320));
     assert_eq!(f.unsynced(&counters(&[(F, 2, 20)])[&F]), (2, 20, 0));
     assert_eq!(a.released.reclaimed_slots, 1);
     assert_eq!(a.findings[0].unsynced_writes, Some(2));
@@ -312,7 +312,7 @@ fn creates_and_removals_in_a_huge_directory_cancel_by_name() {
         .filter(|(f, _)| !f.is_dir)
         .all(|(f, _)| f.removed));
     let dir = a.files.iter().find(|(f, _)| f.key == DIR).unwrap();
-    assert!(dir.0.pending.is_empty());
+    assert!(dir.0.rare.pending.is_empty());
 }
 
 #[test]
@@ -334,7 +334,7 @@ fn pending_entries_of_one_actor_share_it() {
     }
     let a = s.finish(1_000, counters(&[]).into());
     let dir = a.files.iter().find(|(f, _)| f.key == DIR).unwrap();
-    let actor_of = |name: &str| dir.0.pending[name][0].actor.clone();
+    let actor_of = |name: &str| dir.0.rare.pending[name][0].actor.clone();
     assert!(std::sync::Arc::ptr_eq(&actor_of("f0"), &actor_of("f1")));
     assert_eq!(*actor_of("f1"), actor());
     assert_eq!(actor_of("f2").pid, 11);
@@ -361,4 +361,38 @@ fn a_process_is_relabeled_by_the_cgroup_id_it_acts_in_once_the_id_is_named() {
     assert!(!st.cgroup_differs(7, 42));
     assert_eq!(st.workload_of(7).map(|w| w.cgroup.as_str()), Some("/moved"));
     assert!(st.cgroup_differs(7, 43));
+}
+
+#[test]
+fn a_large_name_index_rebuilt_still_moves_renamed_subtrees() {
+    let sub = FileKey { ino: 50, ..DIR };
+    let mut s = DurabilityState::new(NoResolver);
+    s.apply(ev(
+        1,
+        EventKind::Open {
+            file: sub,
+            parent: DIR,
+            is_dir: true,
+            path: "/d/a".into(),
+            open_flags: 0,
+            created: false,
+            fd: 5,
+            nlink: 1,
+            prior: None,
+        },
+    ));
+    // In order, past the first rebuilds (4,096 and 8,192 names).
+    let key = |i: u64| FileKey { ino: 1000 + i, ..F };
+    for i in 0..10_000 {
+        s.apply(open(2 + i, key(i), &format!("/d/a/f{i:05}"), true));
+    }
+    assert!(s.paths_compacted >= 8192);
+    s.apply(ns(20_000, NamespaceOp::Rename, "a", Some("b")));
+    assert_eq!(s.paths.len(), 10_001);
+    assert_eq!(s.paths.get("/d/b/f09999"), Some(&key(9999)));
+    let a = s.finish(30_000, counters(&[]).into());
+    for i in [0, 4095, 4096, 8191, 9999] {
+        let want = format!("/d/b/f{i:05}");
+        assert_eq!(file(&a, key(i)).path_str(), Some(want.as_str()));
+    }
 }

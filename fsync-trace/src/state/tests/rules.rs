@@ -263,7 +263,7 @@ fn rename_of_unsynced_file_is_reported_and_its_path_follows() {
         vec![(FindingKind::RenameBeforeFsync, "/d/cfg".into(), None)]
     );
     assert_eq!(a.findings[0].source.as_deref(), Some("/d/cfg.tmp"));
-    assert_eq!(file(&a, F).path.as_deref(), Some("/d/cfg"));
+    assert_eq!(file(&a, F).path_str(), Some("/d/cfg"));
 }
 
 #[test]
@@ -416,7 +416,7 @@ fn renaming_a_directory_moves_the_paths_below_it() {
     events.push(dirty(3, F, 0, 0));
     events.push(ns(4, NamespaceOp::Rename, "a", Some("b")));
     let a = run(events, 100, &[(F, 1, 1)]);
-    assert_eq!(file(&a, F).path.as_deref(), Some("/d/b/f"));
+    assert_eq!(file(&a, F).path_str(), Some("/d/b/f"));
     assert!(a
         .findings
         .iter()

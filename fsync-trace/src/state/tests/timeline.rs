@@ -299,3 +299,10 @@ fn timeline_items_stay_small() {
     assert!(std::mem::size_of::<EntryChange>() <= 56);
     assert!(std::mem::size_of::<Lane>() <= 264);
 }
+
+#[test]
+fn a_lane_of_one_interval_and_one_sync_fits_a_240_byte_block() {
+    // 232 + 8 bytes of allocator header: up to 25,000 lanes (a bound of 100,000 items).
+    assert!(std::mem::size_of::<crate::state::timeline::Lane>() <= 232);
+    assert_eq!(std::mem::size_of::<crate::state::timeline::SyncMark>(), 24);
+}

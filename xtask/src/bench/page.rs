@@ -163,13 +163,13 @@ impl Page<'_> {
                  figure is the tracer's own: a process's `ru_maxrss` also counts the address space it \
                  had before its exec, which for a child spawned straight from the benchmark is the \
                  benchmark's own (its peak, every parsed report included). The peak is reached \
-                 twice at about the same height: when the last file is synced (every file state and \
-                 name, the directory's 100,000 pending entry names, the timeline's 100,000 items, the \
-                 ring buffer) and while the report is built (the pending entries gone, the kernel's \
-                 final counters of every file, 128 bytes each, in their place). Per file the state \
-                 keeps a 160-byte block (its rarely set fields and its dirty spans are boxed on first \
-                 use), its one sync in a 64-byte block, its path, a name index entry and a hash table \
-                 slot.\n\n",
+                 when the last file is synced (every file state and name, the directory's 100,000 \
+                 pending entry names, the timeline's 100,000 items, the ring buffer); the report is \
+                 built about 8 MB lower (the ring buffer unmapped, the pending entries gone, the \
+                 kernel's final counters read one file at a time and kept in 16 bytes each beside its \
+                 state). Per file the state keeps a 128-byte block (its rarely set fields, its dirty \
+                 spans and a directory's pending entries are boxed on first use), its one sync in a \
+                 48-byte block, its path, a name index entry and an 8-byte hash table slot.\n\n",
             );
         }
 

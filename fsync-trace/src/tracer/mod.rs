@@ -17,6 +17,7 @@ use aya::{
 };
 pub use btf::VMLINUX_BTF;
 pub use counters::KernelCounters;
+use counters::{read_counters, read_slots};
 mod slots;
 mod uring;
 pub use error::TracerError;
@@ -96,29 +97,6 @@ pub struct Tracer {
     freed_slots: u64,
     /// The `block_rq_issue` hook is attached (see [`Tracer::counts_device_flushes`]).
     device_flushes: bool,
-}
-
-/// Every file's counters: its slot from `FILE_SLOTS`, then that slot of `FILE_STATS`.
-fn read_counters<S, C>(
-    slots: &BpfHashMap<S, FileKey, u32>,
-    stats: &Array<C, FileCounters>,
-) -> Result<Vec<(FileKey, FileCounters)>, TracerError>
-where
-    S: std::borrow::Borrow<MapData>,
-    C: std::borrow::Borrow<MapData>,
-{
-    let map_err = |name| move |source| TracerError::Map { name, source };
-    // Sized first (a pass over the keys only): grown by doubling, the array of 100,000 files
-    // left its earlier copies (half its size, a quarter...) resident in the heap.
-    let mut out = Vec::with_capacity(slots.keys().flatten().count());
-    for item in slots.iter() {
-        let (key, slot) = item.map_err(map_err(names::FILE_SLOTS))?;
-        out.push((
-            key,
-            stats.get(&slot, 0).map_err(map_err(names::FILE_STATS))?,
-        ));
-    }
-    Ok(out)
 }
 
 /// A second handle on `map` (map `name`), owned, to move to another thread.
@@ -553,12 +531,7 @@ impl Tracer {
                 .ok_or(TracerError::MissingMap(names::FILE_SLOTS))?,
         )
         .map_err(map_err(names::FILE_SLOTS))?;
-        // Sized first (a pass over the keys only): grown by doubling, the array of 100,000 files
-        // left its earlier copies (half its size, a quarter...) resident in the heap.
-        let mut keys = Vec::with_capacity(slots.keys().flatten().count());
-        for item in slots.iter() {
-            keys.push(item.map_err(map_err(names::FILE_SLOTS))?);
-        }
+        let mut keys = read_slots(&slots)?;
         // Key order, each key once (a walk of a hash map can meet a key twice).
         keys.sort_unstable_by_key(|(k, _)| *k);
         keys.dedup_by_key(|(k, _)| *k);

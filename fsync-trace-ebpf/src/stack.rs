@@ -86,14 +86,15 @@ pub fn forget_process(tgid: u32) {
     let _ = STACK_PROCS.remove(tgid);
 }
 
-/// The 64-bit FNV prime.
+/// The 64-bit FNV-1a offset basis and prime.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a over the 64-bit words of the frames (the unused tail is zero, so the whole array is
 /// hashed without a data-dependent bound).
 #[inline(always)]
 fn hash_frames(ips: &[u64; STACK_FRAMES]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = FNV_OFFSET;
     for ip in ips {
         h = (h ^ *ip).wrapping_mul(FNV_PRIME);
     }
@@ -103,7 +104,7 @@ fn hash_frames(ips: &[u64; STACK_FRAMES]) -> u64 {
 /// [`hash_frames`] of a walk that gave `ip` alone (the zeros after it only multiply).
 #[inline(always)]
 fn hash_lone_frame(ip: u64) -> u64 {
-    let mut h = (0xcbf2_9ce4_8422_2325_u64 ^ ip).wrapping_mul(FNV_PRIME);
+    let mut h = (FNV_OFFSET ^ ip).wrapping_mul(FNV_PRIME);
     for _ in 1..STACK_FRAMES {
         h = h.wrapping_mul(FNV_PRIME);
     }
